@@ -1,0 +1,88 @@
+"""Fixtures shared across the suite: the reference policy, small generated datasets, the official schemas,
+and a real S3 API server (moto in server mode) on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SCHEMAS = ROOT.parent / "shared" / "schemas"
+POLICY = ROOT / "gates" / "fraud-detection.yaml"
+
+
+@pytest.fixture(scope="session")
+def policy_file() -> Path:
+    return POLICY
+
+
+@pytest.fixture(scope="session")
+def schemas_dir() -> Path:
+    if not (SCHEMAS / "argo-workflows.schema.json").is_file():
+        pytest.skip(f"the official Argo schemas are not at {SCHEMAS} (../shared/schemas beside the repo)")
+    return SCHEMAS
+
+
+@pytest.fixture(scope="session")
+def dataset_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """20k generated rows as CSV (session-wide: generating is cheap, training on it is the slow part)."""
+    from steps._data import generate, write_frame
+
+    out = tmp_path_factory.mktemp("data") / "transactions.csv"
+    write_frame(generate(20000, seed=7), out)
+    return out
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[str]:
+    """A real S3 API (moto's server mode) on 127.0.0.1; yields its endpoint URL."""
+    moto_server = pytest.importorskip("moto.server")
+    port = free_port()
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_env(s3_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Point boto3 (in this process and in subprocesses) at the test S3 server; yields the endpoint."""
+    for key, value in {
+        "AWS_ENDPOINT_URL": s3_server,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    return s3_server
+
+
+@pytest.fixture
+def s3_bucket(s3_env: str) -> str:
+    """A fresh, empty bucket on the test S3 server; yields its name."""
+    import uuid
+
+    import boto3
+
+    name = f"mlops-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=s3_env).create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture(autouse=True)
+def _no_progress_bars(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GX_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("MPLBACKEND", "Agg")
