@@ -1,0 +1,105 @@
+"""The register step: store a gated bundle as a registry version, `staged` if it passed, else `rejected`.
+
+Exit 0 staged; 1 rejected (recorded, so the workflow can end Failed); 2 bad input; 3 storage unreachable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from steps import _bundle
+from steps._errors import UsageError, run
+from steps._registry import Registry, check_model
+
+
+def read_gate_report(path: Path, model: str) -> dict[str, Any]:
+    """The gate step's gate.json; it must say `passed` (true or false) and, if it names a model, this one."""
+    try:
+        report = json.loads(path.read_text())
+    except FileNotFoundError as err:
+        raise UsageError(f"--gate-report {path}: no such file") from err
+    except (OSError, ValueError) as err:
+        raise UsageError(f"--gate-report {path}: not a readable JSON file: {err}") from err
+    if not isinstance(report, dict):
+        raise UsageError(f"--gate-report {path}: must be a JSON object, found {type(report).__name__}")
+    if not isinstance(report.get("passed"), bool):
+        raise UsageError(f"--gate-report {path}: field 'passed' must be true or false, got {report.get('passed')!r}")
+    if report.get("model", model) != model:
+        raise UsageError(f"--gate-report {path}: field 'model' is {report['model']!r}, but --model is {model!r}")
+    return report
+
+
+def register(
+    bundle: Path,
+    gate_report: Path,
+    model: str,
+    registry: str | None = None,
+    git_commit: str | None = None,
+    reason: str | None = None,
+) -> tuple[dict[str, Any], bool]:
+    """Register the bundle; returns (the version's record, whether this call created it)."""
+    check_model(model)
+    report = read_gate_report(gate_report, model)
+    reg = Registry.open(registry)
+    try:
+        fingerprint = _bundle.read_manifest(bundle).get("fingerprint")
+    except _bundle.BundleError as err:
+        raise UsageError(f"--bundle {bundle}: {err}") from err
+    # Only for the message: register() itself is idempotent whatever happens in between.
+    existed = isinstance(fingerprint, str) and fingerprint and reg.find(model, fingerprint) is not None
+    try:
+        record = reg.register(
+            model, bundle, passed=report["passed"], gate_report=report, reason=reason, git_commit=git_commit
+        )
+    except OSError as err:  # an unreadable bundle file: bad input, never the "rejected" exit code 1
+        raise UsageError(f"--bundle {bundle}: {err}") from err
+    return record, not existed
+
+
+def summary(model: str, record: dict[str, Any], created: bool) -> str:
+    version, status = record["version"], record["status"]
+    fingerprint = f"fingerprint {str(record['fingerprint'])[:8]}…"
+    if not created:
+        return f"register: {model} v{version} already registered, now {status} ({fingerprint})"
+    if status == "rejected":
+        return f"register: {model} v{version} rejected: {record['history'][-1]['why']} ({fingerprint})"
+    return f"register: {model} v{version} {status} ({fingerprint})"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m steps.register", description=__doc__)
+    parser.add_argument("--bundle", type=Path, required=True, help="the model bundle folder (train's --bundle)")
+    parser.add_argument("--gate-report", type=Path, required=True, help="the gate step's gate.json")
+    parser.add_argument("--model", required=True, help="the model name (gates/<model>.yaml)")
+    parser.add_argument("--registry", default=None, help="folder, file:// or s3://bucket/prefix")
+    parser.add_argument("--git-commit", default="", help="overrides the bundle's git_commit")
+    parser.add_argument("--reason", default="", help="why this training ran; overrides the bundle's reason")
+    parser.add_argument("--version-out", type=Path, default=None, help="write the version number here")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+
+    def body() -> int:
+        record, created = register(
+            args.bundle, args.gate_report, args.model, args.registry, args.git_commit or None, args.reason or None
+        )
+        if args.version_out is not None:
+            try:
+                args.version_out.parent.mkdir(parents=True, exist_ok=True)
+                args.version_out.write_text(str(record["version"]))
+            except OSError as err:
+                raise UsageError(f"--version-out {args.version_out}: cannot write: {err}") from err
+        print(summary(args.model, record, created))
+        return 0 if record["gate"]["passed"] else 1
+
+    return run("register", body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
