@@ -93,7 +93,8 @@ def generate(rows: int, seed: int = 0, drift: float = 0.0) -> pd.DataFrame:
     """A synthetic card-transaction dataset matching gates/fraud-detection.yaml: 23 features, ~2.5% fraud.
 
     Fraudulent rows draw several features from shifted distributions, so a good model learns real signal.
-    `drift` in [0, 1] shifts means, scales and category mixes of 9 of the 23 features (more than a third);
+    `drift` in [0, 1] shifts means, scales and category mixes of 12 of the 23 features (more than a third;
+    `amount` and `txn_count_24h` move with the features they are computed from);
     the label's dependence on the features stays the same, as with real covariate drift.
     """
     if rows < 1:
@@ -107,7 +108,7 @@ def generate(rows: int, seed: int = 0, drift: float = 0.0) -> pd.DataFrame:
     # The label comes first; fraudulent rows draw several features from shifted distributions, except a
     # camouflaged share that looks like everyone else, so the signal is learnable but not trivial.
     is_fraud = (rng.random(n) < 0.025).astype(np.int64)
-    f = (is_fraud == 1) & (rng.random(n) < 0.7)
+    f = (is_fraud == 1) & (rng.random(n) < 0.95)
 
     def cat(values: list[str], p: list[float], shift_to: list[float] | None = None,
             fraud_p: list[float] | None = None) -> np.ndarray:
@@ -194,5 +195,5 @@ def generate(rows: int, seed: int = 0, drift: float = 0.0) -> pd.DataFrame:
 # Features `generate(drift=...)` shifts; tests and benchmarks check that drift detection finds these.
 DRIFTED_FEATURES = (
     "merchant_category", "channel", "entry_mode", "account_age_days", "customer_age", "amount_to_median_ratio",
-    "hour", "distance_from_home_km", "txn_count_1h", "utilization",
+    "hour", "distance_from_home_km", "txn_count_1h", "utilization", "amount", "txn_count_24h",
 )
