@@ -1,0 +1,72 @@
+"""Helpers for the workflow tests: tiny WorkflowTemplates whose containers run `python -c ...`, and a way
+to run them through the same path as `mlops run --from FILE` (written to disk, loaded back, executed)."""
+
+from __future__ import annotations
+
+import copy
+import io
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from workflows import runner
+
+
+def container(name: str, code: str, *, args: list[str] | None = None, **extra: Any) -> dict[str, Any]:
+    """A container template running `python -c code args...`."""
+    template = {"name": name, "container": {"image": "python:3.11", "command": ["python", "-c", code],
+                                            "args": args or []}}
+    template.update(extra)
+    return template
+
+
+def workflow(tasks: list[dict[str, Any]], templates: list[dict[str, Any]], **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "WorkflowTemplate",
+        "metadata": {"name": "tiny"},
+        "spec": copy.deepcopy(
+            {"entrypoint": "main", "templates": [*templates, {"name": "main", "dag": {"tasks": tasks}}], **spec}
+        ),
+    }
+
+
+class Ran:
+    def __init__(self, result: runner.RunResult, output: str, path: Path):
+        self.result, self.output, self.path = result, output, path
+
+    @property
+    def phases(self) -> dict[str, str]:
+        return {name: t.phase for name, t in self.result.tasks.items()}
+
+    def task(self, name: str) -> Any:
+        return self.result.tasks[name]
+
+
+def run_file(path: Path, cwd: Path, params: dict[str, str] | None = None,
+             config_maps: dict[str, dict[str, str]] | None = None) -> Ran:
+    """Load a workflow YAML from disk and run it, as `mlops run --from` does."""
+    doc, yaml_maps = runner.load(path)
+    params = params or {}
+    stream = io.StringIO()
+    run_dir = runner.new_run_dir(cwd / ".mlops" / "runs", "tiny")
+    engine = runner.Runner(doc, parameters=runner.resolve_parameters(doc, params), run_dir=run_dir,
+                           name=runner.workflow_name(doc), local=set(params), config_maps=yaml_maps,
+                           local_config_maps=config_maps, cwd=cwd, progress=runner.Progress(stream))
+    result = engine.run()
+    return Ran(result, stream.getvalue(), path)
+
+
+@pytest.fixture
+def run_yaml(tmp_path: Path):
+    """Write documents to tmp/workflow.yaml and run them from disk."""
+
+    def run(*docs: dict[str, Any], params: dict[str, str] | None = None,
+            config_maps: dict[str, dict[str, str]] | None = None) -> Ran:
+        path = tmp_path / "workflow.yaml"
+        path.write_text(yaml.safe_dump_all(docs, sort_keys=False), encoding="utf-8")
+        return run_file(path, tmp_path, params, config_maps)
+
+    return run

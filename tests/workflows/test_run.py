@@ -1,0 +1,202 @@
+"""`mlops run training`: renders the model's template into a run folder and runs that YAML.
+
+The steps here are stand-ins written to tmp (a `steps` package in the current folder shadows the real one
+for `python -m steps.<name>`); each parses exactly the command line of docs/steps.md, so these tests check
+the wiring of the real template: flags, paths, artifacts, output parameters, env, the summary.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from workflows import run
+
+FAKE_STEPS = {
+    "__init__.py": "",
+    "validate.py": '''
+import argparse, json, os, sys
+p = argparse.ArgumentParser()
+for flag in ("--dataset", "--policy", "--out", "--report"):
+    p.add_argument(flag, required=True)
+a = p.parse_args()
+assert os.path.isfile(a.policy), a.policy
+os.makedirs(a.out)
+with open(a.dataset, "rb") as src, open(os.path.join(a.out, "data.parquet"), "wb") as dst:
+    dst.write(src.read(64))
+json.dump({"passed": True, "dataset": a.dataset}, open(a.report, "w"))
+''',
+    "train.py": '''
+import argparse, json, os
+p = argparse.ArgumentParser()
+for flag in ("--data", "--policy", "--bundle", "--holdout"):
+    p.add_argument(flag, required=True)
+for flag in ("--git-commit", "--reason", "--drifted-features", "--fingerprint-out"):
+    p.add_argument(flag)
+a = p.parse_args()
+assert os.path.isfile(os.path.join(a.data, "data.parquet"))
+os.makedirs(a.bundle)
+json.dump({"git_commit": a.git_commit, "reason": a.reason, "drifted_features": json.loads(a.drifted_features)},
+          open(os.path.join(a.bundle, "bundle.json"), "w"))
+open(a.holdout, "w").write("holdout")
+open(a.fingerprint_out, "w").write("f1ngerprint\\n")
+''',
+    "gate.py": '''
+import argparse, json, os, sys
+p = argparse.ArgumentParser()
+for flag in ("--bundle", "--holdout", "--policy", "--report-dir", "--passed-out"):
+    p.add_argument(flag, required=True)
+p.add_argument("--registry")
+p.add_argument("--baseline-version")
+a = p.parse_args()
+assert os.path.isfile(os.path.join(a.bundle, "bundle.json")) and os.path.isfile(a.holdout)
+passed = os.environ.get("FAKE_VERDICT", "passed") == "passed"
+os.makedirs(a.report_dir)
+report = {"model": "fraud-detection", "passed": passed, "candidate": {"accuracy": 0.97, "pr_auc": 0.71},
+          "baseline": None, "failed": [] if passed else ["pr_auc"],
+          "gates": [{"name": "accuracy", "passed": True, "value": 0.97, "bound": 0.92, "bound_kind": "minimum"},
+                    {"name": "pr_auc", "passed": passed, "value": 0.71, "bound": 0.5 if passed else 0.8,
+                     "bound_kind": "minimum"}]}
+json.dump(report, open(os.path.join(a.report_dir, "gate.json"), "w"))
+open(os.path.join(a.report_dir, "gate.html"), "w").write("<html></html>")
+open(a.passed_out, "w").write("true" if passed else "false")
+''',
+    "register.py": '''
+import argparse, json, os, sys
+p = argparse.ArgumentParser()
+for flag in ("--bundle", "--gate-report", "--model"):
+    p.add_argument(flag, required=True)
+for flag in ("--registry", "--git-commit", "--reason", "--version-out"):
+    p.add_argument(flag)
+a = p.parse_args()
+report = json.load(open(a.gate_report))
+json.dump({"model": a.model, "env_registry": os.environ["MLOPS_REGISTRY"], "actor": os.environ["MLOPS_ACTOR"],
+           "passed": report["passed"], "commit": a.git_commit}, open("registered.json", "w"))
+open(a.version_out, "w").write("7")
+sys.exit(0 if report["passed"] else 1)
+''',
+}
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty folder (no gates/: the packaged policy applies) holding the stand-in steps; the current folder."""
+    steps = tmp_path / "steps"
+    steps.mkdir()
+    for name, text in FAKE_STEPS.items():
+        (steps / name).write_text(text)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLOPS_REGISTRY", raising=False)
+    return tmp_path
+
+
+def _state(project: Path) -> dict:
+    (path,) = sorted((project / ".mlops" / "runs").glob("*/run.json"))[-1:]
+    return json.loads(path.read_text())
+
+
+def test_run_training_generates_data_runs_the_rendered_yaml_and_summarises(project, capsys):
+    assert run.main(["training", "-p", "git-commit=abc123"]) == 0
+    out = capsys.readouterr().out
+    state = _state(project)
+    assert state["phase"] == "Succeeded"
+    assert {n: t["phase"] for n, t in state["tasks"].items()} == dict.fromkeys(
+        ["validate", "train", "gate", "register"], "Succeeded")
+    assert state["tasks"]["train"]["outputs"]["parameters"] == {"fingerprint": "f1ngerprint"}
+    assert state["tasks"]["gate"]["outputs"]["parameters"] == {"passed": "true"}
+    run_dir = Path(state["tasks"]["register"]["log"]).parents[2]
+    # The YAML that ran is the rendered template, and the data was generated into the run folder.
+    doc = next(d for d in yaml.safe_load_all((run_dir / "workflow.yaml").read_text()) if d["kind"] == "WorkflowTemplate")
+    assert doc["metadata"]["name"] == "fraud-detection-training"
+    assert state["parameters"]["dataset"] == str(run_dir / "data" / "fraud-detection-reference.parquet")
+    assert len(pd.read_parquet(run_dir / "data" / "fraud-detection-reference.parquet")) == run.REFERENCE_ROWS
+    registered = json.loads((project / "registered.json").read_text())
+    assert registered == {"model": "fraud-detection", "env_registry": ".mlops/registry",
+                          "actor": f"argo:{state['name']}", "passed": True, "commit": "abc123"}
+    assert "Registered version: 7" in out
+    assert "Gate: PASSED" in out and "accuracy=0.97" in out
+    assert "gate.gate-report" in out and "gate.html" in out
+
+
+def test_a_rejected_candidate_is_registered_and_the_run_fails(project, capsys, tmp_path, dataset_csv, monkeypatch):
+    monkeypatch.setenv("FAKE_VERDICT", "rejected")
+    assert run.main(["training", "-p", f"dataset={dataset_csv}", "--registry", str(tmp_path / "reg")]) == 1
+    out = capsys.readouterr().out
+    state = _state(project)
+    assert state["phase"] == "Failed"
+    assert state["tasks"]["register"]["phase"] == "Failed"
+    assert json.loads((project / "registered.json").read_text())["env_registry"] == str(tmp_path / "reg")
+    assert "Gate: REJECTED (failed: pr_auc)" in out
+    assert "FAIL  pr_auc" in out
+
+
+def test_editing_the_rendered_yaml_changes_what_runs(project, dataset_csv, capsys):
+    """The runner follows the YAML: add a `when` to register in a rendered copy and register is skipped."""
+    assert run.main(["training", "-p", f"dataset={dataset_csv}"]) == 0
+    state = _state(project)
+    rendered = Path(state["tasks"]["register"]["log"]).parents[2] / "workflow.yaml"
+    docs = list(yaml.safe_load_all(rendered.read_text()))
+    template = next(d for d in docs if d["kind"] == "WorkflowTemplate")
+    dag = next(t for t in template["spec"]["templates"] if "dag" in t)
+    register = next(t for t in dag["dag"]["tasks"] if t["name"] == "register")
+    register["when"] = "{{tasks.gate.outputs.parameters.passed}} == false"
+    edited = project / "edited.yaml"
+    edited.write_text(yaml.safe_dump_all(docs))
+    (project / "registered.json").unlink()
+    assert run.main(["--from", str(edited), "-p", f"dataset={dataset_csv}"]) == 0
+    state = _state(project)
+    assert state["tasks"]["register"]["phase"] == "Skipped"
+    assert not (project / "registered.json").exists()
+
+
+def test_from_file_uses_the_policy_config_map_mounted_from_the_same_yaml(project, dataset_csv):
+    """Without -p policy, the default /etc/mlops/policy/<model>.yaml resolves to the ConfigMap volume."""
+    run.main(["training", "-p", f"dataset={dataset_csv}"])
+    rendered = Path(_state(project)["tasks"]["register"]["log"]).parents[2] / "workflow.yaml"
+    shutil.copy(rendered, project / "copy.yaml")
+    assert run.main(["--from", "copy.yaml", "-p", f"dataset={dataset_csv}"]) == 0
+    log = Path(_state(project)["tasks"]["validate"]["log"]).read_text()
+    assert "/volumes/policy/fraud-detection.yaml" in log
+
+
+def test_several_policies_and_no_model_is_an_error_listing_them(project, policy_file, capsys):
+    (project / "gates").mkdir()
+    shutil.copy(policy_file, project / "gates" / "fraud-detection.yaml")
+    text = policy_file.read_text().replace("model_name: fraud-detection", "model_name: churn")
+    (project / "gates" / "churn.yaml").write_text(text)
+    assert run.main(["training"]) == 2
+    assert "choose one with --model (models: churn, fraud-detection)" in capsys.readouterr().err
+
+
+def test_model_option_picks_the_template(project, policy_file, dataset_csv, capsys):
+    (project / "gates").mkdir()
+    text = policy_file.read_text().replace("model_name: fraud-detection", "model_name: churn")
+    (project / "gates" / "churn.yaml").write_text(text)
+    shutil.copy(policy_file, project / "gates" / "fraud-detection.yaml")
+    assert run.main(["training", "--model", "churn", "-p", f"dataset={dataset_csv}"]) == 0
+    assert _state(project)["name"].startswith("churn-training-")
+    assert _state(project)["parameters"]["policy"] == "gates/churn.yaml"
+
+
+def test_unknown_parameter_is_a_usage_error(project, capsys):
+    assert run.main(["training", "-p", "datset=x.csv"]) == 2
+    assert "no parameter 'datset'" in capsys.readouterr().err
+
+
+def test_a_refused_workflow_leaves_no_run_folder(project, capsys):
+    doc = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "metadata": {"generateName": "loop-"},
+           "spec": {"entrypoint": "main", "templates": [
+               {"name": "echo", "container": {"image": "x", "command": ["python", "-c", "print(1)"]}},
+               {"name": "main", "dag": {"tasks": [
+                   {"name": "a", "template": "echo"},
+                   {"name": "b", "template": "echo", "depends": "a", "when": "{{tasks.a.outputs.result}} == 1"}]}}]}}
+    (project / "loop.yaml").write_text(yaml.safe_dump(doc))
+    assert run.main(["--from", "loop.yaml"]) == 2
+    err = capsys.readouterr().err
+    assert "{{tasks.a.outputs.result}} (a task's stdout as its result) is not supported locally" in err
+    assert not list((project / ".mlops" / "runs").iterdir())

@@ -1,0 +1,186 @@
+"""The training WorkflowTemplate: its golden YAML, the official schemas, and the contract with the steps."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from steps._policy import load_policy
+from workflows import render
+from workflows._schemas import Schemas
+from workflows.lint import lint_document
+from workflows.training import build_policy_configmap, build_training
+
+GOLDEN = Path(__file__).parent / "golden" / "training-workflowtemplate.yaml"
+GOLDEN_HEADER = (
+    "# Golden copy of the training WorkflowTemplate for gates/fraud-detection.yaml, compared after parsing.\n"
+    "# Regenerate on purpose only (never in CI): UPDATE_GOLDEN=1 pytest tests/workflows/test_training.py\n"
+)
+STEPS_DOC = Path(__file__).resolve().parents[2] / "docs" / "steps.md"
+
+
+@pytest.fixture(scope="module")
+def template(policy_file: Path) -> dict[str, Any]:
+    return build_training(load_policy(policy_file)).to_dict()
+
+
+def _templates(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {t["name"]: t for t in doc["spec"]["templates"]}
+
+
+def test_training_template_matches_the_golden_yaml(template):
+    """Regenerate on purpose only: UPDATE_GOLDEN=1 pytest tests/workflows/test_training.py (never in CI)."""
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        GOLDEN.write_text(GOLDEN_HEADER + render.to_yaml(template), encoding="utf-8")
+    assert yaml.safe_load(GOLDEN.read_text(encoding="utf-8")) == template
+
+
+def test_every_rendered_document_validates_against_the_official_schemas(policy_file, schemas_dir):
+    schemas = Schemas(schemas_dir)
+    for name, doc in render.render_documents(load_policy(policy_file)).items():
+        assert schemas.validate(doc) == [], name
+
+
+def test_rendered_documents_pass_the_semantic_lint(policy_file, schemas_dir):
+    for name, doc in render.render_documents(load_policy(policy_file)).items():
+        assert lint_document(doc, name, 1, Schemas(schemas_dir)) == []
+
+
+def test_dag_is_validate_train_gate_register_with_register_after_any_verdict(template):
+    tasks = {t["name"]: t for t in _templates(template)["training"]["dag"]["tasks"]}
+    assert list(tasks) == ["validate", "train", "gate", "register"]
+    assert "depends" not in tasks["validate"]
+    assert tasks["train"]["depends"] == "validate"
+    assert tasks["gate"]["depends"] == "train"
+    # Not `gate.Succeeded && passed == true`: a rejected candidate is registered too (as rejected).
+    assert tasks["register"]["depends"] == "train && gate"
+    assert "when" not in tasks["register"]
+    assert template["spec"]["entrypoint"] == "training"
+
+
+def test_each_step_runs_its_module_with_the_documented_flags(template):
+    """The flags in the template are exactly the command lines of docs/steps.md."""
+    documented = STEPS_DOC.read_text(encoding="utf-8")
+    for name in ("validate", "train", "gate", "register"):
+        container = _templates(template)[name]["container"]
+        assert container["command"] == ["python", "-m", f"steps.{name}"]
+        block = re.search(rf"```\npython -m steps\.{name} (.*?)```", documented, re.DOTALL)
+        assert block, name
+        known = set(re.findall(r"--[a-z-]+", block.group(1)))
+        used = [a for a in container["args"] if a.startswith("--")]
+        assert set(used) <= known, (name, set(used) - known)
+
+
+def test_every_path_argument_is_an_argo_path_variable(template):
+    for name in ("validate", "train", "gate", "register"):
+        args = _templates(template)[name]["container"]["args"]
+        for flag, value in zip(args[::2], args[1::2], strict=True):
+            if flag in ("--dataset", "--policy"):
+                assert value.startswith("{{inputs.parameters."), (name, flag)
+            elif flag in ("--data", "--bundle", "--holdout", "--out", "--report", "--report-dir", "--gate-report",
+                          "--fingerprint-out", "--passed-out", "--version-out"):
+                assert re.match(r"\{\{(inputs|outputs)\.(artifacts|parameters)\.[a-z-]+\.path\}\}", value), (name, flag)
+
+
+def test_artifacts_pass_between_tasks_through_the_artifact_repository(template):
+    assert template["spec"]["artifactRepositoryRef"] == {"configMap": "artifact-repositories", "key": "mlops"}
+    tasks = {t["name"]: t for t in _templates(template)["training"]["dag"]["tasks"]}
+    froms = {(t, a["name"]): a["from"] for t, task in tasks.items() for a in task.get("arguments", {}).get("artifacts", [])}
+    assert froms == {
+        ("train", "data"): "{{tasks.validate.outputs.artifacts.validated}}",
+        ("gate", "bundle"): "{{tasks.train.outputs.artifacts.bundle}}",
+        ("gate", "holdout"): "{{tasks.train.outputs.artifacts.holdout}}",
+        ("register", "bundle"): "{{tasks.train.outputs.artifacts.bundle}}",
+        ("register", "gate-report"): "{{tasks.gate.outputs.artifacts.gate-report}}",
+    }
+    outputs = {n: [p["name"] for p in t.get("outputs", {}).get("parameters", [])] for n, t in _templates(template).items()}
+    assert outputs["train"] == ["fingerprint"] and outputs["gate"] == ["passed"] and outputs["register"] == ["version"]
+
+
+def test_only_the_transient_exit_code_is_retried(template):
+    for name in ("validate", "train", "gate", "register"):
+        retry = _templates(template)[name]["retryStrategy"]
+        assert retry["expression"] == "asInt(lastRetry.exitCode) == 3"
+        assert int(retry["limit"]) >= 1 and retry["backoff"]["duration"]
+
+
+def test_parameters_and_their_defaults_come_from_the_policy(template, policy_file):
+    policy = load_policy(policy_file)
+    params = {p["name"]: p["value"] for p in template["spec"]["arguments"]["parameters"]}
+    assert params == {
+        "dataset": policy.data.source, "model": policy.model_name,
+        "policy": f"/etc/mlops/policy/{policy.model_name}.yaml", "git-commit": "unknown", "reason": "manual",
+        "drifted-features": "[]", "baseline-version": "", "idempotency-key": "", "image-tag": params["image-tag"],
+    }
+    assert re.fullmatch(r"\d+\.\d+\.\d+.*", params["image-tag"])
+
+
+def test_pods_are_hardened_and_sized(template):
+    pod = template["spec"]["securityContext"]
+    assert pod["runAsNonRoot"] is True and isinstance(pod["runAsUser"], int)
+    assert pod["seccompProfile"] == {"type": "RuntimeDefault"}
+    volumes = {v["name"]: v for v in template["spec"]["volumes"]}
+    assert volumes["tmp"] == {"name": "tmp", "emptyDir": {}}
+    assert volumes["policy"]["configMap"]["name"] == "mlops-policy-fraud-detection"
+    for name in ("validate", "train", "gate", "register"):
+        container = _templates(template)[name]["container"]
+        ctx = container["securityContext"]
+        assert ctx["readOnlyRootFilesystem"] is True and ctx["allowPrivilegeEscalation"] is False
+        assert ctx["capabilities"] == {"drop": ["ALL"]}
+        assert set(container["resources"]) == {"requests", "limits"}
+        assert container["image"] == "ghcr.io/argo-mlops/steps:{{workflow.parameters.image-tag}}"
+        mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+        assert mounts == {"/tmp": "tmp", "/etc/mlops/policy": "policy"}
+        assert _templates(template)[name]["activeDeadlineSeconds"]
+
+
+def test_workflow_settings_survive_hera(template):
+    """Hera's models drop what they do not know without a word: check what we set is in the output."""
+    spec = template["spec"]
+    assert spec["serviceAccountName"] == "mlops-workflow"
+    assert spec["podGC"] == {"strategy": "OnPodSuccess"}
+    assert set(spec["ttlStrategy"]) == {"secondsAfterSuccess", "secondsAfterFailure"}
+    assert spec["activeDeadlineSeconds"] > 0
+    assert spec["workflowMetadata"]["labels"] == template["metadata"]["labels"]
+    assert spec["podMetadata"]["labels"] == template["metadata"]["labels"]
+
+
+def test_registry_and_credentials_come_from_the_config_map_and_secret(template):
+    env = {e["name"]: e for e in _templates(template)["register"]["container"]["env"]}
+    assert env["MLOPS_REGISTRY"]["valueFrom"] == {"configMapKeyRef": {"name": "mlops-config", "key": "registry"}}
+    assert env["AWS_ENDPOINT_URL"]["valueFrom"]["configMapKeyRef"]["optional"] is True
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        assert env[key]["valueFrom"]["secretKeyRef"]["name"] == "mlops-s3"
+        assert env[key]["valueFrom"]["secretKeyRef"]["optional"] is True
+    assert env["MLOPS_ACTOR"]["value"] == "argo:{{workflow.name}}"
+
+
+def test_labels_and_provenance_annotations(template, policy_file):
+    meta = template["metadata"]
+    assert meta["name"] == "fraud-detection-training"
+    assert meta["labels"] == {"app.kubernetes.io/name": "fraud-detection", "app.kubernetes.io/component": "training",
+                              "app.kubernetes.io/part-of": "argo-mlops"}
+    assert meta["annotations"]["argo-mlops.io/policy-sha256"] == load_policy(policy_file).sha256
+    assert meta["annotations"]["argo-mlops.io/source"] == "workflows/training.py:build_training"
+
+
+def test_policy_config_map_carries_the_policy_file_verbatim(policy_file):
+    cm = build_policy_configmap(load_policy(policy_file))
+    assert cm["metadata"]["name"] == "mlops-policy-fraud-detection"
+    assert cm["data"] == {"fraud-detection.yaml": policy_file.read_text(encoding="utf-8")}
+
+
+def test_nothing_is_hard_wired_to_one_model(tmp_path, policy_file):
+    gates = tmp_path / "gates"
+    gates.mkdir()
+    text = policy_file.read_text().replace("model_name: fraud-detection", "model_name: churn")
+    text = text.replace("s3://mlops-data/fraud-detection/", "s3://lake/churn/")
+    (gates / "churn.yaml").write_text(text)
+    doc = build_training(load_policy(gates / "churn.yaml")).to_dict()
+    assert "fraud" not in yaml.safe_dump(doc)
+    assert doc["metadata"]["name"] == "churn-training"

@@ -1,0 +1,281 @@
+"""The training pipeline of one model as an Argo WorkflowTemplate: validate -> train -> gate -> register.
+
+Each step is a container template running `python -m steps.<name>` with the command line of docs/steps.md;
+every path argument is an Argo path variable, so the pod and the local runner (`mlops run`) run the same
+command line. Names of the cluster-side ConfigMaps, Secret and ServiceAccount: see `workflows._common`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from hera.workflows import DAG, Artifact, ConfigMapEnv, Container, Env, Parameter, SecretEnv, WorkflowTemplate
+from hera.workflows import models as m
+
+from steps._policy import Policy
+from workflows import _common
+
+# The step exit code that means "transient: try again" (docs/steps.md); the only one retried.
+TRANSIENT_EXIT_CODE = 3
+RETRY_EXPRESSION = f"asInt(lastRetry.exitCode) == {TRANSIENT_EXIT_CODE}"
+WORKFLOW_DEADLINE_SECONDS = 4 * 3600
+# Pods that failed stay for `kubectl logs`; finished Workflows are kept a day (a week when they failed).
+TTL_AFTER_SUCCESS_SECONDS = 86400
+TTL_AFTER_FAILURE_SECONDS = 7 * 86400
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    """What differs between the four step containers: size, deadline and which storage they touch."""
+
+    cpu_request: str
+    memory_request: str
+    cpu_limit: str
+    memory_limit: str
+    deadline_seconds: int
+    registry: bool  # reads or writes the model registry (MLOPS_REGISTRY)
+    s3: bool  # may talk to object storage (S3 endpoint and credentials)
+
+
+STEPS: dict[str, StepSpec] = {
+    "validate": StepSpec("250m", "1Gi", "1", "2Gi", 1800, registry=False, s3=True),
+    "train": StepSpec("1", "2Gi", "2", "4Gi", 3600, registry=False, s3=False),
+    "gate": StepSpec("500m", "1Gi", "1", "3Gi", 1800, registry=True, s3=True),
+    "register": StepSpec("100m", "256Mi", "500m", "512Mi", 600, registry=True, s3=True),
+}
+
+
+def template_name(policy: Policy) -> str:
+    return f"{policy.model_name}-training"
+
+
+def workflow_parameters(policy: Policy) -> list[Parameter]:
+    """The parameters a submit (`-p name=value`, a Sensor, `mlops run`) may set, with their defaults."""
+    model = policy.model_name
+    return [
+        Parameter(name="dataset", value=policy.data.source,
+                  description="Dataset URI (CSV or Parquet; a path, file:// or s3://)"),
+        Parameter(name="model", value=model, description="Model name in the registry"),
+        Parameter(name="policy", value=f"{_common.POLICY_MOUNT}/{model}.yaml", description="Policy file"),
+        Parameter(name="git-commit", value="unknown", description="Commit of the code and policy that trains"),
+        Parameter(name="reason", value="manual", description="Why this training runs (e.g. automated_drift_detection)"),
+        Parameter(name="drifted-features", value="[]", description="JSON list of the features that drifted"),
+        Parameter(name="baseline-version", value="",
+                  description="Registry version the gate compares against (empty: the production version)"),
+        Parameter(name="idempotency-key", value="", description="Set by the drift Sensor; names the Workflow"),
+        Parameter(name="image-tag", value=_common.package_version(), description="Tag of the step image"),
+    ]
+
+
+def build_training(policy: Policy, image: str = _common.DEFAULT_IMAGE) -> WorkflowTemplate:
+    """The `<model>-training` WorkflowTemplate for one policy. Submits nothing."""
+    model = policy.model_name
+    labels = _common.labels(model, "training")
+    with WorkflowTemplate(
+        name=template_name(policy),
+        labels=labels,
+        annotations={
+            "workflows.argoproj.io/description": f"Validate, train, gate and register {model} "
+            f"(policy {policy.path.name}).",
+            **_common.provenance(policy.path.name, policy.sha256, "workflows/training.py:build_training"),
+        },
+        entrypoint="training",
+        arguments=workflow_parameters(policy),
+        service_account_name=_common.SERVICE_ACCOUNT,
+        artifact_repository_ref=m.ArtifactRepositoryRef(
+            config_map=_common.ARTIFACT_REPOSITORIES, key=_common.ARTIFACT_REPOSITORY_KEY
+        ),
+        active_deadline_seconds=WORKFLOW_DEADLINE_SECONDS,
+        pod_gc=m.PodGC(strategy="OnPodSuccess"),
+        ttl_strategy=m.TTLStrategy(
+            seconds_after_success=TTL_AFTER_SUCCESS_SECONDS, seconds_after_failure=TTL_AFTER_FAILURE_SECONDS
+        ),
+        security_context=m.PodSecurityContext.model_validate(_common.pod_security_context()),
+        workflow_metadata=m.WorkflowMetadata(labels=labels),
+        pod_metadata=m.Metadata(labels=labels),
+        volumes=[
+            m.Volume(name="policy", config_map=m.ConfigMapVolumeSource(name=_common.policy_configmap_name(model))),
+            m.Volume(name="tmp", empty_dir=m.EmptyDirVolumeSource()),
+        ],
+    ) as template:
+        validate = _step(
+            "validate",
+            image,
+            inputs=[Parameter(name="dataset"), Parameter(name="policy")],
+            outputs=[
+                Artifact(name="validated", path="/tmp/validated"),
+                Artifact(name="validation-report", path="/tmp/validation.json"),
+            ],
+            args=[
+                "--dataset", "{{inputs.parameters.dataset}}",
+                "--policy", "{{inputs.parameters.policy}}",
+                "--out", "{{outputs.artifacts.validated.path}}",
+                "--report", "{{outputs.artifacts.validation-report.path}}",
+            ],
+        )
+        train = _step(
+            "train",
+            image,
+            inputs=[
+                Artifact(name="data", path="/tmp/inputs/data"),
+                Parameter(name="policy"),
+                Parameter(name="git-commit"),
+                Parameter(name="reason"),
+                Parameter(name="drifted-features"),
+            ],
+            outputs=[
+                Artifact(name="bundle", path="/tmp/bundle"),
+                Artifact(name="holdout", path="/tmp/holdout.parquet"),
+                Parameter(name="fingerprint", value_from=m.ValueFrom(path="/tmp/fingerprint")),
+            ],
+            args=[
+                "--data", "{{inputs.artifacts.data.path}}",
+                "--policy", "{{inputs.parameters.policy}}",
+                "--bundle", "{{outputs.artifacts.bundle.path}}",
+                "--holdout", "{{outputs.artifacts.holdout.path}}",
+                "--git-commit", "{{inputs.parameters.git-commit}}",
+                "--reason", "{{inputs.parameters.reason}}",
+                "--drifted-features", "{{inputs.parameters.drifted-features}}",
+                "--fingerprint-out", "{{outputs.parameters.fingerprint.path}}",
+            ],
+        )
+        gate = _step(
+            "gate",
+            image,
+            inputs=[
+                Artifact(name="bundle", path="/tmp/inputs/bundle"),
+                Artifact(name="holdout", path="/tmp/inputs/holdout.parquet"),
+                Parameter(name="policy"),
+                Parameter(name="baseline-version"),
+            ],
+            outputs=[
+                Artifact(name="gate-report", path="/tmp/gate-report"),
+                Parameter(name="passed", value_from=m.ValueFrom(path="/tmp/passed")),
+            ],
+            args=[
+                "--bundle", "{{inputs.artifacts.bundle.path}}",
+                "--holdout", "{{inputs.artifacts.holdout.path}}",
+                "--policy", "{{inputs.parameters.policy}}",
+                "--report-dir", "{{outputs.artifacts.gate-report.path}}",
+                "--passed-out", "{{outputs.parameters.passed.path}}",
+                "--baseline-version", "{{inputs.parameters.baseline-version}}",
+            ],
+        )
+        register = _step(
+            "register",
+            image,
+            inputs=[
+                Artifact(name="bundle", path="/tmp/inputs/bundle"),
+                Artifact(name="gate-report", path="/tmp/inputs/gate-report"),
+                Parameter(name="model"),
+                Parameter(name="git-commit"),
+                Parameter(name="reason"),
+            ],
+            outputs=[Parameter(name="version", value_from=m.ValueFrom(path="/tmp/version"))],
+            args=[
+                "--bundle", "{{inputs.artifacts.bundle.path}}",
+                "--gate-report", "{{inputs.artifacts.gate-report.path}}/gate.json",
+                "--model", "{{inputs.parameters.model}}",
+                "--git-commit", "{{inputs.parameters.git-commit}}",
+                "--reason", "{{inputs.parameters.reason}}",
+                "--version-out", "{{outputs.parameters.version.path}}",
+            ],
+        )
+
+        with DAG(name="training"):
+            validate(name="validate", arguments=_params("dataset", "policy"))
+            train(
+                name="train",
+                depends="validate",
+                arguments=[
+                    Artifact(name="data", from_="{{tasks.validate.outputs.artifacts.validated}}"),
+                    *_params("policy", "git-commit", "reason", "drifted-features"),
+                ],
+            )
+            gate(
+                name="gate",
+                depends="train",
+                arguments=[
+                    Artifact(name="bundle", from_="{{tasks.train.outputs.artifacts.bundle}}"),
+                    Artifact(name="holdout", from_="{{tasks.train.outputs.artifacts.holdout}}"),
+                    *_params("policy", "baseline-version"),
+                ],
+            )
+            # After the gate whatever its verdict: a rejected candidate is recorded too (register then exits 1,
+            # so the Workflow ends Failed). Only a gate that could not evaluate (non-zero exit) stops it.
+            register(
+                name="register",
+                depends="train && gate",
+                arguments=[
+                    Artifact(name="bundle", from_="{{tasks.train.outputs.artifacts.bundle}}"),
+                    Artifact(name="gate-report", from_="{{tasks.gate.outputs.artifacts.gate-report}}"),
+                    *_params("model", "git-commit", "reason"),
+                ],
+            )
+    return template
+
+
+def build_policy_configmap(policy: Policy) -> dict[str, Any]:
+    """The ConfigMap `mlops-policy-<model>` the steps read the policy from (mounted at /etc/mlops/policy)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": _common.policy_configmap_name(policy.model_name),
+            "labels": _common.labels(policy.model_name, "policy"),
+            "annotations": _common.provenance(
+                policy.path.name, policy.sha256, "workflows/training.py:build_policy_configmap"
+            ),
+        },
+        "data": {f"{policy.model_name}.yaml": policy.path.read_text(encoding="utf-8")},
+    }
+
+
+def _params(*names: str) -> list[Parameter]:
+    return [Parameter(name=name, value=f"{{{{workflow.parameters.{name}}}}}") for name in names]
+
+
+def _step(name: str, image: str, inputs: list[Any], outputs: list[Any], args: list[str]) -> Container:
+    spec = STEPS[name]
+    return Container(
+        name=name,
+        image=f"{image}:{{{{workflow.parameters.image-tag}}}}",
+        image_pull_policy="IfNotPresent",
+        command=["python", "-m", f"steps.{name}"],
+        args=args,
+        inputs=inputs,
+        outputs=outputs,
+        env=_env(spec),
+        resources=m.ResourceRequirements(
+            requests={"cpu": m.Quantity(spec.cpu_request), "memory": m.Quantity(spec.memory_request)},
+            limits={"cpu": m.Quantity(spec.cpu_limit), "memory": m.Quantity(spec.memory_limit)},
+        ),
+        security_context=m.SecurityContext.model_validate(_common.container_security_context()),
+        volume_mounts=[
+            m.VolumeMount(name="policy", mount_path=_common.POLICY_MOUNT, read_only=True),
+            m.VolumeMount(name="tmp", mount_path="/tmp"),
+        ],
+        active_deadline_seconds=str(spec.deadline_seconds),
+        retry_strategy=m.RetryStrategy(
+            limit=m.IntOrString("3"),
+            expression=RETRY_EXPRESSION,
+            backoff=m.Backoff(duration="15s", factor=m.IntOrString("2"), max_duration="5m"),
+        ),
+    )
+
+
+def _env(spec: StepSpec) -> list[Any]:
+    env: list[Any] = [Env(name="MLOPS_ACTOR", value="argo:{{workflow.name}}")]
+    if spec.registry:
+        env.append(ConfigMapEnv(name="MLOPS_REGISTRY", config_map_name=_common.CONFIG_MAP, config_map_key="registry"))
+    if spec.s3:
+        env += [
+            ConfigMapEnv(name="AWS_ENDPOINT_URL", config_map_name=_common.CONFIG_MAP,
+                         config_map_key="aws-endpoint-url", optional=True),
+            SecretEnv(name="AWS_ACCESS_KEY_ID", secret_name=_common.S3_SECRET,
+                      secret_key="aws-access-key-id", optional=True),
+            SecretEnv(name="AWS_SECRET_ACCESS_KEY", secret_name=_common.S3_SECRET,
+                      secret_key="aws-secret-access-key", optional=True),
+        ]
+    return env
