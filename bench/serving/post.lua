@@ -1,0 +1,34 @@
+-- Single-row JSON POSTs for bench/serving/run.py. The request bodies (one per line) come from the file named
+-- after `--`; they are turned into complete requests once, in init(), so wrk spends no time building them.
+-- done() prints the run's numbers as one line, `BENCH_JSON {...}`, which run.py parses.
+
+local prepared = {}
+local next_index = 0
+
+function init(args)
+  local path = args[1]
+  if path == nil then error("post.lua: pass the request-body file after --") end
+  local headers = { ["Content-Type"] = "application/json" }
+  for line in io.lines(path) do
+    if #line > 0 then prepared[#prepared + 1] = wrk.format("POST", nil, headers, line) end
+  end
+  if #prepared == 0 then error("post.lua: no request bodies in " .. path) end
+end
+
+function request()
+  next_index = next_index % #prepared + 1
+  return prepared[next_index]
+end
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'BENCH_JSON {"requests": %d, "duration_us": %d, "bytes": %d, ' ..
+    '"errors": {"connect": %d, "read": %d, "write": %d, "status": %d, "timeout": %d}, ' ..
+    '"latency_us": {"min": %.1f, "mean": %.1f, "stdev": %.1f, "max": %.1f, ' ..
+    '"p50": %.1f, "p90": %.1f, "p99": %.1f, "p999": %.1f}}\n',
+    summary.requests, summary.duration, summary.bytes,
+    e.connect, e.read, e.write, e.status, e.timeout,
+    latency.min, latency.mean, latency.stdev, latency.max,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency:percentile(99.9)))
+end
