@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -19,6 +20,10 @@ ESTIMATORS = ("hist_gradient_boosting", "logistic_regression", "random_forest")
 DRIFT_METHODS = ("psi", "jensen_shannon", "wasserstein", "ks")
 _DURATION = re.compile(r"^(\d+)(s|m|h|d)$")
 _MODEL_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,40}[a-z0-9])?$")
+# A Kubernetes resource quantity as the policy may write it: 2, "500m", "4Gi", 1.5.
+_QUANTITY = re.compile(r"^(\d+(?:\.\d+)?)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
+_QUANTITY_FACTOR = {"": 1.0, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
+                    "Ki": 2.0**10, "Mi": 2.0**20, "Gi": 2.0**30, "Ti": 2.0**40, "Pi": 2.0**50, "Ei": 2.0**60}
 
 # The quality gates we know how to measure: name -> (direction, extra settings with their defaults).
 # Direction says which bound the gate takes: "min" (higher is better) or "max" (lower is better).
@@ -101,16 +106,45 @@ class CanaryAnalysis:
     interval: str = "5m"
     count: int = 3
     failure_limit: int = 1
+    # Measurements with too little traffic (or no data) are inconclusive, neither passed nor failed. More than
+    # this many make the analysis Inconclusive: the Rollout pauses for a person. Default min(1, count - 1).
+    inconclusive_limit: int = 1
     latency_p95_ms: float = 100.0
     error_ratio: float = 0.01
     min_requests: int = 100
+    # The Prometheus the AnalysisTemplate queries (the Prometheus Operator's in-cluster service by default).
+    prometheus_url: str = "http://prometheus-operated.monitoring.svc:9090"
+
+
+@dataclass(frozen=True)
+class CanaryServing:
+    """The model server's pods: batching, worker processes and resources (the seed's sizes by default)."""
+
+    workers: int = 4
+    max_batch_size: int = 32
+    max_batch_latency_ms: float = 5.0
+    cpu_request: str = "2"
+    memory_request: str = "4Gi"
+    cpu_limit: str = "4"
+    memory_limit: str = "6Gi"
+    model_volume: str = "2Gi"  # sizeLimit of the emptyDir the init container downloads the model into
+
+
+# The seed's schedule, for a policy that leaves `canary.steps` out: 10% -> 30% (each analysed) -> 60% -> 100%.
+DEFAULT_CANARY_STEPS = (
+    CanaryStep(10, "30m", True),
+    CanaryStep(30, "30m", True),
+    CanaryStep(60, "1h", False),
+    CanaryStep(100),
+)
 
 
 @dataclass(frozen=True)
 class CanaryPolicy:
     replicas: int = 5
-    steps: tuple[CanaryStep, ...] = ()
+    steps: tuple[CanaryStep, ...] = DEFAULT_CANARY_STEPS
     analysis: CanaryAnalysis = CanaryAnalysis()
+    serving: CanaryServing = CanaryServing()
 
 
 @dataclass(frozen=True)
@@ -145,6 +179,14 @@ def duration_seconds(text: str) -> int:
     if not m:
         raise ValueError(f"{text!r} is not a duration like 30s, 5m, 1h or 2d")
     return int(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+
+
+def quantity_value(text: str) -> float:
+    """'500m' -> 0.5, '4Gi' -> 4294967296.0. Raises ValueError for anything else."""
+    m = _QUANTITY.match(text)
+    if not m:
+        raise ValueError(f"{text!r} is not a Kubernetes quantity like 500m, 2, 512Mi or 4Gi")
+    return float(m.group(1)) * _QUANTITY_FACTOR[m.group(2) or ""]
 
 
 def builtin_policy_dir() -> Path:
@@ -226,6 +268,22 @@ class _Loader:
         except ValueError as err:
             raise self.fail(key, str(err)) from err
         return raw
+
+    def quantity(self, raw: Any, key: str) -> str:
+        text = str(self.typed(raw, key, (int, float, str), "a quantity like 500m, 2 or 4Gi"))
+        try:
+            if quantity_value(text) <= 0:
+                raise ValueError(f"{text!r} must be more than zero")
+        except ValueError as err:
+            raise self.fail(key, str(err)) from err
+        return text
+
+    def url(self, raw: Any, key: str) -> str:
+        text = self.typed(raw, key, str, "a URL")
+        parts = urlsplit(text)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise self.fail(key, "must be an http:// or https:// URL with a host", text)
+        return text
 
     def policy(self, raw: Any, sha256: str) -> Policy:
         top = self.mapping(raw, "", {"model_name", "data", "model", "quality"}, {"canary", "drift"})
@@ -336,8 +394,8 @@ class _Loader:
         )
 
     def canary(self, raw: Any) -> CanaryPolicy:
-        c = self.mapping(raw, "canary", set(), {"replicas", "steps", "analysis"})
-        steps = []
+        c = self.mapping(raw, "canary", set(), {"replicas", "steps", "analysis", "serving"})
+        steps = [] if "steps" in c else list(DEFAULT_CANARY_STEPS)
         for i, s in enumerate(self.typed(c.get("steps", []), "canary.steps", list, "a list")):
             key = f"canary.steps[{i}]"
             s = self.mapping(s, key, {"set_weight"}, {"pause", "analysis"})
@@ -352,19 +410,49 @@ class _Loader:
             raise self.fail("canary.steps", "weights must not decrease", weights)
         a = self.mapping(c.get("analysis", {}), "canary.analysis", set(), set(CanaryAnalysis.__dataclass_fields__))
         d = CanaryAnalysis()
+        count = self.integer(a.get("count", d.count), "canary.analysis.count", 1)
+        inconclusive_limit = self.integer(a.get("inconclusive_limit", min(d.inconclusive_limit, count - 1)),
+                                          "canary.analysis.inconclusive_limit", 0)
+        if inconclusive_limit >= count:
+            # Argo Rollouts counts a run whose measurements were all inconclusive (within the limit) as Successful:
+            # an idle canary would pass.
+            raise self.fail("canary.analysis.inconclusive_limit",
+                            f"must be less than canary.analysis.count ({count}), or an idle canary passes",
+                            inconclusive_limit)
         analysis = CanaryAnalysis(
             interval=self.duration(a.get("interval", d.interval), "canary.analysis.interval"),
-            count=self.integer(a.get("count", d.count), "canary.analysis.count", 1),
+            count=count,
             failure_limit=self.integer(a.get("failure_limit", d.failure_limit), "canary.analysis.failure_limit", 0),
+            inconclusive_limit=inconclusive_limit,
             latency_p95_ms=self.number(a.get("latency_p95_ms", d.latency_p95_ms), "canary.analysis.latency_p95_ms", 0),
             error_ratio=self.number(a.get("error_ratio", d.error_ratio), "canary.analysis.error_ratio", 0, 1),
             min_requests=self.integer(a.get("min_requests", d.min_requests), "canary.analysis.min_requests", 0),
+            prometheus_url=self.url(a.get("prometheus_url", d.prometheus_url), "canary.analysis.prometheus_url"),
         )
         return CanaryPolicy(
             replicas=self.integer(c.get("replicas", 5), "canary.replicas", 1),
             steps=tuple(steps),
             analysis=analysis,
+            serving=self.serving(c.get("serving", {})),
         )
+
+    def serving(self, raw: Any) -> CanaryServing:
+        s = self.mapping(raw, "canary.serving", set(), set(CanaryServing.__dataclass_fields__))
+        d = CanaryServing()
+        key = "canary.serving"
+        serving = CanaryServing(
+            workers=self.integer(s.get("workers", d.workers), f"{key}.workers", 1),
+            max_batch_size=self.integer(s.get("max_batch_size", d.max_batch_size), f"{key}.max_batch_size", 1),
+            max_batch_latency_ms=self.number(s.get("max_batch_latency_ms", d.max_batch_latency_ms),
+                                             f"{key}.max_batch_latency_ms", 0),
+            **{name: self.quantity(s.get(name, getattr(d, name)), f"{key}.{name}")
+               for name in ("cpu_request", "memory_request", "cpu_limit", "memory_limit", "model_volume")},
+        )
+        for resource in ("cpu", "memory"):
+            request, limit = getattr(serving, f"{resource}_request"), getattr(serving, f"{resource}_limit")
+            if quantity_value(request) > quantity_value(limit):
+                raise self.fail(f"{key}.{resource}_request", f"must not exceed {resource}_limit {limit}", request)
+        return serving
 
     def drift(self, raw: Any) -> DriftPolicy:
         d = self.mapping(raw, "drift", set(), set(DriftPolicy.__dataclass_fields__))

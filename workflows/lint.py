@@ -20,8 +20,10 @@ import yaml
 from workflows import _expr
 from workflows._schemas import NoSchema, Schemas, locate
 
-DEFAULT_ROOT = Path("manifests/generated")
+DEFAULT_ROOT = Path("manifests")
 ARGO_WORKFLOW_KINDS = ("Workflow", "WorkflowTemplate", "ClusterWorkflowTemplate", "CronWorkflow")
+KUSTOMIZE_KINDS = ("Kustomization", "Component")
+KUSTOMIZE_CONFIG = "kustomizeconfig.yaml"
 _WORKFLOW_VARIABLES = {
     "workflow.name", "workflow.namespace", "workflow.uid", "workflow.serviceAccountName", "workflow.mainEntrypoint",
     "workflow.creationTimestamp", "workflow.priority", "workflow.duration", "workflow.status", "workflow.failures",
@@ -46,6 +48,8 @@ class Problem:
 def lint_files(paths: list[Path], schemas: Schemas | None) -> list[Problem]:
     problems: list[Problem] = []
     for path in paths:
+        if path.name == KUSTOMIZE_CONFIG:
+            continue  # kustomize transformer configuration: a plain mapping with no kind, not a resource
         try:
             with open(path, encoding="utf-8") as fh:
                 docs = list(yaml.safe_load_all(fh))
@@ -66,7 +70,7 @@ def lint_document(doc: Any, file: str, index: int, schemas: Schemas | None, base
     label = f"#{index} {doc.get('kind')}/{(doc.get('metadata') or {}).get('name', '?')}"
     found: list[tuple[str, str, str]] = []
     kind = doc["kind"]
-    if kind == "Kustomization":
+    if kind in KUSTOMIZE_KINDS:
         found += _check_kustomization(doc, base)
     else:
         if schemas is not None:
@@ -376,9 +380,10 @@ def _check_kustomization(doc: dict[str, Any], base: Path | None) -> list[tuple[s
             problems.append((key, "deprecated", f"{key!r} is deprecated in kustomize; use resources/labels/patches"))
     if base is None:
         return problems
-    for i, entry in enumerate(doc.get("resources") or []):
-        if isinstance(entry, str) and "://" not in entry and not (base / entry).exists():
-            problems.append((f"resources[{i}]", "missing-resource", f"{entry!r} does not exist beside the file"))
+    for key in ("resources", "components", "configurations"):
+        for i, entry in enumerate(doc.get(key) or []):
+            if isinstance(entry, str) and "://" not in entry and not (base / entry).exists():
+                problems.append((f"{key}[{i}]", "missing-resource", f"{entry!r} does not exist beside the file"))
     return problems
 
 
