@@ -68,6 +68,7 @@ class Context:
     tokens: dict[str, str]  # token -> a value given locally (see Runner)
     global_lookup: Callable[[str], str | None]  # workflow.* variables
     report: Callable[[str, str, str], None]  # (task, text, phase): one progress line
+    backoff_scale: float = 1.0  # local runs may shorten retry backoffs (`mlops run --backoff-scale`)
     stop: threading.Event = field(default_factory=threading.Event)
     stop_reason: str = ""
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
@@ -170,7 +171,7 @@ def execute(ctx: Context, template: dict[str, Any], state: TaskState, inputs: In
         if not should_retry(retry, state, time.monotonic() - began):
             return
         backoff = retry.get("backoff") or {}
-        delay = backoff_seconds(backoff, attempt)
+        delay = backoff_seconds(backoff, attempt) * ctx.backoff_scale
         if backoff.get("maxDuration") is not None and time.monotonic() - first + delay > seconds(backoff["maxDuration"]):
             state.message += f"; not retried: backoff.maxDuration {backoff['maxDuration']} reached"
             return

@@ -35,7 +35,19 @@ def parser(p: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     p.add_argument("--from", dest="from_file", type=Path, metavar="FILE", help="run this rendered YAML")
     p.add_argument("--model", help="the model whose template runs (default: the only policy)")
     p.add_argument("--policy", type=Path, help="the model's policy file (default: gates/<model>.yaml)")
+    p.add_argument("--backoff-scale", type=_non_negative, default=1.0, metavar="F",
+                   help="multiply every retry backoff by F (e.g. 0.01 for quick local retries; default 1)")
     return p
+
+
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"must be a number (got {text!r})") from err
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative (got {text!r})")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
         local_maps = {"mlops-config": _mlops_config(args.registry)}
         wf_name = runner.workflow_name(workflow)
         engine = runner.Runner(workflow, parameters=parameters, run_dir=run_dir, name=wf_name, local=set(given),
-                               config_maps=config_maps, local_config_maps=local_maps, progress=progress)
+                               config_maps=config_maps, local_config_maps=local_maps, progress=progress,
+                               backoff_scale=args.backoff_scale)
     except (RunnerError, PolicyError) as err:
         print(f"mlops run: error: {err}", file=sys.stderr)
         if run_dir is not None:

@@ -166,9 +166,9 @@ class Runner:
     def __init__(self, workflow: dict[str, Any], *, parameters: dict[str, str], run_dir: Path, name: str,
                  local: set[str] | frozenset[str] = frozenset(), config_maps: dict[str, dict[str, str]] | None = None,
                  local_config_maps: dict[str, dict[str, str]] | None = None, cwd: Path | None = None,
-                 progress: Progress | None = None):
+                 progress: Progress | None = None, backoff_scale: float = 1.0):
         """`local`: names of the parameters given on this machine. `config_maps`: those of the YAML;
-        `local_config_maps`: made on this machine (they win)."""
+        `local_config_maps`: made on this machine (they win). `backoff_scale` multiplies retry backoffs."""
         problems = unsupported(workflow)
         if problems:
             raise RunnerError("the local runner does not support:\n  " + "\n  ".join(problems))
@@ -190,6 +190,7 @@ class Runner:
             tokens={token: parameters[n] for n, token in self.param_tokens.items()},
             global_lookup=self._global,
             report=self.progress.task,
+            backoff_scale=backoff_scale,
         )
         self.dag, self.tasks = self._plan()
         self.progress.width = max([12, *(len(n) for n in self.tasks)])
