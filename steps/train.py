@@ -1,0 +1,302 @@
+"""Train step: fit the policy's model on the validated dataset and write a model bundle and the holdout.
+
+    python -m steps.train --data DIR --policy FILE --bundle DIR --holdout FILE
+                          [--git-commit SHA] [--reason TEXT] [--drifted-features JSON]
+                          [--fingerprint-out FILE]
+
+The holdout split is stratified and fixed by the policy's seed; the bundle (model.skops, profile.json,
+bundle.json) is built in a temporary folder beside --bundle and renamed into place when complete.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from steps import _bundle, _features, _model, _profile
+from steps._errors import UsageError, run
+from steps._policy import Policy, PolicyError, load_policy
+
+DATA_FILE = "data.parquet"
+SOURCE_FILE = "source.json"
+PROFILE_FILE = "profile.json"
+
+
+@dataclass
+class TrainResult:
+    pipeline: Any
+    profile: dict[str, Any]
+    meta: dict[str, Any]  # bundle.json without `files` and `format_version` (write_manifest adds them)
+    holdout: pd.DataFrame
+
+    @property
+    def fingerprint(self) -> str:
+        return str(self.meta["fingerprint"])
+
+    def write(self, bundle_dir: Path, holdout_path: Path) -> dict[str, Any]:
+        """Write the bundle and the holdout; a reader never sees half a bundle. Returns the manifest."""
+        bundle_dir = Path(bundle_dir)
+        if bundle_dir.exists() and not bundle_dir.is_dir():
+            raise UsageError(f"--bundle {bundle_dir}: exists and is not a folder")
+        bundle_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=bundle_dir.parent, prefix=f".{bundle_dir.name}.tmp-"))
+        try:
+            _model.save(self.pipeline, tmp / _model.MODEL_FILE)
+            _bundle.write_json(tmp / PROFILE_FILE, self.profile)
+            manifest = _bundle.write_manifest(tmp, self.meta)
+            # mkdtemp/mkstemp make owner-only files; a server running as another user must read them.
+            tmp.chmod(0o755)
+            for path in tmp.iterdir():
+                path.chmod(0o644)
+            _write_holdout(self.holdout, Path(holdout_path))
+            _publish(tmp, bundle_dir)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return manifest
+
+
+def read_validated(data_dir: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """validate's output folder: the rows (data.parquet) and where they came from (source.json)."""
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise UsageError(f"--data {data_dir}: not a folder (expected validate's --out folder)")
+    try:
+        source = json.loads((data_dir / SOURCE_FILE).read_text())
+    except FileNotFoundError as err:
+        raise UsageError(
+            f"--data {data_dir}: {SOURCE_FILE} is missing (expected validate's --out folder)"
+        ) from err
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise UsageError(f"--data {data_dir / SOURCE_FILE}: not valid JSON: {err}") from err
+    if not isinstance(source, dict):
+        raise UsageError(f"--data {data_dir / SOURCE_FILE}: must be a JSON object")
+    for key in ("uri", "sha256", "format", "rows"):
+        if key not in source:
+            raise UsageError(f"--data {data_dir / SOURCE_FILE}: key {key!r} is missing")
+    try:
+        frame = pd.read_parquet(data_dir / DATA_FILE)
+    except FileNotFoundError as err:
+        raise UsageError(f"--data {data_dir}: {DATA_FILE} is missing") from err
+    except Exception as err:  # pyarrow raises several unrelated types for a corrupt file
+        raise UsageError(f"--data {data_dir / DATA_FILE}: not a readable Parquet file: {err}") from err
+    if len(frame) != source["rows"]:
+        raise UsageError(
+            f"--data {data_dir}: {DATA_FILE} has {len(frame)} rows but {SOURCE_FILE} says "
+            f"rows={source['rows']}: the two files do not belong together"
+        )
+    return frame, source
+
+
+def train(
+    data_dir: Path,
+    policy: Policy,
+    git_commit: str = "unknown",
+    reason: str = "manual",
+    drifted_features: list[str] | None = None,
+) -> TrainResult:
+    """Split, fit and profile; returns everything the bundle holds. Deterministic for the same inputs."""
+    from sklearn.metrics import accuracy_score, average_precision_score, roc_auc_score
+    from sklearn.model_selection import train_test_split
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    frame, source = read_validated(data_dir)
+    frame = frame.reset_index(drop=True)
+    data, spec = policy.data, policy.model
+    if data.target not in frame.columns:
+        raise UsageError(f"--data: target column {data.target!r} (data.target) is missing")
+    if frame[data.target].isna().any():
+        raise UsageError(
+            f"--data: target column {data.target!r} has {int(frame[data.target].isna().sum())} "
+            f"missing values; every training row needs a label"
+        )
+    X = _features.model_input(frame, data.features, where="--data")
+    y = _features.target_vector(frame[data.target], data.positive_label)
+    positives = int(y.sum())
+    if positives < 2 or len(y) - positives < 2:
+        seen = sorted(map(str, frame[data.target].dropna().unique()))[:10]
+        raise UsageError(
+            f"--data: target {data.target!r} needs at least 2 rows of each class to stratify; "
+            f"{positives} of {len(y)} rows equal data.positive_label={data.positive_label!r} "
+            f"(values seen: {seen})"
+        )
+    try:
+        X_train, X_hold, y_train, y_hold = train_test_split(
+            X, y, test_size=spec.holdout_fraction, stratify=y, random_state=spec.seed
+        )
+    except ValueError as err:
+        raise UsageError(
+            f"--data: cannot split {len(y)} rows with model.holdout_fraction={spec.holdout_fraction}: {err}"
+        ) from err
+
+    pipeline = _features.build_pipeline(data.features, spec.estimator, spec.params, spec.seed)
+    started = time.perf_counter()
+    try:
+        with _model.compute_threads():
+            pipeline.fit(X_train, y_train)
+            scores = pipeline.predict_proba(X_hold)[:, 1]
+    except InvalidParameterError as err:
+        raise UsageError(f"model.params: {err}") from err
+    except (ValueError, TypeError) as err:  # the data or parameters do not suit the estimator
+        raise UsageError(f"cannot fit {spec.estimator} on --data {data_dir}: {err}") from err
+    fit_seconds = time.perf_counter() - started
+
+    # The holdout keeps the original target values; gate recomputes the labels from the contract.
+    holdout = frame.loc[X_hold.index, [*data.feature_names, data.target]].reset_index(drop=True)
+    metrics = {
+        "train_rows": len(y_train),
+        "holdout_rows": len(y_hold),
+        "train_positive_rate": float(y_train.mean()),
+        "holdout_positive_rate": float(y_hold.mean()),
+        "holdout_accuracy": float(accuracy_score(y_hold, scores >= spec.threshold)),
+        "holdout_pr_auc": float(average_precision_score(y_hold, scores)),
+        "holdout_roc_auc": float(roc_auc_score(y_hold, scores)),
+        "fit_seconds": round(fit_seconds, 3),
+    }
+    meta = {
+        "model": policy.model_name,
+        "fingerprint": _bundle.fingerprint(
+            source["sha256"], spec.params, spec.seed, git_commit, policy.sha256
+        ),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "git_commit": git_commit,
+        "reason": reason,
+        "drifted_features": list(drifted_features or []),
+        "data": {k: source[k] for k in ("uri", "sha256", "rows", "format")},
+        "estimator": spec.estimator,
+        "params": spec.params,
+        "seed": spec.seed,
+        "threshold": spec.threshold,
+        "policy_sha256": policy.sha256,
+        "contract": _features.contract_to_dict(data),
+        "library_versions": _model.library_versions(),
+        "metrics": metrics,
+    }
+    profile = _profile.build_profile(X_train, data.features)
+    return TrainResult(pipeline=pipeline, profile=profile, meta=meta, holdout=holdout)
+
+
+def _write_holdout(holdout: pd.DataFrame, path: Path) -> None:
+    # Always Parquet, whatever the name: Argo picks artifact paths.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    holdout.to_parquet(tmp, index=False)
+    tmp.replace(path)
+
+
+def _write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def _publish(new: Path, target: Path) -> None:
+    """Rename the finished folder `new` to `target`; a previous bundle there (a re-run) is replaced whole."""
+    if not target.exists():
+        new.rename(target)
+        return
+    aside = target.with_name(f".{target.name}.old-{new.name.rsplit('-', 1)[-1]}")
+    try:
+        target.rename(aside)
+    except OSError:
+        # A mount point (a volume mounted at the output path) cannot be renamed: fill it in, manifest last.
+        for old in target.iterdir():
+            if old.is_dir():
+                shutil.rmtree(old)
+            else:
+                old.unlink()
+        for path in sorted(new.iterdir(), key=lambda p: p.name == _bundle.MANIFEST):
+            os.replace(path, target / path.name)
+        new.rmdir()
+        return
+    new.rename(target)
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def _git_commit() -> str:
+    """The checked-out commit when run from a git work tree (a local run); pods pass --git-commit."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() or "unknown"
+
+
+def _drifted(text: str | None) -> list[str]:
+    if not text:
+        return []
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise UsageError(f"--drifted-features: not valid JSON ({err}): {text!r}") from err
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise UsageError(f"--drifted-features: must be a JSON list of feature names (got {text!r})")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m steps.train", description=__doc__.split("\n")[0])
+    p.add_argument(
+        "--data", required=True, type=Path, help="validate's --out folder (data.parquet, source.json)"
+    )
+    p.add_argument("--policy", required=True, type=Path, help="the model's policy file (gates/<model>.yaml)")
+    p.add_argument("--bundle", required=True, type=Path, help="folder to write the model bundle to")
+    p.add_argument("--holdout", required=True, type=Path, help="Parquet file to write the holdout rows to")
+    p.add_argument(
+        "--git-commit", default="", help="commit of the code and policy (default: git rev-parse HEAD)"
+    )
+    p.add_argument("--reason", default="", help="why this training ran (default: manual)")
+    p.add_argument(
+        "--drifted-features", default="", help="JSON list of the features whose drift triggered it"
+    )
+    p.add_argument("--fingerprint-out", type=Path, help="file to write the training fingerprint to")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+
+    def body() -> int:
+        try:
+            policy = load_policy(args.policy)
+        except PolicyError as err:
+            raise UsageError(str(err)) from err
+        result = train(
+            args.data,
+            policy,
+            git_commit=args.git_commit or _git_commit(),
+            reason=args.reason or "manual",
+            drifted_features=_drifted(args.drifted_features),
+        )
+        result.write(args.bundle, args.holdout)
+        if args.fingerprint_out:
+            _write_text(args.fingerprint_out, result.fingerprint)
+        m = result.meta["metrics"]
+        print(
+            f"train: {policy.model_name} {result.meta['estimator']} on {m['train_rows']} rows "
+            f"(holdout {m['holdout_rows']}): holdout pr_auc {m['holdout_pr_auc']:.3f} "
+            f"roc_auc {m['holdout_roc_auc']:.3f} in {m['fit_seconds']:.1f}s; "
+            f"fingerprint {result.fingerprint[:12]} -> {args.bundle}"
+        )
+        return 0
+
+    return run("train", body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,163 @@
+"""The preprocessing built from the contract, and saving/loading the model with our trusted types only."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer
+
+from steps import _features, _model
+from steps._data import generate
+from steps._errors import UsageError
+from steps._policy import Feature, load_policy
+
+CONTRACT = (
+    Feature("amount", "numeric", min=0, max=100),
+    Feature("visits", "integer", min=0, max=10, nullable=True),
+    Feature("colour", "categorical", categories=("red", "green", "blue"), unknown="other"),
+    Feature("size", "categorical", categories=("s", "m"), unknown="reject", nullable=True),
+)
+ESTIMATORS = {
+    "hist_gradient_boosting": {"max_iter": 30},
+    "logistic_regression": {"max_iter": 500},
+    "random_forest": {"n_estimators": 20},
+}
+
+
+@pytest.fixture(scope="module")
+def fraud() -> tuple[tuple[Feature, ...], pd.DataFrame, np.ndarray]:
+    policy = load_policy(Path(__file__).resolve().parents[2] / "gates" / "fraud-detection.yaml")
+    frame = generate(3000, seed=5)
+    return policy.data.features, frame, _features.target_vector(frame["is_fraud"], 1)
+
+
+def encoder() -> _features.ContractEncoder:
+    frame = pd.DataFrame({"amount": [1.0], "visits": [1], "colour": ["red"], "size": ["s"]})
+    return _features.ContractEncoder([_features.feature_to_dict(f) for f in CONTRACT]).fit(frame)
+
+
+def test_encoder_codes_categories_from_the_contract_in_contract_order() -> None:
+    batch = pd.DataFrame(
+        {
+            "size": ["m", "xl", None, "s"],
+            "colour": ["blue", "purple", None, "red"],
+            "visits": pd.array([3, None, 0, 10], dtype="Int64"),
+            "amount": [1.5, 2.0, np.nan, 100.0],
+            "not_in_contract": ["ignored"] * 4,
+        }
+    )
+    as_json = batch.astype(object)  # a batch built from JSON requests: object columns, None for missing
+    before = as_json.copy()
+    np.testing.assert_array_equal(encoder().transform(as_json), encoder().transform(batch))
+    pd.testing.assert_frame_equal(as_json, before)  # the caller's frame is left alone
+    out = encoder().transform(batch)
+    expected = np.array(
+        [
+            [1.5, 3, 2, 1],  # blue is the third colour, m the second size
+            [
+                2.0,
+                np.nan,
+                3,
+                np.nan,
+            ],  # unseen colour -> the extra `other` code 3; unseen size (reject) -> missing
+            [np.nan, 0, np.nan, np.nan],
+            [100.0, 10, 0, 0],
+        ]
+    )
+    np.testing.assert_array_equal(out, expected)
+    assert out.dtype == np.float64
+
+
+def test_encoder_names_the_missing_contract_column() -> None:
+    with pytest.raises(ValueError, match=r"\['size'\]"):
+        encoder().transform(pd.DataFrame({"amount": [1.0], "visits": [1], "colour": ["red"]}))
+
+
+def test_encoder_refuses_text_in_a_numeric_feature_naming_it() -> None:
+    batch = pd.DataFrame({"amount": ["lots"], "visits": [1], "colour": ["red"], "size": ["s"]}, dtype=object)
+    with pytest.raises(ValueError, match="amount"):
+        encoder().transform(batch)
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"max_iterr": 5}, r"model\.params\.max_iterr: not a parameter of HistGradientBoostingClassifier"),
+        ({"random_state": 1}, r"model\.params\.random_state: set from model\.seed"),
+        ({"categorical_features": [0]}, r"model\.params\.categorical_features"),
+    ],
+    ids=["typo", "seed-twice", "categorical-twice"],
+)
+def test_build_pipeline_refuses_params_that_would_be_ignored_or_fight_the_contract(
+    params: dict, message: str
+) -> None:
+    with pytest.raises(UsageError, match=message):
+        _features.build_pipeline(CONTRACT, "hist_gradient_boosting", params, seed=1)
+
+
+def test_hist_gradient_boosting_treats_exactly_the_contract_categoricals_as_categorical(fraud) -> None:
+    features, _, _ = fraud
+    model = _features.build_pipeline(features, "hist_gradient_boosting", {}, seed=1)[-1]
+    assert list(model.categorical_features) == [f.type == "categorical" for f in features]
+
+
+@pytest.mark.parametrize("estimator", list(ESTIMATORS))
+def test_every_estimator_scores_missing_unseen_and_extreme_values(fraud, estimator: str) -> None:
+    features, frame, y = fraud
+    pipeline = _features.build_pipeline(features, estimator, ESTIMATORS[estimator], seed=3)
+    with _model.compute_threads():
+        pipeline.fit(_features.model_input(frame, features), y)
+    awkward = frame.iloc[:4][[f.name for f in features]].astype(object).reset_index(drop=True)
+    awkward.loc[0, :] = None
+    awkward.loc[1, "merchant_category"] = "space_travel"  # unknown: other
+    awkward.loc[1, "channel"] = "carrier_pigeon"  # unknown: reject -> treated as missing by the model
+    awkward.loc[2, "amount"] = 1e12
+    scores = pipeline.predict_proba(awkward)[:, 1]
+    assert np.isfinite(scores).all() and ((scores >= 0) & (scores <= 1)).all()
+    assert (
+        pipeline.predict_proba(_features.model_input(frame, features))[:, 1].std() > 0
+    )  # it learned something
+
+
+@pytest.mark.parametrize("estimator", list(ESTIMATORS))
+def test_trusted_types_cover_every_type_we_save_and_load_round_trips(
+    fraud, estimator: str, tmp_path: Path
+) -> None:
+    import skops.io as sio
+
+    features, frame, y = fraud
+    X = _features.model_input(frame, features)
+    pipeline = _features.build_pipeline(features, estimator, ESTIMATORS[estimator], seed=3)
+    with _model.compute_threads():
+        pipeline.fit(X, y)
+    path = tmp_path / "model.skops"
+    _model.save(pipeline, path)
+    assert set(sio.get_untrusted_types(file=path)) - set(_model.TRUSTED_TYPES) == set()
+    loaded = _model.load(path)
+    np.testing.assert_array_equal(loaded.predict_proba(X), pipeline.predict_proba(X))
+
+
+def test_load_refuses_a_model_holding_a_type_we_do_not_trust(tmp_path: Path) -> None:
+    path = tmp_path / "model.skops"
+    _model.save(Pipeline([("sqrt", FunctionTransformer(math.sqrt))]), path)
+    with pytest.raises(_model.ModelError, match=r"refused to load.*math\.sqrt"):
+        _model.load(path)
+
+
+def test_load_refuses_a_file_that_is_not_a_skops_model(tmp_path: Path) -> None:
+    path = tmp_path / "model.skops"
+    path.write_bytes(b"not a zip file")
+    with pytest.raises(_model.ModelError, match="not a readable skops model"):
+        _model.load(path)
+
+
+def test_contract_round_trips_through_bundle_json_form() -> None:
+    policy = load_policy(Path(__file__).resolve().parents[2] / "gates" / "fraud-detection.yaml")
+    contract = _features.contract_to_dict(policy.data)
+    assert _features.features_from_contract(contract) == policy.data.features
+    assert contract["target"] == "is_fraud" and contract["segment"] == "region"
