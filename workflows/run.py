@@ -231,7 +231,8 @@ def _report_lines(result: RunResult) -> list[str]:
     versions = [t.parameters["version"] for t in result.tasks.values() if t.parameters.get("version")]
     if versions:
         rejected = any(not g.get("passed") for g in gates)
-        lines.append(f"Registered version: {versions[-1]}" + (" (rejected)" if rejected else ""))
+        model = result.parameters.get("model") or next((g["model"] for g in gates if g.get("model")), "model")
+        lines.append(f"Registered: {model} v{versions[-1]} ({'rejected' if rejected else 'staged'})")
     for gate in gates:
         lines += _gate_lines(gate)
     artifacts = [(t.name, a, p) for t in result.tasks.values() for a, p in t.artifacts.items()]

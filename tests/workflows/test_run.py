@@ -118,7 +118,7 @@ def test_run_training_generates_data_runs_the_rendered_yaml_and_summarises(proje
     registered = json.loads((project / "registered.json").read_text())
     assert registered == {"model": "fraud-detection", "env_registry": ".mlops/registry",
                           "actor": f"argo:{state['name']}", "passed": True, "commit": "abc123"}
-    assert "Registered version: 7" in out
+    assert "Registered: fraud-detection v7 (staged)" in out
     assert "Gate: PASSED" in out and "accuracy=0.97" in out
     assert "gate.gate-report" in out and "gate.html" in out
 
