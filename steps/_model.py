@@ -32,6 +32,8 @@ TRUSTED_TYPES: list[str] = [
     "sklearn.utils.validation.check_array",
     # OneHotEncoder's output dtype (logistic_regression, random_forest)
     "numpy.dtype",
+    # random_forest's fitted trees (skops 0.16 no longer trusts them by default)
+    "sklearn.tree._tree.Tree",
 ]
 
 
