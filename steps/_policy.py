@@ -15,6 +15,8 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from steps._errors import UsageError
+
 FEATURE_TYPES = ("numeric", "integer", "categorical")
 ESTIMATORS = ("hist_gradient_boosting", "logistic_regression", "random_forest")
 DRIFT_METHODS = ("psi", "jensen_shannon", "wasserstein", "ks")
@@ -37,11 +39,12 @@ GATES: dict[str, tuple[str, dict[str, Any]]] = {
     "peak_memory_mb": ("max", {"rows": 10000}),
     "recall_gap": ("max", {"min_positives": 20}),
     "edge_cases": ("required", {}),
+    "predictor_parity": ("max", {}),
 }
 
 
-class PolicyError(ValueError):
-    """The policy file breaks a rule; the message names the file, the key and the value."""
+class PolicyError(UsageError, ValueError):
+    """The policy file breaks a rule; the message names the file, the key and the value. A step exits 2."""
 
 
 @dataclass(frozen=True)

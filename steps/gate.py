@@ -27,7 +27,7 @@ import pandas as pd
 
 from steps import _bundle, _features, _model
 from steps._errors import UsageError, run
-from steps._policy import GATES, Gate, Policy, PolicyError, load_policy
+from steps._policy import GATES, Gate, Policy, load_policy
 
 MIB = 1024 * 1024
 HUGE = 1e12
@@ -272,6 +272,12 @@ def _measure(
         m["peak_memory_mb"] = _peak_memory_mb(pipeline, X, rows, policy.model.seed)
         out.notes["peak_memory_mb"] = f"tracemalloc peak while scoring {rows} rows" + (
             " (sampled with replacement from the holdout)" if rows > len(X) else ""
+        )
+    if "predictor_parity" in wanted:
+        from steps import _parity
+
+        m["predictor_parity"], out.notes["predictor_parity"] = _parity.measure(
+            bundle.path, bundle.manifest, pipeline, X, scores, bundle.features
         )
     if "edge_cases" in wanted:
         out.edge_cases = _edge_cases(pipeline, bundle.features, X)
@@ -597,10 +603,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
 
     def body() -> int:
-        try:
-            policy = load_policy(args.policy)
-        except PolicyError as err:
-            raise UsageError(str(err)) from err
+        policy = load_policy(args.policy)
         candidate = load_bundle(args.bundle)
         holdout, y = read_holdout(args.holdout, policy)
         with tempfile.TemporaryDirectory(prefix="gate-baseline-") as workdir:

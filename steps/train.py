@@ -25,9 +25,9 @@ from typing import Any
 
 import pandas as pd
 
-from steps import _bundle, _features, _model, _profile
+from steps import _bundle, _features, _model, _predictor, _profile
 from steps._errors import UsageError, run
-from steps._policy import Policy, PolicyError, load_policy
+from steps._policy import Policy, load_policy
 
 DATA_FILE = "data.parquet"
 SOURCE_FILE = "source.json"
@@ -40,6 +40,7 @@ class TrainResult:
     profile: dict[str, Any]
     meta: dict[str, Any]  # bundle.json without `files` and `format_version` (write_manifest adds them)
     holdout: pd.DataFrame
+    trees: dict[str, Any] | None = None  # the compiled predictor's data (steps._predictor), when it exports
 
     @property
     def fingerprint(self) -> str:
@@ -54,6 +55,8 @@ class TrainResult:
         tmp = Path(tempfile.mkdtemp(dir=bundle_dir.parent, prefix=f".{bundle_dir.name}.tmp-"))
         try:
             _model.save(self.pipeline, tmp / _model.MODEL_FILE)
+            if self.trees is not None:
+                _predictor.save(self.trees, tmp / _predictor.TREES_FILE)
             _bundle.write_json(tmp / PROFILE_FILE, self.profile)
             manifest = _bundle.write_manifest(tmp, self.meta)
             # mkdtemp/mkstemp make owner-only files; a server running as another user must read them.
@@ -184,8 +187,23 @@ def train(
         "library_versions": _model.library_versions(),
         "metrics": metrics,
     }
+    trees, meta["compiled_predictor"] = _compiled_predictor(pipeline, spec.estimator)
     profile = _profile.build_profile(X_train, data.features)
-    return TrainResult(pipeline=pipeline, profile=profile, meta=meta, holdout=holdout)
+    return TrainResult(pipeline=pipeline, profile=profile, meta=meta, holdout=holdout, trees=trees)
+
+
+def _compiled_predictor(pipeline: Any, estimator: str) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """The trees file for serving without scikit-learn (steps._predictor), and what bundle.json says about it.
+    A model that does not export is still a model: it is served through skops, and the reason is recorded."""
+    if estimator != "hist_gradient_boosting":
+        return None, {"file": None, "reason": f"{estimator} is served through skops"}
+    try:
+        trees = _predictor.export_trees(pipeline)
+    except _predictor.ExportError as err:
+        print(f"train: warning: no compiled predictor ({err}); the server will use model.skops", file=sys.stderr)
+        return None, {"file": None, "reason": str(err)}
+    return trees, {"file": _predictor.TREES_FILE, "format": _predictor.FORMAT, "trees": len(trees["trees"]),
+                   "nodes": sum(len(t["leaf"]) for t in trees["trees"])}
 
 
 def _write_holdout(holdout: pd.DataFrame, path: Path) -> None:
@@ -272,10 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
 
     def body() -> int:
-        try:
-            policy = load_policy(args.policy)
-        except PolicyError as err:
-            raise UsageError(str(err)) from err
+        policy = load_policy(args.policy)
         result = train(
             args.data,
             policy,

@@ -23,7 +23,7 @@ import pandas as pd
 from steps import _expectations
 from steps._data import Dataset, read_dataset
 from steps._errors import UsageError, run
-from steps._policy import DataPolicy, PolicyError, load_policy
+from steps._policy import DataPolicy, load_policy
 
 STEP = "validate"
 
@@ -140,10 +140,7 @@ def _body(argv: list[str] | None) -> int:
         raise UsageError(f"--out {args.out}: exists and is not a folder")
     if args.report.is_dir():
         raise UsageError(f"--report {args.report}: is a folder, expected a file name")
-    try:
-        data = load_policy(args.policy).data
-    except PolicyError as err:
-        raise UsageError(str(err)) from err
+    data = load_policy(args.policy).data
     dataset = read_dataset(args.dataset)
     report, frame = validate(dataset, data)
     write_outputs(report, frame, data, args.out, args.report)

@@ -186,7 +186,7 @@ CONTENDERS: dict[str, Contender] = {
         needs_bundle=True,
         judged=True,
         description="argo-mlops steps.serve, Open Inference Protocol V2 endpoint, 1 worker",
-        packages=("scikit-learn", "numpy", "pandas", "skops", "onnxruntime"),
+        packages=("httptools", "uvloop", "orjson", "scikit-learn", "skops"),
     ),
     "argo-mlops-v1": Contender(
         name="argo-mlops-v1",
@@ -199,7 +199,7 @@ CONTENDERS: dict[str, Contender] = {
         needs_bundle=True,
         judged=True,
         description="argo-mlops steps.serve, V1 endpoint, 1 worker",
-        packages=("scikit-learn", "numpy", "pandas", "skops", "onnxruntime"),
+        packages=("httptools", "uvloop", "orjson", "scikit-learn", "skops"),
     ),
 }
 

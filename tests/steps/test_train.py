@@ -112,7 +112,7 @@ def test_train_writes_a_bundle_that_verifies_with_its_lineage(trained: Trained, 
     manifest = _bundle.verify(trained.bundle)
     policy = load_policy(policy_file)
     source = json.loads((trained.data / "source.json").read_text())
-    assert set(manifest["files"]) == {"model.skops", "profile.json"}
+    assert set(manifest["files"]) == {"model.skops", "model.trees.json", "profile.json"}
     assert manifest["model"] == "fraud-detection"
     assert manifest["git_commit"] == COMMIT
     assert manifest["reason"] == "automated_drift_detection"
@@ -206,7 +206,8 @@ def test_retraining_into_the_same_folder_replaces_the_whole_bundle(tmp_path: Pat
     quick = _policy_with(policy_file, tmp_path, "max_iter: 150", "max_iter: 10")
     result = run_train(data, tmp_path / "out", quick, "--git-commit", "abc")
     assert result.code == 0
-    assert sorted(p.name for p in result.bundle.iterdir()) == ["bundle.json", "model.skops", "profile.json"]
+    assert sorted(p.name for p in result.bundle.iterdir()) == [
+        "bundle.json", "model.skops", "model.trees.json", "profile.json"]
     assert [p.name for p in (tmp_path / "out").iterdir() if p.name.startswith(".")] == []
 
 

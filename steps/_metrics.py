@@ -1,0 +1,184 @@
+"""The server's Prometheus metrics, kept in shared memory so that every worker process counts into one table.
+
+Every series is known when the model loads (status codes, histogram buckets, the profile's bins), so the
+table is a flat array of float64: one block per worker, created before the workers fork. A worker adds to
+its own block only (no locks); `/metrics`, on whichever worker the scrape reaches, sums the blocks. A worker
+that dies and is restarted keeps its block, so counters never go back.
+"""
+
+from __future__ import annotations
+
+import mmap
+from bisect import bisect_left
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
+# Per-request latency: the buckets bracket the canary analysis' p95 threshold (100 ms by default).
+DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+SCORE_BUCKETS = (0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
+# Every status the server answers a predict or infer request with (pre-declared, so rate() sees the first one).
+CODES = (200, 400, 404, 405, 408, 413, 415, 422, 500, 503)
+_DOUBLE = 8
+
+
+@dataclass(frozen=True)
+class _Histogram:
+    name: str
+    help: str
+    bounds: tuple[float, ...]
+    offset: int  # buckets (len(bounds) + 1, the last one +Inf), then sum, then count
+
+    @property
+    def size(self) -> int:
+        return len(self.bounds) + 3
+
+
+class Metrics:
+    """Counters and histograms for one model version, shared by `workers` processes (fork after creating)."""
+
+    def __init__(self, model: str, version: str, features: Sequence[str], bin_labels: Sequence[Sequence[str]],
+                 workers: int = 1):
+        self.model, self.version = model, version
+        self.features = list(features)
+        self.bin_labels = [list(labels) for labels in bin_labels]
+        offset = 0
+        self.code_offset = {code: offset + i for i, code in enumerate(CODES)}
+        offset += len(CODES)
+        self.errors_offset = offset
+        self.rows_offset = offset + 1
+        offset += 2
+        self.duration = _Histogram("model_inference_duration_seconds",
+                                   "Time from a predict/infer request's last byte to its response, in seconds.",
+                                   DURATION_BUCKETS, offset)
+        offset += self.duration.size
+        self.batch = _Histogram("model_batch_size", "Rows per call of the model (after micro-batching).",
+                                tuple(float(b) for b in BATCH_BUCKETS), offset)
+        offset += self.batch.size
+        self.score = _Histogram("model_prediction_score", "Scores of the positive class.", SCORE_BUCKETS, offset)
+        offset += self.score.size
+        self.bin_offsets = []
+        for labels in self.bin_labels:
+            self.bin_offsets.append(offset)
+            offset += len(labels)
+        self.size = offset
+        self.workers = workers
+        self._memory = mmap.mmap(-1, max(1, workers * offset * _DOUBLE))  # anonymous and shared across fork
+        self.use_slot(0)
+
+    def use_slot(self, slot: int) -> None:
+        """The block this process adds to (a worker's index)."""
+        if not 0 <= slot < self.workers:
+            raise ValueError(f"metrics slot {slot}: must be below {self.workers}")
+        start = slot * self.size * _DOUBLE
+        self.counts: Any = memoryview(self._memory)[start:start + self.size * _DOUBLE].cast("d")
+
+    # ---- recording (hot path) --------------------------------------------------------------------------
+
+    def request(self, code: int, seconds: float) -> None:
+        """A predict/infer request answered with `code` after `seconds` (5xx also count as errors)."""
+        counts = self.counts
+        counts[self.code_offset.get(code, self.code_offset[500])] += 1
+        if code >= 500:
+            counts[self.errors_offset] += 1
+        _observe(counts, self.duration, seconds)
+
+    def batch_done(self, scores: Sequence[float]) -> None:
+        counts = self.counts
+        counts[self.rows_offset] += len(scores)
+        _observe(counts, self.batch, float(len(scores)))
+        hist = self.score
+        bounds, base = hist.bounds, hist.offset
+        for s in scores:
+            counts[base + bisect_left(bounds, s)] += 1
+        counts[base + len(bounds) + 1] += sum(scores)
+        counts[base + len(bounds) + 2] += len(scores)
+
+    # ---- reading ---------------------------------------------------------------------------------------
+
+    def totals(self) -> list[float]:
+        """Every value summed over the workers' blocks."""
+        whole = memoryview(self._memory).cast("d")
+        totals = list(whole[0:self.size])
+        for slot in range(1, self.workers):
+            block = whole[slot * self.size:(slot + 1) * self.size]
+            totals = [a + b for a, b in zip(totals, block, strict=True)]
+        return totals
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition (format 0.0.4) of every series."""
+        t = self.totals()
+        base = f'model="{_escape(self.model)}",model_version="{_escape(self.version)}"'
+        out = [
+            "# HELP model_requests_total Predict and infer requests, by HTTP status code.",
+            "# TYPE model_requests_total counter",
+            *(f'model_requests_total{{{base},code="{code}"}} {_value(t[i])}' for code, i in self.code_offset.items()),
+            "# HELP model_inference_errors_total Predict and infer requests that failed on the server's side (5xx).",
+            "# TYPE model_inference_errors_total counter",
+            f"model_inference_errors_total{{{base}}} {_value(t[self.errors_offset])}",
+            "# HELP model_inference_rows_total Rows scored.",
+            "# TYPE model_inference_rows_total counter",
+            f"model_inference_rows_total{{{base}}} {_value(t[self.rows_offset])}",
+        ]
+        for hist in (self.duration, self.batch, self.score):
+            out += _histogram_lines(hist, t, base)
+        out += [
+            ("# HELP model_feature_bin_total Scored values per feature and reference-profile bin "
+             "(the bin's index, other for an unseen category, missing)."),
+            "# TYPE model_feature_bin_total counter",
+        ]
+        for name, labels, offset in zip(self.features, self.bin_labels, self.bin_offsets, strict=True):
+            feature = _escape(name)
+            out += [f'model_feature_bin_total{{{base},feature="{feature}",bin="{_escape(label)}"}} '
+                    f"{_value(t[offset + i])}" for i, label in enumerate(labels)]
+        return ("\n".join(out) + "\n").encode()
+
+    def value(self, name: str, **labels: str) -> float:
+        """One series' current total (for logs and tests): model_requests_total(code=), _errors, _rows,
+        model_feature_bin_total(feature=, bin=)."""
+        t = self.totals()
+        if name == "model_requests_total":
+            return t[self.code_offset[int(labels["code"])]]
+        if name == "model_inference_errors_total":
+            return t[self.errors_offset]
+        if name == "model_inference_rows_total":
+            return t[self.rows_offset]
+        if name == "model_feature_bin_total":
+            j = self.features.index(labels["feature"])
+            return t[self.bin_offsets[j] + self.bin_labels[j].index(labels["bin"])]
+        raise KeyError(name)
+
+
+def _observe(counts: Any, hist: _Histogram, value: float) -> None:
+    bounds = hist.bounds
+    counts[hist.offset + bisect_left(bounds, value)] += 1
+    counts[hist.offset + len(bounds) + 1] += value
+    counts[hist.offset + len(bounds) + 2] += 1
+
+
+def _histogram_lines(hist: _Histogram, t: list[float], base: str) -> list[str]:
+    lines = [f"# HELP {hist.name} {hist.help}", f"# TYPE {hist.name} histogram"]
+    running = 0.0
+    n = len(hist.bounds)
+    for i, bound in enumerate(hist.bounds):
+        running += t[hist.offset + i]
+        lines.append(f'{hist.name}_bucket{{{base},le="{_le(bound)}"}} {_value(running)}')
+    count = t[hist.offset + n + 2]
+    lines.append(f'{hist.name}_bucket{{{base},le="+Inf"}} {_value(count)}')
+    lines.append(f"{hist.name}_sum{{{base}}} {_value(t[hist.offset + n + 1])}")
+    lines.append(f"{hist.name}_count{{{base}}} {_value(count)}")
+    return lines
+
+
+def _le(bound: float) -> str:
+    return str(int(bound)) + ".0" if float(bound).is_integer() else repr(float(bound))
+
+
+def _value(x: float) -> str:
+    return str(int(x)) if x.is_integer() else repr(x)
+
+
+def _escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")

@@ -1,0 +1,279 @@
+"""The compiled predictor: HistGradientBoosting trees exported as data, compiled back into Python at load, scoring
+exactly as the skops model does (missing values and unseen categories included), and the gate's parity check.
+
+`trained_bundle` (one 20k-row training per test session) is shared with tests/steps/test_serve*.py.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from steps import _bundle, _model, _parity, _predictor, gate, train
+from steps._data import generate
+from steps._policy import load_policy
+
+ROOT = Path(__file__).resolve().parents[2]
+POLICY = ROOT / "gates" / "fraud-detection.yaml"
+ROWS = 20_000
+
+
+@dataclass(frozen=True)
+class Trained:
+    bundle: Path
+    holdout: Path
+    policy: Path
+
+
+def trained_bundle(tmp_path_factory: pytest.TempPathFactory) -> Trained:
+    """The reference policy's model trained on 20k generated rows, once per session (steps.train's own code)."""
+    root = tmp_path_factory.getbasetemp() / "serve-trained"
+    done = Trained(root / "bundle", root / "holdout.parquet", root / POLICY.name)
+    if (done.bundle / _bundle.MANIFEST).is_file():
+        return done
+    root.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(POLICY, done.policy)  # a snapshot: gates/ may change while the session runs
+    validated = root / "validated"
+    validated.mkdir(exist_ok=True)
+    frame = generate(ROWS, seed=11)
+    frame.to_parquet(validated / "data.parquet", index=False)
+    source = {"uri": "generated", "sha256": _bundle.sha256_file(validated / "data.parquet"), "format": "parquet",
+              "rows": len(frame)}
+    (validated / "source.json").write_text(json.dumps(source))
+    result = train.train(validated, load_policy(done.policy), git_commit="0" * 40)
+    result.write(done.bundle, done.holdout)
+    return done
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
+    return trained_bundle(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def pipeline(trained: Trained) -> Any:
+    return _model.load(trained.bundle / _model.MODEL_FILE)
+
+
+@pytest.fixture(scope="module")
+def compiled(trained: Trained) -> _predictor.CompiledPredictor:
+    return _predictor.load(trained.bundle / _predictor.TREES_FILE)
+
+
+def awkward_rows(n: int, seed: int) -> pd.DataFrame:
+    """Generated rows with missing values in every column and unseen categories in every categorical one."""
+    policy = load_policy(POLICY)
+    frame = generate(n, seed=seed)[policy.data.feature_names].astype(object)
+    rng = np.random.default_rng(seed)
+    for f in policy.data.features:
+        frame.loc[rng.random(n) < 0.08, f.name] = None
+        if f.type == "categorical":
+            frame.loc[rng.random(n) < 0.08, f.name] = "never-seen"
+    return frame
+
+
+def test_compiled_predictor_scores_exactly_as_the_skops_model(pipeline: Any,
+                                                              compiled: _predictor.CompiledPredictor) -> None:
+    frame = awkward_rows(3000, seed=5)
+    expected = pipeline.predict_proba(frame)[:, 1]
+    got = np.asarray(compiled.predict(pipeline[0].transform(frame).tolist()))
+    assert got.shape == expected.shape
+    # Same trees, same additions in the same order, the same logistic function: bit for bit.
+    assert np.max(np.abs(got - expected)) == 0.0
+
+
+def test_the_trees_file_is_part_of_the_hashed_bundle(trained: Trained) -> None:
+    manifest = _bundle.verify(trained.bundle)
+    assert _predictor.TREES_FILE in manifest["files"]
+    summary = manifest["compiled_predictor"]
+    assert summary["file"] == _predictor.TREES_FILE and summary["trees"] == 150  # max_iter in the policy
+    assert manifest["files"][_predictor.TREES_FILE] == _bundle.sha256_file(trained.bundle / _predictor.TREES_FILE)
+
+
+def test_the_compiled_predictor_loads_without_scikit_learn_or_numpy(trained: Trained) -> None:
+    code = (
+        "import sys\n"
+        "sys.modules['sklearn'] = sys.modules['numpy'] = sys.modules['pandas'] = None  # any import fails\n"
+        "from steps import _predictor\n"
+        f"p = _predictor.load({str(trained.bundle / _predictor.TREES_FILE)!r})\n"
+        "row = tuple(float('nan') for _ in p.features)\n"
+        "print(p.predict([row])[0])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], check=False, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert 0.0 < float(done.stdout) < 1.0
+
+
+def test_generated_source_holds_nothing_but_numbers_and_names(compiled: _predictor.CompiledPredictor) -> None:
+    assert "'" not in compiled.source and '"' not in compiled.source
+    assert "import" not in compiled.source and "__" not in compiled.source
+
+
+def _small_doc() -> dict[str, Any]:
+    """A two-feature model: a numeric split, then a categorical one (contract codes 0..2, code 2 unseen)."""
+    return {
+        "format": _predictor.FORMAT, "format_version": 1, "link": "logit", "baseline": -1.0,
+        "features": ["amount", "channel"],
+        "inputs": [{"column": 1, "codes": [0, 1]}, {"column": 0}],
+        "trees": [{
+            "feature": [1, 0, 0, 0, 0], "threshold": [10.0, 0.0, 0.0, 0.0, 0.0],
+            "missing_left": [True, False, False, False, False], "left": [1, 3, 0, 0, 0], "right": [2, 4, 0, 0, 0],
+            "leaf": [False, False, True, True, True], "value": [0.0, 0.0, 2.0, 1.0, -1.0],
+            "left_codes": [None, [1], None, None, None],
+        }],
+    }
+
+
+def test_small_document_routes_missing_and_unseen_values_as_scikit_learn_does() -> None:
+    p = _predictor.compile_trees(_small_doc(), "small")
+    nan = float("nan")
+
+    def raw(amount: float, channel: float) -> float:
+        score = p.predict([(amount, channel)])[0]
+        return float(np.log(score / (1 - score)))
+
+    assert raw(20.0, 0.0) == pytest.approx(-1.0 + 2.0)  # amount > 10: right leaf
+    assert raw(5.0, 1.0) == pytest.approx(-1.0 + 1.0)  # amount <= 10, channel code 1 goes left
+    assert raw(nan, 1.0) == pytest.approx(-1.0 + 1.0)  # missing amount goes left (missing_left)
+    assert raw(5.0, 0.0) == pytest.approx(-1.0 - 1.0)  # code 0: right
+    # missing and a code the model never saw (2) take the missing direction: right here
+    assert raw(5.0, nan) == pytest.approx(-1.0 - 1.0)
+    assert raw(5.0, 2.0) == pytest.approx(-1.0 - 1.0)
+
+
+def _broken(change: str) -> dict[str, Any]:
+    doc = _small_doc()
+    tree = doc["trees"][0]
+    if change == "code_in_a_value":
+        tree["value"][2] = "__import__('os').system('touch /tmp/pwned')"
+    elif change == "bool_as_index":
+        tree["left"][0] = True
+    elif change == "cycle":
+        tree["left"][1] = 0
+    elif change == "shared_child":
+        tree["right"][1] = 2
+    elif change == "nan_leaf":
+        tree["value"][3] = float("nan")
+    elif change == "unknown_key":
+        doc["extra"] = 1
+    elif change == "threshold_word":
+        tree["threshold"][0] = "big"
+    elif change == "ragged_lists":
+        tree["value"].append(0.0)
+    elif change == "input_out_of_range":
+        tree["feature"][0] = 7
+    elif change == "categorical_split_on_number":
+        tree["left_codes"][0] = [1]
+    return doc
+
+
+@pytest.mark.parametrize(("change", "place"), [
+    ("code_in_a_value", "trees[0].value[2]"), ("bool_as_index", "trees[0].left[0]"), ("cycle", "trees[0].left[1]"),
+    ("shared_child", "trees[0].right[1]"), ("nan_leaf", "trees[0].value[3]"), ("unknown_key", "top level"),
+    ("threshold_word", "trees[0].threshold[0]"), ("ragged_lists", "trees[0].value"),
+    ("input_out_of_range", "trees[0].feature[0]"), ("categorical_split_on_number", "trees[0].left_codes[0]"),
+], ids=lambda v: v if "[" not in v else "")
+def test_malformed_trees_files_are_refused_naming_the_place(change: str, place: str, tmp_path: Path) -> None:
+    path = tmp_path / _predictor.TREES_FILE
+    path.write_text(json.dumps(_broken(change)))
+    with pytest.raises(_predictor.TreesError) as caught:
+        _predictor.load(path)
+    assert str(caught.value).startswith(f"{path}: {place}")
+    assert not Path("/tmp/pwned").exists()
+
+
+def test_a_tree_deeper_than_the_limit_is_refused() -> None:
+    depth = _predictor.MAX_DEPTH + 1
+    n = 2 * depth + 1  # a chain: node i splits into a leaf and the next split
+    tree: dict[str, list[Any]] = {key: [] for key in ("feature", "threshold", "missing_left", "left", "right",
+                                                      "leaf", "value", "left_codes")}
+    for i in range(n):
+        leaf = i % 2 == 1 or i == n - 1
+        tree["leaf"].append(leaf)
+        tree["value"].append(0.1 if leaf else 0.0)
+        tree["feature"].append(0)
+        tree["threshold"].append(float(i))
+        tree["missing_left"].append(False)
+        tree["left"].append(0 if leaf else i + 1)
+        tree["right"].append(0 if leaf else i + 2)
+        tree["left_codes"].append(None)
+    doc = {"format": _predictor.FORMAT, "format_version": 1, "link": "logit", "baseline": 0.0,
+           "features": ["x"], "inputs": [{"column": 0}], "trees": [tree]}
+    with pytest.raises(_predictor.TreesError, match="deeper than"):
+        _predictor.compile_trees(doc, "deep")
+
+
+def test_other_estimators_are_served_through_skops(trained: Trained) -> None:
+    policy = load_policy(trained.policy)
+    frame = generate(1500, seed=2)
+    from steps import _features
+
+    lr = _features.build_pipeline(policy.data.features, "logistic_regression", {"max_iter": 200}, seed=1)
+    lr.fit(_features.model_input(frame, policy.data.features), _features.target_vector(frame["is_fraud"], 1))
+    with pytest.raises(_predictor.ExportError, match="only a Pipeline of the contract encoder and one estimator"):
+        _predictor.export_trees(lr)
+    trees, summary = train._compiled_predictor(lr, "logistic_regression")
+    assert trees is None and summary["file"] is None and "skops" in summary["reason"]
+
+
+# --- the gate's parity check ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def quick_policy(trained: Trained, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The reference gates with fewer latency calls and scored rows, so the gate runs in seconds."""
+    text = trained.policy.read_text()
+    text = text.replace("latency_p95_ms: {maximum: 50, calls: 1000}", "latency_p95_ms: {maximum: 500, calls: 20}")
+    text = text.replace("peak_memory_mb: {maximum: 256, rows: 10000}", "peak_memory_mb: {maximum: 256, rows: 500}")
+    path = tmp_path_factory.mktemp("quick-policy") / "fraud-detection.yaml"
+    path.write_text(text)
+    assert "predictor_parity" in text
+    return path
+
+
+def test_gate_checks_the_compiled_predictor_against_the_skops_model(trained: Trained, quick_policy: Path,
+                                                                   tmp_path: Path) -> None:
+    code = gate.main(["--bundle", str(trained.bundle), "--holdout", str(trained.holdout), "--policy",
+                      str(quick_policy), "--report-dir", str(tmp_path / "report"), "--passed-out",
+                      str(tmp_path / "passed"), "--registry", str(tmp_path / "empty-registry")])
+    assert code == 0
+    report = json.loads((tmp_path / "report" / "gate.json").read_text())
+    parity = next(g for g in report["gates"] if g["name"] == "predictor_parity")
+    assert parity["passed"] and parity["bound"] == 1e-5
+    assert parity["value"] <= 1e-5
+    assert "variants" in parity["note"]
+
+
+def test_parity_fails_for_a_trees_file_that_scores_differently(trained: Trained, pipeline: Any,
+                                                              tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle"
+    shutil.copytree(trained.bundle, bundle)
+    doc = json.loads((bundle / _predictor.TREES_FILE).read_text())
+    tree = doc["trees"][0]
+    leaf = tree["leaf"].index(True)
+    tree["value"][leaf] += 0.5  # one leaf of 150 trees: a small, real difference
+    _predictor.save(doc, bundle / _predictor.TREES_FILE)
+    manifest = json.loads((bundle / _bundle.MANIFEST).read_text())
+    manifest.pop("files")
+    manifest.pop("format_version")
+    manifest = _bundle.write_manifest(bundle, manifest)
+
+    holdout = pd.read_parquet(trained.holdout)
+    features = gate.load_bundle(bundle).features
+    X = holdout[[f.name for f in features]]
+    value, note = _parity.measure(bundle, manifest, pipeline, X, pipeline.predict_proba(X)[:, 1], features)
+    assert value is not None and value > 1e-5
+    assert "max |compiled - skops|" in note
+
+    (bundle / _predictor.TREES_FILE).write_text('{"format": "something else"}')
+    value, note = _parity.measure(bundle, manifest, pipeline, X, pipeline.predict_proba(X)[:, 1], features)
+    assert value == 1.0 and "does not load" in note
