@@ -54,18 +54,21 @@ def first_run(workdir: Path, dataset: Path) -> tuple[subprocess.CompletedProcess
     return proc, registry
 
 
-def test_run_training_registers_a_staged_version_and_summarises_it(first_run, workdir: Path) -> None:
+def test_run_training_registers_the_first_version_and_rolls_it_out_to_production(first_run, workdir: Path) -> None:
     proc, registry = first_run
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout
-    for task in ("validate", "train", "gate", "register"):
+    for task in ("validate", "train", "gate", "register", "rollout"):
         assert task in out
     assert "v1" in out and "staged" in out
     for gate in ("accuracy", "pr_auc", "roc_auc", "latency_p95_ms", "recall_gap", "edge_cases"):
         assert gate in out, f"the summary does not show the {gate} gate"
     assert "gate.html" in out, "the summary does not point at the HTML report"
     [record] = versions(registry, workdir)
-    assert record["version"] == 1 and record["status"] == "staged"
+    # With no production yet, the local rollout promotes the first version once its server is healthy.
+    assert record["version"] == 1 and record["status"] == "production"
+    assert [h["to"] for h in record["history"]] == ["staged", "canary", "production"]
+    assert "health" in record["history"][-1]["why"]
     assert record["git_commit"] == "abc1234"
     html = next(Path(workdir).glob(".mlops/runs/*/tasks/gate/**/gate.html"))
     assert "<img" in html.read_text()

@@ -24,6 +24,7 @@ RUNS = Path(".mlops/runs")
 DEFAULT_REGISTRY = ".mlops/registry"
 REFERENCE_ROWS = 200_000
 REFERENCE_SEED = 42
+LOCAL_ROLLOUT_TIME_SCALE = "0.01"  # the seed's 30 min pauses take 18 s
 
 
 def parser(p: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
@@ -65,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
             run_dir, name, workflow_file, given = _rendered(args, given)
         # What runs is the YAML in the run folder, read back from disk.
         workflow, config_maps = runner.load(workflow_file, name)
+        given = _local_defaults(workflow, given)
         parameters = runner.resolve_parameters(workflow, given)
         local_maps = {"mlops-config": _mlops_config(args.registry)}
         wf_name = runner.workflow_name(workflow)
@@ -100,6 +102,17 @@ def _parameters(items: list[str]) -> dict[str, str]:
             raise RunnerError(f"-p {item!r}: expected NAME=VALUE")
         given[name] = value
     return given
+
+
+def _local_defaults(workflow: dict[str, Any], given: dict[str, str]) -> dict[str, str]:
+    """Locally the rollout task drives `mlops deploy` (or a short-lived one of its own), not a cluster's Rollout,
+    with the canary's pauses and analysis intervals shortened (a measurement still waits for min_requests)."""
+    declared = {p["name"] for p in ((workflow.get("spec") or {}).get("arguments") or {}).get("parameters") or []}
+    local = dict(given)
+    for name, value in (("rollout-target", "local"), ("rollout-time-scale", LOCAL_ROLLOUT_TIME_SCALE)):
+        if name in declared and name not in local:
+            local[name] = value
+    return local
 
 
 def _from_file(path: Path, name: str | None) -> tuple[Path, str | None, Path]:

@@ -1,4 +1,4 @@
-"""The training pipeline of one model as an Argo WorkflowTemplate: validate -> train -> gate -> register.
+"""The training pipeline of one model as an Argo WorkflowTemplate: validate -> train -> gate -> register -> rollout.
 
 Each step is a container template running `python -m steps.<name>` with the command line of docs/steps.md;
 every path argument is an Argo path variable, so the pod and the local runner (`mlops run`) run the same
@@ -23,6 +23,7 @@ WORKFLOW_DEADLINE_SECONDS = 4 * 3600
 # Pods that failed stay for `kubectl logs`; finished Workflows are kept a day (a week when they failed).
 TTL_AFTER_SUCCESS_SECONDS = 86400
 TTL_AFTER_FAILURE_SECONDS = 7 * 86400
+ROLLOUT_SERVICE_ACCOUNT = "mlops-rollout"  # manifests/base: get/patch rollouts, list analysisruns
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class StepSpec:
     deadline_seconds: int
     registry: bool  # reads or writes the model registry (MLOPS_REGISTRY)
     s3: bool  # may talk to object storage (S3 endpoint and credentials)
+    service_account: str | None = None  # its own least-privilege identity (manifests/base), else the workflow's
 
 
 STEPS: dict[str, StepSpec] = {
@@ -43,6 +45,10 @@ STEPS: dict[str, StepSpec] = {
     "train": StepSpec("1", "2Gi", "2", "4Gi", 3600, registry=False, s3=False),
     "gate": StepSpec("500m", "1Gi", "1", "3Gi", 1800, registry=True, s3=True),
     "register": StepSpec("100m", "256Mi", "500m", "512Mi", 600, registry=True, s3=True),
+    # Waits for the canary (the policy's pauses and analyses: 3 h for the seed's schedule), so its deadline is
+    # the workflow's; only it may patch Rollouts.
+    "rollout": StepSpec("100m", "256Mi", "500m", "1Gi", WORKFLOW_DEADLINE_SECONDS, registry=True, s3=True,
+                        service_account=ROLLOUT_SERVICE_ACCOUNT),
 }
 
 
@@ -65,6 +71,10 @@ def workflow_parameters(policy: Policy) -> list[Parameter]:
                   description="Registry version the gate compares against (empty: the production version)"),
         Parameter(name="idempotency-key", value="", description="Set by the drift Sensor; names the Workflow"),
         Parameter(name="image-tag", value=_common.package_version(), description="Tag of the step image"),
+        Parameter(name="rollout-target", value="kubernetes", enum=["kubernetes", "local"],
+                  description="Where the rollout task deploys: the model's Argo Rollout, or `mlops deploy` (local)"),
+        Parameter(name="rollout-time-scale", value="1",
+                  description="local target: multiply the canary's pauses and analysis intervals by this"),
     ]
 
 
@@ -76,7 +86,7 @@ def build_training(policy: Policy, image: str = _common.DEFAULT_IMAGE) -> Workfl
         name=template_name(policy),
         labels=labels,
         annotations={
-            "workflows.argoproj.io/description": f"Validate, train, gate and register {model} "
+            "workflows.argoproj.io/description": f"Validate, train, gate, register and roll out {model} "
             f"(policy {policy.path.name}).",
             **_common.provenance(policy.path.name, policy.sha256, "workflows/training.py:build_training"),
         },
@@ -183,6 +193,26 @@ def build_training(policy: Policy, image: str = _common.DEFAULT_IMAGE) -> Workfl
             ],
         )
 
+        rollout = _step(
+            "rollout",
+            image,
+            inputs=[
+                Parameter(name="model"),
+                Parameter(name="version"),
+                Parameter(name="policy"),
+                Parameter(name="rollout-target"),
+                Parameter(name="rollout-time-scale"),
+            ],
+            outputs=[],
+            args=[
+                "--model", "{{inputs.parameters.model}}",
+                "--version", "{{inputs.parameters.version}}",
+                "--policy", "{{inputs.parameters.policy}}",
+                "--target", "{{inputs.parameters.rollout-target}}",
+                "--time-scale", "{{inputs.parameters.rollout-time-scale}}",
+            ],
+        )
+
         with DAG(name="training"):
             validate(name="validate", arguments=_params("dataset", "policy"))
             train(
@@ -213,6 +243,18 @@ def build_training(policy: Policy, image: str = _common.DEFAULT_IMAGE) -> Workfl
                     *_params("model", "git-commit", "reason"),
                 ],
             )
+            # Only a version that passed the gates and was registered is deployed (a rejected one fails register).
+            rollout(
+                name="rollout",
+                depends="register.Succeeded",
+                when="{{tasks.gate.outputs.parameters.passed}} == true",
+                arguments=[
+                    Parameter(name="version", value="{{tasks.register.outputs.parameters.version}}"),
+                    *_params("model", "policy", "rollout-target", "rollout-time-scale"),
+                ],
+            )
+    # Templates added later go last, so the existing ones (and the paths that lint messages name) keep their index.
+    template.templates = [t for t in template.templates if t is not rollout] + [rollout]
     return template
 
 
@@ -252,6 +294,7 @@ def _step(name: str, image: str, inputs: list[Any], outputs: list[Any], args: li
             limits={"cpu": m.Quantity(spec.cpu_limit), "memory": m.Quantity(spec.memory_limit)},
         ),
         security_context=m.SecurityContext.model_validate(_common.container_security_context()),
+        service_account_name=spec.service_account,
         volume_mounts=[
             m.VolumeMount(name="policy", mount_path=_common.POLICY_MOUNT, read_only=True),
             m.VolumeMount(name="tmp", mount_path="/tmp"),

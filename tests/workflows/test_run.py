@@ -80,6 +80,18 @@ json.dump({"model": a.model, "env_registry": os.environ["MLOPS_REGISTRY"], "acto
 open(a.version_out, "w").write("7")
 sys.exit(0 if report["passed"] else 1)
 ''',
+    "rollout.py": '''
+import argparse, json, os
+p = argparse.ArgumentParser()
+for flag in ("--model", "--version", "--target"):
+    p.add_argument(flag, required=True)
+for flag in ("--registry", "--policy", "--namespace", "--timeout", "--time-scale"):
+    p.add_argument(flag)
+a = p.parse_args()
+assert os.path.isfile(a.policy), a.policy
+json.dump({"model": a.model, "version": a.version, "target": a.target, "time_scale": a.time_scale},
+          open("rolled-out.json", "w"))
+''',
 }
 
 
@@ -106,7 +118,10 @@ def test_run_training_generates_data_runs_the_rendered_yaml_and_summarises(proje
     state = _state(project)
     assert state["phase"] == "Succeeded"
     assert {n: t["phase"] for n, t in state["tasks"].items()} == dict.fromkeys(
-        ["validate", "train", "gate", "register"], "Succeeded")
+        ["validate", "train", "gate", "register", "rollout"], "Succeeded")
+    # Locally the rollout task deploys to the local deployment, with the canary's waits shortened.
+    assert json.loads((project / "rolled-out.json").read_text()) == {
+        "model": "fraud-detection", "version": "7", "target": "local", "time_scale": run.LOCAL_ROLLOUT_TIME_SCALE}
     assert state["tasks"]["train"]["outputs"]["parameters"] == {"fingerprint": "f1ngerprint"}
     assert state["tasks"]["gate"]["outputs"]["parameters"] == {"passed": "true"}
     run_dir = Path(state["tasks"]["register"]["log"]).parents[2]

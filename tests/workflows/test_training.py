@@ -53,13 +53,16 @@ def test_rendered_documents_pass_the_semantic_lint(policy_file, schemas_dir):
 
 def test_dag_is_validate_train_gate_register_with_register_after_any_verdict(template):
     tasks = {t["name"]: t for t in _templates(template)["training"]["dag"]["tasks"]}
-    assert list(tasks) == ["validate", "train", "gate", "register"]
+    assert list(tasks) == ["validate", "train", "gate", "register", "rollout"]
     assert "depends" not in tasks["validate"]
     assert tasks["train"]["depends"] == "validate"
     assert tasks["gate"]["depends"] == "train"
     # Not `gate.Succeeded && passed == true`: a rejected candidate is registered too (as rejected).
     assert tasks["register"]["depends"] == "train && gate"
     assert "when" not in tasks["register"]
+    # Only a version that passed the gates is deployed.
+    assert tasks["rollout"]["depends"] == "register.Succeeded"
+    assert tasks["rollout"]["when"] == "{{tasks.gate.outputs.parameters.passed}} == true"
     assert template["spec"]["entrypoint"] == "training"
 
 
@@ -116,6 +119,7 @@ def test_parameters_and_their_defaults_come_from_the_policy(template, policy_fil
         "dataset": policy.data.source, "model": policy.model_name,
         "policy": f"/etc/mlops/policy/{policy.model_name}.yaml", "git-commit": "unknown", "reason": "manual",
         "drifted-features": "[]", "baseline-version": "", "idempotency-key": "", "image-tag": params["image-tag"],
+        "rollout-target": "kubernetes", "rollout-time-scale": "1",
     }
     assert re.fullmatch(r"\d+\.\d+\.\d+.*", params["image-tag"])
 

@@ -1,0 +1,243 @@
+"""Rollout step: deploy a registered version as a canary and record the outcome in the registry.
+
+    python -m steps.rollout --model M --version V [--registry LOC] [--policy FILE] --target kubernetes|local
+                            [--namespace NS] [--timeout S] [--time-scale F] [--deploy-url URL] [--dataset URI]
+
+The version moves to `canary` first. Then:
+- kubernetes: the model's Argo Rollout `<model>-server` gets the pod-template annotation `model-version: "<V>"`
+  (its init container fetches that version), and the step watches it until Healthy (the canary steps and
+  analyses passed), Degraded or aborted, or the timeout. Healthy: canary -> production (the previous production
+  is archived). Degraded/aborted: -> rejected, with the failed analysis metrics in the history.
+- local: the same schedule and thresholds against a local deployment (`mlops deploy`, steps/_local_deploy.py),
+  the analysis computed from the servers' /metrics; without a running deployment the step starts one for its
+  duration and replays traffic from a dataset. With no production version yet, the first version is promoted
+  after a health check, as Argo Rollouts does with a first revision (no canary steps).
+
+Exit 0 promoted; 1 rejected (recorded), or no verdict before the timeout (the version stays `canary`);
+2 bad usage; 3 transient (Kubernetes API or storage unreachable).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from steps._errors import UsageError, ValidationFailed, run
+from steps._policy import Policy, duration_seconds, load_policy, policy_path
+from steps._registry import Registry, check_model
+
+VERSION_ANNOTATION = "model-version"  # workflows/serving.py: the init container reads it through the downward API
+TARGETS = ("kubernetes", "local")
+POLL_SECONDS = 10.0
+# Beyond the schedule's own pauses and analyses: pods starting, the progress deadline, the controller's resyncs.
+TIMEOUT_MARGIN_SECONDS = 1800
+
+
+class RolloutTimeout(ValidationFailed):
+    """No verdict in time: the version stays canary (the Rollout may still finish); exit 1."""
+
+
+@dataclass
+class Outcome:
+    promoted: bool
+    reason: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def server_name(model: str) -> str:
+    return f"{model}-server"  # as workflows/serving.py names the Rollout (steps/ never imports workflows)
+
+
+def version_patch(version: int) -> dict[str, Any]:
+    """The merge patch that points the Rollout at `version`; nothing else in the spec changes."""
+    return {"spec": {"template": {"metadata": {"annotations": {VERSION_ANNOTATION: str(version)}}}}}
+
+
+def default_timeout(policy: Policy) -> float:
+    """The schedule's pauses plus each analysis (count x interval), plus a margin."""
+    analysis = policy.canary.analysis
+    total = 0
+    for step in policy.canary.steps:
+        total += duration_seconds(step.pause) if step.pause else 0
+        total += analysis.count * max(duration_seconds(analysis.interval), 60) if step.analysis else 0
+    return float(total + TIMEOUT_MARGIN_SECONDS)
+
+
+# --- kubernetes ---------------------------------------------------------------------------------------------
+
+
+def rollout_state(rollout: dict[str, Any]) -> str:
+    """'healthy', 'failed' or 'waiting' for a Rollout object, counting only a status about its current spec."""
+    meta, status = rollout.get("metadata") or {}, rollout.get("status") or {}
+    generation = meta.get("generation")
+    # Argo Rollouts writes observedGeneration as a string; a status about an older spec says nothing about ours.
+    if generation is not None and str(status.get("observedGeneration")) != str(generation):
+        return "waiting"
+    if status.get("abort"):
+        return "failed"
+    phase = status.get("phase")
+    if phase == "Degraded":
+        return "failed"
+    if phase == "Healthy":
+        current, stable = status.get("currentPodHash"), status.get("stableRS")
+        return "healthy" if not current or not stable or current == stable else "waiting"
+    return "waiting"
+
+
+def analysis_result(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The newest unsuccessful AnalysisRun, as {run, phase, message, metrics: [{name, phase, message, value}]}."""
+    for analysis in runs:
+        status = analysis.get("status") or {}
+        if status.get("phase") in (None, "Successful", "Running", "Pending"):
+            continue
+        metrics = []
+        for result in status.get("metricResults") or []:
+            if result.get("phase") in ("Successful", "Running"):
+                continue
+            measurements = result.get("measurements") or []
+            last = measurements[-1] if measurements else {}
+            metrics.append({"name": result.get("name"), "phase": result.get("phase"),
+                            "message": result.get("message") or last.get("message"), "value": last.get("value"),
+                            "failed": result.get("failed", 0), "inconclusive": result.get("inconclusive", 0)})
+        return {"run": (analysis.get("metadata") or {}).get("name"), "phase": status.get("phase"),
+                "message": status.get("message"), "metrics": metrics}
+    return None
+
+
+def watch_kubernetes(client: Any, model: str, version: int, timeout: float, poll: float = POLL_SECONDS,
+                     clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+                     say: Callable[[str], None] = print) -> Outcome:
+    """Patch the Rollout to `version` and wait for its verdict. Raises RolloutTimeout."""
+    name = server_name(model)
+    patched = client.patch_rollout(name, version_patch(version))
+    say(f"rollout: patched Rollout {client.namespace}/{name}: {VERSION_ANNOTATION}={version} "
+        f"(generation {(patched.get('metadata') or {}).get('generation')})")
+    deadline = clock() + timeout
+    last_phase = None
+    while True:
+        rollout = client.get_rollout(name)
+        status = rollout.get("status") or {}
+        state = rollout_state(rollout)
+        phase = status.get("phase")
+        if phase != last_phase:
+            say(f"rollout: {name} is {phase or 'unknown'}" + (f": {status['message']}" if status.get("message") else ""))
+            last_phase = phase
+        if state == "healthy":
+            return Outcome(True, f"Argo Rollout {name} Healthy: canary steps and analysis passed",
+                           {"target": "kubernetes", "rollout": name, "namespace": client.namespace})
+        if state == "failed":
+            analysis = analysis_result(client.analysis_runs(name))
+            why = "aborted" if status.get("abort") else str(phase)
+            text = status.get("message") or ""
+            if analysis:
+                failed = "; ".join(f"{m['name']} {m['phase']}" + (f" ({m['message']})" if m.get("message") else "")
+                                   + (f" value {m['value']}" if m.get("value") is not None else "")
+                                   for m in analysis["metrics"])
+                text = f"analysis {analysis['run']} {analysis['phase']}: {failed or analysis.get('message') or ''}"
+            return Outcome(False, f"Argo Rollout {name} {why}" + (f": {text}" if text else ""),
+                           {"target": "kubernetes", "rollout": name, "namespace": client.namespace,
+                            "phase": phase, "abort": bool(status.get("abort")), "message": status.get("message"),
+                            "analysis": analysis})
+        if clock() >= deadline:
+            raise RolloutTimeout(f"Rollout {client.namespace}/{name}: no verdict after {timeout:.0f}s (phase "
+                                 f"{phase or 'unknown'}); {model} v{version} stays canary")
+        sleep(max(0.0, min(poll, deadline - clock())))
+
+
+# --- the step -----------------------------------------------------------------------------------------------
+
+
+def rollout(model: str, version: int, target: str, registry: Registry, policy: Policy, *,
+            namespace: str | None = None, timeout: float | None = None, time_scale: float = 1.0,
+            deploy_url: str | None = None, dataset: str | None = None, poll: float | None = None) -> Outcome:
+    """Move `version` to canary, deploy it on `target`, record production or rejected. Returns the outcome."""
+    check_model(model)
+    if target not in TARGETS:
+        raise UsageError(f"--target {target!r}: must be one of {', '.join(TARGETS)}")
+    if policy.model_name != model:
+        raise UsageError(f"--policy is for model {policy.model_name!r}, not --model {model!r}")
+    record = registry.get(model, version)
+    version = int(record["version"])
+    if record["status"] == "production":
+        return Outcome(True, f"{model} v{version} is already production")
+    client: Any = None
+    if target == "kubernetes":
+        from steps._k8s import KubeClient
+
+        client = KubeClient.from_environment(namespace)  # before any change: bad configuration changes nothing
+    registry.promote(model, version, "canary", reason=f"rollout started ({target})")
+    if client is not None:
+        outcome = watch_kubernetes(client, model, version, timeout or default_timeout(policy),
+                                   poll=POLL_SECONDS if poll is None else poll)
+    else:
+        from steps import _local_deploy
+
+        outcome = _local_deploy.local_rollout(model, version, registry, policy, time_scale=time_scale,
+                                              deploy_url=deploy_url, dataset=dataset)
+    record_outcome(registry, model, version, outcome)
+    return outcome
+
+
+def record_outcome(registry: Registry, model: str, version: int, outcome: Outcome) -> dict[str, Any]:
+    to = "production" if outcome.promoted else "rejected"
+    return registry.transition(model, version, to, reason=outcome.reason, details=outcome.details or None)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m steps.rollout", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True)
+    p.add_argument("--version", required=True, help="the registry version (a number, or latest/canary)")
+    p.add_argument("--registry", default=None, help="registry location (default $MLOPS_REGISTRY or .mlops/registry)")
+    p.add_argument("--policy", default=None, help="the model's policy (default gates/<model>.yaml)")
+    p.add_argument("--target", required=True, choices=TARGETS)
+    p.add_argument("--namespace", default=None, help="kubernetes: the Rollout's namespace (default: the pod's)")
+    p.add_argument("--timeout", type=float, default=None,
+                   help="kubernetes: seconds to wait for a verdict (default: the schedule's pauses and analyses "
+                        "+ 30 min); locally the scaled schedule bounds the wait")
+    p.add_argument("--time-scale", type=float, default=None,
+                   help="local: multiply the schedule's pauses and intervals by F (default $MLOPS_ROLLOUT_TIME_SCALE "
+                        "or 1)")
+    p.add_argument("--deploy-url", default=None,
+                   help="local: the `mlops deploy` address (default $MLOPS_DEPLOY_URL, else http://127.0.0.1:8700); "
+                        "none running there: the step starts one for its duration")
+    p.add_argument("--dataset", default=None, help="local: rows to replay as traffic (default: generated)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+
+    def body() -> int:
+        import os
+
+        scale_text = args.time_scale if args.time_scale is not None else os.environ.get("MLOPS_ROLLOUT_TIME_SCALE", "1")
+        try:
+            scale = float(scale_text)
+        except ValueError as err:
+            raise UsageError(f"--time-scale {scale_text!r}: must be a number") from err
+        if not scale > 0:
+            raise UsageError(f"--time-scale {scale_text!r}: must be greater than 0")
+        if args.timeout is not None and not args.timeout > 0:
+            raise UsageError(f"--timeout {args.timeout!r}: must be greater than 0 seconds")
+        policy = load_policy(Path(policy_path(args.model, args.policy)))
+        registry = Registry.open(args.registry or None)
+        version = registry.resolve(args.model, args.version)
+        outcome = rollout(args.model, version, args.target, registry, policy,
+                          namespace=args.namespace, timeout=args.timeout, time_scale=scale,
+                          deploy_url=args.deploy_url or os.environ.get("MLOPS_DEPLOY_URL") or None,
+                          dataset=args.dataset or None)
+        verdict = "production" if outcome.promoted else "rejected"
+        print(f"rollout: {args.model} v{version}: {verdict}: {outcome.reason}")
+        return 0 if outcome.promoted else 1
+
+    return run("rollout", body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

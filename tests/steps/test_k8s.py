@@ -1,0 +1,222 @@
+"""The Kubernetes adapter (steps/_k8s.py) against a small fake Kubernetes API: a real HTTP server on 127.0.0.1
+that answers GET/PATCH for one Rollout (moving its status as the Argo Rollouts controller would) and lists
+AnalysisRuns. There is no API server here; this one speaks the same HTTP, paths, verbs and content types."""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Self
+
+import pytest
+
+from steps._errors import TransientError
+from steps._k8s import GROUP_PATH, MERGE_PATCH, KubeClient, KubeError, merge_patch
+from tests.conftest import free_port
+
+TOKEN = "test-token-123"
+NAMESPACE = "mlops"
+ABORT_MESSAGE = ('RolloutAborted: Rollout aborted update to revision 2: Metric "latency-p95-ms" assessed Failed due '
+                 "to failed (2) > failureLimit (1)")
+
+
+class FakeKubeAPI:
+    """One namespace with one Rollout. After each PATCH, GETs walk the status through `script`
+    (a list of status dicts; the last one stays), as the controller moves the Rollout."""
+
+    def __init__(self, rollout: dict[str, Any], script: list[dict[str, Any]] | None = None,
+                 analysis_runs: list[dict[str, Any]] | None = None, fail_with: int | None = None):
+        self.rollout = copy.deepcopy(rollout)
+        self.rollout.setdefault("metadata", {}).update(namespace=NAMESPACE, generation=1)
+        self.rollout["status"] = {"phase": "Healthy", "observedGeneration": "1"}
+        self.script = script or []
+        self.analysis_runs = analysis_runs or []
+        self.fail_with = fail_with
+        self.patches: list[dict[str, Any]] = []
+        self.requests: list[tuple[str, str, dict[str, str]]] = []
+        self._step = 0
+        self.lock = threading.Lock()
+        self.port = free_port()
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler())
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def rollout_path(self, name: str) -> str:
+        return f"{GROUP_PATH}/namespaces/{NAMESPACE}/rollouts/{name}"
+
+    def __enter__(self) -> Self:
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def _advance(self) -> None:
+        if self.patches and self.script:
+            status = self.script[min(self._step, len(self.script) - 1)]
+            self._step += 1
+            generation = self.rollout["metadata"]["generation"]
+            self.rollout["status"] = {"observedGeneration": str(generation), **status}
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def answer(self, code: int, body: dict[str, Any]) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def status(self, code: int, message: str) -> None:
+                self.answer(code, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": message,
+                                   "code": code})
+
+            def check(self) -> bool:
+                api.requests.append((self.command, self.path, dict(self.headers)))
+                if self.headers.get("Authorization") != f"Bearer {TOKEN}":
+                    self.status(401, "Unauthorized")
+                    return False
+                if api.fail_with:
+                    self.status(api.fail_with, "the server is busy")
+                    return False
+                return True
+
+            def do_GET(self) -> None:
+                if not self.check():
+                    return
+                name = api.rollout["metadata"]["name"]
+                with api.lock:
+                    if self.path == api.rollout_path(name):
+                        api._advance()
+                        return self.answer(200, api.rollout)
+                    if self.path == f"{GROUP_PATH}/namespaces/{NAMESPACE}/analysisruns":
+                        return self.answer(200, {"kind": "AnalysisRunList", "items": api.analysis_runs})
+                self.status(404, f'rollouts.argoproj.io "{self.path.rsplit("/", 1)[-1]}" not found')
+
+            def do_PATCH(self) -> None:
+                if not self.check():
+                    return
+                if self.headers.get("Content-Type") != MERGE_PATCH:
+                    return self.status(415, f"unsupported media type {self.headers.get('Content-Type')}")
+                name = api.rollout["metadata"]["name"]
+                if self.path != api.rollout_path(name):
+                    return self.status(404, f'rollouts.argoproj.io "{self.path.rsplit("/", 1)[-1]}" not found')
+                patch = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                with api.lock:
+                    api.patches.append(patch)
+                    before = copy.deepcopy(api.rollout.get("spec"))
+                    api.rollout = merge_patch(api.rollout, patch)
+                    if api.rollout.get("spec") != before:  # the API server bumps generation on spec changes only
+                        api.rollout["metadata"]["generation"] += 1
+                    self.answer(200, api.rollout)
+
+        return Handler
+
+
+def rollout_object(name: str = "churn-model-server") -> dict[str, Any]:
+    return {"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "metadata": {"name": name},
+            "spec": {"replicas": 5, "template": {"metadata": {"labels": {"app": name}}}}}
+
+
+def analysis_run(name: str, owner: str, created: str, phase: str, metrics: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"apiVersion": "argoproj.io/v1alpha1", "kind": "AnalysisRun",
+            "metadata": {"name": name, "namespace": NAMESPACE, "creationTimestamp": created,
+                         "ownerReferences": [{"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "name": owner,
+                                              "uid": "u1"}]},
+            "status": {"phase": phase, "metricResults": metrics}}
+
+
+@pytest.fixture
+def api() -> Iterator[FakeKubeAPI]:
+    with FakeKubeAPI(rollout_object()) as server:
+        yield server
+
+
+def client(api: FakeKubeAPI, token: str = TOKEN) -> KubeClient:
+    return KubeClient(api.url, token, NAMESPACE)
+
+
+def test_get_rollout_sends_the_bearer_token_and_returns_the_object(api: FakeKubeAPI) -> None:
+    got = client(api).get_rollout("churn-model-server")
+    assert got["metadata"]["name"] == "churn-model-server"
+    assert api.requests[-1][2]["Authorization"] == f"Bearer {TOKEN}"
+
+
+def test_patch_is_a_merge_patch_that_changes_only_the_given_fields(api: FakeKubeAPI) -> None:
+    patch = {"spec": {"template": {"metadata": {"annotations": {"model-version": "4"}}}}}
+    got = client(api).patch_rollout("churn-model-server", patch)
+    assert got["spec"]["template"]["metadata"] == {"labels": {"app": "churn-model-server"},
+                                                   "annotations": {"model-version": "4"}}
+    assert got["spec"]["replicas"] == 5
+    assert got["metadata"]["generation"] == 2
+    assert api.patches == [patch]
+
+
+def test_a_missing_rollout_is_a_usage_error_naming_it(api: FakeKubeAPI) -> None:
+    with pytest.raises(KubeError, match=r'HTTP 404: rollouts.argoproj.io "other-server" not found'):
+        client(api).get_rollout("other-server")
+
+
+def test_a_wrong_token_is_refused_and_not_retried(api: FakeKubeAPI) -> None:
+    with pytest.raises(KubeError, match="HTTP 401"):
+        client(api, token="wrong").get_rollout("churn-model-server")
+
+
+def test_a_busy_api_server_is_transient(api: FakeKubeAPI) -> None:
+    api.fail_with = 503
+    with pytest.raises(TransientError, match="HTTP 503: the server is busy"):
+        client(api).get_rollout("churn-model-server")
+
+
+def test_an_unreachable_api_server_is_transient() -> None:
+    with pytest.raises(TransientError, match="unreachable"):
+        KubeClient(f"http://127.0.0.1:{free_port()}", TOKEN, NAMESPACE, timeout=2).get_rollout("x")
+
+
+def test_analysis_runs_are_those_of_the_rollout_newest_first(api: FakeKubeAPI) -> None:
+    api.analysis_runs = [
+        analysis_run("old", "churn-model-server", "2026-01-01T00:00:00Z", "Successful", []),
+        analysis_run("other", "another-server", "2026-01-03T00:00:00Z", "Failed", []),
+        analysis_run("new", "churn-model-server", "2026-01-02T00:00:00Z", "Failed", []),
+    ]
+    runs = client(api).analysis_runs("churn-model-server")
+    assert [r["metadata"]["name"] for r in runs] == ["new", "old"]
+
+
+def test_in_cluster_configuration_comes_from_the_service_account(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("MLOPS_KUBE_API", "MLOPS_KUBE_TOKEN", "MLOPS_KUBE_CA", "MLOPS_NAMESPACE"):
+        monkeypatch.delenv(name, raising=False)
+    (tmp_path / "token").write_text("sa-token\n")
+    (tmp_path / "namespace").write_text("models")
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "6443")
+    kube = KubeClient.from_environment(sa_dir=tmp_path)
+    assert (kube.base_url, kube.token, kube.namespace) == ("https://10.0.0.1:6443", "sa-token", "models")
+
+
+def test_outside_a_pod_without_an_address_the_error_says_what_to_set(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MLOPS_KUBE_API", raising=False)
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    with pytest.raises(KubeError.__mro__[1], match="KUBERNETES_SERVICE_HOST unset.*MLOPS_KUBE_API"):
+        KubeClient.from_environment(sa_dir=tmp_path)
+
+
+def test_merge_patch_follows_rfc_7386() -> None:
+    target = {"a": {"b": 1, "c": 2}, "d": [1, 2]}
+    assert merge_patch(target, {"a": {"b": None, "e": 3}, "d": [3]}) == {"a": {"c": 2, "e": 3}, "d": [3]}
+    assert target == {"a": {"b": 1, "c": 2}, "d": [1, 2]}

@@ -1,0 +1,242 @@
+"""The rollout step's local target (steps/rollout.py + steps/_local_deploy.py) with real components: a real
+trained bundle in a local registry, real `python -m steps.serve` processes behind the router, replayed traffic,
+and the analysis computed from the servers' own /metrics. A bad candidate is the real server with faults in its
+model's predictions (the MLOPS_DEPLOY_CANARY_FAULT knob), so its metrics show them as a bad model's would."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from steps import _bundle
+from steps import rollout as step
+from steps._data import generate, write_frame
+from steps._local_deploy import (
+    FAULT_ENV,
+    DeployClient,
+    Deployment,
+    Router,
+    Snapshot,
+    judge,
+    parse_metrics,
+    quantile,
+)
+from steps._policy import Policy, load_policy
+from steps._registry import Registry
+from tests.conftest import free_port
+from tests.steps.test_predictor import Trained, trained_bundle
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+ROOT = Path(__file__).resolve().parents[2]
+SCALE = "0.01"  # 1m pauses and intervals -> 0.6 s
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
+    return trained_bundle(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def policy(trained: Trained, tmp_path_factory: pytest.TempPathFactory) -> Policy:
+    """The trained model's policy with a short canary: 50% for 1m with an analysis of 2 x 1m, then 100%."""
+    raw = yaml.safe_load(trained.policy.read_text())
+    raw["canary"]["steps"] = [{"set_weight": 50, "pause": "1m", "analysis": True}, {"set_weight": 100}]
+    raw["canary"]["analysis"].update(interval="1m", count=2, failure_limit=0, inconclusive_limit=1,
+                                     latency_p95_ms=100, error_ratio=0.05, min_requests=20)
+    out = tmp_path_factory.mktemp("gates") / trained.policy.name
+    out.write_text(yaml.safe_dump(raw))
+    return load_policy(out)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("replay") / "rows.parquet"
+    write_frame(generate(300, seed=5), out)
+    return out
+
+
+def candidate(trained: Trained, root: Path, name: str) -> Path:
+    """A copy of the trained bundle under another training fingerprint: a new registry version."""
+    folder = root / name
+    shutil.copytree(trained.bundle, folder)
+    manifest = json.loads((folder / _bundle.MANIFEST).read_text())
+    for key in ("files", "format_version"):
+        manifest.pop(key, None)
+    manifest["fingerprint"] = f"{manifest['fingerprint']}-{name}"
+    _bundle.write_manifest(folder, manifest)
+    return folder
+
+
+@pytest.fixture
+def registry(tmp_path: Path, trained: Trained, policy: Policy) -> Registry:
+    """v1 in production, v2 staged."""
+    reg = Registry.open(str(tmp_path / "registry"))
+    for name in ("one", "two"):
+        reg.register(policy.model_name, candidate(trained, tmp_path, name), passed=True, gate_report={"passed": True})
+    reg.promote(policy.model_name, 1, "production")
+    return reg
+
+
+@pytest.fixture
+def deployment(registry: Registry, policy: Policy) -> Iterator[Router]:
+    """What `mlops deploy` runs: the router with v1 as the stable server."""
+    router = Router(Deployment(policy.model_name, registry.location), port=0).start()
+    try:
+        DeployClient(router.url).set_stable(1)
+        yield router
+    finally:
+        router.close()
+
+
+def run_rollout(policy: Policy, registry: Registry, *extra: str) -> int:
+    return step.main(["--model", policy.model_name, "--version", "2", "--registry", registry.location,
+                      "--policy", str(policy.path), "--target", "local", "--time-scale", SCALE, *extra])
+
+
+def predict(router: Router, policy: Policy, dataset: Path) -> tuple[int, str, str]:
+    from steps._local_deploy import replay_rows
+
+    body = json.dumps({"instances": replay_rows(policy, str(dataset), limit=1)}).encode()
+    request = urllib.request.Request(f"{router.url}/v1/models/{policy.model_name}:predict", data=body,
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        return answer.status, answer.headers["X-Model-Role"], answer.headers["X-Model-Version"]
+
+
+def test_a_good_candidate_is_promoted_and_the_previous_production_archived(
+        registry: Registry, policy: Policy, deployment: Router, dataset: Path) -> None:
+    code = run_rollout(policy, registry, "--deploy-url", deployment.url, "--dataset", str(dataset))
+    assert code == 0
+    record = registry.get(policy.model_name, 2)
+    assert record["status"] == "production"
+    assert "local canary passed" in record["history"][-1]["why"]
+    [analysis] = record["history"][-1]["details"]["analysis"]
+    assert analysis["verdict"] == "successful" and all(m["requests"] >= 20 for m in analysis["measurements"])
+    assert registry.get(policy.model_name, 1)["status"] == "archived"
+    status = DeployClient(deployment.url).status()
+    assert status["stable"]["version"] == 2 and status["canary"] is None
+    assert predict(deployment, policy, dataset) == (200, "stable", "2")
+
+
+@pytest.mark.parametrize(("fault", "broken"), [("error_rate=1", "error ratio 1.0000 > 0.05"),
+                                               ("latency_ms=150", "latency p95")])
+def test_a_bad_candidate_is_rolled_back_and_rejected_with_the_reason(
+        registry: Registry, policy: Policy, deployment: Router, dataset: Path, monkeypatch: pytest.MonkeyPatch,
+        fault: str, broken: str) -> None:
+    monkeypatch.setenv(FAULT_ENV, fault)
+    code = run_rollout(policy, registry, "--deploy-url", deployment.url, "--dataset", str(dataset))
+    assert code == 1
+    record = registry.get(policy.model_name, 2)
+    assert record["status"] == "rejected"
+    why = record["history"][-1]["why"]
+    assert "canary analysis failed at weight 50" in why and broken in why, why
+    assert registry.get(policy.model_name, 1)["status"] == "production"
+    status = DeployClient(deployment.url).status()
+    assert status["stable"]["version"] == 1 and status["canary"] is None, "the stable version must serve alone"
+    assert predict(deployment, policy, dataset) == (200, "stable", "1")
+
+
+def test_a_candidate_whose_server_cannot_start_is_rejected_and_the_stable_keeps_serving(
+        tmp_path: Path, trained: Trained, policy: Policy, deployment: Router, registry: Registry,
+        dataset: Path) -> None:
+    broken = candidate(trained, tmp_path, "broken")
+    (broken / "model.trees.json").write_text('{"not": "trees"}')  # hashed and registered, but no model
+    manifest = json.loads((broken / _bundle.MANIFEST).read_text())
+    for key in ("files", "format_version"):
+        manifest.pop(key)
+    _bundle.write_manifest(broken, manifest)
+    version = registry.register(policy.model_name, broken, passed=True, gate_report={"passed": True})["version"]
+    code = step.main(["--model", policy.model_name, "--version", str(version), "--registry", registry.location,
+                      "--policy", str(policy.path), "--target", "local", "--time-scale", SCALE,
+                      "--deploy-url", deployment.url])
+    assert code == 1
+    record = registry.get(policy.model_name, version)
+    assert record["status"] == "rejected" and "never became healthy" in record["history"][-1]["why"]
+    assert predict(deployment, policy, dataset) == (200, "stable", "1")
+
+
+def test_the_first_version_is_promoted_after_a_health_check_without_a_running_deployment(
+        tmp_path: Path, trained: Trained, policy: Policy, capsys: pytest.CaptureFixture[str]) -> None:
+    reg = Registry.open(str(tmp_path / "fresh"))
+    reg.register(policy.model_name, candidate(trained, tmp_path, "first"), passed=True, gate_report={"passed": True})
+    code = step.main(["--model", policy.model_name, "--version", "1", "--registry", reg.location, "--policy",
+                      str(policy.path), "--target", "local", "--deploy-url", f"http://127.0.0.1:{free_port()}"])
+    assert code == 0, capsys.readouterr().err
+    record = reg.get(policy.model_name, 1)
+    assert record["status"] == "production"
+    assert [h["to"] for h in record["history"]] == ["staged", "canary", "production"]
+    assert "health" in record["history"][-1]["why"]
+
+
+def test_without_a_running_deployment_the_step_brings_one_up_and_replays_generated_traffic(
+        registry: Registry, policy: Policy) -> None:
+    assert run_rollout(policy, registry) == 0
+    record = registry.get(policy.model_name, 2)
+    assert record["status"] == "production"
+    assert all(m["requests"] >= 20 for m in record["history"][-1]["details"]["analysis"][0]["measurements"])
+
+
+def test_mlops_deploy_serves_the_production_version_and_answers_the_control_endpoint(
+        registry: Registry, policy: Policy, dataset: Path) -> None:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "workflows.cli", "deploy", "--model", policy.model_name,
+                             "--registry", registry.location, "--port", str(port)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        client = DeployClient(f"http://127.0.0.1:{port}")
+        deadline = time.monotonic() + 60
+        status: dict[str, Any] = {}
+        while time.monotonic() < deadline and not status.get("stable"):
+            try:
+                status = client.status()
+            except Exception:  # noqa: BLE001 - not listening yet
+                time.sleep(0.2)
+        assert status.get("stable", {}).get("version") == 1, status
+        assert "model_requests_total" in client.metrics("stable")
+        with pytest.raises(Exception, match="HTTP 409.*weight: must be 0-100"):
+            client.set_canary(2, 150)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
+
+
+def test_quantile_interpolates_within_the_bucket_like_prometheus() -> None:
+    before = Snapshot(0, 0, ((0.01, 0), (0.1, 0), (float("inf"), 0)))
+    after = Snapshot(100, 0, ((0.01, 50), (0.1, 100), (float("inf"), 100)))
+    # rank 95 of 100 lies 45/50 of the way through the 0.01-0.1 bucket.
+    assert quantile(0.95, before, after) == pytest.approx(0.01 + 0.09 * 45 / 50)
+    assert quantile(0.95, after, after) != quantile(0.95, after, after)  # no traffic: NaN, never a number
+
+
+def test_too_little_traffic_is_inconclusive_never_a_pass(policy: Policy) -> None:
+    before = Snapshot(0, 0, ((0.01, 0), (float("inf"), 0)))
+    after = Snapshot(5, 0, ((0.01, 5), (float("inf"), 5)))
+    assert judge(policy, before, after, 1.0).phase == "Inconclusive"
+    busy = Snapshot(50, 0, ((0.01, 50), (float("inf"), 50)))
+    assert judge(policy, before, busy, 1.0).phase == "Successful"
+    failing = Snapshot(50, 10, ((0.01, 50), (float("inf"), 50)))
+    assert judge(policy, before, failing, 1.0).phase == "Failed"
+
+
+def test_parse_metrics_sums_the_series_of_the_server() -> None:
+    text = """# TYPE model_requests_total counter
+model_requests_total{model="m",version="1",code="200"} 7
+model_requests_total{model="m",version="1",code="500"} 3
+model_inference_errors_total{model="m",version="1"} 3
+model_inference_duration_seconds_bucket{model="m",version="1",le="0.005"} 4
+model_inference_duration_seconds_bucket{model="m",version="1",le="+Inf"} 10
+"""
+    snap = parse_metrics(text)
+    assert (snap.requests, snap.errors) == (10, 3)
+    assert snap.buckets == ((0.005, 4), (float("inf"), 10))
