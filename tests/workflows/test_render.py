@@ -11,9 +11,9 @@ import yaml
 from workflows import render
 
 ROOT = Path(__file__).resolve().parents[2]
-RESOURCE_FILES = ["canary-analysistemplate.yaml", "policy-configmap.yaml", "server-canary-service.yaml",
-                  "server-rollout.yaml", "server-service.yaml", "server-stable-service.yaml",
-                  "training-workflowtemplate.yaml"]
+RESOURCE_FILES = ["canary-analysistemplate.yaml", "drift-cronworkflow.yaml", "policy-configmap.yaml",
+                  "retrain-sensor.yaml", "server-canary-service.yaml", "server-rollout.yaml", "server-service.yaml",
+                  "server-stable-service.yaml", "training-workflowtemplate.yaml"]
 EXPECTED = sorted([*RESOURCE_FILES, "kustomization.yaml", "traffic-routing"])
 
 
