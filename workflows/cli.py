@@ -15,6 +15,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "lint": ("schema and semantic checks of rendered YAML", "workflows.lint"),
     "run": ("run a WorkflowTemplate locally: the same YAML Argo runs", "workflows.run"),
     "registry": ("list, show, promote and roll back model versions", "steps.registry"),
+    "drift": ("drift check: `drift check --model M [--current DATASET | --prometheus URL] [--webhook URL]`",
+              "steps.drift"),
+    "events": ("local webhook EventSource + retrain Sensors: `events serve [--port P] [--token-file F]`",
+               "workflows.events_serve"),
+    "serve": ("serve a model version: `serve --model M@V [--registry LOC] [--port P]` or `--model-dir DIR`",
+              "steps.serve"),
+    "deploy": ("local deployment: a router before a stable and a canary server, with a control endpoint",
+               "steps._local_deploy"),
 }
 
 
