@@ -61,6 +61,7 @@ def test_run_training_registers_the_first_version_and_rolls_it_out_to_production
     for task in ("validate", "train", "gate", "register", "rollout"):
         assert task in out
     assert "v1" in out and "staged" in out
+    assert "Rollout: fraud-detection v1 promoted to production" in out
     for gate in ("accuracy", "pr_auc", "roc_auc", "latency_p95_ms", "recall_gap", "edge_cases"):
         assert gate in out, f"the summary does not show the {gate} gate"
     assert "gate.html" in out, "the summary does not point at the HTML report"

@@ -246,6 +246,12 @@ def _report_lines(result: RunResult) -> list[str]:
         rejected = any(not g.get("passed") for g in gates)
         model = result.parameters.get("model") or next((g["model"] for g in gates if g.get("model")), "model")
         lines.append(f"Registered: {model} v{versions[-1]} ({'rejected' if rejected else 'staged'})")
+        rollout = result.tasks.get("rollout")
+        if rollout is not None and rollout.phase in ("Succeeded", "Failed"):
+            lines.append(f"Rollout: {model} v{versions[-1]} " + (
+                "promoted to production" if rollout.phase == "Succeeded"
+                else f"not promoted: {rollout.message or 'the canary failed'} "
+                     f"(see {result.run_dir / 'tasks' / 'rollout' / 'log'})"))
     for gate in gates:
         lines += _gate_lines(gate)
     artifacts = [(t.name, a, p) for t in result.tasks.values() for a, p in t.artifacts.items()]

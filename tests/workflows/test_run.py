@@ -134,6 +134,7 @@ def test_run_training_generates_data_runs_the_rendered_yaml_and_summarises(proje
     assert registered == {"model": "fraud-detection", "env_registry": ".mlops/registry",
                           "actor": f"argo:{state['name']}", "passed": True, "commit": "abc123"}
     assert "Registered: fraud-detection v7 (staged)" in out
+    assert "Rollout: fraud-detection v7 promoted to production" in out
     assert "Gate: PASSED" in out and "accuracy=0.97" in out
     assert "gate.gate-report" in out and "gate.html" in out
 
