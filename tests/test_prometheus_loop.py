@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +30,7 @@ from steps._local_deploy import FAULT_ENV, ServerProcess
 from steps._policy import Policy, load_policy
 from steps._registry import Registry
 from tests.conftest import free_port
+from tests.steps.test_drift_step import Hook
 from tests.steps.test_predictor import Trained, trained_bundle
 from tests.steps.test_rollout_local import candidate
 from tests.workflows.test_events import PROMETHEUS
@@ -219,34 +218,6 @@ def test_the_rendered_analysis_passes_a_good_canary_and_fails_a_slow_or_failing_
     assert verdicts[("failing", "latency-p95-ms")] in {"Successful", "Inconclusive"}
 
 
-class Webhook:
-    """A tiny retrain webhook on 127.0.0.1: answers 202 and records each POST's headers and body."""
-
-    def __init__(self) -> None:
-        self.posts: list[tuple[str, dict[str, Any]]] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                outer.posts.append((self.headers.get("Authorization", ""), body))
-                self.send_response(202)
-                self.send_header("Content-Type", "application/json")
-                self.end_headers()
-                self.wfile.write(b'{"accepted": true}')
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/drift"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 def test_drifted_traffic_through_a_real_server_is_detected_from_prometheus_and_triggers_a_retrain(
         loop: Loop, tmp_path: Path) -> None:
     model = loop.policy.model_name
@@ -260,7 +231,7 @@ def test_drifted_traffic_through_a_real_server_is_detected_from_prometheus_and_t
 
     token = tmp_path / "token"
     token.write_text(TOKEN)
-    hook = Webhook()
+    hook = Hook()
     try:
         code = drift.main(["check", "--model", model, "--registry", loop.registry.location,
                            "--policy", str(loop.policy.path), "--prometheus", loop.prometheus,
@@ -273,7 +244,7 @@ def test_drifted_traffic_through_a_real_server_is_detected_from_prometheus_and_t
     assert report["samples"] >= DRIFT_ROWS * 0.95
     share = len(report["drifted_features"]) / len(loop.policy.data.features)
     assert share > loop.policy.drift.drift_share, report["drifted_features"]
-    assert len(hook.posts) == 1
-    authorization, body = hook.posts[0]
+    assert len(hook.requests) == 1
+    authorization, body = hook.requests[0]["auth"], hook.requests[0]["body"]
     assert authorization == f"Bearer {TOKEN}"
     assert body["model"] == model and sorted(body["drifted_features"]) == sorted(report["drifted_features"]), body
