@@ -23,6 +23,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
               "steps.serve"),
     "deploy": ("local deployment: a router before a stable and a canary server, with a control endpoint",
                "steps._local_deploy"),
+    "submit": ("apply a model's templates to an Argo Server and submit a Workflow from one: `submit training -p k=v`",
+               "workflows.submit"),
 }
 
 

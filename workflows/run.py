@@ -106,10 +106,12 @@ def _parameters(items: list[str]) -> dict[str, str]:
 
 def _local_defaults(workflow: dict[str, Any], given: dict[str, str]) -> dict[str, str]:
     """Locally the rollout task drives `mlops deploy` (or a short-lived one of its own), not a cluster's Rollout,
-    with the canary's pauses and analysis intervals shortened (a measurement still waits for min_requests)."""
+    with the canary's pauses and analysis intervals shortened (a measurement still waits for min_requests): by
+    $MLOPS_ROLLOUT_TIME_SCALE when set (how `mlops events serve`'s runs get the demo's), else 0.01."""
     declared = {p["name"] for p in ((workflow.get("spec") or {}).get("arguments") or {}).get("parameters") or []}
     local = dict(given)
-    for name, value in (("rollout-target", "local"), ("rollout-time-scale", LOCAL_ROLLOUT_TIME_SCALE)):
+    scale = os.environ.get("MLOPS_ROLLOUT_TIME_SCALE") or LOCAL_ROLLOUT_TIME_SCALE
+    for name, value in (("rollout-target", "local"), ("rollout-time-scale", scale)):
         if name in declared and name not in local:
             local[name] = value
     return local
@@ -134,7 +136,7 @@ def _fill(run_dir: Path, fill: Callable[[], dict[str, str]]) -> dict[str, str]:
 def _rendered(args: argparse.Namespace, given: dict[str, str]) -> tuple[Path, str, Path, dict[str, str]]:
     from workflows import render
 
-    policy = _choose_policy(args.policy, args.model or given.get("model"))
+    policy = choose_policy(args.policy, args.model or given.get("model"))
     wanted = args.template or "training"
     documents = render.render_documents(policy).values()
     names = [str(d["metadata"]["name"]) for d in documents if d.get("kind") in runner.RUNNABLE_KINDS]
@@ -161,7 +163,7 @@ def _rendered(args: argparse.Namespace, given: dict[str, str]) -> tuple[Path, st
     return run_dir, name, run_dir / "workflow.yaml", _fill(run_dir, fill)
 
 
-def _choose_policy(policy_file: Path | None, model: str | None) -> Policy:
+def choose_policy(policy_file: Path | None, model: str | None) -> Policy:
     from workflows.render import find_policies
 
     if policy_file is not None:
