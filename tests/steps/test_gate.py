@@ -317,6 +317,26 @@ def test_the_same_model_as_baseline_passes_with_perfectly_stable_importances(
     assert len(re.findall("data:image/png;base64,", gated.html)) >= 5
 
 
+def test_a_retrain_on_drifted_data_keeps_stable_importances_and_passes(
+    good: Model, policy_file: Path, quick_policy: Path, tmp_path: Path
+) -> None:
+    """The loop's own case: the drift check fired (drift 0.7 drifts 12 of 23 features), the retrain must pass."""
+    retrained = train_model(generate(ROWS, seed=12, drift=0.7), tmp_path / "retrained", policy_file)
+    gated = run_gate(retrained, tmp_path, quick_policy, baseline=good.bundle)
+    stability = entry(gated.report, "feature_importance_stability")
+    assert stability["passed"] is True and stability["value"] >= 0.9, (stability["value"], stability.get("note"))
+
+
+def test_a_candidate_that_relies_on_no_feature_fails_stability(
+    good: Model, shuffled: Model, quick_policy: Path, tmp_path: Path
+) -> None:
+    """Trained on shuffled labels, its importances are noise around 0: uncorrelated with the baseline's."""
+    gated = run_gate(shuffled, tmp_path, quick_policy, baseline=good.bundle)
+    stability = entry(gated.report, "feature_importance_stability")
+    assert stability["passed"] is False and stability["value"] < 0.5, (stability["value"], stability.get("note"))
+    assert "feature_importance_stability" in gated.report["failed"]
+
+
 def test_a_tampered_model_is_refused_before_it_is_loaded(good: Model, tmp_path: Path) -> None:
     bundle = tmp_path / "bundle"
     shutil.copytree(good.bundle, bundle)
