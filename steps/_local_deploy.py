@@ -1,20 +1,24 @@
 """The local deployment (`mlops deploy`) and the local canary that the rollout step drives through it.
 
-    mlops deploy [--model M] [--registry LOC] [--port P] [--host H]
+    mlops deploy [--model M] [--registry LOC] [--port P] [--host H] [--print-scrape-config]
 
 One router on one port in front of two `python -m steps.serve` processes, as Argo Rollouts puts a stable and a
 canary ReplicaSet behind one Service:
 - /v1/... and /v2/... (predict, infer, health, metadata) go to the stable or the canary server by weight (a
   smooth weighted round robin, so 10% means every tenth request); the answer says who served it in the headers
   X-Model-Role and X-Model-Version.
-- /metrics/stable and /metrics/canary: each server's own Prometheus metrics (what the analysis reads).
+- /metrics/stable and /metrics/canary: each server's own Prometheus metrics (what the analysis reads); an empty
+  exposition while that role has no server, so a Prometheus scraping them stays up between canaries.
+  `--print-scrape-config` prints the Prometheus scrape configuration that adds the `role` label to them, as the
+  PodMonitor's relabelling does in the cluster.
 - the control endpoint: GET /control/status; POST /control/stable {"version"} (start and health-check a new
   stable), /control/canary {"version", "weight"}, /control/weight {"weight"}, /control/promote (the canary
   becomes stable), /control/abort (the canary stops; the stable keeps serving). Bodies and answers are JSON.
 
 `local_rollout` runs the policy's canary schedule against it: set_weight, the pause and the analysis of each step
 (durations multiplied by the time scale), the analysis computed from the canary server's /metrics (p95 from the
-histogram buckets of the window, errors / requests), or from the rendered PromQL when PROMETHEUS_URL is set.
+histogram buckets of the window, errors / requests), or, given a Prometheus URL (`--prometheus`, PROMETHEUS_URL),
+through the AnalysisTemplate's own PromQL and conditions (steps/_analysis.py) over a time-scaled rate window.
 
 Test-only fault knob: MLOPS_DEPLOY_CANARY_FAULT="latency_ms=300" or "error_rate=0.5" (or both, comma-separated)
 starts canary servers through `python -m steps._local_deploy faulty-serve`, which delays or fails that share of the
@@ -38,11 +42,12 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Self
 
+from steps import _analysis
 from steps._errors import StepError, TransientError, UsageError, ValidationFailed
 from steps._policy import Policy, duration_seconds
 from steps._registry import Registry
@@ -51,6 +56,9 @@ DEFAULT_PORT = 8700
 DEFAULT_URL = f"http://127.0.0.1:{DEFAULT_PORT}"  # where `mlops deploy` listens unless told otherwise
 READY_TIMEOUT_SECONDS = 120.0
 FAULT_ENV = "MLOPS_DEPLOY_CANARY_FAULT"
+ROLES = ("stable", "canary")
+SCRAPE_INTERVAL = "1s"  # the local rate windows are a few seconds long (steps/_analysis.LOCAL_MIN_WINDOW_SECONDS)
+_EXPOSITION = "text/plain; version=0.0.4; charset=utf-8"
 _HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
 # Locally a measurement lasts interval x time scale, and longer (up to the unscaled interval) while fewer than
 # min_requests arrived: scaling shortens the wait as far as traffic allows, never below the evidence needed.
@@ -221,16 +229,48 @@ class Deployment:
 # --- the router ------------------------------------------------------------------------------------------------
 
 
+class _Server(ThreadingHTTPServer):
+    """Keeps its open connections, so closing the router also ends the keep-alive ones: a client that holds one
+    (a Prometheus scraping /metrics/<role>) must not go on talking to a closed router's handler thread."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]):
+        self.connections: set[Any] = set()
+        self.connections_lock = threading.Lock()
+        super().__init__(address, handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self.connections_lock:
+            self.connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self.connections_lock:
+            self.connections.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        import socket
+
+        with self.connections_lock:
+            connections = list(self.connections)
+        for connection in connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)  # the handler thread's read ends; it closes the socket
+            except OSError:
+                pass
+
+
 class Router:
     """The HTTP front of a Deployment, on one port."""
 
     def __init__(self, deployment: Deployment, host: str = "127.0.0.1", port: int = DEFAULT_PORT):
         self.deployment = deployment
         try:
-            self.server = ThreadingHTTPServer((host, port), _handler(deployment))
+            self.server = _Server((host, port), _handler(deployment))
         except OSError as err:
             raise DeployError(f"cannot listen on {host}:{port}: {err}") from err
-        self.server.daemon_threads = True
         self.port = int(self.server.server_address[1])
         self.url = f"http://{host}:{self.port}"
         self.thread: threading.Thread | None = None
@@ -243,6 +283,7 @@ class Router:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+        self.server.close_connections()
         self.deployment.close()
 
 
@@ -263,6 +304,13 @@ def _handler(deployment: Deployment) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(data)
 
+        def send_text(self, code: int, data: bytes, content_type: str) -> None:
+            self.send_response(code)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
         def body(self) -> bytes:
             return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
@@ -279,9 +327,13 @@ def _handler(deployment: Deployment) -> type[BaseHTTPRequestHandler]:
                 if path.startswith("/control"):
                     return self.control(method, path, raw)
                 if path.startswith("/metrics/") and method == "GET":
-                    server = deployment.server(path.rsplit("/", 1)[-1])
+                    role = path.rsplit("/", 1)[-1]
+                    if role not in ROLES:
+                        return self.send_json(404, {"error": f"no role {role!r}: /metrics/stable or /metrics/canary"})
+                    server = deployment.server(role)
                     if server is None:
-                        return self.send_json(404, {"error": f"no {path.rsplit('/', 1)[-1]} server"})
+                        # No series rather than an error: the scrape stays up and the old series go stale.
+                        return self.send_text(200, b"", _EXPOSITION)
                     return self.forward(server, "GET", "/metrics", b"")
                 if path.startswith(("/v1/", "/v2/")):
                     server = deployment.pick()
@@ -471,10 +523,13 @@ class Measurement:
     latency_p95_ms: float
     error_ratio: float
     window_seconds: float
+    source: str = "/metrics"  # or "prometheus <url> [<rate window>]"
+    # Through Prometheus: each AnalysisTemplate metric's own phase, {"latency-p95-ms": ..., "error-ratio": ...}.
+    metrics: dict[str, str] = field(default_factory=dict)
 
     def describe(self) -> str:
         return (f"{self.phase}: {self.requests:.0f} requests, p95 {self.latency_p95_ms:.1f} ms, error ratio "
-                f"{self.error_ratio:.4f} over {self.window_seconds:.1f}s")
+                f"{self.error_ratio:.4f} over {self.window_seconds:.1f}s from {self.source}")
 
 
 def judge(policy: Policy, before: Snapshot, after: Snapshot, window: float) -> Measurement:
@@ -506,15 +561,38 @@ def measure(client: DeployClient, policy: Policy, window: float, longest: float)
         time.sleep(_SLICE_SECONDS)
 
 
-def analyse(client: DeployClient, policy: Policy, scale: float, say: Any) -> tuple[bool, list[Measurement], str]:
-    """One analysis run: `count` measurements; more than failure_limit failures fails it, more than
-    inconclusive_limit inconclusive ones leaves it undecided (Argo pauses for a person). Returns
-    (passed, measurements, 'failed' | 'inconclusive' | 'successful')."""
+def measure_prometheus(prometheus: _analysis.Prometheus, policy: Policy, window: float, longest: float,
+                       scale: float) -> Measurement:
+    """One measurement through Prometheus, after `window` seconds: the AnalysisTemplate's queries over the
+    time-scaled rate window, judged by its conditions. While that is Inconclusive (too few requests yet, or the
+    last scrape not in), it is asked again over the time since the measurement began, up to `longest`."""
+    rate_window = _analysis.window_seconds(policy, scale)
+    started = time.monotonic()
+    time.sleep(window)
+    while True:
+        elapsed = time.monotonic() - started
+        reading = prometheus.read(policy, max(rate_window, round(elapsed)))
+        if reading.phase != "Inconclusive" or elapsed >= longest:
+            return Measurement(reading.phase, reading.requests, reading.latency_p95_ms, reading.error_ratio,
+                               elapsed, f"prometheus {prometheus.url} [{reading.window}]",
+                               {"latency-p95-ms": reading.latency_phase, "error-ratio": reading.error_phase})
+        time.sleep(1.0)  # a scrape interval of the printed scrape configuration
+
+
+def analyse(client: DeployClient, policy: Policy, scale: float, say: Any,
+            prometheus: _analysis.Prometheus | None = None) -> tuple[bool, list[Measurement], str]:
+    """One analysis run: `count` measurements (from the canary's /metrics, or through Prometheus when given);
+    more than failure_limit failures fails it, more than inconclusive_limit inconclusive ones leaves it
+    undecided (Argo pauses for a person). Returns (passed, measurements, 'failed' | 'inconclusive' | 'successful')."""
     a = policy.canary.analysis
     interval = duration_seconds(a.interval)
     results: list[Measurement] = []
     for _ in range(a.count):
-        result = measure(client, policy, max(interval * scale, 0.2), max(interval, 1.0))
+        wait, longest = max(interval * scale, 0.2), max(interval, 1.0)
+        if prometheus is not None:
+            result = measure_prometheus(prometheus, policy, wait, longest, scale)
+        else:
+            result = measure(client, policy, wait, longest)
         say(f"rollout: canary measurement {len(results) + 1}/{a.count}: {result.describe()}")
         results.append(result)
         failed = sum(r.phase == "Failed" for r in results)
@@ -584,10 +662,14 @@ def replay_rows(policy: Policy, dataset: str | None, limit: int = 2000) -> list[
 
 
 def local_rollout(model: str, version: int, registry: Registry, policy: Policy, *, time_scale: float = 1.0,
-                  deploy_url: str | None = None, dataset: str | None = None, say: Any = print) -> Any:
-    """Drive a local deployment through the canary schedule; returns steps.rollout.Outcome."""
+                  deploy_url: str | None = None, dataset: str | None = None, prometheus_url: str | None = None,
+                  say: Any = print) -> Any:
+    """Drive a local deployment through the canary schedule; returns steps.rollout.Outcome. With
+    `prometheus_url`, each analysis runs the AnalysisTemplate's queries there (it must scrape the deployment:
+    `mlops deploy --print-scrape-config`)."""
     from steps.rollout import Outcome
 
+    prometheus = _analysis.Prometheus(prometheus_url) if prometheus_url else None
     production = registry.production(model)
     owned: Router | None = None
     url = deploy_url or DEFAULT_URL
@@ -598,8 +680,11 @@ def local_rollout(model: str, version: int, registry: Registry, policy: Policy, 
     elif found is not None and deploy_url:
         raise UsageError(f"--deploy-url {deploy_url}: that local deployment serves {found!r}, not {model!r}")
     else:
-        say(f"rollout: no local deployment of {model} at {url}; starting one for this rollout")
-        owned = Router(Deployment(model, registry.location), port=0).start()
+        # Through Prometheus, the deployment must be where the scrape configuration points: the URL's own port.
+        port = _loopback_port(url) if prometheus is not None and found is None else 0
+        say(f"rollout: no local deployment of {model} at {url}; starting one for this rollout"
+            + (f" on port {port}, where Prometheus scrapes it" if port else ""))
+        owned = Router(Deployment(model, registry.location), port=port).start()
         client = DeployClient(owned.url)
     try:
         if production is None:
@@ -616,7 +701,10 @@ def local_rollout(model: str, version: int, registry: Registry, policy: Policy, 
         if replay:
             replay.__enter__()
         try:
-            return _canary(client, model, version, policy, time_scale, say)
+            if prometheus is not None:
+                say(f"rollout: the canary analysis runs the AnalysisTemplate's queries on {prometheus.url} "
+                    f"(rate window {_analysis.window(policy, _analysis.window_seconds(policy, time_scale))})")
+            return _canary(client, model, version, policy, time_scale, say, prometheus)
         finally:
             if replay:
                 replay.__exit__()
@@ -625,7 +713,19 @@ def local_rollout(model: str, version: int, registry: Registry, policy: Policy, 
             owned.close()
 
 
-def _canary(client: DeployClient, model: str, version: int, policy: Policy, scale: float, say: Any) -> Any:
+def _loopback_port(url: str) -> int:
+    """The port of a loopback URL (a router this process can listen as), else 0 (any free port)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.hostname not in ("127.0.0.1", "localhost"):
+        return 0
+    try:
+        return parts.port or 0
+    except ValueError as err:
+        raise UsageError(f"--deploy-url {url}: not a port: {err}") from err
+
+
+def _canary(client: DeployClient, model: str, version: int, policy: Policy, scale: float, say: Any,
+            prometheus: _analysis.Prometheus | None = None) -> Any:
     from steps.rollout import Outcome
 
     analyses: list[dict[str, Any]] = []
@@ -641,7 +741,7 @@ def _canary(client: DeployClient, model: str, version: int, policy: Policy, scal
             if step.pause:
                 time.sleep(duration_seconds(step.pause) * scale)
             if step.analysis:
-                passed, results, verdict = analyse(client, policy, scale, say)
+                passed, results, verdict = analyse(client, policy, scale, say, prometheus)
                 analyses.append({"step": number, "weight": step.set_weight, "verdict": verdict,
                                  "measurements": [r.__dict__ for r in results]})
                 if not passed:
@@ -666,14 +766,19 @@ def _canary(client: DeployClient, model: str, version: int, policy: Policy, scal
 def _reason(policy: Policy, verdict: str, weight: int, m: Measurement) -> str:
     a = policy.canary.analysis
     if verdict == "inconclusive":
-        return f"canary analysis inconclusive at weight {weight}: fewer than {a.min_requests} requests per window"
+        where = ""
+        if m.source.startswith("prometheus"):
+            where = (f" in {m.source} (does it scrape the deployment's /metrics/canary with role=\"canary\"? "
+                     "see `mlops deploy --print-scrape-config`)")
+        return (f"canary analysis inconclusive at weight {weight}: fewer than {a.min_requests} requests per "
+                f"window{where}")
     broken = []
     if not math.isnan(m.latency_p95_ms) and m.latency_p95_ms > a.latency_p95_ms:
         broken.append(f"latency p95 {m.latency_p95_ms:.1f} ms > {a.latency_p95_ms:g} ms")
     if m.error_ratio > a.error_ratio:
         broken.append(f"error ratio {m.error_ratio:.4f} > {a.error_ratio:g}")
     return (f"canary analysis failed at weight {weight}: {', '.join(broken)} "
-            f"({m.requests:.0f} requests); rolled back, the stable version kept serving")
+            f"({m.requests:.0f} requests, from {m.source}); rolled back, the stable version kept serving")
 
 
 # --- commands --------------------------------------------------------------------------------------------------
@@ -687,6 +792,26 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def scrape_config(target: str) -> dict[str, Any]:
+    """A Prometheus configuration scraping the router at `target` (host:port): /metrics/stable and
+    /metrics/canary, each with its `role` label (the servers add `model` and `model_version` themselves), so the
+    AnalysisTemplate's selectors find the canary as they do in the cluster."""
+    return {"scrape_configs": [
+        {"job_name": f"mlops-deploy-{role}", "scrape_interval": SCRAPE_INTERVAL, "metrics_path": f"/metrics/{role}",
+         "static_configs": [{"targets": [target], "labels": {_analysis.ROLE_LABEL: role}}]}
+        for role in ROLES
+    ]}
+
+
+def scrape_config_text(target: str) -> str:
+    import yaml
+
+    return (f"# Prometheus scrape configuration for `mlops deploy` at {target}: use it as prometheus.yml, or add\n"
+            "# these jobs to yours; then `PROMETHEUS_URL=http://<prometheus> python -m steps.rollout --target local`\n"
+            "# judges the canary with the AnalysisTemplate's own queries.\n"
+            + yaml.safe_dump(scrape_config(target), sort_keys=False))
+
+
 def deploy_main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="mlops deploy", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -694,7 +819,14 @@ def deploy_main(argv: list[str] | None = None) -> int:
     p.add_argument("--registry", default=None, help="registry location (default $MLOPS_REGISTRY or .mlops/registry)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=DEFAULT_PORT)
+    p.add_argument("--print-scrape-config", action="store_true",
+                   help="print the Prometheus scrape configuration for this --host/--port and exit")
     args = p.parse_args(argv)
+    if args.print_scrape_config:
+        # A wildcard listen address is not an address to scrape: the router also answers on loopback.
+        host = "127.0.0.1" if args.host in ("0.0.0.0", "", "::") else args.host
+        print(scrape_config_text(f"{host}:{args.port}"), end="")
+        return 0
 
     def body() -> int:
         model = args.model or _only_model()
@@ -710,6 +842,8 @@ def deploy_main(argv: list[str] | None = None) -> int:
             print(f"mlops deploy: {model} on {router.url} (stable: "
                   f"{f'v{production}' if production is not None else 'none yet'}); control: {router.url}/control/status",
                   flush=True)
+            print(f"mlops deploy: for a Prometheus to scrape it: mlops deploy --print-scrape-config --host {args.host} "
+                  f"--port {router.port}", flush=True)
             while not stop.wait(0.5):
                 pass
         except KeyboardInterrupt:

@@ -2,6 +2,7 @@
 
     python -m steps.rollout --model M --version V [--registry LOC] [--policy FILE] --target kubernetes|local
                             [--namespace NS] [--timeout S] [--time-scale F] [--deploy-url URL] [--dataset URI]
+                            [--prometheus URL]
 
 The version moves to `canary` first. Then:
 - kubernetes: the model's Argo Rollout `<model>-server` gets the pod-template annotation `model-version: "<V>"`
@@ -9,12 +10,14 @@ The version moves to `canary` first. Then:
   analyses passed), Degraded or aborted, or the timeout. Healthy: canary -> production (the previous production
   is archived). Degraded/aborted: -> rejected, with the failed analysis metrics in the history.
 - local: the same schedule and thresholds against a local deployment (`mlops deploy`, steps/_local_deploy.py),
-  the analysis computed from the servers' /metrics; without a running deployment the step starts one for its
+  the analysis computed from the servers' /metrics, or, with `--prometheus URL` or PROMETHEUS_URL, through the
+  AnalysisTemplate's own queries and conditions on that Prometheus (over a time-scaled rate window; it must scrape
+  the deployment: `mlops deploy --print-scrape-config`); without a running deployment the step starts one for its
   duration and replays traffic from a dataset. With no production version yet, the first version is promoted
   after a health check, as Argo Rollouts does with a first revision (no canary steps).
 
 Exit 0 promoted; 1 rejected (recorded), or no verdict before the timeout (the version stays `canary`);
-2 bad usage; 3 transient (Kubernetes API or storage unreachable).
+2 bad usage; 3 transient (Kubernetes API, Prometheus or storage unreachable).
 """
 
 from __future__ import annotations
@@ -154,11 +157,16 @@ def watch_kubernetes(client: Any, model: str, version: int, timeout: float, poll
 
 def rollout(model: str, version: int, target: str, registry: Registry, policy: Policy, *,
             namespace: str | None = None, timeout: float | None = None, time_scale: float = 1.0,
-            deploy_url: str | None = None, dataset: str | None = None, poll: float | None = None) -> Outcome:
-    """Move `version` to canary, deploy it on `target`, record production or rejected. Returns the outcome."""
+            deploy_url: str | None = None, dataset: str | None = None, poll: float | None = None,
+            prometheus: str | None = None) -> Outcome:
+    """Move `version` to canary, deploy it on `target`, record production or rejected. Returns the outcome.
+    `prometheus` (local only): run the canary analysis through the AnalysisTemplate's queries there."""
     check_model(model)
     if target not in TARGETS:
         raise UsageError(f"--target {target!r}: must be one of {', '.join(TARGETS)}")
+    if prometheus and target != "local":
+        raise UsageError(f"--prometheus {prometheus}: only for --target local; on Kubernetes the AnalysisTemplate "
+                         "queries the policy's canary.analysis.prometheus_url")
     if policy.model_name != model:
         raise UsageError(f"--policy is for model {policy.model_name!r}, not --model {model!r}")
     record = registry.get(model, version)
@@ -170,6 +178,10 @@ def rollout(model: str, version: int, target: str, registry: Registry, policy: P
         from steps._k8s import KubeClient
 
         client = KubeClient.from_environment(namespace)  # before any change: bad configuration changes nothing
+    if prometheus:
+        from steps._analysis import Prometheus
+
+        Prometheus(prometheus).check()  # unreachable: exit 3 before the version or the deployment changes
     registry.promote(model, version, "canary", reason=f"rollout started ({target})")
     if client is not None:
         outcome = watch_kubernetes(client, model, version, timeout or default_timeout(policy),
@@ -178,7 +190,7 @@ def rollout(model: str, version: int, target: str, registry: Registry, policy: P
         from steps import _local_deploy
 
         outcome = _local_deploy.local_rollout(model, version, registry, policy, time_scale=time_scale,
-                                              deploy_url=deploy_url, dataset=dataset)
+                                              deploy_url=deploy_url, dataset=dataset, prometheus_url=prometheus)
     record_outcome(registry, model, version, outcome)
     return outcome
 
@@ -207,6 +219,10 @@ def parser() -> argparse.ArgumentParser:
                    help="local: the `mlops deploy` address (default $MLOPS_DEPLOY_URL, else http://127.0.0.1:8700); "
                         "none running there: the step starts one for its duration")
     p.add_argument("--dataset", default=None, help="local: rows to replay as traffic (default: generated)")
+    p.add_argument("--prometheus", default=None,
+                   help="local: run the canary analysis through the AnalysisTemplate's queries on this Prometheus "
+                        "(default $PROMETHEUS_URL; unset: from the servers' /metrics); it must scrape the "
+                        "deployment: `mlops deploy --print-scrape-config`")
     return p
 
 
@@ -225,18 +241,33 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError(f"--time-scale {scale_text!r}: must be greater than 0")
         if args.timeout is not None and not args.timeout > 0:
             raise UsageError(f"--timeout {args.timeout!r}: must be greater than 0 seconds")
+        prometheus = _prometheus_url(args.prometheus, args.target, os.environ.get("PROMETHEUS_URL"))
         policy = load_policy(Path(policy_path(args.model, args.policy)))
         registry = Registry.open(args.registry or None)
         version = registry.resolve(args.model, args.version)
         outcome = rollout(args.model, version, args.target, registry, policy,
                           namespace=args.namespace, timeout=args.timeout, time_scale=scale,
                           deploy_url=args.deploy_url or os.environ.get("MLOPS_DEPLOY_URL") or None,
-                          dataset=args.dataset or None)
+                          dataset=args.dataset or None, prometheus=prometheus)
         verdict = "production" if outcome.promoted else "rejected"
         print(f"rollout: {args.model} v{version}: {verdict}: {outcome.reason}")
         return 0 if outcome.promoted else 1
 
     return run("rollout", body)
+
+
+def _prometheus_url(flag: str | None, target: str, env: str | None) -> str | None:
+    """--prometheus, else $PROMETHEUS_URL for the local target (a pod's environment does not switch the
+    Kubernetes target, whose analysis Argo Rollouts runs), checked to be an http(s) URL."""
+    from urllib.parse import urlsplit
+
+    name, url = ("--prometheus", flag) if flag else ("$PROMETHEUS_URL", env if target == "local" else None)
+    if not url:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise UsageError(f"{name} {url!r}: must be an http:// or https:// URL with a host, e.g. http://127.0.0.1:9090")
+    return url
 
 
 if __name__ == "__main__":

@@ -16,6 +16,19 @@ from __future__ import annotations
 
 from typing import Any
 
+# The analysis' queries and conditions live in steps/_analysis.py: the local rollout runs the same ones.
+from steps._analysis import (  # noqa: F401 (re-exported: the builders of the AnalysisTemplate's parts)
+    MIN_WINDOW_SECONDS,
+    QUERY_TIMEOUT_SECONDS,
+    ROLE_LABEL,
+    canary_selector,
+    conditions,
+    error_ratio_query,
+    latency_query,
+    traffic_condition,
+    window,
+)
+from steps._analysis import number as _number
 from steps._policy import Policy, PolicyError, duration_seconds
 from workflows import _common
 
@@ -28,13 +41,9 @@ MODEL_PATH = "/models/current"
 # init container reads it through the downward API. Deliberately absent from the generated Rollout, see
 # `build_rollout`.
 VERSION_ANNOTATION = "model-version"
-ROLE_LABEL = "role"  # set on pods by Argo Rollouts (canaryMetadata/stableMetadata); Prometheus keeps it
 COMPONENT = "server"
 SERVICE_ACCOUNT = "mlops-server"  # manifests/base: no API access, no token mounted
 INGRESS_CLASS = "nginx"
-# Prometheus needs a rate window of a few scrape intervals; a shorter analysis interval still measures 1m.
-MIN_WINDOW_SECONDS = 60
-QUERY_TIMEOUT_SECONDS = 30
 PROGRESS_DEADLINE_SECONDS = 900
 
 
@@ -281,50 +290,6 @@ def build_analysis_template(policy: Policy) -> dict[str, Any]:
     }
 
 
-def window(policy: Policy) -> str:
-    """The rate window of the queries: the analysis interval (each measurement covers the time since the
-    previous one), at least MIN_WINDOW_SECONDS."""
-    seconds = max(duration_seconds(policy.canary.analysis.interval), MIN_WINDOW_SECONDS)
-    return f"{seconds}s" if seconds % 60 else f"{seconds // 60}m"
-
-
-def canary_selector(policy: Policy) -> str:
-    """The series of this model's canary pods (`role` comes from the pod label, through scrape relabelling)."""
-    return f'model="{policy.model_name}", {ROLE_LABEL}="canary"'
-
-
-def traffic_condition(policy: Policy) -> str:
-    """Non-empty only when the canary served at least `min_requests` requests in the window."""
-    return (f"sum(increase(model_requests_total{{{canary_selector(policy)}}}[{window(policy)}])) "
-            f">= {policy.canary.analysis.min_requests}")
-
-
-def latency_query(policy: Policy) -> str:
-    """p95 request latency in milliseconds over the canary's pods only (their histograms summed by bucket)."""
-    sel, w = canary_selector(policy), window(policy)
-    return (f"histogram_quantile(0.95, sum by (le) (rate(model_inference_duration_seconds_bucket{{{sel}}}[{w}])))"
-            f" * 1000\nand on() ({traffic_condition(policy)})\n")
-
-
-def error_ratio_query(policy: Policy) -> str:
-    """Server errors / requests of the canary's pods: a ratio, so it does not grow with the traffic.
-
-    A server that has not failed yet may not export the error counter: `or on() vector(0)` counts that as
-    no errors rather than no data.
-    """
-    sel, w = canary_selector(policy), window(policy)
-    return (f"(sum(increase(model_inference_errors_total{{{sel}}}[{w}])) or on() vector(0))\n"
-            f"/ sum(increase(model_requests_total{{{sel}}}[{w}]))\nand on() ({traffic_condition(policy)})\n")
-
-
-def conditions(threshold: float) -> tuple[str, str]:
-    """(successCondition, failureCondition) for "result at most threshold". An empty or NaN result meets
-    neither, which Argo Rollouts records as Inconclusive; `len` and `isNaN` are functions of its expr."""
-    measured = "len(result) > 0 && !isNaN(result[0])"
-    value = _number(threshold)
-    return f"{measured} && result[0] <= {value}", f"{measured} && result[0] > {value}"
-
-
 # --- traffic routing (optional component) ---------------------------------------------------------------
 
 
@@ -372,8 +337,3 @@ def _kubernetes_model_name(policy: Policy) -> str:
 
 def _provenance(policy: Policy, builder: str) -> dict[str, str]:
     return _common.provenance(policy.path.name, policy.sha256, f"workflows/serving.py:{builder}")
-
-
-def _number(value: float) -> str:
-    """100.0 -> '100', 0.01 -> '0.01': plain decimals (no exponent) for expr and environment variables."""
-    return f"{value:.10f}".rstrip("0").rstrip(".") or "0"

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -209,6 +210,59 @@ def test_mlops_deploy_serves_the_production_version_and_answers_the_control_endp
         proc.terminate()
         proc.wait(timeout=20)
     assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
+
+
+def test_the_router_answers_an_empty_canary_exposition_while_there_is_no_canary(deployment: Router) -> None:
+    # A Prometheus scraping /metrics/canary between canaries must see a healthy target with no series, not a
+    # failing scrape (which would alert, and drop the `up` of the job).
+    with urllib.request.urlopen(f"{deployment.url}/metrics/canary", timeout=10) as answer:
+        assert answer.status == 200 and answer.read() == b""
+        assert answer.headers["Content-Type"].startswith("text/plain")
+    assert "model_requests_total" in DeployClient(deployment.url).metrics("stable")
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(f"{deployment.url}/metrics/blue", timeout=10)
+    assert err.value.code == 404
+
+
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_an_unreachable_prometheus_exits_3_naming_it_before_anything_changes(
+        registry: Registry, policy: Policy, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        how: str) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    if how == "env":
+        monkeypatch.setenv("PROMETHEUS_URL", url)
+    code = run_rollout(policy, registry, *(["--prometheus", url] if how == "flag" else []))
+    assert code == 3
+    assert f"prometheus {url}: unreachable" in capsys.readouterr().err
+    assert registry.get(policy.model_name, 2)["status"] == "staged"
+    assert registry.get(policy.model_name, 1)["status"] == "production"
+
+
+BAD_PROMETHEUS = [
+    (["--target", "kubernetes", "--prometheus", "http://prom:9090"], {},
+     "--prometheus http://prom:9090: only for --target local"),
+    (["--target", "local", "--prometheus", "prom:9090"], {}, "--prometheus 'prom:9090': must be an http:// or https://"),
+    (["--target", "local"], {"PROMETHEUS_URL": "ftp://prom"}, "$PROMETHEUS_URL 'ftp://prom': must be an http://"),
+]
+
+
+@pytest.mark.parametrize(("args", "env", "message"), BAD_PROMETHEUS, ids=["kubernetes", "no-scheme", "env-scheme"])
+def test_a_bad_prometheus_option_is_refused_by_name(
+        registry: Registry, policy: Policy, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        args: list[str], env: dict[str, str], message: str) -> None:
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    code = step.main(["--model", policy.model_name, "--version", "2", "--registry", registry.location,
+                      "--policy", str(policy.path), *args])
+    assert code == 2
+    assert message in capsys.readouterr().err
+    assert registry.get(policy.model_name, 2)["status"] == "staged"
+
+
+def test_the_kubernetes_target_ignores_prometheus_url_in_the_environment() -> None:
+    # A pod may carry PROMETHEUS_URL for other tools; Argo Rollouts runs the cluster's analysis, not the step.
+    assert step._prometheus_url(None, "kubernetes", "http://prom:9090") is None
+    assert step._prometheus_url(None, "local", "http://prom:9090") == "http://prom:9090"
 
 
 def test_quantile_interpolates_within_the_bucket_like_prometheus() -> None:

@@ -1,0 +1,248 @@
+"""The local rollout's canary analysis through a real Prometheus: the router of `mlops deploy` scraped with the
+configuration `mlops deploy --print-scrape-config` prints, real `python -m steps.serve` processes behind it (a bad
+candidate is the real server with MLOPS_DEPLOY_CANARY_FAULT faults), and the rollout step running the
+AnalysisTemplate's own queries and conditions there (`--prometheus` or PROMETHEUS_URL) over a time-scaled window."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from steps import _analysis
+from steps import rollout as step
+from steps._errors import UsageError
+from steps._local_deploy import FAULT_ENV, DeployClient, Deployment, Router
+from steps._policy import Policy, load_policy
+from steps._registry import Registry
+from tests.conftest import free_port
+from tests.steps.test_predictor import Trained, trained_bundle
+from tests.steps.test_rollout_local import candidate
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[1]
+PROMETHEUS = Path(shutil.which("prometheus") or "/usr/bin/prometheus")
+SCALE = "0.05"  # 1m pause and interval -> 3 s; the rate window is the local floor, 5 s (five 1 s scrapes)
+STARTUP_SECONDS = 30  # a fresh Prometheus answers its first non-empty query after ~7 s
+
+
+@dataclass
+class Scraping:
+    prometheus: str  # the Prometheus URL
+    router_port: int  # where each test's router listens: the port the scrape configuration names
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
+    return trained_bundle(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def policy(trained: Trained, tmp_path_factory: pytest.TempPathFactory) -> Policy:
+    """The trained model's policy with a short canary: 50% for 1m with an analysis of 2 x 1m, then 100%."""
+    raw = yaml.safe_load(trained.policy.read_text())
+    raw["canary"]["steps"] = [{"set_weight": 50, "pause": "1m", "analysis": True}, {"set_weight": 100}]
+    raw["canary"]["analysis"].update(interval="1m", count=2, failure_limit=0, inconclusive_limit=1,
+                                     latency_p95_ms=100, error_ratio=0.05, min_requests=20)
+    out = tmp_path_factory.mktemp("gates") / trained.policy.name
+    out.write_text(yaml.safe_dump(raw))
+    return load_policy(out)
+
+
+@pytest.fixture(scope="module")
+def scraping(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scraping]:
+    """A real Prometheus, as a plain process, configured by `mlops deploy --print-scrape-config --port P`."""
+    if not PROMETHEUS.is_file():
+        pytest.skip(f"prometheus is not installed at {PROMETHEUS} (Debian package prometheus; CI installs it)")
+    root = tmp_path_factory.mktemp("prometheus")
+    router_port, port = free_port(), free_port()
+    printed = subprocess.run([sys.executable, "-m", "workflows.cli", "deploy", "--print-scrape-config",
+                              "--port", str(router_port)], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                             check=True).stdout
+    config = root / "prometheus.yml"
+    config.write_text(printed)
+    log = open(root / "prometheus.log", "wb")  # noqa: SIM115 (closed below, after the process)
+    process = subprocess.Popen([str(PROMETHEUS), f"--config.file={config}", f"--storage.tsdb.path={root / 'tsdb'}",
+                                f"--web.listen-address=127.0.0.1:{port}"], stdout=subprocess.DEVNULL, stderr=log)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _wait_until_answering(url, process, root / "prometheus.log")
+        yield Scraping(url, router_port)
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+        log.close()
+
+
+def _wait_until_answering(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline, last = time.monotonic() + STARTUP_SECONDS, "no answer"
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"prometheus exited with {process.returncode}: {log.read_text()[-2000:]}")
+        try:
+            if _analysis.Prometheus(url).query("vector(1)") == [1.0]:
+                return
+        except Exception as err:  # noqa: BLE001 (still starting: any connection error, retried)
+            last = repr(err)
+        time.sleep(0.5)
+    raise AssertionError(f"prometheus at {url} not answering after {STARTUP_SECONDS}s: {last}")
+
+
+def _eventually(scraping: Scraping, query: str, found: bool = True, timeout: float = 20) -> list[float]:
+    """The query's values once it has (found=True) or has not (found=False) a result; scrapes take a second."""
+    deadline = time.monotonic() + timeout
+    while True:
+        values = _analysis.Prometheus(scraping.prometheus).query(query)
+        if bool(values) == found:
+            return values
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{query!r} -> {values} after {timeout:.0f}s")
+        time.sleep(0.5)
+
+
+@pytest.fixture
+def registry(tmp_path: Path, trained: Trained, policy: Policy) -> Registry:
+    """v1 in production, v2 staged."""
+    reg = Registry.open(str(tmp_path / "registry"))
+    for name in ("one", "two"):
+        reg.register(policy.model_name, candidate(trained, tmp_path, name), passed=True, gate_report={"passed": True})
+    reg.promote(policy.model_name, 1, "production")
+    return reg
+
+
+@pytest.fixture
+def deployment(scraping: Scraping, registry: Registry, policy: Policy) -> Iterator[Router]:
+    """What `mlops deploy` runs, on the port Prometheus scrapes, with v1 as the stable server; the canary's
+    scrape is up (an empty exposition) before the rollout starts one."""
+    router = Router(Deployment(policy.model_name, registry.location), port=scraping.router_port).start()
+    try:
+        DeployClient(router.url).set_stable(1)
+        # This router's v1 scraped (an earlier test's series went stale when its router closed).
+        _eventually(scraping, f'model_requests_total{{model="{policy.model_name}", role="stable", '
+                              'model_version="1"}')
+        yield router
+    finally:
+        router.close()
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from steps._data import generate, write_frame
+
+    out = tmp_path_factory.mktemp("replay") / "rows.parquet"
+    write_frame(generate(300, seed=5), out)
+    return out
+
+
+def _rollout(policy: Policy, registry: Registry, router: Router, dataset: Path, *extra: str) -> int:
+    return step.main(["--model", policy.model_name, "--version", "2", "--registry", registry.location,
+                      "--policy", str(policy.path), "--target", "local", "--time-scale", SCALE,
+                      "--deploy-url", router.url, "--dataset", str(dataset), *extra])
+
+
+def _measurements(record: dict[str, Any]) -> list[dict[str, Any]]:
+    [analysis] = record["history"][-1]["details"]["analysis"]
+    measurements: list[dict[str, Any]] = analysis["measurements"]
+    return measurements
+
+
+def test_the_scrape_config_labels_each_role_and_an_idle_canary_has_no_series(
+        scraping: Scraping, policy: Policy, deployment: Router) -> None:
+    # The selectors of the AnalysisTemplate need `role`: the stable server's series carry role="stable" (and the
+    # server's own model/model_version); with no canary, its scrape is up and holds no series (earlier canaries'
+    # series went stale), so the canary's queries find nothing: Inconclusive, never a pass.
+    model = policy.model_name
+    assert _eventually(scraping, f'count(model_requests_total{{model="{model}", role="stable", model_version="1"}})')
+    _eventually(scraping, f'model_requests_total{{model="{model}", role="canary"}}', found=False)
+    assert _eventually(scraping, 'up{job="mlops-deploy-canary"} == 1') == [1.0]
+    seconds = _analysis.LOCAL_MIN_WINDOW_SECONDS
+    # Another test's canary may have served within the window: its samples must first leave it.
+    _eventually(scraping, _analysis.requests_query(policy, seconds), found=False)
+    reading = _analysis.Prometheus(scraping.prometheus).read(policy, seconds)
+    assert (reading.latency_phase, reading.error_phase) == ("Inconclusive", "Inconclusive")
+
+
+def test_with_prometheus_url_a_good_candidate_is_promoted_by_the_rendered_queries(
+        scraping: Scraping, registry: Registry, policy: Policy, deployment: Router, dataset: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PROMETHEUS_URL", scraping.prometheus)
+    assert _rollout(policy, registry, deployment, dataset) == 0
+    record = registry.get(policy.model_name, 2)
+    assert record["status"] == "production"
+    assert "local canary passed" in record["history"][-1]["why"]
+    measurements = _measurements(record)
+    assert len(measurements) == policy.canary.analysis.count
+    window = _analysis.window(policy, _analysis.window_seconds(policy, float(SCALE)))
+    for m in measurements:
+        assert m["source"] == f"prometheus {scraping.prometheus} [{window}]", m
+        assert m["metrics"] == {"latency-p95-ms": "Successful", "error-ratio": "Successful"}, m
+        assert m["requests"] >= policy.canary.analysis.min_requests and m["error_ratio"] == 0.0, m
+    assert registry.get(policy.model_name, 1)["status"] == "archived"
+    status = DeployClient(deployment.url).status()
+    assert status["stable"]["version"] == 2 and status["canary"] is None
+
+
+@pytest.mark.parametrize(("fault", "metric", "broken"), [
+    ("error_rate=1", "error-ratio", "error ratio 1.0000 > 0.05"),
+    ("latency_ms=150", "latency-p95-ms", "latency p95"),
+], ids=["failing", "slow"])
+def test_with_prometheus_a_faulty_candidate_is_rolled_back_and_rejected_with_the_failed_query(
+        scraping: Scraping, registry: Registry, policy: Policy, deployment: Router, dataset: Path,
+        monkeypatch: pytest.MonkeyPatch, fault: str, metric: str, broken: str) -> None:
+    monkeypatch.setenv(FAULT_ENV, fault)
+    monkeypatch.delenv("PROMETHEUS_URL", raising=False)
+    assert _rollout(policy, registry, deployment, dataset, "--prometheus", scraping.prometheus) == 1
+    record = registry.get(policy.model_name, 2)
+    assert record["status"] == "rejected"
+    why = record["history"][-1]["why"]
+    assert "canary analysis failed at weight 50" in why and broken in why, why
+    assert f"from prometheus {scraping.prometheus}" in why, why
+    failed = _measurements(record)[-1]
+    assert failed["phase"] == "Failed" and failed["metrics"][metric] == "Failed", failed
+    assert registry.get(policy.model_name, 1)["status"] == "production"
+    status = DeployClient(deployment.url).status()
+    assert status["stable"]["version"] == 1 and status["canary"] is None, "the stable version must serve alone"
+
+
+def test_without_a_running_deployment_the_step_starts_one_where_prometheus_scrapes_it(
+        scraping: Scraping, registry: Registry, policy: Policy, dataset: Path) -> None:
+    url = f"http://127.0.0.1:{scraping.router_port}"  # nothing listens there: the step brings the router up
+    code = step.main(["--model", policy.model_name, "--version", "2", "--registry", registry.location,
+                      "--policy", str(policy.path), "--target", "local", "--time-scale", SCALE,
+                      "--deploy-url", url, "--dataset", str(dataset), "--prometheus", scraping.prometheus])
+    assert code == 0
+    record = registry.get(policy.model_name, 2)
+    assert record["status"] == "production"
+    measurements = _measurements(record)
+    assert all(m["metrics"] == {"latency-p95-ms": "Successful", "error-ratio": "Successful"} for m in measurements)
+    assert all(m["requests"] >= policy.canary.analysis.min_requests for m in measurements), measurements
+
+
+def test_a_query_prometheus_refuses_is_a_usage_error_naming_the_url(scraping: Scraping) -> None:
+    with pytest.raises(UsageError, match=f"prometheus {scraping.prometheus}: query refused.*400"):
+        _analysis.Prometheus(scraping.prometheus).query("sum(")
+
+
+def test_the_printed_scrape_config_is_valid_for_promtool(tmp_path: Path) -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool is not installed (Debian package prometheus)")
+    printed = subprocess.run([sys.executable, "-m", "workflows.cli", "deploy", "--print-scrape-config", "--port",
+                              "8799"], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True).stdout
+    config = yaml.safe_load(printed)
+    assert [(job["metrics_path"], job["static_configs"][0]["labels"]) for job in config["scrape_configs"]] == [
+        ("/metrics/stable", {"role": "stable"}), ("/metrics/canary", {"role": "canary"})]
+    assert {t for job in config["scrape_configs"] for t in job["static_configs"][0]["targets"]} == {"127.0.0.1:8799"}
+    (tmp_path / "prometheus.yml").write_text(printed)
+    checked = subprocess.run([promtool, "check", "config", str(tmp_path / "prometheus.yml")],
+                             capture_output=True, text=True, timeout=60, check=False)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
