@@ -1,22 +1,31 @@
-"""The drift check: the production version's reference profile against the live distribution, the policy's rule,
-and, when it fires, one webhook call per drift episode (the cooldown is a compare-and-swap record in the registry).
+"""The drift check: the production version's reference against the live distribution, the policy's rule, and,
+when it fires, one webhook call per drift episode (the cooldown is a compare-and-swap record in the registry).
 
-    python -m steps.drift --model M [--registry LOC] [--policy FILE] [--current DATASET | --prometheus URL]
+    python -m steps.drift --model M [--registry LOC] [--policy FILE]
+                          [--current DATASET | --prometheus URL | --metrics-url URL [--metrics-url URL ...]]
                           [--report-dir DIR] [--webhook URL] [--token-file F] [--pushgateway URL]
 
-Exit 0 whether or not retraining was triggered; 2 bad input; 3 transient (Prometheus, storage, the webhook
-after its retries).
+The current distribution comes from exactly one source: a dataset; Prometheus (the increase of the servers'
+model_feature_bin_total over the policy's window, through prometheus-api-client); or the servers' own /metrics
+pages (their totals since they started, summed), when no Prometheus runs. Without a source flag, Prometheus at
+$MLOPS_PROMETHEUS_URL or $PROMETHEUS_URL.
+
+Exit 0 whether or not retraining was triggered; 2 bad input; 3 transient (Prometheus, a server's /metrics,
+storage, the webhook after its retries).
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import base64
 import hashlib
 import html
 import io
 import json
+import math
 import os
+import re
 import sys
 import urllib.error
 import urllib.parse
@@ -34,6 +43,10 @@ from steps._registry import Registry
 COOLDOWN_STATE = "drift-cooldown"
 REASON = "automated_drift_detection"
 METRIC = "model_feature_bin_total"
+PROFILE_FILE = "profile.json"
+PROMETHEUS_ENV = ("MLOPS_PROMETHEUS_URL", "PROMETHEUS_URL")  # the default source, first one set
+PROMETHEUS_RETRIES = 2
+PROMETHEUS_BACKOFF = 0.5  # urllib3 retries once at once, then after 2 x this many seconds
 # A claimed episode whose POST neither succeeded nor failed by then was abandoned (a killed pod): re-send it.
 CLAIM_LEASE_SECONDS = 600
 _CAS_ATTEMPTS = 20
@@ -60,64 +73,207 @@ def reference_profile(registry: Registry, model: str) -> tuple[int, dict[str, An
     version = registry.production(model)
     if version is None:
         raise UsageError(f"model {model!r}: no production version in the registry at {registry.location}")
-    manifest = registry.manifest(model, version)
-    expected = (manifest.get("files") or {}).get("profile.json")
-    if not expected:
-        raise UsageError(f"{model} v{version}: the bundle has no profile.json (the reference for drift)")
-    data, _ = registry.store.get(f"models/{model}/versions/{version}/profile.json")
-    if hashlib.sha256(data).hexdigest() != expected:
-        raise UsageError(f"{model} v{version}: profile.json does not match its sha256 in bundle.json")
+    data = _version_file(registry, model, version, PROFILE_FILE)
+    if data is None:
+        raise UsageError(f"{model} v{version}: the bundle has no {PROFILE_FILE} (the reference for drift)")
     try:
         profile: dict[str, Any] = json.loads(data)
     except ValueError as err:
-        raise UsageError(f"{model} v{version}: profile.json is not valid JSON: {err}") from err
+        raise UsageError(f"{model} v{version}: {PROFILE_FILE} is not valid JSON: {err}") from err
     return version, profile
 
 
-def prometheus_counters(url: str, model: str, version: int, window: str, timeout: float = 30.0
+def stored_ecdfs(registry: Registry, model: str, version: int, method: str) -> dict[str, _drift.Ecdf]:
+    """The version's reference ECDFs (reference_ecdf.npz, checked against its sha256), which the raw methods
+    (wasserstein, ks) compare a current dataset with."""
+    data = _version_file(registry, model, version, _drift.ECDF_FILE)
+    if data is None:
+        raise UsageError(
+            f"{model} v{version}: drift.method {method!r} compares raw values with the reference ECDFs "
+            f"({_drift.ECDF_FILE}), and this version was trained before bundles kept them: retrain the model "
+            f"(mlops run training --model {model}) and promote the new version, or use drift.method psi or "
+            "jensen_shannon, which need only profile.json"
+        )
+    try:
+        return _drift.load_ecdfs(data, f"{model} v{version} {_drift.ECDF_FILE}")
+    except ValueError as err:
+        raise UsageError(str(err)) from err
+
+
+def _version_file(registry: Registry, model: str, version: int, name: str) -> bytes | None:
+    """A file of the version, checked against its sha256 in bundle.json; None when the bundle has no such file."""
+    manifest = registry.manifest(model, version)
+    expected = (manifest.get("files") or {}).get(name)
+    if not expected:
+        return None
+    data, _ = registry.store.get(f"models/{model}/versions/{version}/{name}")
+    if hashlib.sha256(data).hexdigest() != expected:
+        raise UsageError(f"{model} v{version}: {name} does not match its sha256 in bundle.json")
+    return data
+
+
+def prometheus_counters(url: str, model: str, version: int, window: str, timeout: int = 30
                         ) -> dict[str, dict[str, float]]:
     """feature -> bin -> increase of model_feature_bin_total over the window, for the production version only
     (bin numbers index that version's profile, so another version's counters would not line up)."""
+    import requests
+    from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
+    from urllib3.util import Retry
+
     query = (f'sum by (feature, bin) (increase({METRIC}{{model="{model}",model_version="{version}"}}'
              f'[{window}]))')
-    address = f"{url.rstrip('/')}/api/v1/query?{urllib.parse.urlencode({'query': query})}"
+    # A short retry here for a blip; a Prometheus that stays down is exit 3, and the workflow retries the step.
+    # raise_on_status=False: a 5xx that outlasts the retries comes back as its response, with its status.
+    retry = Retry(total=PROMETHEUS_RETRIES, backoff_factor=PROMETHEUS_BACKOFF, status_forcelist=(502, 503, 504),
+                  raise_on_status=False)
+    client = PrometheusConnect(url=url, disable_ssl=True, retry=retry, timeout=timeout)
     try:
-        with urllib.request.urlopen(address, timeout=timeout) as response:
-            answer = json.load(response)
-    except urllib.error.HTTPError as err:
-        if err.code >= 500:
-            raise TransientError(f"prometheus {url}: HTTP {err.code} for {query}") from err
-        raise UsageError(f"prometheus {url}: HTTP {err.code} for {query}: {err.read()[:200]!r}") from err
-    except (urllib.error.URLError, TimeoutError, OSError) as err:
-        raise TransientError(f"prometheus {url}: unreachable: {getattr(err, 'reason', err)}") from err
-    except ValueError as err:
-        raise UsageError(f"prometheus {url}: the answer is not JSON: {err}") from err
-    if answer.get("status") != "success":
-        raise UsageError(f"prometheus {url}: query failed: {answer.get('error')!r} ({query})")
+        result = client.custom_query(query=query)
+        series = [(s["metric"], float(s["value"][1])) for s in result]
+    except PrometheusApiClientException as err:
+        status, detail = _prometheus_error(str(err))
+        if status is None or status >= 500:
+            raise TransientError(f"prometheus {url}: {detail} for {query}") from err
+        raise UsageError(f"prometheus {url}: the query was refused ({detail}): {query}") from err
+    except requests.exceptions.JSONDecodeError as err:  # a ValueError and a RequestException: before both
+        raise UsageError(f"prometheus {url}: the answer is not JSON ({err}): is this a Prometheus?") from err
+    except requests.exceptions.RequestException as err:
+        raise TransientError(f"prometheus {url}: unreachable: {err}") from err
+    except (KeyError, IndexError, TypeError, ValueError) as err:
+        raise UsageError(f"prometheus {url}: not an instant-query answer ({err!r}) for {query}") from err
+    finally:
+        client.close()
     counters: dict[str, dict[str, float]] = {}
-    for series in answer["data"]["result"]:
-        labels, value = series["metric"], float(series["value"][1])
+    for labels, value in series:
         counters.setdefault(labels.get("feature", ""), {})[labels.get("bin", "")] = value
     return counters
+
+
+def _prometheus_error(message: str) -> tuple[int | None, str]:
+    """(HTTP status, what Prometheus said) from prometheus-api-client's exception, whose message is
+    "HTTP Status Code <n> (b'<body>')": Prometheus' JSON error body, as a bytes literal."""
+    match = re.fullmatch(r"HTTP Status Code (\d+) \((b(['\"]).*\3)\)", message, flags=re.DOTALL)
+    if match is None:
+        return None, message[:300]
+    detail = f"HTTP {match.group(1)}"
+    try:
+        body = json.loads(ast.literal_eval(match.group(2)))
+        detail += f": {body['errorType']}: {body['error']}"
+    except (ValueError, SyntaxError, TypeError, KeyError):  # not Prometheus' JSON: its first bytes say enough
+        detail += f": {match.group(2)[:200]}"
+    return int(match.group(1)), detail
+
+
+def exposition_counters(urls: list[str], model: str, version: int, timeout: float = 10.0
+                        ) -> dict[str, dict[str, float]]:
+    """feature -> bin -> model_feature_bin_total for this model and version, summed over the servers' /metrics
+    pages (each server counts what it scored since it started; other models and versions are left out)."""
+    counters: dict[str, dict[str, float]] = {}
+    found = False
+    others: set[str] = set()
+    for url in dict.fromkeys(urls):  # the same page twice would count its rows twice
+        for labels, value in parse_exposition(_get_metrics(url, timeout), METRIC, url):
+            if labels.get("model") != model:
+                continue
+            if labels.get("model_version") != str(version):
+                others.add(labels.get("model_version", "?"))
+                continue
+            found = True
+            bins = counters.setdefault(labels.get("feature", ""), {})
+            label = labels.get("bin", "")
+            bins[label] = bins.get(label, 0.0) + value
+    if not found:
+        seen = f"only versions {sorted(others)} of it" if others else "no counters for it at all"
+        raise UsageError(f"--metrics-url {' '.join(urls)}: no {METRIC} for {model} v{version} (the production "
+                         f"version) there: the pages have {seen}")
+    return counters
+
+
+def _get_metrics(url: str, timeout: float) -> str:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            data: bytes = response.read()
+    except urllib.error.HTTPError as err:
+        if err.code >= 500:
+            raise TransientError(f"metrics {url}: HTTP {err.code}") from err
+        raise UsageError(f"metrics {url}: HTTP {err.code}: {err.read()[:200]!r}") from err
+    except (urllib.error.URLError, TimeoutError, OSError) as err:
+        raise TransientError(f"metrics {url}: unreachable: {getattr(err, 'reason', err)}") from err
+    except ValueError as err:  # not an http(s) URL
+        raise UsageError(f"--metrics-url {url!r}: {err}") from err
+    return data.decode("utf-8", errors="replace")
+
+
+_SAMPLE = re.compile(r"^([A-Za-z_:][A-Za-z0-9_:]*)(?:\{(.*)\})?[ \t]+(\S+)(?:[ \t]+-?\d+)?[ \t]*$")
+_PAIR = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)[ \t]*=[ \t]*"((?:[^"\\]|\\.)*)"[ \t]*(?:,[ \t]*|$)')
+_ESCAPE = re.compile(r'\\(.)')
+
+
+def parse_exposition(text: str, metric: str, where: str = "metrics") -> list[tuple[dict[str, str], float]]:
+    """The samples of one metric in a Prometheus text exposition (format 0.0.4): (labels, value) each.
+
+    Only `metric`'s lines are read (the rest may use anything the format allows); one of them that does not
+    parse is an error naming `where` and the line.
+    """
+    out = []
+    for line in text.splitlines():
+        if not line.startswith(metric) or line[len(metric):len(metric) + 1] not in ("{", " ", "\t"):
+            continue
+        match = _SAMPLE.match(line)
+        labels = _labels(match.group(2) or "") if match and match.group(1) == metric else None
+        try:
+            value = float(match.group(3)) if match else math.nan
+        except ValueError:
+            labels = None
+        if labels is None:
+            raise UsageError(f"{where}: not a Prometheus sample line: {line[:200]!r}")
+        out.append((labels, value))
+    return out
+
+
+def _labels(text: str) -> dict[str, str] | None:
+    """`a="x",b="y\"z"` as a dict (escapes undone); None when it is not a label list."""
+    labels: dict[str, str] = {}
+    text, position = text.strip(), 0
+    while position < len(text):
+        pair = _PAIR.match(text, position)
+        if pair is None:
+            return None
+        labels[pair.group(1)] = _ESCAPE.sub(lambda m: "\n" if m.group(1) == "n" else m.group(1), pair.group(2))
+        position = pair.end()
+    return labels
 
 
 # --- the check ------------------------------------------------------------------------------------------
 
 def check(model: str, registry: Registry, policy: DriftPolicy, *, current: str | None = None,
-          prometheus: str | None = None) -> tuple[int, _drift.DriftResult, str]:
+          prometheus: str | None = None, metrics_urls: list[str] | None = None
+          ) -> tuple[int, _drift.DriftResult, str]:
     """(production version, the drift result, where the current data came from)."""
-    if (current is None) == (prometheus is None):
-        raise UsageError("give exactly one of --current DATASET or --prometheus URL")
+    given = [s for s in (current, prometheus, metrics_urls) if s]
+    if len(given) != 1:
+        raise UsageError("give exactly one source: --current DATASET, --prometheus URL (or $MLOPS_PROMETHEUS_URL "
+                         "or $PROMETHEUS_URL) or --metrics-url URL")
     version, profile = reference_profile(registry, model)
     try:
         if current is not None:
             from steps._data import read_dataset
 
+            reference = None
+            numeric = any(fp["type"] != "categorical" for fp in profile["features"].values())
+            if policy.method in _drift.RAW_METHODS and numeric:
+                reference = stored_ecdfs(registry, model, version, policy.method)
             frame = read_dataset(current).frame
-            return version, _drift.check(profile, policy, current=frame), current
-        counters = prometheus_counters(str(prometheus), model, version, policy.window)
+            return version, _drift.check(profile, policy, current=frame, reference=reference), current
+        if prometheus is not None:
+            counters = prometheus_counters(prometheus, model, version, policy.window)
+            source = f"{prometheus} ({METRIC}, {policy.window})"
+        else:
+            urls = list(metrics_urls or [])
+            counters = exposition_counters(urls, model, version)
+            source = f"{', '.join(urls)} ({METRIC} since each server started)"
         counts = _drift.counts_from_labels(profile, counters)
-        return version, _drift.check(profile, policy, counts=counts), f"{prometheus} ({METRIC}, {policy.window})"
+        return version, _drift.check(profile, policy, counts=counts), source
     except (_drift.DriftMethodError, ValueError) as err:
         raise UsageError(str(err)) from err
 
@@ -311,8 +467,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--policy", help="policy file (default: gates/<model>.yaml)")
     source = p.add_mutually_exclusive_group()
     source.add_argument("--current", help="current data: CSV or Parquet (a path, file:// or s3://)")
-    source.add_argument("--prometheus", help="Prometheus URL: the live model_feature_bin_total counters "
-                        "(default: $MLOPS_PROMETHEUS_URL when --current is not given)")
+    source.add_argument("--prometheus", help="Prometheus URL: the increase of the servers' model_feature_bin_total "
+                        "over the policy's window (default: $MLOPS_PROMETHEUS_URL, else $PROMETHEUS_URL, when no "
+                        "other source is given)")
+    source.add_argument("--metrics-url", action="append", metavar="URL",
+                        help="a model server's Prometheus page (its /metrics, or mlops deploy's /metrics/stable "
+                        "and /metrics/canary), read directly; repeatable: the counters are summed")
     p.add_argument("--report-dir", type=Path, default=Path("drift-report"), help="where drift.json/html go")
     p.add_argument("--webhook", default=None, help="the retrain webhook URL (default: $MLOPS_WEBHOOK_URL)")
     p.add_argument("--token-file", help=f"file holding the webhook's bearer token (else ${_webhook.TOKEN_ENV})")
@@ -335,12 +495,14 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError(str(err)) from err
         if policy.model_name != args.model:
             raise UsageError(f"--policy: model_name is {policy.model_name!r}, not --model {args.model!r}")
-        prometheus = args.prometheus or (None if args.current else os.environ.get("MLOPS_PROMETHEUS_URL"))
+        prometheus = args.prometheus
+        if not (prometheus or args.current or args.metrics_url):
+            prometheus = next((os.environ[k] for k in PROMETHEUS_ENV if os.environ.get(k)), None)
         webhook = args.webhook or os.environ.get("MLOPS_WEBHOOK_URL") or None
         pushgateway = args.pushgateway or os.environ.get("MLOPS_PUSHGATEWAY_URL") or None
         registry = Registry.open(args.registry)
         version, result, source = check(args.model, registry, policy.drift, current=args.current,
-                                        prometheus=prometheus)
+                                        prometheus=prometheus, metrics_urls=args.metrics_url)
         token = _webhook.read_token(args.token_file) if webhook and result.retrain else None
         outcome: Trigger | None = None
         try:

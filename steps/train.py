@@ -4,8 +4,9 @@
                           [--git-commit SHA] [--reason TEXT] [--drifted-features JSON]
                           [--fingerprint-out FILE]
 
-The holdout split is stratified and fixed by the policy's seed; the bundle (model.skops, profile.json,
-bundle.json) is built in a temporary folder beside --bundle and renamed into place when complete.
+The holdout split is stratified and fixed by the policy's seed; the bundle (model.skops, model.trees.json when the
+estimator compiles, profile.json, reference_ecdf.npz, bundle.json) is built in a temporary folder beside --bundle
+and renamed into place when complete.
 """
 
 from __future__ import annotations
@@ -25,13 +26,14 @@ from typing import Any
 
 import pandas as pd
 
-from steps import _bundle, _features, _model, _predictor, _profile
+from steps import _bundle, _drift, _features, _model, _predictor, _profile
 from steps._errors import UsageError, run
 from steps._policy import Policy, load_policy
 
 DATA_FILE = "data.parquet"
 SOURCE_FILE = "source.json"
 PROFILE_FILE = "profile.json"
+ECDF_FILE = _drift.ECDF_FILE
 
 
 @dataclass
@@ -41,6 +43,8 @@ class TrainResult:
     meta: dict[str, Any]  # bundle.json without `files` and `format_version` (write_manifest adds them)
     holdout: pd.DataFrame
     trees: dict[str, Any] | None = None  # the compiled predictor's data (steps._predictor), when it exports
+    # The numeric features' training values as empirical CDFs: the reference of the raw drift methods.
+    ecdfs: dict[str, _drift.Ecdf] | None = None
 
     @property
     def fingerprint(self) -> str:
@@ -58,6 +62,8 @@ class TrainResult:
             if self.trees is not None:
                 _predictor.save(self.trees, tmp / _predictor.TREES_FILE)
             _bundle.write_json(tmp / PROFILE_FILE, self.profile)
+            if self.ecdfs is not None:
+                _drift.save_ecdfs(self.ecdfs, tmp / ECDF_FILE)
             manifest = _bundle.write_manifest(tmp, self.meta)
             # mkdtemp/mkstemp make owner-only files; a server running as another user must read them.
             tmp.chmod(0o755)
@@ -189,7 +195,9 @@ def train(
     }
     trees, meta["compiled_predictor"] = _compiled_predictor(pipeline, spec.estimator)
     profile = _profile.build_profile(X_train, data.features)
-    return TrainResult(pipeline=pipeline, profile=profile, meta=meta, holdout=holdout, trees=trees)
+    # The same rows as the profile: the training split, which is what the model learned from.
+    ecdfs = _drift.reference_ecdfs(profile, X_train, max_values=_drift.MAX_ECDF_VALUES)
+    return TrainResult(pipeline=pipeline, profile=profile, meta=meta, holdout=holdout, trees=trees, ecdfs=ecdfs)
 
 
 def _compiled_predictor(pipeline: Any, estimator: str) -> tuple[dict[str, Any] | None, dict[str, Any]]:

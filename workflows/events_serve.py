@@ -3,9 +3,13 @@
 The same contract as the cluster: POST /drift with `Authorization: Bearer <token>` (401 otherwise); each model's
 Sensor, rendered in memory by `workflows.events.build_sensor` (the code `mlops compile` runs), decides: its data
 filters (an alert for an unknown model or reason is ignored, logged, and answered 200 as Argo Events does), its
-parameter mapping from the body to the Workflow, and the Workflow's name from the idempotency key (a name already
-used is refused, like AlreadyExists). Accepted alerts run the training template with the local runner
-(`mlops run`), in the background, one at a time.
+parameter mapping from the body to the Workflow, the Workflow's name from the idempotency key (a name already
+used is refused, like AlreadyExists), and its trigger's `rateLimit` (a trigger beyond the rate waits for its
+turn, as Argo Events' rate limiter makes it wait; nothing is dropped). Accepted alerts run the training template
+with the local runner (`mlops run`), in the background, one at a time.
+
+    mlops events serve [--port P] [--host H] [--token-file F] [--policy FILE ...] [--registry LOC]
+                       [--template-file FILE] [--dataset URI] [--state-dir DIR]
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import re
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -33,6 +38,10 @@ from workflows import events, render
 DEFAULT_PORT = int(events.WEBHOOK_PORT)
 STATE_DIR = Path(".mlops/events")
 _TEMPLATE = re.compile(r"\{\{\s*\.Input\.([A-Za-z0-9_.-]+)\s*\}\}")
+# A trigger's rateLimit.unit as Argo Events reads it (an absent unit is a second there too).
+RATE_UNITS = {"Second": 1.0, "Minute": 60.0, "Hour": 3600.0}
+# go.uber.org/ratelimit's default slack: after an idle time, up to this many triggers may go at once.
+RATE_LIMIT_SLACK = 10
 
 
 class SensorError(ValueError):
@@ -44,6 +53,7 @@ class Decision:
     status: str  # submitted | ignored | duplicate | error
     detail: str
     workflow: dict[str, Any] | None = None
+    delay: float = 0.0  # seconds the trigger waits for its turn under the trigger's rateLimit
 
     @property
     def name(self) -> str | None:
@@ -147,6 +157,52 @@ def _set(doc: Any, path: str, value: str) -> None:
                 doc = doc.setdefault(part, [] if parts[i + 1].isdigit() else {})
 
 
+class RateLimiter:
+    """A trigger's rate limit as Argo Events applies it: go.uber.org/ratelimit's limiter,
+    `ratelimit.New(requestsPerUnit, ratelimit.Per(unit))`, whose Take() blocks before the trigger runs.
+
+    Each trigger is due one `unit / requestsPerUnit` after the one before it; a trigger asking earlier waits
+    (it is delayed, never dropped). After an idle time the wait owed is forgiven up to RATE_LIMIT_SLACK
+    triggers' worth, so a burst after a quiet spell goes through at once, as there.
+    """
+
+    def __init__(self, requests_per_unit: int, unit_seconds: float, slack: int = RATE_LIMIT_SLACK,
+                 clock: Callable[[], float] = time.monotonic):
+        self.per_request = unit_seconds / requests_per_unit
+        self.max_slack = slack * self.per_request
+        self.clock = clock
+        self._due: float | None = None  # when the last trigger was let through
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_trigger(cls, trigger: dict[str, Any], where: str) -> RateLimiter | None:
+        """The limiter of a rendered trigger's `rateLimit`; None (no limit) without one. SensorError when the
+        Sensor's rateLimit is not one Argo Events can run."""
+        limit = trigger.get("rateLimit")
+        if limit is None:
+            return None
+        unit = limit.get("unit") or "Second"
+        if unit not in RATE_UNITS:
+            raise SensorError(f"{where}: rateLimit.unit {unit!r}: must be one of {', '.join(RATE_UNITS)}")
+        count = limit.get("requestsPerUnit")
+        if type(count) is not int or count < 1:
+            raise SensorError(f"{where}: rateLimit.requestsPerUnit {count!r}: must be an integer of at least 1")
+        return cls(count, RATE_UNITS[unit])
+
+    def take(self) -> float:
+        """Claim the next turn; the seconds to wait for it (0 when it is now)."""
+        with self._lock:
+            now = self.clock()
+            if self._due is None:
+                due = now
+            elif now - self._due > self.max_slack + self.per_request:
+                due = now - self.max_slack
+            else:
+                due = self._due + self.per_request
+            self._due = due
+        return max(0.0, due - now)
+
+
 class Sensors:
     """Every model's Sensor; `handle(body)` is what Argo Events does with one webhook event."""
 
@@ -154,6 +210,13 @@ class Sensors:
         self.sensors = sensors
         self.used: set[str] = set()
         self.lock = threading.Lock()
+        # One limiter per trigger, read from the Sensor itself (Argo Events keys them by trigger name).
+        self.limiters: dict[tuple[str, str], RateLimiter | None] = {}
+        for sensor in sensors:
+            name = sensor["metadata"]["name"]
+            for trigger in sensor["spec"]["triggers"]:
+                key = (name, trigger["template"]["name"])
+                self.limiters[key] = RateLimiter.from_trigger(trigger, f"Sensor {name}, trigger {key[1]}")
 
     @classmethod
     def from_policies(cls, policies: list[Path]) -> Sensors:
@@ -169,17 +232,22 @@ class Sensors:
                     reasons.append(f"{name}: {why}")
                     continue
                 trigger = sensor["spec"]["triggers"][0]
+                # Argo Events takes the trigger's turn before it builds and creates the resource: an event that
+                # then fails (a missing key, AlreadyExists) has used its turn too.
+                limiter = self.limiters.get((name, trigger["template"]["name"]))
+                delay = limiter.take() if limiter is not None else 0.0
                 try:
                     workflow = build_workflow(trigger, event)
                 except SensorError as err:
-                    return Decision("error", f"{name}: {err}")
+                    return Decision("error", f"{name}: {err}", delay=delay)
                 wf_name = workflow["metadata"]["name"]
                 with self.lock:
                     if wf_name in self.used:
                         return Decision("duplicate", f"{name}: workflow {wf_name} already exists (AlreadyExists)",
-                                        workflow)
+                                        workflow, delay)
                     self.used.add(wf_name)
-                return Decision("submitted", f"{name}: submitted {wf_name}", workflow)
+                waits = f" in {delay:.1f}s (trigger rateLimit)" if delay > 0 else ""
+                return Decision("submitted", f"{name}: submitted {wf_name}{waits}", workflow, delay)
         return Decision("ignored", "; ".join(reasons) or "no sensor")
 
 
@@ -195,15 +263,31 @@ class Runs:
     log: Callable[[str], None] = print
     status: dict[str, str] = field(default_factory=dict)
     jobs: queue.Queue[dict[str, Any] | None] = field(default_factory=queue.Queue)
+    triggered: dict[str, float] = field(default_factory=dict)  # when the Sensor created the Workflow (time.time)
+    started: dict[str, float] = field(default_factory=dict)  # when its run began (time.time)
+    timers: list[threading.Timer] = field(default_factory=list)
 
     def start(self) -> None:
         threading.Thread(target=self._worker, name="events-runs", daemon=True).start()
 
-    def submit(self, workflow: dict[str, Any]) -> None:
+    def submit(self, workflow: dict[str, Any], delay: float = 0.0) -> None:
+        """Create the Workflow now, or after `delay` seconds (its trigger's turn under the rateLimit)."""
         self.status[workflow["metadata"]["name"]] = "Pending"
+        if delay <= 0:
+            self._create(workflow)
+            return
+        timer = threading.Timer(delay, self._create, args=(workflow,))
+        timer.daemon = True
+        self.timers.append(timer)
+        timer.start()
+
+    def _create(self, workflow: dict[str, Any]) -> None:
+        self.triggered[workflow["metadata"]["name"]] = time.time()
         self.jobs.put(workflow)
 
     def stop(self) -> None:
+        for timer in self.timers:
+            timer.cancel()
         self.jobs.put(None)
 
     def command(self, workflow: dict[str, Any]) -> list[str]:
@@ -232,6 +316,7 @@ class Runs:
             if workflow is None:
                 return
             name = workflow["metadata"]["name"]
+            self.started[name] = time.time()
             self.status[name] = "Running"
             log_file = self.state_dir / f"{name}.log"
             self.log(f"events: running {name} (log: {log_file})")
@@ -250,7 +335,8 @@ def make_server(host: str, port: int, token: str, sensors: Sensors, runs: Runs,
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             if self.path == "/runs":
-                self._reply(200, {"runs": dict(runs.status)})
+                self._reply(200, {"runs": dict(runs.status), "triggered": dict(runs.triggered),
+                                  "started": dict(runs.started)})
             else:
                 self._reply(404, {"error": f"no {self.path}; POST {events.WEBHOOK_ENDPOINT}, GET /runs"})
 
@@ -272,8 +358,9 @@ def make_server(host: str, port: int, token: str, sensors: Sensors, runs: Runs,
             decision = sensors.handle({"body": body, "header": dict(self.headers)})
             log(f"events: {decision.status}: {decision.detail}")
             if decision.status == "submitted" and decision.workflow is not None:
-                runs.submit(decision.workflow)
-            self._reply(200, {"status": decision.status, "detail": decision.detail, "workflow": decision.name})
+                runs.submit(decision.workflow, decision.delay)
+            self._reply(200, {"status": decision.status, "detail": decision.detail, "workflow": decision.name,
+                              "delay_seconds": round(decision.delay, 3)})
 
         def _reply(self, code: int, doc: dict[str, Any]) -> None:
             data = (json.dumps(doc) + "\n").encode()
@@ -309,7 +396,8 @@ def parser(p: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] != ["serve"]:
-        print("usage: mlops events serve [--port P] [--registry LOC] [--token-file F]", file=sys.stderr)
+        print("usage: mlops events serve [--port P] [--token-file F] [--policy FILE ...] [--registry LOC]",
+              file=sys.stderr)
         return 2
     args = parser().parse_args(argv[1:])
     try:
@@ -318,7 +406,7 @@ def main(argv: list[str] | None = None) -> int:
         if not policies:
             raise PolicyError("no policy found (./gates/*.yaml or --policy FILE)")
         sensors = Sensors.from_policies(policies)
-    except (StepError, PolicyError) as err:
+    except (StepError, PolicyError, SensorError) as err:
         print(f"mlops events serve: error: {err}", file=sys.stderr)
         return 2
     args.state_dir.mkdir(parents=True, exist_ok=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -306,3 +307,82 @@ def test_the_result_serialises_to_strict_json() -> None:
     assert data["features"][0]["score"] is None and data["features"][0]["drifted"] is True
     assert data["drifted_features"] == ["x"] and data["decision"] == _drift.RETRAIN
     assert data["features"][0]["bins"][-1] == "missing" and data["features"][0]["current"][-1] == 1.0
+
+
+# --- the reference ECDFs a bundle keeps (reference_ecdf.npz) ----------------------------------------------
+
+@pytest.mark.parametrize("kind", ["lognormal", "pareto-tail", "normal"])
+def test_a_thinned_ecdf_stays_within_its_bound_of_the_exact_one(kind: str) -> None:
+    rng = np.random.default_rng(5)
+    reference, current = {
+        "lognormal": (rng.lognormal(3, 1, 200_000), rng.lognormal(3.05, 1, 50_000)),
+        "pareto-tail": (rng.pareto(2.0, 200_000), rng.pareto(2.1, 50_000)),
+        "normal": (rng.normal(0, 1, 200_000), rng.normal(0.02, 1, 50_000)),
+    }[kind]
+    exact = _drift.ecdf(reference)
+    thinned = _drift.thin(exact, 2_000)
+    assert len(thinned.values) <= 2_000 < len(exact.values)
+    assert thinned.size == exact.size and thinned.std == exact.std
+    assert thinned.values[-1] == exact.values[-1] and thinned.values[0] >= exact.values[0]
+    # The thinned CDF, read at every exact value, is below the exact one by at most 2 / max_values.
+    at = np.searchsorted(thinned.values, exact.values, side="right")
+    thinned_cdf = np.where(at > 0, thinned.at_or_below[np.maximum(at - 1, 0)], 0) / exact.size
+    gap = exact.at_or_below / exact.size - thinned_cdf
+    assert gap.min() >= 0 and gap.max() <= 2 / 2_000 + 1 / exact.size
+    ks_exact, ks_thin = _drift.score_raw(exact, current, "ks")[0], _drift.score_raw(thinned, current, "ks")[0]
+    assert abs(ks_exact - ks_thin) <= 2 / 2_000 + 1 / exact.size
+    # The normed Wasserstein distance moves by at most the distance between the two reference ECDFs (the
+    # triangle inequality), which the grid half keeps small even under a long tail: a few / max_values.
+    moved = _drift.wasserstein_distance(exact, thinned) / exact.std
+    assert moved <= 4 / 2_000
+    w_exact, w_thin = (_drift.score_raw(e, current, "wasserstein")[0] for e in (exact, thinned))
+    assert abs(w_exact - w_thin) <= moved + 1e-12
+
+
+def test_an_ecdf_with_few_distinct_values_is_kept_exactly() -> None:
+    e = _drift.ecdf(np.random.default_rng(0).poisson(3, 100_000))
+    assert _drift.thin(e, _drift.MAX_ECDF_VALUES) is e
+
+
+def test_saved_ecdfs_load_back_the_same_and_the_same_ecdfs_give_the_same_bytes(tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    ecdfs = {"x": _drift.thin(_drift.ecdf(rng.normal(0, 1, 50_000)), 1000),
+             "counts": _drift.ecdf(rng.poisson(2, 1000)),
+             "never seen": _drift.ecdf(np.array([np.nan, np.nan]))}
+    first, second = tmp_path / "a.npz", tmp_path / "b.npz"
+    _drift.save_ecdfs(ecdfs, first)
+    _drift.save_ecdfs(ecdfs, second)
+    assert first.read_bytes() == second.read_bytes()
+    loaded = _drift.load_ecdfs(first.read_bytes())
+    assert list(loaded) == list(ecdfs)
+    for name, e in ecdfs.items():
+        np.testing.assert_array_equal(loaded[name].values, e.values)
+        np.testing.assert_array_equal(loaded[name].at_or_below, e.at_or_below)
+        assert loaded[name].std == pytest.approx(e.std, nan_ok=True)
+    # What np.load would unpickle is refused: the file holds numbers and names only.
+    assert loaded["x"].values.dtype == np.float64 and loaded["x"].at_or_below.dtype == np.int64
+
+
+@pytest.mark.parametrize("damage", ["not-a-zip", "missing-array", "unsorted"])
+def test_a_damaged_ecdf_file_is_an_error_naming_it(damage: str, tmp_path: Path) -> None:
+    import zipfile
+
+    path = tmp_path / "e.npz"
+    _drift.save_ecdfs({"x": _drift.ecdf(np.array([1.0, 2.0, 3.0]))}, path)
+    data = path.read_bytes()
+    if damage == "not-a-zip":
+        data = b"hello"
+    else:
+        with zipfile.ZipFile(path) as archive:
+            arrays = {n: np.load(archive.open(n), allow_pickle=False) for n in archive.namelist()}
+        if damage == "missing-array":
+            del arrays["std.npy"]
+        else:
+            arrays["values.npy"] = arrays["values.npy"][::-1].copy()
+        broken = tmp_path / "broken.npz"
+        np.savez(broken, **{n.removesuffix(".npy"): a for n, a in arrays.items()})
+        data = broken.read_bytes()
+    expected = {"not-a-zip": "not a readable ECDF file", "missing-array": "arrays ['std'] are missing",
+                "unsorted": "feature 'x': values and counts must both increase"}[damage]
+    with pytest.raises(ValueError, match=re.escape(f"the file: {expected}")):
+        _drift.load_ecdfs(data, "the file")

@@ -1,26 +1,33 @@
-"""The drift step end to end: a registry with a production version, real current data, a real HTTP webhook."""
+"""The drift step end to end: a registry with a production version, real current data, a real HTTP webhook; the
+raw-data methods against the ECDFs a real training stored; Prometheus through prometheus-api-client; and real model
+servers' /metrics pages read directly."""
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from steps import drift
+from steps import _bundle, _drift, drift
 from steps._bundle import write_manifest
-from steps._data import generate, write_frame
+from steps._data import DRIFTED_FEATURES, generate, write_frame
+from steps._errors import UsageError
+from steps._local_deploy import ServerProcess
 from steps._policy import load_policy
 from steps._profile import build_profile
 from steps._registry import Registry
+from tests.conftest import free_port
+from tests.steps.test_predictor import Trained, trained_bundle
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = "fraud-detection"
@@ -229,7 +236,8 @@ def test_token_comes_from_the_environment_without_a_file(registry_dir: Path, sma
 @pytest.mark.parametrize("case", ["no-production", "missing-column", "no-source"])
 def test_bad_input_exits_2_naming_the_problem(case: str, registry_dir: Path, small_policy: Path,
                                               data: dict[str, Path], tmp_path: Path,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+                                              capsys: pytest.CaptureFixture[str],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
     registry = str(tmp_path / "empty") if case == "no-production" else str(registry_dir)
     current = data["same"]
     if case == "missing-column":
@@ -240,12 +248,9 @@ def test_bad_input_exits_2_naming_the_problem(case: str, registry_dir: Path, sma
             "--report-dir", str(tmp_path / "r")]
     if case != "no-source":
         argv += ["--current", str(current)]
-    env = os.environ.pop("MLOPS_PROMETHEUS_URL", None)
-    try:
-        assert drift.main(argv) == 2
-    finally:
-        if env is not None:
-            os.environ["MLOPS_PROMETHEUS_URL"] = env
+    for name in drift.PROMETHEUS_ENV:
+        monkeypatch.delenv(name, raising=False)
+    assert drift.main(argv) == 2
     err = capsys.readouterr().err
     expected = {"no-production": "no production version", "missing-column": "'amount'", "no-source": "--current"}[case]
     assert expected in err
@@ -295,3 +300,366 @@ def test_drift_scores_are_pushed_to_a_real_pushgateway(registry_dir: Path, small
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+# --- the raw-data methods (wasserstein, ks) against the ECDFs a real training stored ----------------------------
+
+def policy_with(source: Path, folder: Path, **drift_settings: Any) -> Path:
+    """`source` with its drift section changed (written under `folder` with the model's file name)."""
+    raw = yaml.safe_load(source.read_text())
+    raw["drift"].update(drift_settings)
+    folder.mkdir(parents=True, exist_ok=True)
+    out = folder / source.name
+    out.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return out
+
+
+def copy_of(bundle: Path, folder: Path, name: str, drop: str | None = None) -> Path:
+    """The bundle under another training fingerprint (a new registry version), optionally without one file."""
+    import shutil
+
+    out = folder / name
+    shutil.copytree(bundle, out)
+    if drop:
+        (out / drop).unlink()
+    manifest = json.loads((out / _bundle.MANIFEST).read_text())
+    for key in ("files", "format_version"):
+        manifest.pop(key)
+    manifest["fingerprint"] = f"{manifest['fingerprint']}-{name}"
+    _bundle.write_manifest(out, manifest)
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
+    return trained_bundle(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def trained_registry(trained: Trained, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real trained bundle as the production version (v1)."""
+    root = tmp_path_factory.mktemp("trained-registry")
+    registry = Registry.open(str(root / "registry"))
+    registry.register(MODEL, copy_of(trained.bundle, root, "current"), passed=True, gate_report={"passed": True})
+    registry.promote(MODEL, 1, "production")
+    return root / "registry"
+
+
+def run_step(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "steps.drift", *argv], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120, check=False)
+
+
+SHIFTED_NUMBERS = ("amount", "account_age_days", "customer_age", "hour", "utilization", "txn_count_1h")
+UNSHIFTED_NUMBERS = ("day_of_week", "avg_amount_7d", "days_since_last_txn", "credit_limit", "failed_logins_24h",
+                     "distance_from_last_txn_km", "device_age_days")
+
+
+@pytest.mark.parametrize(("method", "threshold"), [("wasserstein", 0.1), ("ks", 0.001)])
+def test_raw_methods_flag_the_shifted_features_and_not_the_unshifted_ones_through_the_step(
+        method: str, threshold: float, trained: Trained, trained_registry: Path, data: dict[str, Path],
+        tmp_path: Path) -> None:
+    assert set(SHIFTED_NUMBERS) <= set(DRIFTED_FEATURES) and not set(UNSHIFTED_NUMBERS) & set(DRIFTED_FEATURES)
+    policy = policy_with(trained.policy, tmp_path / "gates", method=method, threshold=threshold, min_samples=2000)
+    argv = ["--model", MODEL, "--registry", str(trained_registry), "--policy", str(policy)]
+    done = run_step(*argv, "--current", str(data["drifted"]), "--report-dir", str(tmp_path / "drifted"))
+    assert done.returncode == 0, done.stderr
+    # The control, in this process (the command line is the same code): undrifted data flags nothing.
+    assert drift.main([*argv, "--current", str(data["same"]), "--report-dir", str(tmp_path / "same")]) == 0
+    reports = {name: json.loads((tmp_path / name / "drift.json").read_text()) for name in ("drifted", "same")}
+    features = {name: {f["name"]: f for f in r["features"]} for name, r in reports.items()}
+    for name in (*SHIFTED_NUMBERS, *UNSHIFTED_NUMBERS):
+        assert features["drifted"][name]["method"] == method
+        assert features["drifted"][name]["count"] == 4000
+    assert {n for n in SHIFTED_NUMBERS if features["drifted"][n]["drifted"]} == set(SHIFTED_NUMBERS)
+    assert {n for n in UNSHIFTED_NUMBERS if features["drifted"][n]["drifted"]} == set()
+    assert not any(features["same"][n]["drifted"] for n in (*SHIFTED_NUMBERS, *UNSHIFTED_NUMBERS))
+    assert reports["drifted"]["decision"] == "retrain" and reports["same"]["decision"] == "no_retrain"
+    # A categorical feature takes the method's binned companion, so one threshold keeps one meaning.
+    assert features["drifted"]["channel"]["method"] == _drift.CATEGORICAL_METHOD[method]
+
+
+def test_a_version_trained_without_reference_ecdfs_refuses_a_raw_method_and_says_to_retrain(
+        trained: Trained, data: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    registry = Registry.open(str(tmp_path / "registry"))
+    legacy = copy_of(trained.bundle, tmp_path, "legacy", drop=_drift.ECDF_FILE)
+    registry.register(MODEL, legacy, passed=True, gate_report={"passed": True})
+    registry.promote(MODEL, 1, "production")
+    for method in ("ks", "wasserstein"):
+        policy = policy_with(trained.policy, tmp_path / method, method=method, threshold=0.01, min_samples=2000)
+        code = drift.main(["--model", MODEL, "--registry", registry.location, "--policy", str(policy),
+                           "--current", str(data["drifted"]), "--report-dir", str(tmp_path / "r")])
+        err = capsys.readouterr().err
+        assert code == 2, err
+        assert f"drift.method {method!r}" in err and "retrain the model" in err
+        assert _drift.ECDF_FILE in err and f"{MODEL} v1" in err
+        assert not (tmp_path / "r").exists()
+    # The binned methods need only profile.json: the same version still checks.
+    policy = policy_with(trained.policy, tmp_path / "psi", method="psi", min_samples=2000)
+    assert drift.main(["--model", MODEL, "--registry", registry.location, "--policy", str(policy),
+                       "--current", str(data["drifted"]), "--report-dir", str(tmp_path / "r")]) == 0
+
+
+def test_a_tampered_reference_ecdf_file_is_refused(trained: Trained, data: dict[str, Path], tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    registry = Registry.open(str(tmp_path / "registry"))
+    registry.register(MODEL, copy_of(trained.bundle, tmp_path, "v1"), passed=True, gate_report={"passed": True})
+    registry.promote(MODEL, 1, "production")
+    stored = tmp_path / "registry" / "models" / MODEL / "versions" / "1" / _drift.ECDF_FILE
+    stored.chmod(0o644)
+    stored.write_bytes(stored.read_bytes()[:-10] + b"0123456789")
+    policy = policy_with(trained.policy, tmp_path / "gates", method="ks", threshold=0.01, min_samples=2000)
+    argv = ["--model", MODEL, "--registry", registry.location, "--policy", str(policy), "--current",
+            str(data["drifted"]), "--report-dir", str(tmp_path / "r")]
+    assert drift.main(argv) == 2
+    assert f"{_drift.ECDF_FILE} does not match its sha256 in bundle.json" in capsys.readouterr().err
+
+
+# --- Prometheus through prometheus-api-client --------------------------------------------------------------
+
+class Answering:
+    """A real HTTP server on 127.0.0.1 answering every GET with `status` and `body`; counts the requests."""
+
+    def __init__(self, status: int, body: bytes):
+        self.requests = 0
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                outer.requests += 1
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_an_unreachable_prometheus_is_exit_3_naming_it_and_prometheus_url_is_the_default_source(
+        registry_dir: Path, small_policy: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    down = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.delenv("MLOPS_PROMETHEUS_URL", raising=False)
+    monkeypatch.setenv("PROMETHEUS_URL", down)
+    argv = ["--model", MODEL, "--registry", str(registry_dir), "--policy", str(small_policy),
+            "--report-dir", str(tmp_path / "r")]
+    assert drift.main(argv) == 3
+    err = capsys.readouterr().err
+    assert f"prometheus {down}: unreachable" in err
+    # MLOPS_PROMETHEUS_URL comes first.
+    other = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("MLOPS_PROMETHEUS_URL", other)
+    assert drift.main(argv) == 3
+    assert f"prometheus {other}: unreachable" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_prometheus_answering_5xx_is_transient_exit_3_after_a_short_retry(
+        registry_dir: Path, small_policy: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    failing = Answering(503, b'{"status":"error","errorType":"unavailable","error":"too many queries"}')
+    try:
+        argv = ["--model", MODEL, "--registry", str(registry_dir), "--policy", str(small_policy),
+                "--prometheus", failing.url, "--report-dir", str(tmp_path / "r")]
+        assert drift.main(argv) == 3
+        assert failing.requests == 1 + drift.PROMETHEUS_RETRIES
+    finally:
+        failing.close()
+    err = capsys.readouterr().err
+    assert f"prometheus {failing.url}: HTTP 503: unavailable: too many queries" in err
+
+
+def test_an_answer_that_is_not_prometheus_json_is_exit_2(registry_dir: Path, small_policy: Path, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    page = Answering(200, b"<html>a login page</html>")
+    try:
+        argv = ["--model", MODEL, "--registry", str(registry_dir), "--policy", str(small_policy),
+                "--prometheus", page.url, "--report-dir", str(tmp_path / "r")]
+        assert drift.main(argv) == 2
+    finally:
+        page.close()
+    assert f"prometheus {page.url}: the answer is not JSON" in capsys.readouterr().err
+
+
+@pytest.mark.integration
+def test_a_query_a_real_prometheus_refuses_is_exit_2_with_its_error(registry_dir: Path, small_policy: Path,
+                                                                   tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """A window Prometheus cannot use (the policy loader allows 0s; PromQL does not) is the user's to fix."""
+    import time
+    import urllib.request
+
+    prometheus = Path("/usr/bin/prometheus")
+    if not prometheus.is_file():
+        pytest.skip(f"prometheus is not installed at {prometheus} (Debian package prometheus)")
+    config = tmp_path / "prometheus.yml"
+    config.write_text("global: {scrape_interval: 1s}\nscrape_configs: []\n")
+    port = free_port()
+    proc = subprocess.Popen([str(prometheus), f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                             f"--web.listen-address=127.0.0.1:{port}"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                urllib.request.urlopen(url + "/-/ready", timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        policy = policy_with(small_policy, tmp_path / "gates", window="0s")
+        code = drift.main(["--model", MODEL, "--registry", str(registry_dir), "--policy", str(policy),
+                           "--prometheus", url, "--report-dir", str(tmp_path / "r")])
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert f"prometheus {url}: the query was refused (HTTP 400: bad_data:" in err
+    assert "duration must be greater than 0" in err and "[0s]" in err
+
+
+# --- the servers' own /metrics pages, read directly ---------------------------------------------------------
+
+def test_the_exposition_parser_reads_one_metric_with_escaped_labels() -> None:
+    lines = [
+        "# HELP model_feature_bin_total Scored values.",
+        "# TYPE model_feature_bin_total counter",
+        'model_feature_bin_total{model="m",model_version="2",feature="a \\"b\\" \\\\ c",bin="0"} 7',
+        'model_feature_bin_total{model="m",model_version="2",feature="x",bin="missing"} 1.5e3 1700000000000',
+        'model_feature_bin_total_created{model="m"} 12',
+        'model_requests_total{model="m",code="200"} 99',
+        "something_else{weird} NaN",
+    ]
+    text = "\n".join(lines)
+    samples = drift.parse_exposition(text, drift.METRIC, "page")
+    assert samples == [({"model": "m", "model_version": "2", "feature": 'a "b" \\ c', "bin": "0"}, 7.0),
+                       ({"model": "m", "model_version": "2", "feature": "x", "bin": "missing"}, 1500.0)]
+    with pytest.raises(UsageError, match="page: not a Prometheus sample line"):
+        drift.parse_exposition('model_feature_bin_total{model="m" 3', drift.METRIC, "page")
+
+
+@dataclass
+class Servers:
+    registry: str
+    policy: Path
+    production: list[ServerProcess]  # two servers of v2, the production version
+    other: ServerProcess  # a server of v1
+    rows: int  # drifted rows each production server scored
+
+
+@pytest.fixture(scope="module")
+def servers(trained: Trained, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
+    """Real `python -m steps.serve` processes (as `mlops deploy` starts them) for the production version (two of
+    them, like two pods) and for another version, each having scored drifted traffic."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    root = tmp_path_factory.mktemp("metrics-url")
+    registry = Registry.open(str(root / "registry"))
+    for name in ("one", "two"):
+        registry.register(MODEL, copy_of(trained.bundle, root, name), passed=True, gate_report={"passed": True})
+    registry.promote(MODEL, 2, "production")
+    policy = policy_with(trained.policy, root / "gates", min_samples=2000)
+    started: list[ServerProcess] = []
+    try:
+        for version in (2, 2, 1):
+            started.append(ServerProcess(MODEL, version, registry.location, "stable"))
+        for server in started:
+            server.wait_ready()
+        features = load_policy(policy).data.feature_names
+        rows = 1200
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            codes = list(pool.map(lambda pair: _score(pair[0], generate(rows, seed=pair[1], drift=0.8)[features]),
+                                  zip(started, (31, 32, 33), strict=True)))
+        assert codes == [{200}] * 3
+        yield Servers(registry.location, policy, started[:2], started[2], rows)
+    finally:
+        for server in started:
+            server.stop()
+
+
+def _score(server: ServerProcess, frame: Any) -> set[int]:
+    import urllib.error
+    import urllib.request
+
+    instances = json.loads(frame.to_json(orient="records"))
+    codes = set()
+    for i in range(0, len(instances), 100):
+        request = urllib.request.Request(f"{server.url}/v1/models/{MODEL}:predict",
+                                         data=json.dumps({"instances": instances[i:i + 100]}).encode(),
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as answer:
+                codes.add(answer.status)
+        except urllib.error.HTTPError as err:
+            codes.add(err.code)
+    return codes
+
+
+@pytest.mark.integration
+def test_metrics_urls_sum_the_production_version_over_real_servers_and_trigger_a_retrain(
+        servers: Servers, hook: Hook, token_file: Path, tmp_path: Path) -> None:
+    urls = [f"{s.url}/metrics" for s in (*servers.production, servers.other)]
+    done = run_step("check", "--model", MODEL, "--registry", servers.registry, "--policy", str(servers.policy),
+                    *(flag for url in urls for flag in ("--metrics-url", url)), "--webhook", hook.url,
+                    "--token-file", str(token_file), "--report-dir", str(tmp_path / "r"))
+    assert done.returncode == 0, done.stderr
+    report = json.loads((tmp_path / "r" / "drift.json").read_text())
+    # Both production servers' rows, exactly (counters, not a sample), and none of the other version's.
+    assert report["production_version"] == 2
+    assert report["samples"] == 2 * servers.rows
+    assert {f["count"] for f in report["features"]} == {2 * servers.rows}
+    assert report["decision"] == "retrain" and report["trigger"]["status"] == "sent"
+    assert {"amount", "channel", "entry_mode"} <= set(report["drifted_features"])
+    assert "region" not in report["drifted_features"]
+    assert urls[0] in report["source"] and "since each server started" in report["source"]
+    assert len(hook.requests) == 1 and hook.requests[0]["body"]["samples"] == 2 * servers.rows
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("case", ["other-version-only", "not-found", "unreachable", "raw-method"])
+def test_metrics_url_problems_exit_with_a_clear_error(case: str, servers: Servers, trained: Trained,
+                                                      tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    policy = servers.policy
+    url = f"{servers.production[0].url}/metrics"
+    if case == "other-version-only":
+        url = f"{servers.other.url}/metrics"
+    elif case == "not-found":
+        url = f"{servers.production[0].url}/metrics/canary"
+    elif case == "unreachable":
+        url = f"http://127.0.0.1:{free_port()}/metrics"
+    else:
+        policy = policy_with(trained.policy, tmp_path / "gates", method="ks", threshold=0.01, min_samples=10)
+    argv = ["--model", MODEL, "--registry", servers.registry, "--policy", str(policy), "--metrics-url", url,
+            "--report-dir", str(tmp_path / "r")]
+    code = drift.main(argv)
+    err = capsys.readouterr().err
+    expected = {
+        "other-version-only": (2, f"no model_feature_bin_total for {MODEL} v2 (the production version) there: the "
+                                  + "pages have only versions ['1']"),
+        "not-found": (2, f"metrics {url}: HTTP 404"),
+        "unreachable": (3, f"metrics {url}: unreachable"),
+        "raw-method": (2, "drift.method 'ks' compares raw values"),
+    }[case]
+    assert (code, expected[1] in err) == (expected[0], True), err
+    assert not (tmp_path / "r").exists()
+
+
+def test_only_one_source_at_a_time(registry_dir: Path, small_policy: Path, data: dict[str, Path],
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        drift.main(["--model", MODEL, "--registry", str(registry_dir), "--policy", str(small_policy),
+                    "--current", str(data["same"]), "--metrics-url", "http://127.0.0.1:1/metrics"])
+    assert exit_info.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from steps import _bundle, _model, train
+from steps import _bundle, _drift, _model, train
 from steps._data import generate
 from steps._policy import load_policy
 
@@ -112,7 +112,7 @@ def test_train_writes_a_bundle_that_verifies_with_its_lineage(trained: Trained, 
     manifest = _bundle.verify(trained.bundle)
     policy = load_policy(policy_file)
     source = json.loads((trained.data / "source.json").read_text())
-    assert set(manifest["files"]) == {"model.skops", "model.trees.json", "profile.json"}
+    assert set(manifest["files"]) == {"model.skops", "model.trees.json", "profile.json", "reference_ecdf.npz"}
     assert manifest["model"] == "fraud-detection"
     assert manifest["git_commit"] == COMMIT
     assert manifest["reason"] == "automated_drift_detection"
@@ -160,6 +160,8 @@ def test_training_is_deterministic(trained: Trained, trained_again: Trained) -> 
     assert json.loads((trained.bundle / "profile.json").read_text()) == json.loads(
         (trained_again.bundle / "profile.json").read_text()
     )
+    # The reference ECDFs are written byte for byte the same.
+    assert (trained.bundle / _drift.ECDF_FILE).read_bytes() == (trained_again.bundle / _drift.ECDF_FILE).read_bytes()
 
 
 def test_profile_describes_every_contract_feature_of_the_training_rows(
@@ -173,6 +175,21 @@ def test_profile_describes_every_contract_feature_of_the_training_rows(
         assert sum(fp["proportions"]) == pytest.approx(1.0), name
     assert profile["features"]["region"]["categories"] == ["north", "south", "east", "west", "other"]
     assert profile["features"]["device_age_days"]["missing"] == pytest.approx(0.03, abs=0.01)
+
+
+def test_reference_ecdfs_hold_every_numeric_training_value_and_agree_with_the_profile(trained: Trained) -> None:
+    """Two summaries of the same training rows, computed apart: the ECDF read at each profile edge gives the share
+    of values in the profile's bins up to that edge."""
+    profile = json.loads((trained.bundle / "profile.json").read_text())
+    ecdfs = _drift.load_ecdfs((trained.bundle / _drift.ECDF_FILE).read_bytes())
+    numeric = [name for name, fp in profile["features"].items() if fp["type"] != "categorical"]
+    assert sorted(ecdfs) == sorted(numeric) and "amount" in numeric and "channel" not in ecdfs
+    for name in numeric:
+        fp, e = profile["features"][name], ecdfs[name]
+        assert e.size == round(fp["count"] * (1 - fp["missing"])), name
+        at_edges = np.searchsorted(e.values, fp["edges"][1:-1], side="right")
+        shares = np.where(at_edges > 0, e.at_or_below[np.maximum(at_edges - 1, 0)], 0) / e.size
+        np.testing.assert_allclose(shares, np.cumsum(fp["proportions"])[:-1], atol=1e-12, err_msg=name)
 
 
 def test_saved_model_holds_only_trusted_types(trained: Trained) -> None:
@@ -207,7 +224,7 @@ def test_retraining_into_the_same_folder_replaces_the_whole_bundle(tmp_path: Pat
     result = run_train(data, tmp_path / "out", quick, "--git-commit", "abc")
     assert result.code == 0
     assert sorted(p.name for p in result.bundle.iterdir()) == [
-        "bundle.json", "model.skops", "model.trees.json", "profile.json"]
+        "bundle.json", "model.skops", "model.trees.json", "profile.json", "reference_ecdf.npz"]
     assert [p.name for p in (tmp_path / "out").iterdir() if p.name.startswith(".")] == []
 
 
