@@ -15,7 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "lint": ("schema and semantic checks of rendered YAML", "workflows.lint"),
     "run": ("run a WorkflowTemplate locally: the same YAML Argo runs", "workflows.run"),
     "registry": ("list, show, promote and roll back model versions", "steps.registry"),
-    "drift": ("drift check: `drift check --model M [--current DATASET | --prometheus URL] [--webhook URL]`",
+    "drift": ("drift check: `drift check --model M [--current DATA | --prometheus URL | --metrics-url URL] [--webhook URL]`",
               "steps.drift"),
     "events": ("local webhook EventSource + retrain Sensors: `events serve [--port P] [--token-file F]`",
                "workflows.events_serve"),
@@ -23,6 +23,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
               "steps.serve"),
     "deploy": ("local deployment: a router before a stable and a canary server, with a control endpoint",
                "steps._local_deploy"),
+    "demo": ("the whole loop on this machine in about 3 minutes: train, serve, drift, retrain, canary, reject",
+             "workflows.demo"),
     "submit": ("apply a model's templates to an Argo Server and submit a Workflow from one: `submit training -p k=v`",
                "workflows.submit"),
 }

@@ -139,6 +139,14 @@ def test_run_training_generates_data_runs_the_rendered_yaml_and_summarises(proje
     assert "gate.gate-report" in out and "gate.html" in out
 
 
+def test_the_rollout_time_scale_comes_from_the_environment_unless_given(project, dataset_csv, monkeypatch):
+    monkeypatch.setenv("MLOPS_ROLLOUT_TIME_SCALE", "1")
+    assert run.main(["training", "-p", f"dataset={dataset_csv}"]) == 0
+    assert json.loads((project / "rolled-out.json").read_text())["time_scale"] == "1"
+    assert run.main(["training", "-p", f"dataset={dataset_csv}", "-p", "rollout-time-scale=0.5"]) == 0
+    assert json.loads((project / "rolled-out.json").read_text())["time_scale"] == "0.5"
+
+
 def test_a_rejected_candidate_is_registered_and_the_run_fails(project, capsys, tmp_path, dataset_csv, monkeypatch):
     monkeypatch.setenv("FAKE_VERDICT", "rejected")
     assert run.main(["training", "-p", f"dataset={dataset_csv}", "--registry", str(tmp_path / "reg")]) == 1

@@ -1,0 +1,143 @@
+"""`mlops demo`, run as a user runs it: from a folder with no checkout in it, as a real process tree.
+
+The first run is interrupted with Ctrl-C (SIGINT) while the drift-triggered retrain is running: every process it
+started must be gone and the registry must read cleanly. The second run, in the same folder, starts afresh and goes
+through the whole loop to the registry table.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from steps._registry import Registry
+from workflows import demo
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
+MARK = "ARGO_MLOPS_DEMO_TEST"  # set in the demo's environment; every process it starts inherits it
+
+
+@dataclass
+class Finished:
+    code: int
+    out: str
+    seconds: float
+
+
+def start(cwd: Path, mark: str) -> subprocess.Popen[str]:
+    env = {**os.environ, MARK: mark}
+    env.pop("PROMETHEUS_URL", None)
+    return subprocess.Popen([sys.executable, "-m", "workflows", "demo"], cwd=cwd, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def alive_with_mark(mark: str) -> list[str]:
+    found = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            if f"{MARK}={mark}".encode() in (entry / "environ").read_bytes().split(b"\0"):
+                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                found.append(f"{entry.name}: {command[:160]}")
+        except OSError:
+            continue
+    return found
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("anywhere")  # not the checkout: the policy and templates come with the package
+
+
+@pytest.fixture(scope="module")
+def interrupted(folder: Path) -> Finished:
+    """The demo, Ctrl-C'd once the Sensor's retrain has started."""
+    mark = uuid.uuid4().hex
+    process = start(folder, mark)
+    lines: list[str] = []
+    retrain_started = threading.Event()
+
+    def read() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.append(line)
+            if "validate     started" in line and any("Sensor submitted" in seen for seen in lines):
+                retrain_started.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    started = time.monotonic()
+    assert retrain_started.wait(timeout=240), "the retrain never started:\n" + "".join(lines[-40:])
+    time.sleep(2)  # inside the retrain's validate task: a deployment, two servers, the Sensor and a run are up
+    process.send_signal(signal.SIGINT)
+    code = process.wait(timeout=60)
+    reader.join(timeout=10)
+    left = alive_with_mark(mark)
+    assert not left, "processes left running after Ctrl-C:\n" + "\n".join(left)
+    return Finished(code, "".join(lines), time.monotonic() - started)
+
+
+@pytest.fixture(scope="module")
+def full(folder: Path, interrupted: Finished) -> Finished:
+    mark = uuid.uuid4().hex
+    started = time.monotonic()
+    process = start(folder, mark)
+    out, _ = process.communicate(timeout=600)
+    assert not alive_with_mark(mark)
+    return Finished(process.returncode, out, time.monotonic() - started)
+
+
+def test_ctrl_c_stops_every_process_and_leaves_the_registry_readable(folder: Path, interrupted: Finished) -> None:
+    assert interrupted.code == 130, interrupted.out[-3000:]
+    assert "nothing is left running" in interrupted.out
+    registry = Registry.open(str(folder / demo.DEFAULT_DIR / "registry"))
+    versions = registry.versions("fraud-detection")
+    assert [v["version"] for v in versions] == [1] and registry.production("fraud-detection") == 1
+
+
+def test_the_demo_runs_the_whole_loop_and_ends_with_the_registry_table(folder: Path, full: Finished) -> None:
+    out = full.out
+    assert full.code == 0, out[-5000:]
+    # Round 1: v1 in production, drift found in the served traffic, the webhook's Sensor retrains, v2 canaried.
+    assert "v1 is in production" in out
+    assert re.search(r"drift: fraud-detection v1: \d+ of 23 features drifted .*trigger sent", out)
+    assert "the Sensor submitted the training workflow" in out
+    assert re.search(r"rollout: step 1: canary v2 at weight 10", out) and "weight 30" in out and "weight 60" in out
+    assert "v2 passed its gates and the canary, and is in production" in out
+    # Round 2: the bad candidate is rejected by a gate while v2 keeps serving without an error.
+    assert "round 2" in out and re.search(r"v3 was rejected: .*pr_auc", out)
+    assert re.search(r"v2 kept serving throughout: [1-9]\d* answers, 0 errors during round 2", out)
+    # The registry table: v1 archived, v2 production, v3 rejected, each with its trigger.
+    table = out[out.index("the registry:"):]
+    rows = {m.group(1): m.group(0) for m in re.finditer(r"^\s+(v\d+)\s+.*$", table, re.MULTILINE)}
+    assert set(rows) == {"v1", "v2", "v3"}
+    assert "archived" in rows["v1"] and "production" in rows["v2"] and "rejected" in rows["v3"]
+    assert "automated_drift_detection" in rows["v2"] and "manual" in rows["v3"]
+    # Every report it names exists.
+    reports = re.findall(r"^  [^:\n]+: (\S+)$", out[out.index("reports:"):], re.MULTILINE)
+    assert len(reports) >= 8 and all((folder / r).exists() for r in reports), reports
+    assert any(r.endswith("drift.html") for r in reports) and any(r.endswith("gate.html") for r in reports)
+
+
+def test_a_second_run_started_afresh_in_the_same_folder(folder: Path, full: Finished) -> None:
+    assert full.code == 0
+    registry = Registry.open(str(folder / demo.DEFAULT_DIR / "registry"))
+    assert [v["version"] for v in registry.versions("fraud-detection")] == [1, 2, 3]  # not 2, 3, 4
+
+
+def test_a_folder_that_is_not_a_demo_folder_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    code = subprocess.run([sys.executable, "-m", "workflows", "demo", "--dir", str(tmp_path)],
+                          capture_output=True, text=True, check=False)
+    assert code.returncode != 0 and "not empty and not a demo folder" in code.stderr
+    assert (tmp_path / "notes.txt").read_text() == "mine"
