@@ -1,26 +1,82 @@
-"""The README is the newcomer's contract: its set-up commands are what CI runs, and every `mlops` command in it exists."""
+"""The README is the newcomer's contract: its set-up commands are what CI runs, and every command in it is exercised
+by a test: run here when it is cheap, by the named test when it is long (the demo, a training run, the servers),
+and by its offline equivalent when it needs a cluster (kustomize + schemas, the submit request)."""
 
 from __future__ import annotations
 
+import ast
 import re
 import shlex
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
 
+# Each README command (a regular expression over the line, comment removed) and the test that exercises it.
+EXERCISED_BY: dict[str, str] = {
+    r"python3 -m venv .venv .* && \.venv/bin/mlops demo$": "tests/workflows/test_demo.py::"
+    "test_the_demo_runs_the_whole_loop_and_ends_with_the_registry_table",
+    r"python3 -m venv .venv .* pytest -q -p no:cacheprovider$": "tests/test_readme.py::"
+    "test_ci_runs_exactly_the_readme_test_command",
+    r"^\.venv/bin/mlops run training$": "tests/workflows/test_run.py::"
+    "test_run_training_generates_data_runs_the_rendered_yaml_and_summarises",
+    r"^\.venv/bin/mlops run training -p dataset=\S+$": "tests/test_training_pipeline.py::"
+    "test_run_training_registers_the_first_version_and_rolls_it_out_to_production",
+    r"^\.venv/bin/mlops run training --model \S+ -p dataset=\S+$": "tests/workflows/test_run.py::"
+    "test_model_option_picks_the_template",
+    r"^\.venv/bin/mlops registry list --model \S+$": "tests/test_readme.py::test_the_cheap_readme_commands_run",
+    r"^\.venv/bin/mlops data generate .*": "tests/test_readme.py::test_the_cheap_readme_commands_run",
+    r"^\.venv/bin/mlops compile( --check)?$": "tests/test_readme.py::test_the_cheap_readme_commands_run",
+    r"^\.venv/bin/mlops lint$": "tests/test_readme.py::test_the_cheap_readme_commands_run",
+    r"^\.venv/bin/mlops submit .*--dry-run$": "tests/test_readme.py::test_the_cheap_readme_commands_run",
+    r"^\.venv/bin/mlops serve --model \S+@production .*": "tests/steps/test_serve.py::"
+    "test_serve_a_registry_reference",
+    r"^\.venv/bin/mlops deploy --port \d+$": "tests/steps/test_rollout_local.py::"
+    "test_mlops_deploy_serves_the_production_version_and_answers_the_control_endpoint",
+    r"^\.venv/bin/mlops drift check --model \S+ --current \S+$": "tests/steps/test_drift_step.py::"
+    "test_drifted_dataset_triggers_one_retrain_naming_the_drifted_features",
+    r"^\.venv/bin/mlops events serve --port \d+$": "tests/workflows/test_events.py::"
+    "test_mlops_events_serve_command_answers_401_and_logs_ignored_alerts",
+    # Cluster commands: their offline equivalents.
+    r"^kubectl create namespace mlops$": "tests/test_readme.py::test_the_cluster_commands_match_the_manifests",
+    r"^kubectl -n mlops create secret generic .*": "tests/test_readme.py::"
+    "test_the_cluster_commands_match_the_manifests",
+    r"^kubectl apply -k manifests/overlays/\w+$": "tests/workflows/test_kustomize.py::"
+    "test_every_rendered_document_validates",
+    r"^argo submit .*--from workflowtemplate/.*": "tests/test_readme.py::"
+    "test_argo_submit_in_the_readme_is_the_request_mlops_submit_validates",
+}
+
 
 def sh_blocks() -> list[str]:
-    return re.findall(r"```sh\n(.*?)```", README, flags=re.S)
+    return re.findall(r"```sh\n(.*?)```", README, flags=re.DOTALL)
+
+
+def readme_commands() -> list[str]:
+    lines = []
+    for block in sh_blocks():
+        for line in block.splitlines():
+            command = _strip_comment(line).strip()
+            if command:
+                lines.append(command)
+    return lines
+
+
+def _strip_comment(line: str) -> str:
+    """The line without a trailing `# comment` (a `#` inside quotes or `$(...)` is not one)."""
+    match = re.search(r"\s#\s", line)
+    return line[: match.start()] if match else line
 
 
 def setup_commands() -> tuple[str, str]:
     blocks = [b.strip() for b in sh_blocks()]
-    main_job = next(b for b in blocks if b.endswith("mlops run training"))
+    main_job = next(b for b in blocks if b.endswith("mlops demo"))
     tests = next(b for b in blocks if "pytest" in b)
     return main_job, tests
 
@@ -36,17 +92,26 @@ def test_both_setup_commands_install_from_a_fresh_venv() -> None:
     for command in (main_job, tests):
         assert command.startswith("python3 -m venv .venv"), command
         assert "uv pip install" in command
+    assert "'.[dev]'" not in main_job, "the main job needs no test dependencies"
+
+
+@pytest.mark.parametrize("command", readme_commands())
+def test_every_readme_command_is_exercised_by_a_test(command: str) -> None:
+    matches = [test for pattern, test in EXERCISED_BY.items() if re.search(pattern, command)]
+    assert len(matches) == 1, f"README command with {len(matches)} tests mapped (want 1): {command}"
+    path, _, name = matches[0].partition("::")
+    tree = ast.parse((ROOT / path).read_text())
+    names = {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
+    assert name in names, f"{matches[0]} does not exist (it should exercise `{command}`)"
 
 
 def mlops_invocations() -> list[list[str]]:
     found = []
-    for block in sh_blocks():
-        for line in block.splitlines():
-            line = line.split("#", 1)[0].strip()
-            for part in line.split("&&"):
-                words = shlex.split(part.strip())
-                if words and words[0].endswith("mlops"):
-                    found.append(words[1:])
+    for command in readme_commands():
+        for part in command.split("&&"):
+            words = shlex.split(part.strip())
+            if words and words[0].endswith("mlops"):
+                found.append(words[1:])
     return found
 
 
@@ -63,6 +128,94 @@ def subcommand_path(args: list[str]) -> list[str]:
 @pytest.mark.parametrize("args", mlops_invocations(), ids=lambda a: " ".join(a))
 def test_every_readme_mlops_command_exists(args: list[str]) -> None:
     path = subcommand_path(args)
+    if path[:1] in (["run"], ["submit"]):
+        path = path[:1]  # `run training`: `training` is the template, not a subcommand
     proc = subprocess.run([sys.executable, "-m", "workflows.cli", *path, "--help"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 0, f"`mlops {' '.join(path)} --help` failed:\n{proc.stderr}"
+    for option in (a.split("=", 1)[0] for a in args if a.startswith("--")):
+        assert option in proc.stdout, f"`mlops {' '.join(path)}` has no option {option}"
+
+
+def _mlops(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "workflows.cli", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=120, check=False)
+
+
+def test_the_cheap_readme_commands_run(tmp_path: Path, schemas_dir: Path) -> None:
+    """Run as written (from the checkout), outputs into a scratch folder."""
+    cheap = ("data generate", "registry list", "compile --check", "lint", "submit")
+    ran = []
+    for args in mlops_invocations():
+        joined = " ".join(args)
+        if not joined.startswith(cheap):
+            continue
+        if args[:2] == ["data", "generate"]:
+            args = [*args[:-1], str(tmp_path / args[-1])]  # --out into the scratch folder
+            args[args.index("--rows") + 1] = "2000"
+        if args[:2] == ["registry", "list"]:
+            args = [*args, "--registry", str(tmp_path / "registry")]
+        proc = _mlops(args, ROOT)
+        assert proc.returncode == 0, f"`mlops {joined}`:\n{proc.stdout}\n{proc.stderr}"
+        ran.append(joined)
+    assert {r.split(" -")[0] for r in ran} >= {"data generate", "registry list", "compile", "lint", "submit training"}
+
+
+def _readme_command(prefix: str) -> str:
+    return next(c for c in readme_commands() if c.startswith(prefix))
+
+
+def test_the_cluster_commands_match_the_manifests() -> None:
+    """The namespace and the Secrets (names and keys) the README creates are the ones the rendered tree reads."""
+    rendered = subprocess.run(["kubectl", "kustomize", str(ROOT / "manifests/overlays/production")],
+                              capture_output=True, text=True, check=False)
+    if rendered.returncode != 0 and "not found" in rendered.stderr + str(rendered.args):
+        pytest.skip("kubectl is not installed")
+    assert rendered.returncode == 0, rendered.stderr
+    docs = [d for d in yaml.safe_load_all(rendered.stdout) if d]
+    namespace = _readme_command("kubectl create namespace").split()[-1]
+    assert {d["metadata"].get("namespace") for d in docs if d["kind"] != "Namespace"} == {namespace}
+    wanted: dict[str, set[str]] = {}
+    for command in readme_commands():
+        if command.startswith(f"kubectl -n {namespace} create secret generic"):
+            words = shlex.split(command)
+            name = words[words.index("generic") + 1]
+            wanted[name] = {w.split("=", 2)[1] for w in words if w.startswith("--from-literal=")}
+    used: dict[str, set[str]] = {}
+    for ref in _secret_refs(docs):
+        used.setdefault(ref[0], set()).add(ref[1])
+    assert set(wanted) == set(used), (wanted, used)
+    for name, keys in used.items():
+        assert keys <= wanted[name], f"the manifests read {name} keys {keys - wanted[name]} the README never sets"
+
+
+def _secret_refs(node: Any) -> list[tuple[str, str]]:
+    """(secret name, key) of every secretKeyRef, and the webhook's authSecret, in the documents."""
+    found = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("secretKeyRef", "authSecret") and isinstance(value, dict):
+                found.append((value["name"], value["key"]))
+            else:
+                found += _secret_refs(value)
+    elif isinstance(node, list):
+        for item in node:
+            found += _secret_refs(item)
+    return found
+
+
+def test_argo_submit_in_the_readme_is_the_request_mlops_submit_validates(schemas_dir: Path) -> None:
+    """`argo submit --from workflowtemplate/T -p k=v` creates a Workflow referring to T with those parameters:
+    `mlops submit --dry-run` builds exactly that request, checked against the Workflow schema before printing."""
+    words = shlex.split(_readme_command("argo submit"))
+    template = next(w for w in words if w.startswith("workflowtemplate/")).split("/", 1)[1]
+    namespace = words[words.index("-n") + 1]
+    parameters = [words[i + 1].split("=", 1)[0] for i, w in enumerate(words) if w == "-p"]
+    model = template.removesuffix("-training")
+    proc = _mlops(["submit", "training", "--model", model, "-n", namespace, "--dry-run", "--schemas",
+                   str(schemas_dir), *[a for p in parameters for a in ("-p", f"{p}=x")]], ROOT)
+    assert proc.returncode == 0, proc.stderr
+    workflow = next(d for d in yaml.safe_load_all(proc.stdout) if d and d["kind"] == "Workflow")
+    assert workflow["spec"]["workflowTemplateRef"] == {"name": template}
+    assert workflow["metadata"]["namespace"] == namespace
+    assert [p["name"] for p in workflow["spec"]["arguments"]["parameters"]] == parameters
