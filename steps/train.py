@@ -141,6 +141,15 @@ def train(
             f"{positives} of {len(y)} rows equal data.positive_label={data.positive_label!r} "
             f"(values seen: {seen})"
         )
+    # A feature with no value at all is a broken feed, not a signal (and scikit-learn's binning fails on it with
+    # an error that names neither the feature nor the cause).
+    empty = [name for name in X.columns if X[name].isna().all()]
+    if empty:
+        raise UsageError(
+            f"--data: feature {empty[0]!r} is missing in every one of the {len(X)} rows (nullable allows missing "
+            f"values, not a feature with none); fix the data feed or remove it from data.features"
+            + (f" (also empty: {', '.join(empty[1:])})" if len(empty) > 1 else "")
+        )
     try:
         X_train, X_hold, y_train, y_hold = train_test_split(
             X, y, test_size=spec.holdout_fraction, stratify=y, random_state=spec.seed

@@ -237,6 +237,7 @@ BAD_INPUTS = {
     "bad-param": "model.params.learning_rat: not a parameter of HistGradientBoostingClassifier",
     "bad-param-value": "model.params: The 'learning_rate' parameter",
     "bad-drifted-features": "--drifted-features: must be a JSON list of feature names",
+    "empty-feature": "feature 'device_age_days' is missing in every one of the 500 rows",
 }
 
 
@@ -252,6 +253,8 @@ def test_bad_input_exits_2_naming_the_problem_and_writes_nothing(
         frame["is_fraud"] = 0
     if break_it == "missing-feature":
         frame = frame.drop(columns="utilization")
+    if break_it == "empty-feature":
+        frame["device_age_days"] = float("nan")  # nullable in the contract, so validation lets it through
     data = write_validated(frame, tmp_path / "data")
     if break_it == "no-source":
         (data / "source.json").unlink()
