@@ -21,11 +21,11 @@ from steps import _analysis
 from steps import rollout as step
 from steps._errors import UsageError
 from steps._local_deploy import FAULT_ENV, DeployClient, Deployment, Router
-from steps._policy import Policy, load_policy
+from steps._policy import Policy
 from steps._registry import Registry
 from tests.conftest import free_port
 from tests.steps.test_predictor import Trained, trained_bundle
-from tests.steps.test_rollout_local import candidate
+from tests.steps.test_rollout_local import candidate, short_canary_policy
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -48,14 +48,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
 
 @pytest.fixture(scope="module")
 def policy(trained: Trained, tmp_path_factory: pytest.TempPathFactory) -> Policy:
-    """The trained model's policy with a short canary: 50% for 1m with an analysis of 2 x 1m, then 100%."""
-    raw = yaml.safe_load(trained.policy.read_text())
-    raw["canary"]["steps"] = [{"set_weight": 50, "pause": "1m", "analysis": True}, {"set_weight": 100}]
-    raw["canary"]["analysis"].update(interval="1m", count=2, failure_limit=0, inconclusive_limit=1,
-                                     latency_p95_ms=100, error_ratio=0.05, min_requests=20)
-    out = tmp_path_factory.mktemp("gates") / trained.policy.name
-    out.write_text(yaml.safe_dump(raw))
-    return load_policy(out)
+    return short_canary_policy(trained, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

@@ -49,6 +49,10 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
 
 @pytest.fixture(scope="module")
 def policy(trained: Trained, tmp_path_factory: pytest.TempPathFactory) -> Policy:
+    return short_canary_policy(trained, tmp_path_factory)
+
+
+def short_canary_policy(trained: Trained, tmp_path_factory: pytest.TempPathFactory) -> Policy:
     """The trained model's policy with a short canary: 50% for 1m with an analysis of 2 x 1m, then 100%."""
     raw = yaml.safe_load(trained.policy.read_text())
     raw["canary"]["steps"] = [{"set_weight": 50, "pause": "1m", "analysis": True}, {"set_weight": 100}]
