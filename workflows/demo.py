@@ -87,13 +87,20 @@ class DemoError(RuntimeError):
 
 
 def prepare_dir(folder: Path) -> None:
-    """An empty demo folder: a new one, or the previous demo's, emptied. Never someone else's folder."""
+    """An empty demo folder: a new one, or the previous demo's, emptied. Never someone else's folder.
+
+    The previous demo's folder is first renamed aside (one atomic step), then deleted: a Ctrl-C while deleting leaves
+    a `.<name>.old-*` folder that the next run deletes, never a half-emptied demo folder without its marker."""
+    for leftover in folder.parent.glob(f".{folder.name}.old-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
     if folder.exists():
         if not folder.is_dir():
             raise DemoError(f"--dir {folder}: exists and is not a folder")
         if any(folder.iterdir()) and not (folder / MARKER).is_file():
             raise DemoError(f"--dir {folder}: not empty and not a demo folder (no {MARKER}); choose another --dir")
-        shutil.rmtree(folder)
+        aside = folder.with_name(f".{folder.name}.old-{secrets.token_hex(4)}")
+        folder.rename(aside)
+        shutil.rmtree(aside)
     folder.mkdir(parents=True)
     (folder / MARKER).write_text("made by `mlops demo`; the next `mlops demo` empties this folder\n", encoding="utf-8")
 

@@ -141,3 +141,15 @@ def test_a_folder_that_is_not_a_demo_folder_is_refused(tmp_path: Path) -> None:
                           capture_output=True, text=True, check=False)
     assert code.returncode != 0 and "not empty and not a demo folder" in code.stderr
     assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_a_clean_up_cut_short_by_ctrl_c_is_finished_by_the_next_run(tmp_path: Path) -> None:
+    folder = tmp_path / "mlops-demo"
+    folder.mkdir()
+    (folder / demo.MARKER).write_text("")
+    (folder / "registry").mkdir()
+    half_deleted = tmp_path / ".mlops-demo.old-1a2b3c4d"  # what an interrupted previous clean-up leaves
+    (half_deleted / "registry").mkdir(parents=True)
+    demo.prepare_dir(folder)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mlops-demo"]
+    assert sorted(p.name for p in folder.iterdir()) == [demo.MARKER]
