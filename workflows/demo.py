@@ -181,10 +181,11 @@ class Processes:
         self.started.append(process)
         return process
 
-    def stop_all(self) -> int:
+    def stop_all(self) -> tuple[int, int]:
         """SIGINT each process group (each command cleans up on Ctrl-C: the runner kills its tasks, the deployment
-        its servers), then SIGKILL whatever is left; then sweep for anything carrying this run's mark."""
-        stopped = 0
+        its servers), then SIGKILL whatever is left; then sweep for anything carrying this run's mark.
+        Returns (processes stopped, of which killed because they had not stopped on SIGINT in time)."""
+        stopped = killed = 0
         for process in reversed(self.started):
             if process.poll() is None:
                 stopped += 1
@@ -194,12 +195,14 @@ class Processes:
             with suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=max(0.1, deadline - time.monotonic()))
             if process.poll() is None:
+                killed += 1
                 _signal_group(process.pid, signal.SIGKILL)
                 process.wait()
         for process in self.started:
             if process.stdout:
                 process.stdout.close()
-        return stopped + sweep(self.run_id)
+        swept = sweep(self.run_id)
+        return stopped + swept, killed + swept
 
 
 def _signal_group(pid: int, sig: int) -> None:
@@ -536,10 +539,10 @@ class Demo:
                 found.append((f"{what} ({run_dir.name})", run_dir / sub))
         return found
 
-    def stop(self) -> int:
+    def stop(self) -> tuple[int, int]:
         if self.traffic is not None:
             self.traffic.stop()
-        return self.procs.stop_all() if self.procs else 0
+        return self.procs.stop_all() if self.procs else (0, 0)
 
 
 def _builtin_policy() -> Path:
@@ -611,6 +614,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     demo = Demo(args, lambda line: print(line, flush=True))
     code = 1
+    # Started in the background by a shell (`mlops demo &`, nohup, CI), SIGINT arrives ignored, and an ignored
+    # signal stays ignored in every child: then no command would clean up on the demo's SIGINT. A handled one is
+    # reset to the default in the children, which then clean up on it as on Ctrl-C.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     with _interrupt_on_sigterm():
         try:
             code = demo.run()
@@ -623,9 +630,12 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
             try:
-                stopped = demo.stop()
+                stopped, killed = demo.stop()
             finally:
                 signal.signal(signal.SIGINT, signal.default_int_handler)
+            if killed:
+                print(f"mlops demo: {killed} processes did not stop on SIGINT within {STOP_GRACE_SECONDS:.0f}s and "
+                      "were killed", file=sys.stderr, flush=True)
             if code == 130:
                 print(f"mlops demo: stopped {stopped} processes; nothing is left running. The next `mlops demo` "
                       "starts afresh.", file=sys.stderr, flush=True)

@@ -35,11 +35,14 @@ class Finished:
     seconds: float
 
 
-def start(cwd: Path, mark: str) -> subprocess.Popen[str]:
+def start(cwd: Path, mark: str, sigint_ignored: bool = False) -> subprocess.Popen[str]:
     env = {**os.environ, MARK: mark}
     env.pop("PROMETHEUS_URL", None)
-    return subprocess.Popen([sys.executable, "-m", "workflows", "demo"], cwd=cwd, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+    command = [sys.executable, "-m", "workflows", "demo"]
+    if sigint_ignored:  # what a shell does to `mlops demo &`: SIGINT ignored, and inherited so through exec
+        command = ["sh", "-c", 'trap "" INT; exec "$@"', "sh", *command]
+    return subprocess.Popen(command, cwd=cwd, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
 def alive_with_mark(mark: str) -> list[str]:
@@ -61,24 +64,25 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def interrupted(folder: Path) -> Finished:
-    """The demo, Ctrl-C'd once the Sensor's retrain has started."""
+    """The demo, Ctrl-C'd in its busiest moment: the Sensor's retrain is canarying v2 on the local deployment.
+    Started as a shell starts a background job (SIGINT ignored): its processes must still clean up on SIGINT."""
     mark = uuid.uuid4().hex
-    process = start(folder, mark)
+    process = start(folder, mark, sigint_ignored=True)
     lines: list[str] = []
-    retrain_started = threading.Event()
+    canary_started = threading.Event()
 
     def read() -> None:
         assert process.stdout is not None
         for line in process.stdout:
             lines.append(line)
-            if "validate     started" in line and any("Sensor submitted" in seen for seen in lines):
-                retrain_started.set()
+            if "rollout: step 1: canary v2 at weight 10" in line:
+                canary_started.set()
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     started = time.monotonic()
-    assert retrain_started.wait(timeout=240), "the retrain never started:\n" + "".join(lines[-40:])
-    time.sleep(2)  # inside the retrain's validate task: a deployment, two servers, the Sensor and a run are up
+    assert canary_started.wait(timeout=300), "the canary never started:\n" + "".join(lines[-40:])
+    time.sleep(1)  # a deployment with two servers, the Sensor, a training run and its rollout task are up
     process.send_signal(signal.SIGINT)
     code = process.wait(timeout=60)
     reader.join(timeout=10)
@@ -100,9 +104,12 @@ def full(folder: Path, interrupted: Finished) -> Finished:
 def test_ctrl_c_stops_every_process_and_leaves_the_registry_readable(folder: Path, interrupted: Finished) -> None:
     assert interrupted.code == 130, interrupted.out[-3000:]
     assert "nothing is left running" in interrupted.out
+    assert "did not stop on SIGINT" not in interrupted.out, interrupted.out[-2000:]  # each cleaned up, none killed
     registry = Registry.open(str(folder / demo.DEFAULT_DIR / "registry"))
     versions = registry.versions("fraud-detection")
-    assert [v["version"] for v in versions] == [1] and registry.production("fraud-detection") == 1
+    # The canary was cut short: v1 stays in production, v2 is a candidate that was never promoted.
+    assert [v["version"] for v in versions] == [1, 2] and registry.production("fraud-detection") == 1
+    assert versions[1]["status"] in ("canary", "rejected", "staged"), versions[1]
 
 
 def test_the_demo_runs_the_whole_loop_and_ends_with_the_registry_table(folder: Path, full: Finished) -> None:
