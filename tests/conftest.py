@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -43,17 +45,41 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+class AtomicWrites:
+    """S3 evaluates a conditional write (If-Match, If-None-Match) and the write as one step. moto's server checks,
+    then writes, so two concurrent requests can both pass the check and one update is lost (seen in CI: the
+    registry's concurrent-writers test lost a version). One lock around writing requests restores S3's guarantee;
+    reads stay concurrent."""
+
+    WRITES = frozenset({"PUT", "POST", "DELETE"})
+
+    def __init__(self, app: Any):
+        self.app = app
+        self.lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if environ.get("REQUEST_METHOD") not in self.WRITES:
+            return self.app(environ, start_response)
+        with self.lock:
+            return list(self.app(environ, start_response))
+
+
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[str]:
-    """A real S3 API (moto's server mode) on 127.0.0.1; yields its endpoint URL."""
-    moto_server = pytest.importorskip("moto.server")
+    """A real S3 API (moto's server mode, writes made atomic as S3's are) on 127.0.0.1; yields its endpoint URL."""
+    werkzeug_app = pytest.importorskip("moto.moto_server.werkzeug_app")
+    from werkzeug.serving import make_server
+
     port = free_port()
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
+    app = AtomicWrites(werkzeug_app.DomainDispatcherApplication(werkzeug_app.create_backend_app))
+    server = make_server("127.0.0.1", port, app, threaded=True, request_handler=werkzeug_app.MotoRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, name="s3-server", daemon=True)
+    thread.start()
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
-        server.stop()
+        server.shutdown()
+        thread.join(timeout=10)
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -154,3 +155,25 @@ def test_missing_bucket_is_a_permanent_error_naming_it(s3_env: str) -> None:
     with pytest.raises(StoreError, match="bucket 'no-such-bucket' does not exist") as caught:
         open_store("s3://no-such-bucket/registry").put_new("x", b"x")
     assert caught.value.exit_code == 2
+
+
+def test_of_many_simultaneous_writes_with_the_same_etag_exactly_one_wins(store: ObjectStore) -> None:
+    """What every compare-and-swap here rests on, on each store (and on the test S3 server, as on S3)."""
+    etag = store.put_new("race.json", b"0")
+    barrier = threading.Barrier(12)
+    outcomes: list[str] = []
+
+    def write(n: int) -> None:
+        barrier.wait()
+        try:
+            store.put_if_match("race.json", f"writer-{n}".encode(), etag)  # unlike the original: a new etag
+            outcomes.append("won")
+        except Conflict:
+            outcomes.append("conflict")
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["conflict"] * 11 + ["won"]
