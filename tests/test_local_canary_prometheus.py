@@ -23,16 +23,14 @@ from steps._errors import UsageError
 from steps._local_deploy import FAULT_ENV, DeployClient, Deployment, Router
 from steps._policy import Policy
 from steps._registry import Registry
-from tests.conftest import free_port
+from tests.conftest import free_port, prometheus
 from tests.steps.test_predictor import Trained, trained_bundle
-from tests.steps.test_rollout_local import candidate, short_canary_policy
+from tests.steps.test_rollout_local import short_canary_policy, v1_production_v2_staged
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[1]
-PROMETHEUS = Path(shutil.which("prometheus") or "/usr/bin/prometheus")
 SCALE = "0.05"  # 1m pause and interval -> 3 s; the rate window is the local floor, 5 s (five 1 s scrapes)
-STARTUP_SECONDS = 30  # a fresh Prometheus answers its first non-empty query after ~7 s
 
 
 @dataclass
@@ -54,40 +52,15 @@ def policy(trained: Trained, tmp_path_factory: pytest.TempPathFactory) -> Policy
 @pytest.fixture(scope="module")
 def scraping(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scraping]:
     """A real Prometheus, as a plain process, configured by `mlops deploy --print-scrape-config --port P`."""
-    if not PROMETHEUS.is_file():
-        pytest.skip(f"prometheus is not installed at {PROMETHEUS} (Debian package prometheus; CI installs it)")
     root = tmp_path_factory.mktemp("prometheus")
-    router_port, port = free_port(), free_port()
+    router_port = free_port()
     printed = subprocess.run([sys.executable, "-m", "workflows.cli", "deploy", "--print-scrape-config",
                               "--port", str(router_port)], cwd=ROOT, capture_output=True, text=True, timeout=60,
                              check=True).stdout
     config = root / "prometheus.yml"
     config.write_text(printed)
-    log = open(root / "prometheus.log", "wb")  # noqa: SIM115 (closed below, after the process)
-    process = subprocess.Popen([str(PROMETHEUS), f"--config.file={config}", f"--storage.tsdb.path={root / 'tsdb'}",
-                                f"--web.listen-address=127.0.0.1:{port}"], stdout=subprocess.DEVNULL, stderr=log)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        _wait_until_answering(url, process, root / "prometheus.log")
+    with prometheus(config, root) as url:
         yield Scraping(url, router_port)
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
-        log.close()
-
-
-def _wait_until_answering(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline, last = time.monotonic() + STARTUP_SECONDS, "no answer"
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"prometheus exited with {process.returncode}: {log.read_text()[-2000:]}")
-        try:
-            if _analysis.Prometheus(url).query("vector(1)") == [1.0]:
-                return
-        except Exception as err:  # noqa: BLE001 (still starting: any connection error, retried)
-            last = repr(err)
-        time.sleep(0.5)
-    raise AssertionError(f"prometheus at {url} not answering after {STARTUP_SECONDS}s: {last}")
 
 
 def _eventually(scraping: Scraping, query: str, found: bool = True, timeout: float = 20) -> list[float]:
@@ -104,12 +77,7 @@ def _eventually(scraping: Scraping, query: str, found: bool = True, timeout: flo
 
 @pytest.fixture
 def registry(tmp_path: Path, trained: Trained, policy: Policy) -> Registry:
-    """v1 in production, v2 staged."""
-    reg = Registry.open(str(tmp_path / "registry"))
-    for name in ("one", "two"):
-        reg.register(policy.model_name, candidate(trained, tmp_path, name), passed=True, gate_report={"passed": True})
-    reg.promote(policy.model_name, 1, "production")
-    return reg
+    return v1_production_v2_staged(tmp_path, trained, policy)
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ first scrape, so increase()/rate() over the few seconds of data this test has ar
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -29,11 +28,10 @@ from steps._data import generate
 from steps._local_deploy import FAULT_ENV, ServerProcess
 from steps._policy import Policy, load_policy
 from steps._registry import Registry
-from tests.conftest import free_port
+from tests.conftest import PROMETHEUS, prometheus
 from tests.steps.test_drift_step import Hook
 from tests.steps.test_predictor import Trained, trained_bundle
 from tests.steps.test_rollout_local import candidate
-from tests.workflows.test_events import PROMETHEUS
 from tests.workflows.test_serving import _argo_verdict
 from workflows import serving
 
@@ -103,8 +101,6 @@ def loop(trained: Trained, policy: Policy, tmp_path_factory: pytest.TempPathFact
     registry.promote(model, 2, "production")
 
     servers: dict[str, ServerProcess] = {}
-    prometheus: subprocess.Popen[bytes] | None = None
-    log = open(root / "prometheus.log", "wb")  # noqa: SIM115 (closed below, after the process)
     try:
         servers["stable"] = _start(model, 1, registry.location, "stable", "")
         for scenario, fault in CANARIES.items():
@@ -112,22 +108,14 @@ def loop(trained: Trained, policy: Policy, tmp_path_factory: pytest.TempPathFact
         servers["drift"] = _start(model, 2, registry.location, "stable", "")
         config = root / "prometheus.yml"
         config.write_text(yaml.safe_dump(_scrape_config(servers)))
-        port = free_port()
-        prometheus = subprocess.Popen(
-            [str(PROMETHEUS), f"--config.file={config}", f"--storage.tsdb.path={root / 'tsdb'}",
-             f"--web.listen-address=127.0.0.1:{port}"], stdout=subprocess.DEVNULL, stderr=log)
-        for server in servers.values():
-            server.wait_ready()
-        url = f"http://127.0.0.1:{port}"
-        # Traffic only after Prometheus holds every server's zeros: increase() then counts all of it.
-        _wait_for(url, 'count(up{job="model-servers"} == 1)', lambda v: v >= 2 * len(CANARIES) + 1,
-                  "every server scraped")
-        yield Loop(policy, registry, url, servers)
+        with prometheus(config, root) as url:
+            for server in servers.values():
+                server.wait_ready()
+            # Traffic only after Prometheus holds every server's zeros: increase() then counts all of it.
+            _wait_for(url, 'count(up{job="model-servers"} == 1)', lambda v: v >= 2 * len(CANARIES) + 1,
+                      "every server scraped")
+            yield Loop(policy, registry, url, servers)
     finally:
-        if prometheus is not None:
-            prometheus.terminate()
-            prometheus.wait(timeout=20)
-        log.close()
         for server in servers.values():
             server.stop()
 

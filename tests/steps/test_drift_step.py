@@ -26,7 +26,7 @@ from steps._local_deploy import ServerProcess
 from steps._policy import load_policy
 from steps._profile import build_profile
 from steps._registry import Registry
-from tests.conftest import free_port
+from tests.conftest import PUSHGATEWAY, free_port, prometheus, running
 from tests.steps.test_predictor import Trained, trained_bundle
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -257,34 +257,12 @@ def test_bad_input_exits_2_naming_the_problem(case: str, registry_dir: Path, sma
     assert not (tmp_path / "r" / "drift.json").exists()
 
 
-PUSHGATEWAY = Path("/usr/bin/prometheus-pushgateway")
-
-
 @pytest.mark.integration
 def test_drift_scores_are_pushed_to_a_real_pushgateway(registry_dir: Path, small_policy: Path,
                                                        data: dict[str, Path], tmp_path: Path) -> None:
-    import socket
-    import time
     import urllib.request
 
-    if not PUSHGATEWAY.is_file():
-        pytest.skip(f"no Pushgateway at {PUSHGATEWAY} (Debian package prometheus-pushgateway)")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([str(PUSHGATEWAY), f"--web.listen-address=127.0.0.1:{port}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                urllib.request.urlopen(url + "/-/ready", timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
+    with running(PUSHGATEWAY, [], tmp_path) as url:
         argv = ["--model", MODEL, "--registry", str(registry_dir), "--policy", str(small_policy),
                 "--current", str(data["drifted"]), "--report-dir", str(tmp_path / "r"), "--pushgateway", url]
         assert drift.main(argv) == 0  # no --webhook: reported, nothing sent
@@ -297,9 +275,6 @@ def test_drift_scores_are_pushed_to_a_real_pushgateway(registry_dir: Path, small
                     if x.startswith("mlops_drift_score{") and 'feature="amount"' in x)
         assert f'model="{MODEL}"' in line and abs(float(line.split()[-1]) - amount) < 1e-9
         assert any(x.startswith("mlops_drift_retrain{") and x.endswith(" 1") for x in metrics.splitlines())
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 # --- the raw-data methods (wasserstein, ks) against the ECDFs a real training stored ----------------------------
@@ -495,35 +470,12 @@ def test_a_query_a_real_prometheus_refuses_is_exit_2_with_its_error(registry_dir
                                                                    tmp_path: Path,
                                                                    capsys: pytest.CaptureFixture[str]) -> None:
     """A window Prometheus cannot use (the policy loader allows 0s; PromQL does not) is the user's to fix."""
-    import time
-    import urllib.request
-
-    prometheus = Path("/usr/bin/prometheus")
-    if not prometheus.is_file():
-        pytest.skip(f"prometheus is not installed at {prometheus} (Debian package prometheus)")
     config = tmp_path / "prometheus.yml"
     config.write_text("global: {scrape_interval: 1s}\nscrape_configs: []\n")
-    port = free_port()
-    proc = subprocess.Popen([str(prometheus), f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                             f"--web.listen-address=127.0.0.1:{port}"], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                urllib.request.urlopen(url + "/-/ready", timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
+    with prometheus(config, tmp_path) as url:
         policy = policy_with(small_policy, tmp_path / "gates", window="0s")
         code = drift.main(["--model", MODEL, "--registry", str(registry_dir), "--policy", str(policy),
                            "--prometheus", url, "--report-dir", str(tmp_path / "r")])
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
     err = capsys.readouterr().err
     assert code == 2, err
     assert f"prometheus {url}: the query was refused (HTTP 400: bad_data:" in err

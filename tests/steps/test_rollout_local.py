@@ -84,7 +84,11 @@ def candidate(trained: Trained, root: Path, name: str) -> Path:
 
 @pytest.fixture
 def registry(tmp_path: Path, trained: Trained, policy: Policy) -> Registry:
-    """v1 in production, v2 staged."""
+    return v1_production_v2_staged(tmp_path, trained, policy)
+
+
+def v1_production_v2_staged(tmp_path: Path, trained: Trained, policy: Policy) -> Registry:
+    """A registry with two versions of the trained model: v1 in production, v2 staged."""
     reg = Registry.open(str(tmp_path / "registry"))
     for name in ("one", "two"):
         reg.register(policy.model_name, candidate(trained, tmp_path, name), passed=True, gate_report={"passed": True})

@@ -10,6 +10,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,8 @@ import pytest
 import yaml
 
 from steps._policy import load_policy
+from tests.conftest import PROMETHEUS, free_port
+from tests.conftest import prometheus as start_prometheus
 from workflows import events, events_serve, render
 from workflows._schemas import Schemas
 
@@ -248,9 +251,6 @@ def test_render_adds_cron_and_sensor_to_each_model(policy):
 
 # --- the whole loop with a real Prometheus --------------------------------------------------------------------
 
-PROMETHEUS = Path("/usr/bin/prometheus")
-
-
 class Counters:
     """A tiny /metrics server: model_feature_bin_total of a dataset binned against the profile, 0 at the first
     scrape and the full counts from the second on (so Prometheus' increase() sees them all)."""
@@ -288,43 +288,24 @@ class Counters:
         self.server.server_close()
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def prometheus(tmp_path: Path) -> Iterator[tuple[str, Any]]:
     """A real Prometheus on 127.0.0.1 (1 s scrapes); yields its URL and a function starting the scrape target."""
-    import subprocess
-
     if not PROMETHEUS.is_file():
         pytest.skip(f"prometheus is not installed at {PROMETHEUS} (Debian package prometheus)")
-    procs: list[subprocess.Popen[bytes]] = []
-    port = _free_port()
-    log = open(tmp_path / "prometheus.log", "wb")  # noqa: SIM115 (closed below, after the process)
+    port = free_port()
+    with ExitStack() as running:
 
-    def start(target: int) -> None:
-        config = tmp_path / "prometheus.yml"
-        config.write_text(yaml.safe_dump({
-            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-            "scrape_configs": [{"job_name": "model-servers", "static_configs": [{"targets": [f"127.0.0.1:{target}"]}]}],
-        }))
-        procs.append(subprocess.Popen(
-            [str(PROMETHEUS), f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-             f"--web.listen-address=127.0.0.1:{port}"],
-            stdout=subprocess.DEVNULL, stderr=log))
+        def start(target: int) -> None:
+            config = tmp_path / "prometheus.yml"
+            config.write_text(yaml.safe_dump({
+                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                "scrape_configs": [{"job_name": "model-servers",
+                                    "static_configs": [{"targets": [f"127.0.0.1:{target}"]}]}],
+            }))
+            running.enter_context(start_prometheus(config, tmp_path, port))
 
-    try:
         yield f"http://127.0.0.1:{port}", start
-    finally:
-        for proc in procs:
-            proc.terminate()
-            proc.wait(timeout=20)
-        log.close()
 
 
 def _production_registry(folder: Path, policy_path: Path) -> tuple[Path, dict[str, Any]]:
@@ -414,7 +395,7 @@ def test_mlops_events_serve_command_answers_401_and_logs_ignored_alerts(tmp_path
 
     token = tmp_path / "token"
     token.write_text(TOKEN + "\n")
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "workflows", "events", "serve", "--port", str(port), "--token-file", str(token),
          "--policy", str(ROOT / "gates" / f"{MODEL}.yaml"), "--state-dir", str(tmp_path / "state")],
