@@ -81,7 +81,7 @@ class ServerProcess:
 
     def __init__(self, model: str, version: int, registry: str, role: str):
         self.model, self.version, self.role = model, version, role
-        self.port = _free_port()
+        self.port = free_port()
         self.log = tempfile.NamedTemporaryFile(prefix=f"mlops-deploy-{model}-v{version}-", suffix=".log",  # noqa: SIM115
                                                delete=False)
         module = ["steps.serve"]
@@ -784,7 +784,7 @@ def _reason(policy: Policy, verdict: str, weight: int, m: Measurement) -> str:
 # --- commands --------------------------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
+def free_port() -> int:
     import socket
 
     with socket.socket() as s:

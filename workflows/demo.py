@@ -46,6 +46,7 @@ import yaml
 
 from steps._errors import StepError
 from steps._local_deploy import DEFAULT_PORT as DEPLOY_PORT
+from steps._local_deploy import free_port, replay_rows
 from steps._policy import Policy, PolicyError, load_policy
 
 DEFAULT_DIR = Path("mlops-demo")
@@ -293,15 +294,6 @@ class Traffic:
             self.halt.wait(max(0.0, next_at - time.monotonic()))
 
 
-def feature_rows(policy: Policy, dataset: Path, limit: int = 5000) -> list[dict[str, Any]]:
-    from steps._data import read_dataset
-
-    frame = read_dataset(str(dataset)).frame
-    names = [f for f in policy.data.feature_names if f in frame.columns]
-    rows: list[dict[str, Any]] = json.loads(frame[names].head(limit).to_json(orient="records"))
-    return rows
-
-
 # --- the demo -------------------------------------------------------------------------------------------------
 
 
@@ -343,7 +335,7 @@ class Demo:
         token_file.chmod(0o600)
         prometheus = os.environ.get("PROMETHEUS_URL")
         # A Prometheus you run scrapes the deployment where `mlops deploy --print-scrape-config` says: its port.
-        deploy_port, events_port = (DEPLOY_PORT if prometheus else _free_port()), _free_port()
+        deploy_port, events_port = (DEPLOY_PORT if prometheus else free_port()), free_port()
         if prometheus:
             self.say(f"PROMETHEUS_URL={prometheus}: the canary analysis and the drift check query it; it must scrape "
                      f"the deployment (`mlops deploy --print-scrape-config` prints that configuration)")
@@ -375,7 +367,7 @@ class Demo:
             raise DemoError(f"v1 was not promoted (mlops run exit {code}); see {logs / 'run-v1.log'}")
         self.say(f"v{production} is in production, serving on {deploy_url}")
 
-        self.traffic = Traffic(deploy_url, model, feature_rows(policy, data.current)).start()
+        self.traffic = Traffic(deploy_url, model, replay_rows(policy, str(data.current), 5000)).start()
         need = policy.drift.min_samples
         self.say(f"replaying drifted traffic (up to {TRAFFIC_RATE} requests/s of {TRAFFIC_BATCH} rows) until the stable "
                  f"version has scored {need} rows (drift.min_samples)")
@@ -552,14 +544,6 @@ def _builtin_policy() -> Path:
     if not found:
         raise DemoError("no policy packaged with argo-mlops: give --policy FILE")
     return found[0]
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _tail(path: Path, lines: int = 5) -> str:
