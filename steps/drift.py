@@ -35,10 +35,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from steps import _drift, _webhook
-from steps._errors import TransientError, UsageError, run
-from steps._policy import DriftPolicy, duration_seconds, load_policy, policy_path
-from steps._registry import Registry
+from steps._core.errors import TransientError, UsageError, run
+from steps._core.policy import DriftPolicy, duration_seconds, load_policy, policy_path
+from steps._drift import stats as _drift
+from steps._drift import webhook as _webhook
+from steps._storage.registry import Registry
 
 COOLDOWN_STATE = "drift-cooldown"
 REASON = "automated_drift_detection"
@@ -257,7 +258,7 @@ def check(model: str, registry: Registry, policy: DriftPolicy, *, current: str |
     version, profile = reference_profile(registry, model)
     try:
         if current is not None:
-            from steps._data import read_dataset
+            from steps._core.data import read_dataset
 
             reference = None
             numeric = any(fp["type"] != "categorical" for fp in profile["features"].values())

@@ -25,9 +25,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from steps import _bundle, _features, _model
-from steps._errors import UsageError, run
-from steps._policy import GATES, Gate, Policy, load_policy
+from steps._core.errors import UsageError, run
+from steps._core.policy import GATES, Gate, Policy, load_policy
+from steps._model import bundle as _bundle
+from steps._model import features as _features
+from steps._model import skops as _model
 
 MIB = 1024 * 1024
 HUGE = 1e12
@@ -99,7 +101,7 @@ class GateResult:
         ]
 
     def write(self, report_dir: Path, passed_out: Path) -> None:
-        from steps import _report
+        from steps._quality import report as _report
 
         report_dir = Path(report_dir)
         _write_text(report_dir / "gate.json", json.dumps(self.report, indent=2, sort_keys=True) + "\n")
@@ -278,7 +280,7 @@ def _measure(
             " (sampled with replacement from the holdout)" if rows > len(X) else ""
         )
     if "predictor_parity" in wanted:
-        from steps import _parity
+        from steps._model import parity as _parity
 
         m["predictor_parity"], out.notes["predictor_parity"] = _parity.measure(
             bundle.path, bundle.manifest, pipeline, X, scores, bundle.features
@@ -568,7 +570,9 @@ def _baseline(args: argparse.Namespace, model: str, workdir: Path) -> LoadedBund
     """--baseline-bundle, else --baseline-version from the registry, else its production version."""
     if args.baseline_bundle:
         return load_bundle(args.baseline_bundle)
-    from steps import _registry  # only here: a gate with a local baseline never touches the registry
+    from steps._storage import (
+        registry as _registry,  # only here: a gate with a local baseline never touches the registry
+    )
 
     registry = _registry.Registry.open(args.registry or None)  # None: $MLOPS_REGISTRY, else .mlops/registry
     ref: int | str | None = (args.baseline_version or "").strip() or None

@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from steps import _bundle
-from steps._errors import UsageError, run
-from steps._registry import Registry, check_model
+from steps._core.errors import UsageError, run
+from steps._model import bundle as _bundle
+from steps._storage.registry import Registry, check_model
 
 
 def read_gate_report(path: Path, model: str) -> dict[str, Any]:

@@ -10,9 +10,9 @@ import json
 import sys
 from typing import Any
 
-from steps._bundle import BundleError
-from steps._errors import run
-from steps._registry import Registry, RegistryError
+from steps._core.errors import run
+from steps._model.bundle import BundleError
+from steps._storage.registry import Registry, RegistryError
 
 _KEY_METRICS = 3
 

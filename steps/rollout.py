@@ -9,7 +9,7 @@ The version moves to `canary` first. Then:
   (its init container fetches that version), and the step watches it until Healthy (the canary steps and
   analyses passed), Degraded or aborted, or the timeout. Healthy: canary -> production (the previous production
   is archived). Degraded/aborted: -> rejected, with the failed analysis metrics in the history.
-- local: the same schedule and thresholds against a local deployment (`mlops deploy`, steps/_local_deploy.py),
+- local: the same schedule and thresholds against a local deployment (`mlops deploy`, steps/_canary/local/deploy.py),
   the analysis computed from the servers' /metrics, or, with `--prometheus URL` or PROMETHEUS_URL, through the
   AnalysisTemplate's own queries and conditions on that Prometheus (over a time-scaled rate window; it must scrape
   the deployment: `mlops deploy --print-scrape-config`); without a running deployment the step starts one for its
@@ -26,30 +26,19 @@ import argparse
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from steps._errors import UsageError, ValidationFailed, run
-from steps._policy import Policy, duration_seconds, load_policy, policy_path
-from steps._registry import Registry, check_model
+from steps._canary.outcome import Outcome, RolloutTimeout
+from steps._core.errors import UsageError, run
+from steps._core.policy import Policy, duration_seconds, load_policy, policy_path
+from steps._storage.registry import Registry, check_model
 
 VERSION_ANNOTATION = "model-version"  # workflows/serving.py: the init container reads it through the downward API
 TARGETS = ("kubernetes", "local")
 POLL_SECONDS = 10.0
 # Beyond the schedule's own pauses and analyses: pods starting, the progress deadline, the controller's resyncs.
 TIMEOUT_MARGIN_SECONDS = 1800
-
-
-class RolloutTimeout(ValidationFailed):
-    """No verdict in time: the version stays canary (the Rollout may still finish); exit 1."""
-
-
-@dataclass
-class Outcome:
-    promoted: bool
-    reason: str
-    details: dict[str, Any] = field(default_factory=dict)
 
 
 def server_name(model: str) -> str:
@@ -175,11 +164,11 @@ def rollout(model: str, version: int, target: str, registry: Registry, policy: P
         return Outcome(True, f"{model} v{version} is already production")
     client: Any = None
     if target == "kubernetes":
-        from steps._k8s import KubeClient
+        from steps._canary.kubernetes import KubeClient
 
         client = KubeClient.from_environment(namespace)  # before any change: bad configuration changes nothing
     if prometheus:
-        from steps._analysis import Prometheus
+        from steps._canary.analysis import Prometheus
 
         Prometheus(prometheus).check()  # unreachable: exit 3 before the version or the deployment changes
     registry.promote(model, version, "canary", reason=f"rollout started ({target})")
@@ -187,7 +176,7 @@ def rollout(model: str, version: int, target: str, registry: Registry, policy: P
         outcome = watch_kubernetes(client, model, version, timeout or default_timeout(policy),
                                    poll=POLL_SECONDS if poll is None else poll)
     else:
-        from steps import _local_deploy
+        from steps._canary.local import deploy as _local_deploy
 
         outcome = _local_deploy.local_rollout(model, version, registry, policy, time_scale=time_scale,
                                               deploy_url=deploy_url, dataset=dataset, prometheus_url=prometheus)

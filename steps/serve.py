@@ -6,10 +6,10 @@
 
 Every flag has an environment variable, as a pod spec sets them: MODEL_PATH (--model-dir), HOST, PORT,
 WORKERS, MAX_BATCH_SIZE, MAX_BATCH_LATENCY_MS, MAX_ROWS, MAX_BODY_BYTES, DRAIN_SECONDS, PREDICTOR;
-INFERENCE_LOG (+ _SAMPLE, _BATCH_ROWS, _FLUSH_SECONDS: sampled rows as Parquet, steps/_inference_log.py);
+INFERENCE_LOG (+ _SAMPLE, _BATCH_ROWS, _FLUSH_SECONDS: sampled rows as Parquet, steps/_serving/inference_log.py);
 MODEL_VERSION names the version when the bundle does not. The bundle's sha256 hashes are checked before
 anything in it is read; a bundle that fails them, or has no model we can load, is refused (exit 2, never
-ready). Logs are JSON lines on stderr. HTTP routes, metrics and batching: steps/_server.py.
+ready). Logs are JSON lines on stderr. HTTP routes, metrics and batching: steps/_serving/http.py.
 """
 
 from __future__ import annotations
@@ -26,11 +26,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from steps import _bundle, _predictor
-from steps._contract import ContractError, RequestContract
-from steps._errors import StepError, UsageError
-from steps._metrics import Metrics
-from steps._server import ServedModel, Settings, Worker, listen_socket, log
+from steps._core.errors import StepError, UsageError
+from steps._model import bundle as _bundle
+from steps._model import trees as _predictor
+from steps._serving.contract import ContractError, RequestContract
+from steps._serving.http import ServedModel, Settings, Worker, listen_socket, log
+from steps._serving.metrics import Metrics
 
 MODEL_FILE = "model.skops"
 PROFILE_FILE = "profile.json"
@@ -59,7 +60,7 @@ def parse_ref(ref: str) -> tuple[str, str]:
 
 def fetch(ref: str, registry: str | None, out: Path) -> tuple[Path, dict[str, Any]]:
     """Download a version, verify every sha256, and move it into `out` only once complete."""
-    from steps import _registry
+    from steps._storage import registry as _registry
 
     model, version = parse_ref(ref)
     _registry.check_model(model)
@@ -81,7 +82,8 @@ class SkopsPredictor:
     kind = "skops"
 
     def __init__(self, path: Path):
-        from steps import _features, _model
+        from steps._model import features as _features
+        from steps._model import skops as _model
 
         pipeline = _model.load(path)
         steps = getattr(pipeline, "steps", None)
@@ -94,7 +96,7 @@ class SkopsPredictor:
             raise _model.ModelError(f"{path}: the model has no positive class 1 (classes {classes})")
         self.positive = classes.index(1)
         if not os.environ.get("OMP_NUM_THREADS"):
-            # One thread per worker: OpenMP's spinning threads collapse on shared CPUs (steps._model).
+            # One thread per worker: OpenMP's spinning threads collapse on shared CPUs (steps._model.skops).
             from threadpoolctl import threadpool_limits
 
             threadpool_limits(limits=1)
@@ -149,7 +151,7 @@ def load_model(bundle_dir: Path, predictor: str = "auto", max_rows: int = 1000,
         raise ServeError(f"bundle {bundle_dir}: PREDICTOR=compiled, but it has no {_predictor.TREES_FILE} "
                          f"(files: {', '.join(sorted(files))})")
     elif MODEL_FILE in files:
-        from steps import _model
+        from steps._model import skops as _model
 
         try:
             model = SkopsPredictor(bundle_dir / MODEL_FILE)

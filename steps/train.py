@@ -26,9 +26,14 @@ from typing import Any
 
 import pandas as pd
 
-from steps import _bundle, _drift, _features, _model, _predictor, _profile
-from steps._errors import UsageError, run
-from steps._policy import Policy, load_policy
+from steps._core.errors import UsageError, run
+from steps._core.policy import Policy, load_policy
+from steps._drift import stats as _drift
+from steps._model import bundle as _bundle
+from steps._model import features as _features
+from steps._model import profile as _profile
+from steps._model import skops as _model
+from steps._model import trees as _predictor
 
 DATA_FILE = "data.parquet"
 SOURCE_FILE = "source.json"
@@ -42,7 +47,7 @@ class TrainResult:
     profile: dict[str, Any]
     meta: dict[str, Any]  # bundle.json without `files` and `format_version` (write_manifest adds them)
     holdout: pd.DataFrame
-    trees: dict[str, Any] | None = None  # the compiled predictor's data (steps._predictor), when it exports
+    trees: dict[str, Any] | None = None  # the compiled predictor's data (steps._model.trees), when it exports
     # The numeric features' training values as empirical CDFs: the reference of the raw drift methods.
     ecdfs: dict[str, _drift.Ecdf] | None = None
 
@@ -210,7 +215,7 @@ def train(
 
 
 def _compiled_predictor(pipeline: Any, estimator: str) -> tuple[dict[str, Any] | None, dict[str, Any]]:
-    """The trees file for serving without scikit-learn (steps._predictor), and what bundle.json says about it.
+    """The trees file for serving without scikit-learn (steps._model.trees), and what bundle.json says about it.
     A model that does not export is still a model: it is served through skops, and the reason is recorded."""
     if estimator != "hist_gradient_boosting":
         return None, {"file": None, "reason": f"{estimator} is served through skops"}

@@ -3,7 +3,7 @@
 On success it writes the validated rows for `train` (`DIR/data.parquet`: contract columns in contract
 order, then the target; numeric as float64, integer as nullable Int64, categorical as text) and
 `DIR/source.json`; on failure only the report, and it removes a stale `data.parquet` so nothing
-downstream trains on rows that did not pass. The expectations themselves: steps/_expectations.py.
+downstream trains on rows that did not pass. The expectations themselves: steps/_quality/expectations.py.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from typing import Any, NoReturn
 
 import pandas as pd
 
-from steps import _expectations
-from steps._data import Dataset, read_dataset
-from steps._errors import UsageError, run
-from steps._policy import DataPolicy, load_policy
+from steps._core.data import Dataset, read_dataset
+from steps._core.errors import UsageError, run
+from steps._core.policy import DataPolicy, load_policy
+from steps._quality import expectations as _expectations
 
 STEP = "validate"
 

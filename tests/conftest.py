@@ -40,7 +40,7 @@ def schemas_dir() -> Path:
 @pytest.fixture(scope="session")
 def dataset_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """20k generated rows as CSV (session-wide: generating is cheap, training on it is the slow part)."""
-    from steps._data import generate, write_frame
+    from steps._core.data import generate, write_frame
 
     out = tmp_path_factory.mktemp("data") / "transactions.csv"
     write_frame(generate(20000, seed=7), out)

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from steps._policy import load_policy
+from steps._core.policy import load_policy
 from workflows import render
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -17,12 +17,12 @@ from typing import Any
 import pytest
 import yaml
 
-from steps import _analysis
 from steps import rollout as step
-from steps._errors import UsageError
-from steps._local_deploy import FAULT_ENV, DeployClient, Deployment, Router
-from steps._policy import Policy
-from steps._registry import Registry
+from steps._canary import analysis as _analysis
+from steps._canary.local.deploy import FAULT_ENV, DeployClient, Deployment, Router
+from steps._core.errors import UsageError
+from steps._core.policy import Policy
+from steps._storage.registry import Registry
 from tests.conftest import free_port, prometheus
 from tests.steps.test_predictor import Trained, trained_bundle
 from tests.steps.test_rollout_local import short_canary_policy, v1_production_v2_staged
@@ -97,7 +97,7 @@ def deployment(scraping: Scraping, registry: Registry, policy: Policy) -> Iterat
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from steps._data import generate, write_frame
+    from steps._core.data import generate, write_frame
 
     out = tmp_path_factory.mktemp("replay") / "rows.parquet"
     write_frame(generate(300, seed=5), out)

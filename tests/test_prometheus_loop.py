@@ -1,5 +1,5 @@
 """The serving loop's Prometheus half with real components: real `python -m steps.serve` processes (the bad
-canaries are the real server with the MLOPS_DEPLOY_CANARY_FAULT faults of steps/_local_deploy.py), a real
+canaries are the real server with the MLOPS_DEPLOY_CANARY_FAULT faults of steps/_canary/local/deploy.py), a real
 Prometheus scraping them with the role label the PodMonitor relabelling sets in the cluster, the rendered
 AnalysisTemplate's own queries and conditions, and the drift step reading the live bin counters.
 
@@ -24,10 +24,10 @@ import pytest
 import yaml
 
 from steps import drift
-from steps._data import generate
-from steps._local_deploy import FAULT_ENV, ServerProcess
-from steps._policy import Policy, load_policy
-from steps._registry import Registry
+from steps._canary.local.deploy import FAULT_ENV, ServerProcess
+from steps._core.data import generate
+from steps._core.policy import Policy, load_policy
+from steps._storage.registry import Registry
 from tests.conftest import PROMETHEUS, prometheus
 from tests.steps.test_drift_step import Hook
 from tests.steps.test_predictor import Trained, trained_bundle

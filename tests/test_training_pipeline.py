@@ -39,7 +39,7 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def dataset(workdir: Path) -> Path:
-    from steps._data import generate, write_frame
+    from steps._core.data import generate, write_frame
 
     out = workdir / "transactions.parquet"
     write_frame(generate(40000, seed=11), out)

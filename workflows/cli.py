@@ -13,16 +13,16 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("synthetic datasets: `data generate --rows N --seed S --out PATH [--drift X]`", "workflows.cli"),
     "compile": ("render manifests/generated/ from the policies; --check fails when it is stale", "workflows.render"),
     "lint": ("schema and semantic checks of rendered YAML", "workflows.lint"),
-    "run": ("run a WorkflowTemplate locally: the same YAML Argo runs", "workflows.run"),
+    "run": ("run a WorkflowTemplate locally: the same YAML Argo runs", "workflows.local.run"),
     "registry": ("list, show, promote and roll back model versions", "steps.registry"),
     "drift": ("drift check: `drift check --model M [--current DATA | --prometheus URL | --metrics-url URL] [--webhook URL]`",
               "steps.drift"),
     "events": ("local webhook EventSource + retrain Sensors: `events serve [--port P] [--token-file F]`",
-               "workflows.events_serve"),
+               "workflows.local.events"),
     "serve": ("serve a model version: `serve --model M@V [--registry LOC] [--port P]` or `--model-dir DIR`",
               "steps.serve"),
     "deploy": ("local deployment: a router before a stable and a canary server, with a control endpoint",
-               "steps._local_deploy"),
+               "steps.deploy"),
     "demo": ("the whole loop on this machine in about 3 minutes: train, serve, drift, retrain, canary, reject",
              "workflows.demo"),
     "submit": ("apply a model's templates to an Argo Server and submit a Workflow from one: `submit training -p k=v`",
@@ -61,9 +61,9 @@ def data_main(argv: list[str]) -> int:
     generate.add_argument("--drift", type=float, default=0.0, help="0..1: shift more than a third of the features")
     args = parser.parse_args(argv)
 
-    from steps._data import generate as generate_frame
-    from steps._data import write_frame
-    from steps._errors import run
+    from steps._core.data import generate as generate_frame
+    from steps._core.data import write_frame
+    from steps._core.errors import run
 
     def body() -> int:
         frame = generate_frame(args.rows, seed=args.seed, drift=args.drift)

@@ -44,10 +44,10 @@ from typing import IO, Any
 
 import yaml
 
-from steps._errors import StepError
-from steps._local_deploy import DEFAULT_PORT as DEPLOY_PORT
-from steps._local_deploy import free_port, replay_rows
-from steps._policy import Policy, PolicyError, load_policy
+from steps._canary.local.deploy import DEFAULT_PORT as DEPLOY_PORT
+from steps._canary.local.deploy import free_port, replay_rows
+from steps._core.errors import StepError
+from steps._core.policy import Policy, PolicyError, load_policy
 
 DEFAULT_DIR = Path("mlops-demo")
 MARKER = ".mlops-demo"  # a folder holding it is the demo's own, and may be emptied
@@ -136,7 +136,7 @@ class Datasets:
 
 
 def make_datasets(policy: Policy, folder: Path, rows: int, reference: str | None, current: str | None) -> Datasets:
-    from steps._data import generate, read_dataset, write_frame
+    from steps._core.data import generate, read_dataset, write_frame
 
     folder.mkdir(parents=True, exist_ok=True)
     if reference and current:
@@ -506,7 +506,7 @@ class Demo:
         raise DemoError(f"the retrain did not finish within {timeout:.0f}s")
 
     def registry_(self) -> Any:
-        from steps._registry import Registry
+        from steps._storage.registry import Registry
 
         return Registry.open(self.registry)
 

@@ -17,8 +17,8 @@ from typing import Any
 
 import yaml
 
-from workflows import _expr
 from workflows._schemas import NoSchema, Schemas, locate
+from workflows.local import expr as _expr
 
 DEFAULT_ROOT = Path("manifests")
 ARGO_WORKFLOW_KINDS = ("Workflow", "WorkflowTemplate", "ClusterWorkflowTemplate", "CronWorkflow")

@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from steps._policy import Policy, PolicyError, builtin_policy_dir, load_policy
+from steps._core.policy import Policy, PolicyError, builtin_policy_dir, load_policy
 from workflows import events, serving
 
 DEFAULT_OUT = Path("manifests/generated")

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
-# The analysis' queries and conditions live in steps/_analysis.py: the local rollout runs the same ones.
-from steps._analysis import (  # noqa: F401 (re-exported: the builders of the AnalysisTemplate's parts)
+# The analysis' queries and conditions live in steps/_canary/analysis.py: the local rollout runs the same ones.
+from steps._canary.analysis import (  # noqa: F401 (re-exported: the builders of the AnalysisTemplate's parts)
     MIN_WINDOW_SECONDS,
     QUERY_TIMEOUT_SECONDS,
     ROLE_LABEL,
@@ -28,8 +28,8 @@ from steps._analysis import (  # noqa: F401 (re-exported: the builders of the An
     traffic_condition,
     window,
 )
-from steps._analysis import number as _number
-from steps._policy import Policy, PolicyError, duration_seconds
+from steps._canary.analysis import number as _number
+from steps._core.policy import Policy, PolicyError, duration_seconds
 from workflows import _common
 
 SERVE_IMAGE = "ghcr.io/argo-mlops/serve"

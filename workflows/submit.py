@@ -21,14 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from steps._errors import TransientError, UsageError
-from steps._errors import run as run_command
+from steps._core.errors import TransientError, UsageError
+from steps._core.errors import run as run_command
 
 if TYPE_CHECKING:
     import requests
     from hera.workflows.service import WorkflowsService
 
-    from steps._policy import Policy
+    from steps._core.policy import Policy
     from workflows._schemas import Schemas
 
 DEFAULT_NAMESPACE = "argo"
@@ -144,7 +144,7 @@ def choose_documents(policy: Policy, wanted: str) -> tuple[dict[str, Any], list[
 def workflow_from(template: dict[str, Any], given: dict[str, str], namespace: str) -> dict[str, Any]:
     """The Workflow `argo submit --from workflowtemplate/<name> -p ...` creates: a reference to the template
     with the given parameters (the template's defaults fill the rest, on the server)."""
-    from workflows.runner import RunnerError, resolve_parameters
+    from workflows.local.runner import RunnerError, resolve_parameters
 
     try:
         resolve_parameters(template, given)  # unknown names, values outside an enum, parameters with no value
@@ -462,9 +462,9 @@ def submit(args: argparse.Namespace, env: Mapping[str, str], out: Callable[[str]
 
 
 def _policy(policy_file: Path | None, model: str | None) -> Policy:
-    from steps._policy import PolicyError
-    from workflows.run import choose_policy  # the same model choice as `mlops run`
-    from workflows.runner import RunnerError
+    from steps._core.policy import PolicyError
+    from workflows.local.run import choose_policy  # the same model choice as `mlops run`
+    from workflows.local.runner import RunnerError
 
     try:
         return choose_policy(policy_file, model)

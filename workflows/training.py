@@ -13,7 +13,7 @@ from typing import Any
 from hera.workflows import DAG, Artifact, ConfigMapEnv, Container, Env, Parameter, SecretEnv, WorkflowTemplate
 from hera.workflows import models as m
 
-from steps._policy import Policy
+from steps._core.policy import Policy
 from workflows import _common
 
 # The step exit code that means "transient: try again" (docs/steps.md); the only one retried.

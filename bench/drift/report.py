@@ -113,7 +113,7 @@ def markdown(r: dict[str, Any]) -> str:
         "",
         (f"Reference `{setup['reference']}`, current `{setup['current']}`: {setup['rows']:,} rows each, the 23 "
         f"features of `{setup['policy']}` (target dropped); the drift shifts exactly "
-        f"{len(r['truth'])} features (`steps._data.DRIFTED_FEATURES`). Every measurement is a fresh process; "
+        f"{len(r['truth'])} features (`steps._core.data.DRIFTED_FEATURES`). Every measurement is a fresh process; "
         "the timed region runs from both datasets in memory (pandas DataFrames read from Parquet) to per-feature "
         f"decisions, loading excluded; tools interleaved in one run; medians of {setup['reps']} repetitions "
         f"(Evidently: {setup['evidently_reps']}){', niceness ' + str(setup['nice']) if setup.get('nice') else ''}. Peak memory: the process's resident high-water mark during the "
@@ -185,9 +185,9 @@ def markdown(r: dict[str, Any]) -> str:
         "",
         "## Notes",
         "",
-        ("- Ours: `steps._drift.check`. Binned tests (PSI, Jensen-Shannon, chi-square) read the reference from the "
+        ("- Ours: `steps._drift.stats.check`. Binned tests (PSI, Jensen-Shannon, chi-square) read the reference from the "
         "profile and count the current data over its bins (missing values and unseen categories counted). Raw "
-        "tests (Wasserstein, KS) compare empirical CDFs over the distinct values (`steps._drift.Ecdf`: integers "
+        "tests (Wasserstein, KS) compare empirical CDFs over the distinct values (`steps._drift.stats.Ecdf`: integers "
         "counted, other numbers sorted once), exact; the reference's Ecdfs are built at training time like the "
         "profile, or, in the `-raw` rows, from the reference DataFrame inside the timed region. One thread; "
         "`@N`: N threads (one per CPU), each working on a feature."),

@@ -5,7 +5,7 @@
     .venv/bin/python -m bench.drift.run --render bench/drift/results.json   # rewrite results.md from the JSON
 
 Data: generate(rows, seed=1) is the reference and generate(rows, seed=2, drift=X) the current data, the 23
-features of gates/fraud-detection.yaml (the target dropped); X shifts exactly steps._data.DRIFTED_FEATURES.
+features of gates/fraud-detection.yaml (the target dropped); X shifts exactly steps._core.data.DRIFTED_FEATURES.
 Every measurement is a fresh process (bench/drift/tools.py) that loads both datasets, then times one tool from
 the data in memory to per-feature decisions, and reads its peak memory. Tools run interleaved (A B C A B C).
 Peers get their own venvs under bench/.venvs/ (git-ignored), made here with uv, never the project's.
@@ -29,9 +29,10 @@ from typing import Any
 import numpy as np
 
 from bench.drift import report, tools
-from steps import _drift, _profile
-from steps._data import DRIFTED_FEATURES, generate
-from steps._policy import DriftPolicy, load_policy
+from steps._core.data import DRIFTED_FEATURES, generate
+from steps._core.policy import DriftPolicy, load_policy
+from steps._drift import stats as _drift
+from steps._model import profile as _profile
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent

@@ -154,7 +154,7 @@ def _mlserver(name: str, description: str) -> Contender:
         protocol="v2",
         cwd="{workdir}/" + name,  # MLServer keeps its metrics files under the working folder
         # Ports by environment, so the settings files stay the same for every start. The repository on the
-        # path because a bundle's pipeline holds our contract encoder (steps._features), which unpickling imports.
+        # path because a bundle's pipeline holds our contract encoder (steps._model.features), which unpickling imports.
         env={"MLSERVER_HTTP_PORT": "{port}", "MLSERVER_GRPC_PORT": "{port2}", "MLSERVER_METRICS_PORT": "{port3}",
              "PYTHONPATH": "{repo}"},
         description=description,

@@ -21,8 +21,8 @@ import joblib
 import numpy as np
 import pandas as pd
 
-from steps._data import generate, read_dataset
-from steps._policy import Policy
+from steps._core.data import generate, read_dataset
+from steps._core.policy import Policy
 
 # One JSON body per line in these files; post.lua rotates through them.
 BODY_FILES = {"v2": "bodies-v2.jsonl", "v1": "bodies-v1.jsonl"}
@@ -190,7 +190,7 @@ def _load_bundle(bundle: Path) -> Any:
     """The bundle's estimator, after its hashes check out. We trust our own bundle's types (skops asks)."""
     import skops.io
 
-    from steps._bundle import BundleError, verify
+    from steps._model.bundle import BundleError, verify
 
     try:
         verify(bundle)

@@ -31,9 +31,9 @@ from bench.serving.contenders import (
 )
 from bench.serving.harness import BenchError
 from bench.serving.model import ModelError, ReferenceModel
-from steps._bundle import write_json
-from steps._errors import UsageError
-from steps._policy import PolicyError, load_policy
+from steps._core.errors import UsageError
+from steps._core.policy import PolicyError, load_policy
+from steps._model.bundle import write_json
 
 REPO = Path(__file__).resolve().parents[2]
 PEER_ONLY_NOTE = "Peer only: our server (argo-mlops) is not plugged in yet; MLServer's numbers, measured now."
@@ -58,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--nice", type=int, default=0,
                    help="niceness for servers and wrk alike, e.g. -10 on a machine shared with other work")
     p.add_argument("--policy", type=Path, default=REPO / "gates" / "fraud-detection.yaml")
-    p.add_argument("--dataset", help="training data URI (default: steps._data.generate)")
+    p.add_argument("--dataset", help="training data URI (default: steps._core.data.generate)")
     p.add_argument("--rows", type=int, default=20000, help="generated training rows (default 20000)")
     p.add_argument("--seed", type=int, help="data seed (default: the policy's model.seed)")
     p.add_argument("--model-dir", type=Path, help="serve this bundle (from steps.train) instead of training one")

@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=HERE / "results.json")
     args = parser.parse_args(argv)
 
-    from steps._data import generate, write_frame
+    from steps._core.data import generate, write_frame
 
     work = Path(tempfile.mkdtemp(prefix="bench-training-"))
     dataset = work / "transactions.parquet"

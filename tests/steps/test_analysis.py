@@ -1,4 +1,4 @@
-"""steps/_analysis.py: the one source of the canary analysis' PromQL. The local rollout's queries are the rendered
+"""steps/_canary/analysis.py: the one source of the canary analysis' PromQL. The local rollout's queries are the rendered
 AnalysisTemplate's, only the rate window differs; its verdicts are Argo Rollouts' reading of the template's own
 conditions; an unreachable Prometheus is a transient failure that names the URL."""
 
@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from steps import _analysis
-from steps._errors import TransientError
-from steps._policy import Policy, load_policy
+from steps._canary import analysis as _analysis
+from steps._core.errors import TransientError
+from steps._core.policy import Policy, load_policy
 from tests.conftest import free_port
 from tests.workflows.test_serving import VERDICTS, _argo_verdict, write_policy
 from workflows import serving

@@ -1,4 +1,4 @@
-"""steps/_data.py: the generated reference data matches the policy's contract, drift shifts what it says it
+"""steps/_core/data.py: the generated reference data matches the policy's contract, drift shifts what it says it
 shifts, and datasets are read by content and written by extension."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from steps._data import DRIFTED_FEATURES, generate, read_dataset, write_frame
-from steps._errors import UsageError
-from steps._policy import DataPolicy, Feature, load_policy
+from steps._core.data import DRIFTED_FEATURES, generate, read_dataset, write_frame
+from steps._core.errors import UsageError
+from steps._core.policy import DataPolicy, Feature, load_policy
 
 ROWS = 20000
 

@@ -1,4 +1,4 @@
-"""Drift statistics (steps/_drift.py): per-feature scores against the reference profile and the policy's rule."""
+"""Drift statistics (steps/_drift/stats.py): per-feature scores against the reference profile and the policy's rule."""
 
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ import pandas as pd
 import pytest
 from scipy import spatial, stats
 
-from steps import _drift, _profile
-from steps._data import DRIFTED_FEATURES, generate
-from steps._policy import DriftPolicy, Feature, load_policy
+from steps._core.data import DRIFTED_FEATURES, generate
+from steps._core.policy import DriftPolicy, Feature, load_policy
+from steps._drift import stats as _drift
+from steps._model import profile as _profile
 
 ROWS = 50_000
 POLICY = DriftPolicy()  # the seed's rule: psi, 0.15, drift_share 0.3, min_samples 10000

@@ -18,14 +18,16 @@ from typing import Any
 import pytest
 import yaml
 
-from steps import _bundle, _drift, drift
-from steps._bundle import write_manifest
-from steps._data import DRIFTED_FEATURES, generate, write_frame
-from steps._errors import UsageError
-from steps._local_deploy import ServerProcess
-from steps._policy import load_policy
-from steps._profile import build_profile
-from steps._registry import Registry
+from steps import drift
+from steps._canary.local.deploy import ServerProcess
+from steps._core.data import DRIFTED_FEATURES, generate, write_frame
+from steps._core.errors import UsageError
+from steps._core.policy import load_policy
+from steps._drift import stats as _drift
+from steps._model import bundle as _bundle
+from steps._model.bundle import write_manifest
+from steps._model.profile import build_profile
+from steps._storage.registry import Registry
 from tests.conftest import PUSHGATEWAY, free_port, prometheus, running
 from tests.steps.test_predictor import Trained, trained_bundle
 

@@ -11,10 +11,11 @@ import pytest
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
-from steps import _features, _model
-from steps._data import generate
-from steps._errors import UsageError
-from steps._policy import Feature, load_policy
+from steps._core.data import generate
+from steps._core.errors import UsageError
+from steps._core.policy import Feature, load_policy
+from steps._model import features as _features
+from steps._model import skops as _model
 
 CONTRACT = (
     Feature("amount", "numeric", min=0, max=100),
@@ -140,6 +141,28 @@ def test_trusted_types_cover_every_type_we_save_and_load_round_trips(
     assert set(sio.get_untrusted_types(file=path)) - set(_model.TRUSTED_TYPES) == set()
     loaded = _model.load(path)
     np.testing.assert_array_equal(loaded.predict_proba(X), pipeline.predict_proba(X))
+
+
+def test_a_model_saved_when_the_encoder_lived_in_steps_features_still_loads(fraud, tmp_path: Path) -> None:
+    """Versions registered before the layout change name the encoder `steps._features.ContractEncoder`."""
+    import zipfile
+
+    features, frame, y = fraud
+    X = _features.model_input(frame, features)
+    pipeline = _features.build_pipeline(features, "hist_gradient_boosting", ESTIMATORS["hist_gradient_boosting"], seed=3)
+    with _model.compute_threads():
+        pipeline.fit(X, y)
+    saved = tmp_path / "new.skops"
+    _model.save(pipeline, saved)
+    old = tmp_path / "old.skops"
+    with zipfile.ZipFile(saved) as src, zipfile.ZipFile(old, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item)
+            if item.filename == "schema.json":
+                assert b'"steps._model.features"' in data
+                data = data.replace(b'"steps._model.features"', b'"steps._features"')
+            dst.writestr(item, data)
+    np.testing.assert_array_equal(_model.load(old).predict_proba(X), pipeline.predict_proba(X))
 
 
 def test_load_refuses_a_model_holding_a_type_we_do_not_trust(tmp_path: Path) -> None:

@@ -18,8 +18,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from steps import _model, gate, train
-from steps._data import generate
+from steps import gate, train
+from steps._core.data import generate
+from steps._model import skops as _model
 
 ROWS = 20_000
 
@@ -124,7 +125,7 @@ def run_gate(
 
 def run_gate_without_baseline(candidate: Model, out: Path, policy: Path | None = None) -> Gated:
     """The pure function, with no baseline: the CLI would ask the registry for the production version."""
-    from steps._policy import load_policy
+    from steps._core.policy import load_policy
 
     loaded = load_policy(policy or candidate.policy)
     holdout, y = gate.read_holdout(candidate.holdout, loaded)
@@ -413,7 +414,7 @@ def test_an_unreadable_holdout_exits_2(good: Model, tmp_path: Path) -> None:
 def test_without_a_baseline_flag_the_registry_decides_and_an_empty_one_means_none(
     good: Model, policy_file: Path, tmp_path: Path
 ) -> None:
-    pytest.importorskip("steps._registry")
+    pytest.importorskip("steps._storage.registry")
     policy = derive_policy(
         policy_file,
         tmp_path / "policy",
@@ -429,7 +430,7 @@ def test_without_a_baseline_flag_the_registry_decides_and_an_empty_one_means_non
 def test_the_baseline_comes_from_the_registry(
     flags: list[str], good: Model, shuffled: Model, good_gated: Gated, policy_file: Path, tmp_path: Path
 ) -> None:
-    _registry = pytest.importorskip("steps._registry")
+    _registry = pytest.importorskip("steps._storage.registry")
     registry = _registry.Registry.open(str(tmp_path / "registry"))
     registry.register("fraud-detection", good.bundle, passed=True, gate_report=good_gated.report)
     registry.promote("fraud-detection", 1, "production")

@@ -1,4 +1,4 @@
-"""The Kubernetes adapter (steps/_k8s.py) against a small fake Kubernetes API: a real HTTP server on 127.0.0.1
+"""The Kubernetes adapter (steps/_canary/kubernetes.py) against a small fake Kubernetes API: a real HTTP server on 127.0.0.1
 that answers GET/PATCH for one Rollout (moving its status as the Argo Rollouts controller would) and lists
 AnalysisRuns. There is no API server here; this one speaks the same HTTP, paths, verbs and content types."""
 
@@ -14,8 +14,8 @@ from typing import Any, Self
 
 import pytest
 
-from steps._errors import TransientError
-from steps._k8s import GROUP_PATH, MERGE_PATCH, KubeClient, KubeError, merge_patch
+from steps._canary.kubernetes import GROUP_PATH, MERGE_PATCH, KubeClient, KubeError, merge_patch
+from steps._core.errors import TransientError
 from tests.conftest import free_port
 
 TOKEN = "test-token-123"

@@ -18,9 +18,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from steps import _bundle, _model, _parity, _predictor, gate, train
-from steps._data import generate
-from steps._policy import load_policy
+from steps import gate, train
+from steps._core.data import generate
+from steps._core.policy import load_policy
+from steps._model import bundle as _bundle
+from steps._model import parity as _parity
+from steps._model import skops as _model
+from steps._model import trees as _predictor
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICY = ROOT / "gates" / "fraud-detection.yaml"
@@ -103,7 +107,7 @@ def test_the_compiled_predictor_loads_without_scikit_learn_or_numpy(trained: Tra
     code = (
         "import sys\n"
         "sys.modules['sklearn'] = sys.modules['numpy'] = sys.modules['pandas'] = None  # any import fails\n"
-        "from steps import _predictor\n"
+        "from steps._model import trees as _predictor\n"
         f"p = _predictor.load({str(trained.bundle / _predictor.TREES_FILE)!r})\n"
         "row = tuple(float('nan') for _ in p.features)\n"
         "print(p.predict([row])[0])\n"
@@ -215,7 +219,7 @@ def test_a_tree_deeper_than_the_limit_is_refused() -> None:
 def test_other_estimators_are_served_through_skops(trained: Trained) -> None:
     policy = load_policy(trained.policy)
     frame = generate(1500, seed=2)
-    from steps import _features
+    from steps._model import features as _features
 
     lr = _features.build_pipeline(policy.data.features, "logistic_regression", {"max_iter": 200}, seed=1)
     lr.fit(_features.model_input(frame, policy.data.features), _features.target_vector(frame["is_fraud"], 1))

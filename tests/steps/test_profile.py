@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from steps import _profile
-from steps._policy import Feature
+from steps._core.policy import Feature
+from steps._model import profile as _profile
 
 AMOUNT = Feature("amount", "numeric", min=0, nullable=True)
 COLOUR = Feature("colour", "categorical", categories=("red", "green", "blue"), unknown="other", nullable=True)

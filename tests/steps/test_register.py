@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from steps._registry import Registry
+from steps._storage.registry import Registry
 from steps.register import main
 from tests.conftest import free_port
 from tests.steps.test_registry import FAILED, MODEL, PASSED, ROOT, make_bundle

@@ -1,4 +1,4 @@
-"""The model registry (steps/_registry.py) and its command line (steps/registry.py), on a local folder and a
+"""The model registry (steps/_storage/registry.py) and its command line (steps/registry.py), on a local folder and a
 real S3 API: versions, idempotent registration, lifecycle, rollback, verified fetch, crashes, concurrency."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from steps._bundle import BundleError, write_manifest
-from steps._registry import IllegalTransition, Registry, RegistryError, VersionNotFound
-from steps._store import open_store
+from steps._model.bundle import BundleError, write_manifest
+from steps._storage.registry import IllegalTransition, Registry, RegistryError, VersionNotFound
+from steps._storage.store import open_store
 from steps.registry import main as registry_main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -331,7 +331,7 @@ def test_state_records_change_only_by_compare_and_swap(reg: Registry) -> None:
 _CRASH = """
 import json, os, sys
 from pathlib import Path
-from steps._registry import Registry
+from steps._storage.registry import Registry
 
 reg = Registry.open(sys.argv[1])
 put_new, put_if_match = reg.store.put_new, reg.store.put_if_match

@@ -15,10 +15,10 @@ import pytest
 import yaml
 
 from steps import rollout as step
-from steps._bundle import write_manifest
-from steps._k8s import merge_patch
-from steps._policy import Policy, load_policy
-from steps._registry import Registry
+from steps._canary.kubernetes import merge_patch
+from steps._core.policy import Policy, load_policy
+from steps._model.bundle import write_manifest
+from steps._storage.registry import Registry
 from tests.steps.test_k8s import ABORT_MESSAGE, NAMESPACE, TOKEN, FakeKubeAPI, analysis_run
 
 MODEL = "churn-model"  # not the reference model: nothing here may depend on it

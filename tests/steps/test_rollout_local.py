@@ -1,4 +1,4 @@
-"""The rollout step's local target (steps/rollout.py + steps/_local_deploy.py) with real components: a real
+"""The rollout step's local target (steps/rollout.py + steps/_canary/local/deploy.py) with real components: a real
 trained bundle in a local registry, real `python -m steps.serve` processes behind the router, replayed traffic,
 and the analysis computed from the servers' own /metrics. A bad candidate is the real server with faults in its
 model's predictions (the MLOPS_DEPLOY_CANARY_FAULT knob), so its metrics show them as a bad model's would."""
@@ -19,10 +19,8 @@ from typing import Any
 import pytest
 import yaml
 
-from steps import _bundle
 from steps import rollout as step
-from steps._data import generate, write_frame
-from steps._local_deploy import (
+from steps._canary.local.deploy import (
     FAULT_ENV,
     DeployClient,
     Deployment,
@@ -32,8 +30,10 @@ from steps._local_deploy import (
     parse_metrics,
     quantile,
 )
-from steps._policy import Policy, load_policy
-from steps._registry import Registry
+from steps._core.data import generate, write_frame
+from steps._core.policy import Policy, load_policy
+from steps._model import bundle as _bundle
+from steps._storage.registry import Registry
 from tests.conftest import free_port
 from tests.steps.test_predictor import Trained, trained_bundle
 
@@ -113,7 +113,7 @@ def run_rollout(policy: Policy, registry: Registry, *extra: str) -> int:
 
 
 def predict(router: Router, policy: Policy, dataset: Path) -> tuple[int, str, str]:
-    from steps._local_deploy import replay_rows
+    from steps._canary.local.deploy import replay_rows
 
     body = json.dumps({"instances": replay_rows(policy, str(dataset), limit=1)}).encode()
     request = urllib.request.Request(f"{router.url}/v1/models/{policy.model_name}:predict", data=body,

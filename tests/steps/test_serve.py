@@ -24,9 +24,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from steps import _bundle, _model, _predictor
-from steps._data import generate
-from steps._policy import load_policy
+from steps._core.data import generate
+from steps._core.policy import load_policy
+from steps._model import bundle as _bundle
+from steps._model import skops as _model
+from steps._model import trees as _predictor
 from tests.conftest import free_port
 from tests.steps.test_predictor import ROOT, Trained, trained_bundle
 
@@ -465,7 +467,7 @@ def test_sigterm_under_load_answers_every_request_it_read(trained: Trained, tmp_
 
 @pytest.fixture(scope="module")
 def registry(trained: Trained, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from steps._registry import Registry
+    from steps._storage.registry import Registry
 
     location = tmp_path_factory.mktemp("registry")
     Registry.open(str(location)).register(MODEL, trained.bundle, passed=True, gate_report={"passed": True})

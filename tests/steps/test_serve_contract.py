@@ -1,5 +1,5 @@
-"""Requests against the data contract (steps._contract): the codes the server scores are ContractEncoder's, the
-bins it counts are steps._profile's, and every client mistake is a 4xx that names the field and the rule."""
+"""Requests against the data contract (steps._serving.contract): the codes the server scores are ContractEncoder's, the
+bins it counts are steps._model.profile's, and every client mistake is a 4xx that names the field and the rule."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from steps import _features, _profile
-from steps._contract import RequestContract, RequestError
-from steps._data import generate
-from steps._policy import load_policy
+from steps._core.data import generate
+from steps._core.policy import load_policy
+from steps._model import features as _features
+from steps._model import profile as _profile
+from steps._serving.contract import RequestContract, RequestError
 from tests.steps.test_predictor import POLICY
 
 NAN = float("nan")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from steps._errors import TransientError, UsageError
-from steps._store import (
+from steps._core.errors import TransientError, UsageError
+from steps._storage.store import (
     AlreadyExists,
     Conflict,
     LocalStore,

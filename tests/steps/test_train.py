@@ -14,9 +14,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from steps import _bundle, _drift, _model, train
-from steps._data import generate
-from steps._policy import load_policy
+from steps import train
+from steps._core.data import generate
+from steps._core.policy import load_policy
+from steps._drift import stats as _drift
+from steps._model import bundle as _bundle
+from steps._model import skops as _model
 
 ROWS = 20_000
 COMMIT = "0123456789abcdef0123456789abcdef01234567"

@@ -18,9 +18,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from steps._data import generate, write_frame
-from steps._expectations import contract_checks
-from steps._policy import load_policy
+from steps._core.data import generate, write_frame
+from steps._core.policy import load_policy
+from steps._quality.expectations import contract_checks
 from steps.validate import main
 from tests.conftest import ROOT, free_port
 
@@ -406,7 +406,7 @@ def test_command_line_runs_offline_without_progress_bars(small: pd.DataFrame, po
 
 
 def test_importing_validate_does_not_import_great_expectations() -> None:
-    code = "import sys, steps.validate, steps._expectations; print('great_expectations' in sys.modules)"
+    code = "import sys, steps.validate, steps._quality.expectations; print('great_expectations' in sys.modules)"
     proc = subprocess.run([sys.executable, "-c", code], check=False, cwd=ROOT, capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0, proc.stderr

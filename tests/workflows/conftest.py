@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from workflows import runner
+from workflows.local import runner
 
 
 def container(name: str, code: str, *, args: list[str] | None = None, **extra: Any) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from steps._registry import Registry
+from steps._storage.registry import Registry
 from workflows import demo
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]

@@ -17,11 +17,12 @@ from typing import Any
 import pytest
 import yaml
 
-from steps._policy import load_policy
+from steps._core.policy import load_policy
 from tests.conftest import PROMETHEUS, free_port
 from tests.conftest import prometheus as start_prometheus
-from workflows import events, events_serve, render
+from workflows import events, render
 from workflows._schemas import Schemas
+from workflows.local import events as events_serve
 
 from .conftest import container, workflow
 
@@ -309,10 +310,10 @@ def prometheus(tmp_path: Path) -> Iterator[tuple[str, Any]]:
 
 
 def _production_registry(folder: Path, policy_path: Path) -> tuple[Path, dict[str, Any]]:
-    from steps._bundle import write_manifest
-    from steps._data import generate
-    from steps._profile import build_profile
-    from steps._registry import Registry
+    from steps._core.data import generate
+    from steps._model.bundle import write_manifest
+    from steps._model.profile import build_profile
+    from steps._storage.registry import Registry
 
     bundle = folder / "bundle"
     bundle.mkdir()
@@ -333,8 +334,9 @@ def test_drift_from_prometheus_counters_triggers_one_retrain_through_events_serv
     drifted features, calls `events serve`, and one (stand-in) training runs; a second check starts none."""
     import re
 
-    from steps import _drift, drift
-    from steps._data import generate
+    from steps import drift
+    from steps._core.data import generate
+    from steps._drift import stats as _drift
 
     policy_path = tmp_path / f"{MODEL}.yaml"
     policy_path.write_text(re.sub(r"min_samples: \d+", "min_samples: 2000",

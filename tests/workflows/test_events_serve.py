@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 import yaml
 
-from steps._policy import load_policy
-from workflows import events, events_serve
+from steps._core.policy import load_policy
+from workflows import events
+from workflows.local import events as events_serve
 
 from .conftest import container, workflow
 from .test_events import MODEL, PARAMS, TINY_CODE, TOKEN, Served, alert

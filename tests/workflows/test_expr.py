@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from workflows._expr import (
+from workflows.local.expr import (
     ExpressionError,
     UnresolvedVariable,
     depends_expression,

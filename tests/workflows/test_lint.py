@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from steps._policy import load_policy
+from steps._core.policy import load_policy
 from workflows import lint
 from workflows._schemas import Schemas
 from workflows.training import build_training

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from workflows import run
+from workflows.local import run
 
 FAKE_STEPS = {
     "__init__.py": "",

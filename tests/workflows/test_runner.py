@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from tests.workflows.conftest import container, run_file, workflow
-from workflows.runner import RunnerError
+from workflows.local.runner import RunnerError
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from steps._policy import Policy, PolicyError, load_policy
+from steps._core.policy import Policy, PolicyError, load_policy
 from workflows import render, serving
 from workflows._common import package_version
 from workflows._schemas import Schemas

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from steps._policy import load_policy
+from steps._core.policy import load_policy
 from tests.conftest import free_port
 from workflows import render, submit
 from workflows._schemas import Schemas

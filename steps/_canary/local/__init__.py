@@ -1,0 +1,1 @@
+"""The local deployment (`mlops deploy`): servers, router, control client and the local canary controller."""

@@ -1,0 +1,1 @@
+"""What every step shares: errors and exit codes, the policy, files, datasets."""

@@ -1,0 +1,106 @@
+"""The reference profile for drift: each feature's training distribution as bins and proportions.
+
+Numbers get ~10 quantile bins; bin i holds edges[i] < x <= edges[i+1], the first edge is -inf and the last
++inf, so every live value lands in a bin. Categories keep the contract's list plus a last `other` bucket
+for unseen values. `proportions` are shares of the non-missing values (they sum to 1 when any value is
+present), `missing` is the share of missing values, `count` the number of rows seen. `bin_index` and
+`bin_counts` map live values onto the same bins, vectorised, so serving can count them and drift compare.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from steps._core.policy import Feature
+
+MISSING = -1  # bin_index of a missing value
+MISSING_LABEL = "missing"
+OTHER_LABEL = "other"
+
+
+def build_profile(frame: pd.DataFrame, features: Iterable[Feature], bins: int = 10) -> dict[str, Any]:
+    """profile.json's content for the contract's features of `frame`."""
+    if bins < 1:
+        raise ValueError(f"bins: must be at least 1 (got {bins})")
+    return {
+        "features": {f.name: feature_profile(frame[f.name], f, bins) for f in features},
+        "rows": len(frame),
+    }
+
+
+def feature_profile(values: pd.Series, feature: Feature, bins: int = 10) -> dict[str, Any]:
+    missing = pd.isna(values.to_numpy(dtype=object))
+    count = len(values)
+    profile: dict[str, Any] = {"type": feature.type}
+    if feature.type == "categorical":
+        profile["categories"] = [*feature.categories, OTHER_LABEL]
+    else:
+        present = _as_float(values)[~missing]
+        # Quantiles of the training values; ties (integers, zero-heavy counts) collapse, hence the dedupe.
+        quantiles = np.quantile(present, np.linspace(0, 1, bins + 1)[1:-1]) if len(present) else []
+        profile["edges"] = [float("-inf"), *(float(e) for e in np.unique(quantiles)), float("inf")]
+    indices = bin_index(profile, values)
+    n_bins = len(profile["categories"]) if feature.type == "categorical" else len(profile["edges"]) - 1
+    counts = np.bincount(indices[indices != MISSING], minlength=n_bins)
+    present_n = int(counts.sum())
+    profile["proportions"] = [float(c / present_n) if present_n else 0.0 for c in counts]
+    profile["missing"] = float(missing.sum() / count) if count else 0.0
+    profile["count"] = int(count)
+    return profile
+
+
+def bin_index(feature_profile: dict[str, Any], values: Sequence[Any] | np.ndarray | pd.Series) -> np.ndarray:
+    """The bin of each value (an index into the profile's proportions), MISSING (-1) for a missing value.
+
+    Categorical: the index of the category in the profile's list; an unseen value gets the last index,
+    the `other` bucket. Numeric: edges[i] < x <= edges[i+1]; a value that is not a number raises ValueError.
+    """
+    array = (
+        values.to_numpy(dtype=object) if isinstance(values, pd.Series) else np.asarray(values, dtype=object)
+    )
+    missing = pd.isna(array)
+    if "categories" in feature_profile:
+        categories = feature_profile["categories"]
+        # Only the contract's categories are looked up: a live value spelled "other" is unseen too.
+        index = pd.Index(categories[:-1]).get_indexer(array)
+        index[index < 0] = len(categories) - 1
+    else:
+        numbers = _as_float(pd.Series(array, dtype=object))
+        inner = np.asarray(feature_profile["edges"][1:-1], dtype=np.float64)
+        index = np.searchsorted(inner, numbers, side="left")
+    index = index.astype(np.int64)
+    index[missing] = MISSING
+    return index
+
+
+def bin_labels(feature_profile: dict[str, Any]) -> list[str]:
+    """Labels for the bins, aligned with `proportions`: "0", "1", ...; `other` for the unseen bucket."""
+    if "categories" in feature_profile:
+        n = len(feature_profile["categories"])
+        return [str(i) for i in range(n - 1)] + [OTHER_LABEL]
+    return [str(i) for i in range(len(feature_profile["edges"]) - 1)]
+
+
+def bin_counts(
+    feature_profile: dict[str, Any], values: Sequence[Any] | np.ndarray | pd.Series
+) -> dict[str, int]:
+    """How many values fall in each bin, by label (`bin_labels`, plus "missing"); empty bins are left out."""
+    index = bin_index(feature_profile, values)
+    labels = bin_labels(feature_profile)
+    counts = np.bincount(index[index != MISSING], minlength=len(labels))
+    out = {labels[i]: int(c) for i, c in enumerate(counts) if c}
+    n_missing = int((index == MISSING).sum())
+    if n_missing:
+        out[MISSING_LABEL] = n_missing
+    return out
+
+
+def _as_float(values: pd.Series) -> np.ndarray:
+    try:
+        return values.to_numpy(dtype=np.float64, na_value=np.nan)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{values.name or 'values'}: expected numbers ({err})") from err

@@ -1,0 +1,360 @@
+"""The policy's data contract as Great Expectations 1.x expectations, run offline on a pandas frame.
+
+`contract_checks` turns the contract into plain `Check`s (no Great Expectations import, so it is cheap);
+`run_checks` builds the suite and runs it in an ephemeral context. Per feature, in this order:
+
+- the column exists;
+- its type: `numeric` holds numbers, `integer` whole numbers, `categorical` text (custom expectations
+  `expect_column_values_to_be_numeric` / `..._integral`, and GX's `expect_column_values_to_be_of_type`);
+- its range (`min`/`max`, inclusive) and, unless `nullable`, no nulls;
+- categorical: values in `categories`. With `unknown: reject` an unseen value fails the dataset. With
+  `unknown: other` the contract itself says what an unseen value means (training and serving put it in the
+  `other` bucket, and a literal `other` is that bucket), so unseen values are reported as a warning
+  (GX severity `warning`) and do not fail it: a new merchant category must not stop retraining.
+
+The target: it exists, has no nulls, and holds both classes. With a 0/1 `positive_label` its values must be
+in {0, 1}; with any other label it must have exactly two values, the positive label being one of them.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from steps._core.policy import DataPolicy
+
+# Map expectations report "n of N rows <verb>"; the verb says what was wrong with those rows.
+_VERBS = {
+    "expect_column_values_to_be_numeric": "not numbers",
+    "expect_column_values_to_be_integral": "not whole numbers",
+    "expect_column_values_to_be_of_type": "not text",
+    "expect_column_values_to_be_between": "outside",
+    "expect_column_values_to_not_be_null": "null",
+    "expect_column_values_to_be_in_set": "not in the set",
+}
+_TYPE_CHECKS = ("expect_column_values_to_be_numeric", "expect_column_values_to_be_integral",
+                "expect_column_values_to_be_of_type")
+_EXAMPLES = 5
+
+
+@dataclass(frozen=True)
+class Check:
+    """One expectation: its GX name, its column, its arguments and whether a failure fails the dataset."""
+
+    expectation: str
+    column: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    severity: str = "critical"  # "critical" fails the dataset; "warning" is reported only
+
+
+@dataclass(frozen=True)
+class Outcome:
+    check: Check
+    success: bool
+    observed: Any
+    details: str
+
+    @property
+    def rule(self) -> str:
+        return _rule(self.check)
+
+    def line(self) -> str:
+        """E.g. `amount: expect_column_values_to_be_between [0, 100000]: 2 of 20000 rows outside, e.g. -5`."""
+        rule = f" {self.rule}" if self.rule else ""
+        return f"{self.check.column}: {self.check.expectation}{rule}: {self.details}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "expectation": self.check.expectation,
+            "column": self.check.column,
+            "kwargs": _plain(self.check.kwargs),
+            "severity": self.check.severity,
+            "success": self.success,
+            "observed": _plain(self.observed),
+            "details": self.details,
+        }
+
+
+def contract_checks(data: DataPolicy) -> list[Check]:
+    """Every expectation the contract implies, features in contract order, then the target."""
+    checks: list[Check] = []
+    for f in data.features:
+        checks.append(Check("expect_column_to_exist", f.name))
+        if f.type == "numeric":
+            checks.append(Check("expect_column_values_to_be_numeric", f.name))
+        elif f.type == "integer":
+            checks.append(Check("expect_column_values_to_be_integral", f.name))
+        else:
+            checks.append(Check("expect_column_values_to_be_of_type", f.name, {"type_": "str"}))
+        if f.min is not None or f.max is not None:
+            checks.append(Check("expect_column_values_to_be_between", f.name,
+                                {"min_value": _number(f.min), "max_value": _number(f.max)}))
+        if not f.nullable:
+            checks.append(Check("expect_column_values_to_not_be_null", f.name))
+        if f.type == "categorical":
+            if f.unknown == "other":
+                allowed = list(f.categories) + ([] if "other" in f.categories else ["other"])
+                checks.append(Check("expect_column_values_to_be_in_set", f.name, {"value_set": allowed},
+                                    "warning"))
+            else:
+                checks.append(Check("expect_column_values_to_be_in_set", f.name,
+                                    {"value_set": list(f.categories)}))
+
+    target, positive = data.target, data.positive_label
+    checks.append(Check("expect_column_to_exist", target))
+    checks.append(Check("expect_column_values_to_not_be_null", target))
+    if _is_binary_number(positive):
+        checks.append(Check("expect_column_values_to_be_in_set", target, {"value_set": [0, 1]}))
+        # One expectation says "both classes present" and names the class that is missing.
+        checks.append(Check("expect_column_distinct_values_to_contain_set", target, {"value_set": [0, 1]}))
+    else:
+        checks.append(Check("expect_column_distinct_values_to_contain_set", target,
+                            {"value_set": [positive]}))
+        checks.append(Check("expect_column_unique_value_count_to_be_between", target,
+                            {"min_value": 2, "max_value": 2}))
+    return checks
+
+
+def prepare(frame: pd.DataFrame, data: DataPolicy, fmt: str) -> pd.DataFrame:
+    """The frame the expectations see: the contract's columns that are present, in order, then the target.
+
+    Numeric and integer columns that pandas read as numbers become float64 (NaN for null), so range checks
+    take GX's vectorised path and pandas' nullable `pd.NA` never reaches it; a column that holds text stays
+    as read, so the type check can show the text. A CSV has no types: a categorical column that pandas read
+    as whole numbers is the text of those numbers.
+    """
+    columns: dict[str, pd.Series] = {}
+    for f in data.features:
+        if f.name not in frame.columns:
+            continue
+        col = frame[f.name]
+        if f.type in ("numeric", "integer"):
+            if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+                col = pd.Series(col.to_numpy(dtype="float64", na_value=np.nan), index=col.index, name=f.name)
+        elif isinstance(col.dtype, (pd.StringDtype, pd.CategoricalDtype)):
+            col = col.astype(object).where(col.notna(), None)
+        elif fmt == "csv" and pd.api.types.is_integer_dtype(col):
+            col = col.astype(str)
+        columns[f.name] = col
+    if data.target in frame.columns:
+        columns[data.target] = frame[data.target]
+    return pd.DataFrame(columns, index=frame.index)
+
+
+def run_checks(frame: pd.DataFrame, checks: list[Check]) -> list[Outcome]:
+    """Run every check with Great Expectations (ephemeral context, no progress bars, no network).
+
+    Every check runs even when its column is missing: GX reports those as failed, and the outcome says why.
+    """
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import (
+        DataContextConfig,
+        InMemoryStoreBackendDefaults,
+        ProgressBarsConfig,
+    )
+
+    classes = _expectation_classes()
+    config = DataContextConfig(
+        store_backend_defaults=InMemoryStoreBackendDefaults(),
+        progress_bars=ProgressBarsConfig(globally=False, metric_calculations=False),
+        analytics_enabled=False,
+    )
+    context = gx.get_context(mode="ephemeral", project_config=config)
+    batch = (context.data_sources.add_pandas("dataset")
+             .add_dataframe_asset("frame")
+             .add_batch_definition_whole_dataframe("whole"))
+    # `meta` carries our index: GX does not promise to return results in suite order. The suite is
+    # complete before it is stored: adding to a stored suite re-serialises it every time (quadratic).
+    expectations = [
+        classes[c.expectation](column=c.column, severity=c.severity, meta={"check": i}, **c.kwargs)
+        for i, c in enumerate(checks)
+    ]
+    suite = context.suites.add(gx.ExpectationSuite(name="contract", expectations=expectations))
+    definition = context.validation_definitions.add(
+        gx.ValidationDefinition(name="contract", data=batch, suite=suite))
+    result = definition.run(batch_parameters={"dataframe": frame},
+                            result_format={"result_format": "SUMMARY", "partial_unexpected_count": 20})
+
+    by_index = {int(r.expectation_config.meta["check"]): r for r in result.results
+                if r.expectation_config is not None and r.expectation_config.meta}
+    type_failed = {checks[i].column for i, r in by_index.items()
+                   if checks[i].expectation in _TYPE_CHECKS and not r.success}
+    outcomes = []
+    for i, check in enumerate(checks):
+        r = by_index.get(i)
+        if r is None:  # never seen; a check without a result must not count as passed
+            outcomes.append(Outcome(check, False, None, "not evaluated: no result from Great Expectations"))
+            continue
+        observed, details = _describe(check, r.result or {}, r.exception_info or {}, frame, type_failed)
+        outcomes.append(Outcome(check, bool(r.success), observed, details))
+    return outcomes
+
+
+def _describe(check: Check, result: dict[str, Any], exception: dict[str, Any], frame: pd.DataFrame,
+              type_failed: set[str]) -> tuple[Any, str]:
+    """What GX observed, as plain data, and a sentence for a person."""
+    if check.column not in frame.columns:
+        return None, ("column is missing" if check.expectation == "expect_column_to_exist"
+                      else "not evaluated: the column is missing")
+    raised = _raised(exception)
+    if raised is not None:
+        if check.column in type_failed:
+            return None, "not evaluated: the column holds values of the wrong type (see its type check)"
+        return None, f"could not be evaluated: {raised}"
+    if check.expectation == "expect_column_to_exist":
+        return None, "column is present"
+    if "unexpected_count" in result:
+        count, total = int(result["unexpected_count"]), int(result.get("element_count", len(frame)))
+        examples = _examples(result)
+        rows = list(result.get("partial_unexpected_index_list") or [])[:_EXAMPLES]
+        observed = {"unexpected_count": count, "element_count": total,
+                    "unexpected_percent": result.get("unexpected_percent"), "examples": examples,
+                    "rows": rows}
+        if count == 0:
+            return observed, f"all {total} rows pass"
+        if check.expectation == "expect_column_values_to_not_be_null":
+            # The value of a null is not worth showing; where it is, is.
+            shown = "row " + ", ".join(str(r) for r in rows) if rows else "..."
+        else:
+            shown = ", ".join(_show(v) for v in examples)
+        verb = _VERBS.get(check.expectation, "unexpected")
+        return observed, f"{count} of {total} rows {verb}, e.g. {shown}"
+    if "missing_count" in result:
+        missing = list(result.get("partial_missing_list") or [])
+        if not missing:
+            return {"missing": []}, "every value is present"
+        return {"missing": missing}, "no row has " + " or ".join(_show(v) for v in missing)
+    if "observed_value" in result:
+        value = result["observed_value"]
+        if isinstance(value, list):
+            shown = "[" + ", ".join(_show(v) for v in value) + "]"
+        else:  # a count, or a type name (int64), which reads better unquoted
+            shown = value if isinstance(value, str) else _show(value)
+        return value, f"observed {shown}"
+    return None, "no observation"
+
+
+def _raised(exception: dict[str, Any]) -> str | None:
+    # A failed metric comes back keyed by metric id; a failed expectation comes back flat.
+    if exception.get("raised_exception"):
+        return str(exception.get("exception_message"))
+    for info in exception.values():
+        if isinstance(info, dict) and info.get("raised_exception"):
+            return str(info.get("exception_message"))
+    return None
+
+
+def _examples(result: dict[str, Any]) -> list[Any]:
+    """Distinct unexpected values, the most frequent first (from GX's first 20 unexpected rows)."""
+    counts = result.get("partial_unexpected_counts") or []
+    if counts:
+        return [c["value"] for c in counts][:_EXAMPLES]
+    values = list(dict.fromkeys(result.get("partial_unexpected_list", [])))
+    return values[:_EXAMPLES]
+
+
+def _rule(check: Check) -> str:
+    k = check.kwargs
+    if "min_value" in k or "max_value" in k:
+        lo = "-inf" if k.get("min_value") is None else _show(k["min_value"])
+        hi = "inf" if k.get("max_value") is None else _show(k["max_value"])
+        return f"[{lo}, {hi}]"
+    if "value_set" in k:
+        return "{" + ", ".join(_show(v) for v in k["value_set"]) + "}"
+    if "type_" in k:
+        return str(k["type_"])
+    return ""
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _number(value: float | None) -> int | float | None:
+    return int(value) if value is not None and float(value).is_integer() else value
+
+
+def _is_binary_number(label: Any) -> bool:
+    return isinstance(label, (int, float)) and not isinstance(label, bool) and label in (0, 1)
+
+
+def _plain(value: Any) -> Any:
+    """JSON-safe: numpy scalars to Python, NaN and infinities to strings (JSON has no such numbers)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return str(value)
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
+def _as_numbers(column: pd.Series) -> pd.Series:
+    """The column as float64, NaN where a value is not a number (text that parses counts; booleans do not)."""
+    if pd.api.types.is_bool_dtype(column):
+        return pd.Series(np.nan, index=column.index)
+    if pd.api.types.is_numeric_dtype(column):
+        return column.astype("float64")
+    no_bools = column.map(lambda v: np.nan if isinstance(v, (bool, np.bool_)) else v)
+    return pd.to_numeric(no_bools, errors="coerce").astype("float64")
+
+
+@functools.cache
+def _expectation_classes() -> dict[str, type]:
+    """GX's expectation classes by name, plus our two type checks (registered with GX once per process)."""
+    import great_expectations.expectations as gxe
+    from great_expectations.execution_engine import PandasExecutionEngine
+    from great_expectations.expectations.expectation import ColumnMapExpectation
+    from great_expectations.expectations.metrics.map_metric_provider import (
+        ColumnMapMetricProvider,
+        column_condition_partial,
+    )
+
+    class ColumnValuesNumeric(ColumnMapMetricProvider):
+        condition_metric_name = "column_values.mlops_numeric"
+
+        @column_condition_partial(engine=PandasExecutionEngine)
+        def _pandas(cls, column: pd.Series, **kwargs: Any) -> pd.Series:
+            return _as_numbers(column).notna()
+
+    class ColumnValuesIntegral(ColumnMapMetricProvider):
+        condition_metric_name = "column_values.mlops_integral"
+
+        @column_condition_partial(engine=PandasExecutionEngine)
+        def _pandas(cls, column: pd.Series, **kwargs: Any) -> pd.Series:
+            numbers = _as_numbers(column)
+            return numbers.notna() & (numbers == np.floor(numbers))
+
+    class ExpectColumnValuesToBeNumeric(ColumnMapExpectation):
+        """Every non-null value is a number."""
+
+        map_metric = "column_values.mlops_numeric"
+
+    class ExpectColumnValuesToBeIntegral(ColumnMapExpectation):
+        """Every non-null value is a whole number (3 and 3.0 are; 3.5 and "three" are not)."""
+
+        map_metric = "column_values.mlops_integral"
+
+    return {
+        "expect_column_to_exist": gxe.ExpectColumnToExist,
+        "expect_column_values_to_be_numeric": ExpectColumnValuesToBeNumeric,
+        "expect_column_values_to_be_integral": ExpectColumnValuesToBeIntegral,
+        "expect_column_values_to_be_of_type": gxe.ExpectColumnValuesToBeOfType,
+        "expect_column_values_to_be_between": gxe.ExpectColumnValuesToBeBetween,
+        "expect_column_values_to_not_be_null": gxe.ExpectColumnValuesToNotBeNull,
+        "expect_column_values_to_be_in_set": gxe.ExpectColumnValuesToBeInSet,
+        "expect_column_distinct_values_to_contain_set": gxe.ExpectColumnDistinctValuesToContainSet,
+        "expect_column_unique_value_count_to_be_between": gxe.ExpectColumnUniqueValueCountToBeBetween,
+    }

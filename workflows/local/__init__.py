@@ -1,0 +1,1 @@
+"""The local Argo executor (`mlops run`) and the local EventSource and Sensor (`mlops events serve`)."""
