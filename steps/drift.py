@@ -39,12 +39,12 @@ from steps._core.errors import TransientError, UsageError, run
 from steps._core.policy import DriftPolicy, duration_seconds, load_policy, policy_path
 from steps._drift import stats as _drift
 from steps._drift import webhook as _webhook
+from steps._model.bundle import PROFILE_FILE
 from steps._storage.registry import Registry
 
 COOLDOWN_STATE = "drift-cooldown"
 REASON = "automated_drift_detection"
 METRIC = "model_feature_bin_total"
-PROFILE_FILE = "profile.json"
 PROMETHEUS_ENV = ("MLOPS_PROMETHEUS_URL", "PROMETHEUS_URL")  # the default source, first one set
 PROMETHEUS_RETRIES = 2
 PROMETHEUS_BACKOFF = 0.5  # urllib3 retries once at once, then after 2 x this many seconds

@@ -27,9 +27,10 @@ import pandas as pd
 
 from steps._core.errors import UsageError, run
 from steps._core.policy import GATES, Gate, Policy, load_policy
-from steps._model import bundle as _bundle
 from steps._model import features as _features
 from steps._model import skops as _model
+from steps._model.bundle import Bundle, BundleError
+from steps._model.skops import ModelError
 
 MIB = 1024 * 1024
 HUGE = 1e12
@@ -45,29 +46,6 @@ UNSEEN = "__unseen_category__"
 _IMPORTANCE_ROWS = 1000
 _IMPORTANCE_REPEATS = 3
 _CHEAP = ("accuracy", "pr_auc", "roc_auc", "recall_gap", "model_size_mb")  # always measured for the baseline
-
-
-@dataclass
-class LoadedBundle:
-    path: Path
-    manifest: dict[str, Any]
-    pipeline: Any
-
-    @property
-    def features(self) -> tuple[Any, ...]:
-        return _features.features_from_contract(self.manifest["contract"])
-
-    @property
-    def threshold(self) -> float:
-        return float(self.manifest.get("threshold", 0.5))
-
-    @property
-    def version(self) -> Any:
-        return self.manifest.get("version")
-
-    @property
-    def label(self) -> str:
-        return f"v{self.version}" if self.version is not None else str(self.path)
 
 
 @dataclass
@@ -109,20 +87,15 @@ class GateResult:
         _write_text(Path(passed_out), "true" if self.passed else "false")
 
 
-def load_bundle(path: Path) -> LoadedBundle:
-    """Verify every file's sha256, then load the model with our trusted types only."""
-    path = Path(path)
+def load_bundle(path: Path) -> Bundle:
+    """Verify every file's sha256, then load the model with our trusted types only (now: a model that does not
+    load is refused before any measurement)."""
     try:
-        manifest = _bundle.verify(path)
-    except _bundle.BundleError as err:
+        bundle = Bundle.open(path)
+        bundle.pipeline  # noqa: B018 - loaded for its errors
+    except (BundleError, ModelError) as err:
         raise UsageError(f"bundle {path}: refused: {err}") from err
-    if not isinstance(manifest.get("contract"), dict):
-        raise UsageError(f"bundle {path}: bundle.json has no 'contract': not a model bundle from steps.train")
-    try:
-        pipeline = _model.load(path / _model.MODEL_FILE)
-    except _model.ModelError as err:
-        raise UsageError(f"bundle {path}: {err}") from err
-    return LoadedBundle(path, manifest, pipeline)
+    return bundle
 
 
 def read_holdout(path: Path, policy: Policy) -> tuple[pd.DataFrame, np.ndarray]:
@@ -145,17 +118,17 @@ def read_holdout(path: Path, policy: Policy) -> tuple[pd.DataFrame, np.ndarray]:
 
 
 def gate(
-    candidate: LoadedBundle,
+    candidate: Bundle,
     holdout: pd.DataFrame,
     y: np.ndarray,
     policy: Policy,
-    baseline: LoadedBundle | None,
+    baseline: Bundle | None,
 ) -> GateResult:
     """Evaluate the candidate (and the baseline, on the same holdout) against every gate in policy.quality."""
     for b in (candidate, baseline):
-        if b is not None and b.manifest.get("model") != policy.model_name:
+        if b is not None and b.model != policy.model_name:
             raise UsageError(
-                f"bundle {b.path}: is a model of {b.manifest.get('model')!r}, "
+                f"bundle {b.path}: is a model of {b.model!r}, "
                 f"but the policy is for {policy.model_name!r}"
             )
     seed = policy.model.seed
@@ -231,7 +204,7 @@ class _Measured:
 
 
 def _measure(
-    bundle: LoadedBundle,
+    bundle: Bundle,
     X: pd.DataFrame,
     y: np.ndarray,
     holdout: pd.DataFrame,
@@ -259,7 +232,7 @@ def _measure(
         m["model_size_mb"] = (
             sum(
                 (bundle.path / name).stat().st_size
-                for name in bundle.manifest["files"]
+                for name in bundle.files
                 if name.startswith("model.")
             )
             / MIB
@@ -566,7 +539,7 @@ def _write_text(path: Path, text: str) -> None:
         raise
 
 
-def _baseline(args: argparse.Namespace, model: str, workdir: Path) -> LoadedBundle | None:
+def _baseline(args: argparse.Namespace, model: str, workdir: Path) -> Bundle | None:
     """--baseline-bundle, else --baseline-version from the registry, else its production version."""
     if args.baseline_bundle:
         return load_bundle(args.baseline_bundle)
@@ -584,7 +557,7 @@ def _baseline(args: argparse.Namespace, model: str, workdir: Path) -> LoadedBund
         ref = int(ref)
     try:
         fetched = registry.fetch(model, ref, workdir / "baseline")
-    except _bundle.BundleError as err:
+    except BundleError as err:
         raise UsageError(f"baseline {model}@{ref}: refused: {err}") from err
     return load_bundle(fetched)
 

@@ -29,20 +29,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from steps._canary.kubernetes import VERSION_ANNOTATION, server_name
 from steps._canary.outcome import Outcome, RolloutTimeout
 from steps._core.errors import UsageError, run
 from steps._core.policy import Policy, duration_seconds, load_policy, policy_path
 from steps._storage.registry import Registry, check_model
 
-VERSION_ANNOTATION = "model-version"  # workflows/serving.py: the init container reads it through the downward API
 TARGETS = ("kubernetes", "local")
 POLL_SECONDS = 10.0
 # Beyond the schedule's own pauses and analyses: pods starting, the progress deadline, the controller's resyncs.
 TIMEOUT_MARGIN_SECONDS = 1800
-
-
-def server_name(model: str) -> str:
-    return f"{model}-server"  # as workflows/serving.py names the Rollout (steps/ never imports workflows)
 
 
 def version_patch(version: int) -> dict[str, Any]:

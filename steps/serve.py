@@ -26,15 +26,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from steps._core.documents import BundleManifest
 from steps._core.errors import StepError, UsageError
 from steps._model import bundle as _bundle
 from steps._model import trees as _predictor
+from steps._model.bundle import PROFILE_FILE, Bundle, BundleError
+from steps._model.skops import MODEL_FILE
 from steps._serving.contract import ContractError, RequestContract
 from steps._serving.http import ServedModel, Settings, Worker, listen_socket, log
 from steps._serving.metrics import Metrics
 
-MODEL_FILE = "model.skops"
-PROFILE_FILE = "profile.json"
 PREDICTORS = ("auto", "compiled", "skops")
 STARTUP_FAILED = 2  # a worker that exits with this could not start: the supervisor gives up, never ready
 
@@ -81,11 +82,12 @@ class SkopsPredictor:
 
     kind = "skops"
 
-    def __init__(self, path: Path):
+    def __init__(self, bundle: Bundle):
         from steps._model import features as _features
         from steps._model import skops as _model
 
-        pipeline = _model.load(path)
+        pipeline = bundle.pipeline
+        path = bundle.path / _model.MODEL_FILE
         steps = getattr(pipeline, "steps", None)
         if not steps or len(steps) < 2 or not isinstance(steps[0][1], _features.ContractEncoder):
             raise _model.ModelError(f"{path}: not a Pipeline that starts with the contract encoder")
@@ -110,8 +112,9 @@ class SkopsPredictor:
 
 
 def load_model(bundle_dir: Path, predictor: str = "auto", max_rows: int = 1000,
-               version: str | None = None) -> ServedModel:
-    """Verify the bundle's hashes, then load its contract, profile and model. Raises ServeError."""
+               version: str | None = None, verified: BundleManifest | None = None) -> ServedModel:
+    """Verify the bundle's hashes (unless `verified` is the manifest a fetch just verified), then load its
+    contract, profile and model. Raises ServeError."""
     started = time.perf_counter()
     bundle_dir = Path(bundle_dir)
     if predictor not in PREDICTORS:
@@ -119,24 +122,13 @@ def load_model(bundle_dir: Path, predictor: str = "auto", max_rows: int = 1000,
     if not bundle_dir.is_dir():
         raise ServeError(f"model directory {bundle_dir}: not a folder (MODEL_PATH / --model-dir)")
     try:
-        manifest = _bundle.verify(bundle_dir)
-    except _bundle.BundleError as err:
+        bundle = Bundle.open(bundle_dir, verified)
+        profile = bundle.read_json(PROFILE_FILE)
+    except BundleError as err:
         raise ServeError(f"bundle {bundle_dir}: refused: {err}") from err
-    files = manifest["files"]
-    name = manifest.get("model")
-    if not isinstance(name, str) or not name:
-        raise ServeError(f"{bundle_dir / _bundle.MANIFEST}: 'model' must name the model")
-    threshold = manifest.get("threshold", 0.5)
-    if type(threshold) not in (int, float) or not 0.0 <= threshold <= 1.0:
-        raise ServeError(f"{bundle_dir / _bundle.MANIFEST}: 'threshold' must be a number in [0, 1], got {threshold!r}")
-    profile = None
-    if PROFILE_FILE in files:
-        try:
-            profile = json.loads((bundle_dir / PROFILE_FILE).read_text())
-        except ValueError as err:
-            raise ServeError(f"{bundle_dir / PROFILE_FILE}: not valid JSON: {err}") from err
+    files = bundle.files
     try:
-        contract = RequestContract(manifest.get("contract"), profile, max_rows=max_rows)
+        contract = RequestContract(bundle.manifest["contract"], profile, max_rows=max_rows)
     except ContractError as err:
         raise ServeError(f"bundle {bundle_dir}: {err}") from err
 
@@ -154,19 +146,19 @@ def load_model(bundle_dir: Path, predictor: str = "auto", max_rows: int = 1000,
         from steps._model import skops as _model
 
         try:
-            model = SkopsPredictor(bundle_dir / MODEL_FILE)
+            model = SkopsPredictor(bundle)
         except _model.ModelError as err:
             raise ServeError(f"bundle {bundle_dir}: {err}") from err
         description = {"predictor": "skops", "estimator": type(model.model[-1]).__name__}
     else:
         raise ServeError(f"bundle {bundle_dir}: no model to serve: neither {_predictor.TREES_FILE} nor "
                          f"{MODEL_FILE} is among its files ({', '.join(sorted(files))})")
-    found = manifest.get("version")
+    found = bundle.version
     if found is not None and version and str(found) != version:
         log("version_mismatch", "warning", bundle_version=found, model_version_env=version)
     served_version = str(found) if found is not None else (version or "unregistered")
     description["load_seconds"] = round(time.perf_counter() - started, 3)
-    return ServedModel(name=name, version=served_version, threshold=float(threshold), contract=contract,
+    return ServedModel(name=bundle.model, version=served_version, threshold=bundle.threshold, contract=contract,
                        predictor=model, inline=model.kind == "compiled", description=description)
 
 

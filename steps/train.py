@@ -27,6 +27,7 @@ from typing import Any
 import pandas as pd
 
 from steps._core.errors import UsageError, run
+from steps._core.files import write_json
 from steps._core.policy import Policy, load_policy
 from steps._drift import stats as _drift
 from steps._model import bundle as _bundle
@@ -34,10 +35,11 @@ from steps._model import features as _features
 from steps._model import profile as _profile
 from steps._model import skops as _model
 from steps._model import trees as _predictor
+from steps._model.bundle import PROFILE_FILE
+from steps._model.contract import contract_to_dict
 
 DATA_FILE = "data.parquet"
 SOURCE_FILE = "source.json"
-PROFILE_FILE = "profile.json"
 ECDF_FILE = _drift.ECDF_FILE
 
 
@@ -66,7 +68,7 @@ class TrainResult:
             _model.save(self.pipeline, tmp / _model.MODEL_FILE)
             if self.trees is not None:
                 _predictor.save(self.trees, tmp / _predictor.TREES_FILE)
-            _bundle.write_json(tmp / PROFILE_FILE, self.profile)
+            write_json(tmp / PROFILE_FILE, self.profile)
             if self.ecdfs is not None:
                 _drift.save_ecdfs(self.ecdfs, tmp / ECDF_FILE)
             manifest = _bundle.write_manifest(tmp, self.meta)
@@ -203,7 +205,7 @@ def train(
         "seed": spec.seed,
         "threshold": spec.threshold,
         "policy_sha256": policy.sha256,
-        "contract": _features.contract_to_dict(data),
+        "contract": contract_to_dict(data),
         "library_versions": _model.library_versions(),
         "metrics": metrics,
     }

@@ -29,6 +29,7 @@ from steps._canary.analysis import (  # noqa: F401 (re-exported: the builders of
     window,
 )
 from steps._canary.analysis import number as _number
+from steps._canary.kubernetes import VERSION_ANNOTATION, server_name
 from steps._core.policy import Policy, PolicyError, duration_seconds
 from workflows import _common
 
@@ -37,18 +38,12 @@ PORT_NAME = "http"
 PORT = 8080
 MODEL_MOUNT = "/models"
 MODEL_PATH = "/models/current"
-# The pod-template annotation that pins the served version: the rollout step patches it to an integer; the
-# init container reads it through the downward API. Deliberately absent from the generated Rollout, see
-# `build_rollout`.
-VERSION_ANNOTATION = "model-version"
+# VERSION_ANNOTATION, the pod-template annotation that pins the served version, is deliberately absent from the
+# generated Rollout: see `build_rollout`.
 COMPONENT = "server"
 SERVICE_ACCOUNT = "mlops-server"  # manifests/base: no API access, no token mounted
 INGRESS_CLASS = "nginx"
 PROGRESS_DEADLINE_SECONDS = 900
-
-
-def server_name(model: str) -> str:
-    return f"{model}-server"
 
 
 def stable_service_name(model: str) -> str:

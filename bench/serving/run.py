@@ -32,8 +32,8 @@ from bench.serving.contenders import (
 from bench.serving.harness import BenchError
 from bench.serving.model import ModelError, ReferenceModel
 from steps._core.errors import UsageError
+from steps._core.files import write_json
 from steps._core.policy import PolicyError, load_policy
-from steps._model.bundle import write_json
 
 REPO = Path(__file__).resolve().parents[2]
 PEER_ONLY_NOTE = "Peer only: our server (argo-mlops) is not plugged in yet; MLServer's numbers, measured now."

@@ -19,11 +19,19 @@ from urllib.parse import quote
 
 from steps._core.errors import TransientError, UsageError
 
+# The model's Argo Rollout and the pod-template annotation that pins its version: the rollout step patches them,
+# workflows/serving.py renders them (its init container reads the annotation through the downward API).
+VERSION_ANNOTATION = "model-version"
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 GROUP_PATH = "/apis/argoproj.io/v1alpha1"
 MERGE_PATCH = "application/merge-patch+json"
 # 429 and 5xx are the API server being busy or restarting: the step exits 3 and the workflow retries it.
 _TRANSIENT_STATUS = {429, 500, 502, 503, 504}
+
+
+def server_name(model: str) -> str:
+    """The model's Rollout (and Service): `<model>-server`."""
+    return f"{model}-server"
 
 
 class KubeError(UsageError):

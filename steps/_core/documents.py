@@ -21,7 +21,7 @@ from typing import Any, NotRequired, TypedDict
 
 
 class FeatureRecord(TypedDict):
-    """One feature of the data contract as bundle.json records it (steps._model.features.feature_to_dict)."""
+    """One feature of the data contract as bundle.json records it (steps._model.contract.feature_to_dict)."""
 
     name: str
     type: str  # numeric | integer | categorical

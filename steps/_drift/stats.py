@@ -464,7 +464,7 @@ def ecdf(values: np.ndarray | pd.Series) -> Ecdf:
     if _integral(x):
         lo, hi = int(x.min()), int(x.max())
         # Counts from 0 when they can, which spares shifting a copy of the values.
-        start = 0 if 0 <= lo and hi <= len(x) else lo
+        start = 0 if lo >= 0 and hi <= len(x) else lo
         if hi - start <= len(x):
             # Integers over a modest range: counting is linear where sorting is not.
             counts = np.bincount(_offset(x, start), minlength=hi - start + 1)

@@ -1,19 +1,26 @@
 """The model bundle: a folder of files plus `bundle.json`, which records every file's sha256 and the lineage.
 
-Nothing in a bundle is deserialised before `verify()` has checked every hash. This module reads JSON and
-bytes only (no scikit-learn), so the registry and the model loader can use it.
+Nothing in a bundle is deserialised before `verify()` has checked every hash. `Bundle.open` is the one loader
+the gate and the server use: hashes verified once, bundle.json's fields checked, the scikit-learn model loaded
+only when asked for. This module reads JSON and bytes only (no scikit-learn), so the registry and the server's
+compiled path can use it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
+from collections.abc import Mapping
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+
+from steps._core.documents import BundleManifest
+from steps._core.files import write_json
+from steps._core.policy import Feature
 
 MANIFEST = "bundle.json"
+PROFILE_FILE = "profile.json"  # the reference distribution (steps._model.profile) the drift step compares with
 FORMAT_VERSION = 1
 
 
@@ -39,19 +46,19 @@ def fingerprint(data_sha256: str, params: dict[str, Any], seed: int, git_commit:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def write_manifest(bundle_dir: Path, meta: dict[str, Any]) -> dict[str, Any]:
+def write_manifest(bundle_dir: Path, meta: Mapping[str, Any]) -> BundleManifest:
     """Hash every file in the folder (except the manifest) into `files` and write bundle.json atomically."""
     files = {
         p.name: sha256_file(p)
         for p in sorted(bundle_dir.iterdir())
         if p.is_file() and p.name != MANIFEST and not p.name.startswith(".")
     }
-    manifest = {"format_version": FORMAT_VERSION, **meta, "files": files}
+    manifest = cast(BundleManifest, {"format_version": FORMAT_VERSION, **meta, "files": files})
     write_json(bundle_dir / MANIFEST, manifest)
     return manifest
 
 
-def read_manifest(bundle_dir: Path) -> dict[str, Any]:
+def read_manifest(bundle_dir: Path) -> BundleManifest:
     path = bundle_dir / MANIFEST
     try:
         manifest = json.loads(path.read_text())
@@ -61,10 +68,10 @@ def read_manifest(bundle_dir: Path) -> dict[str, Any]:
         raise BundleError(f"{path}: not valid JSON: {err}") from err
     if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
         raise BundleError(f"{path}: has no 'files' table of hashes")
-    return manifest
+    return cast(BundleManifest, manifest)
 
 
-def verify(bundle_dir: Path) -> dict[str, Any]:
+def verify(bundle_dir: Path) -> BundleManifest:
     """Check every file listed in bundle.json against its sha256; return the manifest. Raises BundleError."""
     manifest = read_manifest(bundle_dir)
     for name, expected in manifest["files"].items():
@@ -79,16 +86,73 @@ def verify(bundle_dir: Path) -> dict[str, Any]:
     return manifest
 
 
-def write_json(path: Path, obj: Any) -> None:
-    """Write JSON atomically: readers see the old file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp makes owner-only files; these are shared reports and manifests
-        with os.fdopen(fd, "w") as fh:
-            json.dump(obj, fh, indent=2, sort_keys=True, default=str)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+class Bundle:
+    """A bundle folder whose hashes were verified: bundle.json's content and, on first use, its model."""
+
+    def __init__(self, path: Path, manifest: BundleManifest):
+        self.path, self.manifest = Path(path), manifest
+
+    @classmethod
+    def open(cls, path: Path | str, verified: BundleManifest | None = None) -> Bundle:
+        """Verify every file's sha256 (unless `verified` is the manifest a verification just returned, e.g.
+        `Registry.fetch`'s) and check the fields every reader relies on. Raises BundleError."""
+        path = Path(path)
+        if not path.is_dir():
+            raise BundleError(f"{path}: not a folder")
+        manifest = verified if verified is not None else verify(path)
+        where = path / MANIFEST
+        if not isinstance(manifest.get("model"), str) or not manifest["model"]:
+            raise BundleError(f"{where}: 'model' must name the model, got {manifest.get('model')!r}")
+        contract = manifest.get("contract")
+        if not isinstance(contract, dict) or not isinstance(contract.get("features"), list):
+            raise BundleError(f"{where}: has no 'contract' with a 'features' list: not a model bundle from steps.train")
+        threshold = manifest.get("threshold", 0.5)
+        if type(threshold) not in (int, float) or not 0.0 <= threshold <= 1.0:
+            raise BundleError(f"{where}: 'threshold' must be a number in [0, 1], got {threshold!r}")
+        return cls(path, manifest)
+
+    @property
+    def model(self) -> str:
+        return self.manifest["model"]
+
+    @property
+    def threshold(self) -> float:
+        return float(self.manifest.get("threshold", 0.5))
+
+    @property
+    def version(self) -> int | None:
+        """The registry's version number; None for a bundle that was never registered (train's output)."""
+        return self.manifest.get("version")
+
+    @property
+    def label(self) -> str:
+        return f"v{self.version}" if self.version is not None else str(self.path)
+
+    @property
+    def files(self) -> dict[str, str]:
+        return self.manifest["files"]
+
+    @cached_property
+    def features(self) -> tuple[Feature, ...]:
+        from steps._model.contract import features_from_contract
+
+        try:
+            return features_from_contract(self.manifest["contract"])
+        except ValueError as err:
+            raise BundleError(f"{self.path / MANIFEST}: {err}") from err
+
+    @cached_property
+    def pipeline(self) -> Any:
+        """The scikit-learn Pipeline of model.skops, loaded with our trusted types only. Raises ModelError."""
+        from steps._model import skops
+
+        return skops.load(self.path / skops.MODEL_FILE)
+
+    def read_json(self, name: str) -> Any:
+        """One of the bundle's (verified) JSON files, e.g. profile.json; None when the bundle has no such file."""
+        if name not in self.files:
+            return None
+        try:
+            return json.loads((self.path / name).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            raise BundleError(f"{self.path / name}: not readable JSON: {err}") from err

@@ -22,7 +22,8 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
 from steps._core.errors import UsageError
-from steps._core.policy import DataPolicy, Feature
+from steps._core.policy import Feature
+from steps._model.contract import feature_to_dict
 
 ESTIMATOR_CLASSES: dict[str, type[BaseEstimator]] = {
     "hist_gradient_boosting": HistGradientBoostingClassifier,
@@ -34,47 +35,6 @@ _RESERVED_PARAMS = {
     "categorical_features": "set from the contract's categorical features",
     "random_state": "set from model.seed",
 }
-
-
-def contract_to_dict(data: DataPolicy) -> dict[str, Any]:
-    """The contract as plain data, as recorded in bundle.json (serving checks requests against this copy)."""
-    return {
-        "features": [feature_to_dict(f) for f in data.features],
-        "target": data.target,
-        "positive_label": data.positive_label,
-        "segment": data.segment,
-    }
-
-
-def feature_to_dict(f: Feature) -> dict[str, Any]:
-    return {
-        "name": f.name,
-        "type": f.type,
-        "min": f.min,
-        "max": f.max,
-        "nullable": f.nullable,
-        "categories": list(f.categories),
-        "unknown": f.unknown,
-    }
-
-
-def features_from_contract(contract: Mapping[str, Any]) -> tuple[Feature, ...]:
-    """Feature objects back from a bundle's `contract` (the inverse of `contract_to_dict`)."""
-    try:
-        return tuple(
-            Feature(
-                name=d["name"],
-                type=d["type"],
-                min=d.get("min"),
-                max=d.get("max"),
-                nullable=bool(d.get("nullable", False)),
-                categories=tuple(d.get("categories") or ()),
-                unknown=d.get("unknown", "reject"),
-            )
-            for d in contract["features"]
-        )
-    except (KeyError, TypeError) as err:
-        raise ValueError(f"contract.features: malformed feature entry ({err!r})") from err
 
 
 def code_count(f: Feature) -> int:

@@ -69,7 +69,7 @@ class FeatureSpec:
 
 
 def parse_features(contract: Any) -> tuple[FeatureSpec, ...]:
-    """The contract as recorded in bundle.json (steps._model.features.contract_to_dict). Raises ContractError."""
+    """The contract as recorded in bundle.json (steps._model.contract.contract_to_dict). Raises ContractError."""
     if not isinstance(contract, Mapping) or not isinstance(contract.get("features"), list) or not contract["features"]:
         raise ContractError("bundle.json contract: must hold a non-empty 'features' list")
     specs = []

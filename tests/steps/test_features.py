@@ -16,6 +16,7 @@ from steps._core.errors import UsageError
 from steps._core.policy import Feature, load_policy
 from steps._model import features as _features
 from steps._model import skops as _model
+from steps._model.contract import contract_to_dict, feature_to_dict, features_from_contract
 
 CONTRACT = (
     Feature("amount", "numeric", min=0, max=100),
@@ -39,7 +40,7 @@ def fraud() -> tuple[tuple[Feature, ...], pd.DataFrame, np.ndarray]:
 
 def encoder() -> _features.ContractEncoder:
     frame = pd.DataFrame({"amount": [1.0], "visits": [1], "colour": ["red"], "size": ["s"]})
-    return _features.ContractEncoder([_features.feature_to_dict(f) for f in CONTRACT]).fit(frame)
+    return _features.ContractEncoder([feature_to_dict(f) for f in CONTRACT]).fit(frame)
 
 
 def test_encoder_codes_categories_from_the_contract_in_contract_order() -> None:
@@ -149,7 +150,8 @@ def test_a_model_saved_when_the_encoder_lived_in_steps_features_still_loads(frau
 
     features, frame, y = fraud
     X = _features.model_input(frame, features)
-    pipeline = _features.build_pipeline(features, "hist_gradient_boosting", ESTIMATORS["hist_gradient_boosting"], seed=3)
+    estimator = "hist_gradient_boosting"
+    pipeline = _features.build_pipeline(features, estimator, ESTIMATORS[estimator], seed=3)
     with _model.compute_threads():
         pipeline.fit(X, y)
     saved = tmp_path / "new.skops"
@@ -181,6 +183,6 @@ def test_load_refuses_a_file_that_is_not_a_skops_model(tmp_path: Path) -> None:
 
 def test_contract_round_trips_through_bundle_json_form() -> None:
     policy = load_policy(Path(__file__).resolve().parents[2] / "gates" / "fraud-detection.yaml")
-    contract = _features.contract_to_dict(policy.data)
-    assert _features.features_from_contract(contract) == policy.data.features
+    contract = contract_to_dict(policy.data)
+    assert features_from_contract(contract) == policy.data.features
     assert contract["target"] == "is_fraud" and contract["segment"] == "region"

@@ -16,6 +16,7 @@ from steps._core.data import generate
 from steps._core.policy import load_policy
 from steps._model import features as _features
 from steps._model import profile as _profile
+from steps._model.contract import contract_to_dict
 from steps._serving.contract import RequestContract, RequestError
 from tests.steps.test_predictor import POLICY
 
@@ -29,7 +30,7 @@ def policy() -> Any:
 
 @pytest.fixture(scope="module")
 def contract_dict(policy: Any) -> dict[str, Any]:
-    return _features.contract_to_dict(policy.data)
+    return contract_to_dict(policy.data)
 
 
 @pytest.fixture(scope="module")
