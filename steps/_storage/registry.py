@@ -509,15 +509,48 @@ class Registry:
         return True
 
 
+_VERSION = re.compile(r"[0-9]+")
+
+
+def parse_version(text: int | str) -> int | str:
+    """The one grammar of a version in a reference: `[0-9]+` (ASCII digits only: `str.isdigit` also accepts
+    '²') as an int, or one of NAMED_REFS as is. Raises VersionNotFound naming what it got."""
+    if isinstance(text, bool):
+        raise VersionNotFound(f"version {text!r}: expected a number (3) or one of {', '.join(NAMED_REFS)}")
+    if isinstance(text, int):
+        if text < 1:
+            raise VersionNotFound(f"version {text}: versions start at 1")
+        return text
+    stripped = str(text).strip()
+    if stripped in NAMED_REFS:
+        return stripped
+    if _VERSION.fullmatch(stripped) and int(stripped) > 0:
+        return int(stripped)
+    raise VersionNotFound(f"version {text!r}: expected a number (3) or one of {', '.join(NAMED_REFS)}")
+
+
+def parse_reference(ref: str) -> tuple[str, int | str]:
+    """'fraud-detection@3' -> ('fraud-detection', 3); 'fraud-detection@production' -> (..., 'production').
+    Raises RegistryError naming the reference and the expected form."""
+    model, at, version = ref.partition("@")
+    if not at or not model:
+        raise RegistryError(f"model reference {ref!r}: expected <model>@<version>, e.g. fraud-detection@3 or "
+                            f"fraud-detection@production")
+    check_model(model)
+    if not version:
+        raise RegistryError(f"model reference {ref!r}: no version after '@' (a number or one of "
+                            f"{', '.join(NAMED_REFS)})")
+    try:
+        return model, parse_version(version)
+    except VersionNotFound as err:
+        raise RegistryError(f"model reference {ref!r}: {err}") from err
+
+
 def _version_number(ref: int | str) -> int:
-    if isinstance(ref, bool):
-        raise VersionNotFound(f"version {ref!r}: expected a number or one of {', '.join(NAMED_REFS)}")
-    if isinstance(ref, int):
-        return ref
-    text = str(ref).strip()
-    if text.isdigit() and int(text) > 0:
-        return int(text)
-    raise VersionNotFound(f"version {ref!r}: expected a number (3) or one of {', '.join(NAMED_REFS)}")
+    number = parse_version(ref)
+    if isinstance(number, str):
+        raise VersionNotFound(f"version {ref!r}: expected a number (3) or one of {', '.join(NAMED_REFS)}")
+    return number
 
 
 def _append(record: dict[str, Any], to: str, at: str, by: str, why: str, details: dict[str, Any] | None) -> None:
