@@ -58,10 +58,11 @@ class Schemas:
         """Every schema and unknown-field issue of one document. Raises NoSchema for a kind we have no schema for."""
         api_version, kind = str(doc.get("apiVersion", "")), str(doc.get("kind", ""))
         if api_version == "argoproj.io/v1alpha1" and kind in WORKFLOW_KINDS:
-            return _issues(_definitions_validator(self.folder / WORKFLOWS_FILE, f"io.argoproj.workflow.v1alpha1.{kind}"),
-                           doc)
+            definition = f"io.argoproj.workflow.v1alpha1.{kind}"
+            return _issues(_definitions_validator(self.folder / WORKFLOWS_FILE, definition), doc)
         if api_version == "argoproj.io/v1alpha1" and kind in EVENT_KINDS:
-            return _issues(_definitions_validator(self.folder / EVENTS_FILE, f"io.argoproj.events.v1alpha1.{kind}"), doc)
+            definition = f"io.argoproj.events.v1alpha1.{kind}"
+            return _issues(_definitions_validator(self.folder / EVENTS_FILE, definition), doc)
         crd = _crd_validators(self.folder).get((api_version, kind))
         if crd is not None:
             return _issues(crd, doc)

@@ -307,8 +307,8 @@ class _WorkflowChecker:
             for name, item in declared.items():
                 if name in given or _has_source(item, kind):
                     continue
-                self.add(f"{path}.arguments.{kind}", "missing-argument",
-                         f"template {called.get('name')!r} needs input {kind[:-1]} {name!r}, which the task does not pass")
+                self.add(f"{path}.arguments.{kind}", "missing-argument", f"template {called.get('name')!r} needs "
+                         f"input {kind[:-1]} {name!r}, which the task does not pass")
 
 
 def _named(items: Any) -> list[dict[str, Any]]:

@@ -20,12 +20,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 
-from bench.runner.run import machine  # the same machine description as the other benchmarks
+from bench.runner.run import machine  # noqa: E402 - run as a script: the repository goes on sys.path first
 
 # Progress lines that open each phase, in order.
 PHASES = (
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=HERE / "results.json")
     args = parser.parse_args(argv)
 
-    runs = []
+    runs: list[dict[str, Any]] = []
     for rep in range(args.repeats):
         work = Path(tempfile.mkdtemp(prefix="bench-demo-"))
         load_before = os.getloadavg()
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
                      "load_after": os.getloadavg()})
         print(f"repetition {rep + 1}/{args.repeats}: {wall:.1f} s", file=sys.stderr)
 
-    wall = statistics.median(r["wall"] for r in runs)
+    wall = statistics.median(float(r["wall"]) for r in runs)
     described = {k: v for k, v in machine().items() if k != "metaflow"}
     result = {"machine": described, "repeats": args.repeats, "median_wall_seconds": round(wall, 1),
               "target_seconds": 180, "runs": runs}

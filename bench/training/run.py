@@ -46,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
                                "--registry", str(registry)], cwd=work, capture_output=True, text=True)
         wall = time.perf_counter() - start
         if proc.returncode != 0:
-            raise SystemExit(f"mlops run training failed ({proc.returncode}):\n{proc.stdout[-3000:]}{proc.stderr[-2000:]}")
+            raise SystemExit(f"mlops run training failed ({proc.returncode}):\n"
+                             f"{proc.stdout[-3000:]}{proc.stderr[-2000:]}")
         run_dir = max((work / ".mlops" / "runs").iterdir(), key=lambda p: p.stat().st_mtime)
         tasks = json.loads((run_dir / "run.json").read_text())["tasks"]
         durations = {name: t["duration"] for name, t in tasks.items()}

@@ -29,7 +29,8 @@ def read_bytes(uri: str) -> bytes:
     if parsed.scheme == "s3":
         bucket, key = _s3.split(uri)
         try:
-            return _s3.client().get_object(Bucket=bucket, Key=key)["Body"].read()
+            data: bytes = _s3.client().get_object(Bucket=bucket, Key=key)["Body"].read()
+            return data
         except Exception as err:
             if _s3.is_transient(err):
                 raise TransientError(f"dataset {uri}: S3 unreachable or failing: {err}") from err
@@ -179,7 +180,8 @@ def generate(rows: int, seed: int = 0, drift: float = 0.0) -> pd.DataFrame:
             "credit_limit": credit_limit,
             "utilization": np.round(utilization, 4),
             "failed_logins_24h": failed_logins,
-            "device_age_days": pd.array(np.where(np.isnan(device_age_f), pd.NA, device_age_f), dtype="Int64"),
+            # A nullable integer column, as real data with holes has (pd.NA where unknown).
+            "device_age_days": pd.Series(device_age_f).round().astype("Int64"),
             "merchant_category": merchant,
             "channel": channel,
             "card_type": card_type,

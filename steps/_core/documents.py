@@ -3,7 +3,8 @@ readers read it through the same type (mypy checks both sides).
 
 | document | written by | read by |
 | --- | --- | --- |
-| `bundle.json` (`BundleManifest`) | train, then the registry (adds `version`, `gate`) | gate, register, serve, drift, registry |
+| `bundle.json` (`BundleManifest`) | train, then the registry (adds `version`, `gate`) | gate, register, serve,
+  drift, registry |
 | `source.json` (`SourceRecord`) | validate | train |
 | `gate.json` (`GateReport`) | gate | register, the registry, `mlops run`'s summary |
 | `index.json` (`RegistryIndex`) | the registry, by compare-and-swap | every registry reader |

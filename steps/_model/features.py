@@ -55,10 +55,11 @@ def model_input(frame: pd.DataFrame, features: Iterable[Feature], where: str = "
 
 def target_vector(values: pd.Series, positive_label: Any) -> np.ndarray:
     """1 where the target equals the policy's positive label, else 0."""
-    return (values.to_numpy() == positive_label).astype(np.int64)
+    vector: np.ndarray = (values.to_numpy() == positive_label).astype(np.int64)
+    return vector
 
 
-class ContractEncoder(TransformerMixin, BaseEstimator):
+class ContractEncoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]  # scikit-learn is untyped
     """Contract columns (a DataFrame) -> one float64 matrix, one column per feature in contract order.
 
     Numbers become floats, missing -> NaN. A category becomes its index in the contract's list; an unseen

@@ -72,9 +72,9 @@ def bin_index(feature_profile: dict[str, Any], values: Sequence[Any] | np.ndarra
         numbers = _as_float(pd.Series(array, dtype=object))
         inner = np.asarray(feature_profile["edges"][1:-1], dtype=np.float64)
         index = np.searchsorted(inner, numbers, side="left")
-    index = index.astype(np.int64)
-    index[missing] = MISSING
-    return index
+    out: np.ndarray = index.astype(np.int64)
+    out[missing] = MISSING
+    return out
 
 
 def bin_labels(feature_profile: dict[str, Any]) -> list[str]:
