@@ -8,29 +8,31 @@ difference two probabilities can have, so the gate fails and says why.
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
 
+from steps._core.policy import Feature
 from steps._model import trees as _predictor
+from steps._model.bundle import Bundle
 
-UNSEEN = "__unseen_category__"
+UNSEEN = "__unseen_category__"  # a category no contract lists (the gate's edge cases use it too)
 VARIANT_ROWS = 100  # holdout rows that get the missing and unseen variants
 WORST = 1.0
 
 
-def measure(bundle_dir: Path, manifest: dict[str, Any], pipeline: Any, X: pd.DataFrame,
-            scores: np.ndarray, features: tuple[Any, ...]) -> tuple[float | None, str]:
-    """(max |compiled - skops|, a note). None when the bundle has no compiled predictor (nothing to compare)."""
-    if _predictor.TREES_FILE not in manifest.get("files", {}):
+def measure(bundle: Bundle, X: pd.DataFrame, scores: np.ndarray) -> tuple[float | None, str]:
+    """(max |compiled - skops|, a note) over X, whose skops `scores` the gate already has. None when the bundle
+    has no compiled predictor (nothing to compare)."""
+    if _predictor.TREES_FILE not in bundle.files:
         return None, f"no {_predictor.TREES_FILE} in the bundle: the server scores with model.skops"
     try:
-        predictor = _predictor.load(Path(bundle_dir) / _predictor.TREES_FILE, [f.name for f in features])
+        predictor = _predictor.load(bundle.path / _predictor.TREES_FILE, [f.name for f in bundle.features])
     except _predictor.TreesError as err:
         return WORST, f"{_predictor.TREES_FILE} does not load: {err}"
-    variants = _variants(X, features)
+    pipeline = bundle.pipeline
+    variants = _variants(X, bundle.features)
     encoder = pipeline[0]
     expected = np.concatenate([np.asarray(scores, dtype=np.float64),
                                pipeline.predict_proba(variants)[:, 1] if len(variants) else np.empty(0)])
@@ -43,7 +45,7 @@ def measure(bundle_dir: Path, manifest: dict[str, Any], pipeline: Any, X: pd.Dat
                   f"missing, each category unseen) with {predictor.trees} trees")
 
 
-def _variants(X: pd.DataFrame, features: tuple[Any, ...]) -> pd.DataFrame:
+def _variants(X: pd.DataFrame, features: Iterable[Feature]) -> pd.DataFrame:
     base = X.head(VARIANT_ROWS).astype(object).reset_index(drop=True)
     if base.empty:
         return base

@@ -5,14 +5,17 @@ from __future__ import annotations
 import base64
 import html
 import io
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from steps._core.documents import GateReport
+from steps._quality.edge_cases import EdgeCase
+from steps._quality.measures import SegmentRecall
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
-
-    from steps.gate import Evidence
 
 _CANDIDATE, _BASELINE = "#1f77b4", "#ff7f0e"
 _STYLE = """
@@ -25,14 +28,28 @@ figure{display:inline-block;margin:0 1em 1em 0}img{max-width:520px}
 """
 
 
-def render(report: dict[str, Any], evidence: Evidence) -> str:
+@dataclass
+class Evidence:
+    """What the HTML report draws, beyond gate.json."""
+
+    y: np.ndarray
+    candidate_scores: np.ndarray
+    threshold: float
+    baseline_scores: np.ndarray | None = None
+    baseline_label: str | None = None
+    segments: list[SegmentRecall] = field(default_factory=list)
+    importances: dict[str, tuple[float, float | None]] = field(default_factory=dict)  # candidate's, baseline's
+    edge_cases: list[EdgeCase] = field(default_factory=list)
+
+
+def render(report: GateReport, evidence: Evidence) -> str:
     """gate.json's content plus the evidence (scores, segments, importances, edge cases) as an HTML page."""
     e = html.escape
     verdict = "PASSED" if report["passed"] else f"REJECTED: {', '.join(report['failed'])}"
-    baseline = report.get("baseline")
+    baseline = report["baseline"]
     against = (
         f"baseline version {e(str(baseline['version']))}"
-        if baseline and baseline.get("version") is not None
+        if baseline is not None and baseline["version"] is not None
         else f"baseline {e(evidence.baseline_label)}"
         if evidence.baseline_label
         else "no baseline yet"

@@ -272,12 +272,12 @@ def test_parity_fails_for_a_trees_file_that_scores_differently(trained: Trained,
     manifest = _bundle.write_manifest(bundle, manifest)
 
     holdout = pd.read_parquet(trained.holdout)
-    features = gate.load_bundle(bundle).features
-    X = holdout[[f.name for f in features]]
-    value, note = _parity.measure(bundle, manifest, pipeline, X, pipeline.predict_proba(X)[:, 1], features)
+    opened = gate.load_bundle(bundle)
+    X = holdout[[f.name for f in opened.features]]
+    value, note = _parity.measure(opened, X, pipeline.predict_proba(X)[:, 1])
     assert value is not None and value > 1e-5
     assert "max |compiled - skops|" in note
 
     (bundle / _predictor.TREES_FILE).write_text('{"format": "something else"}')
-    value, note = _parity.measure(bundle, manifest, pipeline, X, pipeline.predict_proba(X)[:, 1], features)
+    value, note = _parity.measure(opened, X, pipeline.predict_proba(X)[:, 1])
     assert value == 1.0 and "does not load" in note

@@ -1,0 +1,99 @@
+"""Judging one gate: the candidate's value against its bound, then against the baseline with the tolerance."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from steps._core.policy import Gate
+from steps._quality.edge_cases import EdgeCase
+from steps._quality.judge import judge
+from steps._quality.measures import Measured
+
+
+def measured(metrics: dict[str, float | None], notes: dict[str, str] | None = None, cases: int = 0) -> Measured:
+    edge_cases = [EdgeCase(name=f"case{i}", rows=1, outcome="scores", passed=True, detail="") for i in range(cases)]
+    return Measured(scores=np.empty(0), metrics=metrics, notes=notes or {}, edge_cases=edge_cases)
+
+
+@pytest.mark.parametrize(
+    ("gate", "value", "bound_kind", "reason"),
+    [
+        (Gate("pr_auc", minimum=0.5), 0.42, "minimum", "0.42 < minimum 0.5"),
+        (Gate("latency_p95_ms", maximum=50.0), 61.25, "maximum", "61.25 > maximum 50"),
+    ],
+    ids=["below-minimum", "above-maximum"],
+)
+def test_a_value_beyond_its_bound_fails_naming_value_and_bound(
+    gate: Gate, value: float, bound_kind: str, reason: str
+) -> None:
+    entry = judge(gate, measured({gate.name: value}), None)
+    assert entry["passed"] is False and entry["note"] == reason
+    assert entry["value"] == value and entry["bound_kind"] == bound_kind
+    assert entry["bound"] == (gate.minimum if bound_kind == "minimum" else gate.maximum)
+
+
+def test_a_candidate_below_the_baseline_minus_the_tolerance_fails() -> None:
+    gate = Gate("pr_auc", minimum=0.5, comparison="gte", tolerance=0.03)
+    entry = judge(gate, measured({"pr_auc": 0.6}), measured({"pr_auc": 0.7}))
+    assert entry["passed"] is False and entry["note"] == "0.6 < baseline 0.7 - 0.03"
+    assert (entry["baseline_value"], entry["comparison"], entry["tolerance"]) == (0.7, "gte", 0.03)
+
+
+def test_a_candidate_within_the_tolerance_of_the_baseline_passes() -> None:
+    gate = Gate("latency_p95_ms", maximum=50.0, comparison="lte", tolerance=5.0)
+    assert judge(gate, measured({"latency_p95_ms": 24.0}), measured({"latency_p95_ms": 20.0}))["passed"] is True
+    entry = judge(gate, measured({"latency_p95_ms": 26.0}), measured({"latency_p95_ms": 20.0}))
+    assert entry["passed"] is False and entry["note"] == "26 > baseline 20 + 5"
+
+
+def test_without_a_baseline_a_comparison_passes_and_says_why() -> None:
+    gate = Gate("roc_auc", minimum=0.8, comparison="gte", tolerance=0.01)
+    assert judge(gate, measured({"roc_auc": 0.9}), None)["note"] == "no baseline yet"
+    why = "baseline v3 not comparable: the holdout lacks its features ['age']"
+    entry = judge(gate, measured({"roc_auc": 0.9}), None, why)
+    assert entry["passed"] is True and entry["baseline_value"] is None and entry["note"] == why
+
+
+def test_a_baseline_value_that_could_not_be_measured_is_not_compared() -> None:
+    gate = Gate("recall_gap", maximum=0.2, comparison="lte", tolerance=0.05)
+    entry = judge(gate, measured({"recall_gap": 0.1}), measured({"recall_gap": None}))
+    assert entry["passed"] is True
+    assert entry["note"] == "the baseline's value could not be measured: not compared"
+
+
+def test_an_unmeasurable_value_passes_with_its_reason_or_fails_without_one() -> None:
+    why = "fewer than 2 segments of 'region' with >= 20 positives (eu: 3): nothing to compare"
+    entry = judge(Gate("recall_gap", maximum=0.2), measured({"recall_gap": None}, {"recall_gap": why}), None)
+    assert entry["passed"] is True and entry["value"] is None and entry["note"] == why
+    entry = judge(Gate("peak_memory_mb", maximum=256.0), measured({"peak_memory_mb": None}), None)
+    assert entry["passed"] is False and entry["note"] == "could not be measured"
+
+
+def test_importance_stability_needs_a_baseline_and_a_defined_correlation() -> None:
+    gate = Gate("feature_importance_stability", minimum=0.9, comparison="gte")
+    candidate = measured({"feature_importance_stability": None})
+    entry = judge(gate, candidate, None)
+    assert entry["passed"] is True and entry["note"] == "no baseline yet"
+    entry = judge(gate, candidate, measured({}))
+    assert entry["passed"] is False
+    assert entry["note"] == "importances are constant, so their correlation is undefined"
+
+
+def test_edge_cases_are_required_with_no_bound_or_comparison() -> None:
+    gate = Gate("edge_cases", comparison="gte", tolerance=1.0)
+    entry = judge(gate, measured({"edge_cases": 0}, {"edge_cases": "empty_batch: error ValueError"}, cases=5), None)
+    assert entry["passed"] is True and entry["note"] == "all 5 cases handled: empty_batch: error ValueError"
+    assert (entry["bound"], entry["bound_kind"], entry["comparison"], entry["tolerance"]) == (
+        None, "required", None, None
+    )
+    failing = measured({"edge_cases": 1}, {"edge_cases": "huge_values: 2 of 2 scores outside [0, 1]"}, cases=5)
+    entry = judge(gate, failing, None)
+    assert entry["passed"] is False
+    assert entry["note"] == "1 of 5 cases failed: huge_values: 2 of 2 scores outside [0, 1]"
+
+
+def test_an_informational_gate_says_so_after_its_verdict() -> None:
+    entry = judge(Gate("model_size_mb", maximum=1.0, required=False), measured({"model_size_mb": 3.5}), None)
+    assert entry["passed"] is False
+    assert entry["note"] == "3.5 > maximum 1; not required (informational)"
