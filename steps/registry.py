@@ -10,17 +10,18 @@ import json
 import sys
 from typing import Any
 
+from steps._core.documents import BundleManifest, VersionRecord
 from steps._core.errors import run
 from steps._model.bundle import BundleError
-from steps._storage.registry import Registry, RegistryError
+from steps._storage.registry import Registry, RegistryError, parse_version
 
 _KEY_METRICS = 3
 
 
-def _metrics(record: dict[str, Any], limit: int | None = _KEY_METRICS) -> str:
+def _metrics(record: VersionRecord, limit: int | None = _KEY_METRICS) -> str:
     """The metrics the policy gates on first (in the policy's order), then the rest."""
-    metrics = record.get("metrics") or {}
-    checked = [name for name in (record.get("gate") or {}).get("checked", []) if name in metrics]
+    metrics = record["metrics"]
+    checked = [name for name in record["gate"]["checked"] if name in metrics]
     names = checked + sorted(name for name in metrics if name not in checked)
     return " ".join(f"{name}={metrics[name]:.4g}" for name in names[:limit])
 
@@ -29,54 +30,60 @@ def _when(at: str | None) -> str:
     return (at or "")[:16].replace("T", " ")
 
 
-def table(records: list[dict[str, Any]]) -> str:
+def table(records: list[VersionRecord]) -> str:
     header = ("VERSION", "STATUS", "CREATED (UTC)", "COMMIT", "TRIGGER", "METRICS", "LAST CHANGE")
     rows = [
         (
             f"v{r['version']}",
             r["status"],
-            _when(r.get("created_at")),
-            (r.get("git_commit") or "-")[:10],
-            r.get("reason") or "-",
+            _when(r["created_at"]),
+            (r["git_commit"] or "-")[:10],
+            r["reason"] or "-",
             _metrics(r) or "-",
-            r["history"][-1]["why"] if r.get("history") else "-",
+            r["history"][-1]["why"] if r["history"] else "-",
         )
         for r in reversed(records)  # newest first, as people read a release list
     ]
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
-    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in [header, *rows])
+    return "\n".join(
+        "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in [header, *rows]
+    )
 
 
-def describe(model: str, record: dict[str, Any], manifest: dict[str, Any]) -> str:
-    data = manifest.get("data") or {}
+def describe(model: str, record: VersionRecord, manifest: BundleManifest) -> str:
+    """`show`: the index record, and the lineage from the version's stored bundle.json (whose fields a
+    hand-made bundle may lack)."""
+    data: dict[str, Any] = dict(manifest.get("data") or {})
+    gate = record["gate"]
     lines = [
         f"{model} v{record['version']}  {record['status']}",
         f"  fingerprint   {record['fingerprint']}",
-        f"  created       {record.get('created_at')}",
-        f"  git commit    {record.get('git_commit') or '-'}",
-        f"  trigger       {record.get('reason') or '-'}",
-        f"  data          {data.get('uri', '-')} (sha256 {str(data.get('sha256', '-'))[:12]}…, rows {data.get('rows', '-')})",
+        f"  created       {record['created_at']}",
+        f"  git commit    {record['git_commit'] or '-'}",
+        f"  trigger       {record['reason'] or '-'}",
+        f"  data          {data.get('uri', '-')} (sha256 {str(data.get('sha256', '-'))[:12]}…, "
+        f"rows {data.get('rows', '-')})",
         f"  estimator     {manifest.get('estimator', '-')} {json.dumps(manifest.get('params', {}), sort_keys=True)}",
         f"  metrics       {_metrics(record, None) or '-'}",
-        f"  gates         {'passed' if record['gate']['passed'] else 'failed: ' + ', '.join(record['gate']['failed'])}",
+        f"  gates         {'passed' if gate['passed'] else 'failed: ' + ', '.join(gate['failed'])}",
         "  files",
-        *(f"    {name}  sha256 {sha}" for name, sha in sorted(record.get("files", {}).items())),
+        *(f"    {name}  sha256 {sha}" for name, sha in sorted(record["files"].items())),
         "  history",
         *(
             f"    {_when(h['at'])}  {h['from'] or '(new)'} -> {h['to']}  by {h['by']}: {h['why']}"
-            for h in record.get("history", [])
+            for h in record["history"]
         ),
     ]
     return "\n".join(lines)
 
 
-def _changed_with(reg: Registry, model: str, record: dict[str, Any]) -> list[dict[str, Any]]:
+def _changed_with(reg: Registry, model: str, record: VersionRecord) -> list[VersionRecord]:
     """Other versions moved by the same update (an archived production, a superseded canary)."""
     at = record["history"][-1]["at"]
     return [
         r
         for r in reg.versions(model)
-        if r["version"] != record["version"] and r.get("history") and r["history"][-1]["at"] == at
+        if r["version"] != record["version"] and r["history"] and r["history"][-1]["at"] == at
     ]
 
 
@@ -90,15 +97,16 @@ def command(args: argparse.Namespace) -> tuple[Any, str]:
             return [], f"{model}: no versions in {reg.location}"
         return records, table(records)
     if args.command == "show":
-        record = reg.get(model, args.version)
+        record = reg.get(model, parse_version(args.version))
         try:
             manifest = reg.manifest(model, record["version"])
         except BundleError as err:
             raise RegistryError(str(err)) from err
         return {"record": record, "bundle": manifest}, describe(model, record, manifest)
     if args.command == "promote":
-        before = reg.get(model, args.version)["status"]
-        record = reg.promote(model, args.version, args.to, reason=args.reason)
+        version = parse_version(args.version)
+        before = reg.get(model, version)["status"]
+        record = reg.promote(model, version, args.to, reason=args.reason)
         if before == record["status"]:
             return {"record": record, "changed": []}, f"registry: {model} v{record['version']} is already {args.to}"
         others = _changed_with(reg, model, record)

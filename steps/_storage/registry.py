@@ -9,41 +9,27 @@ mid-registration leaves no version in the index, and concurrent writers never lo
 from __future__ import annotations
 
 import copy
-import getpass
 import hashlib
 import json
-import os
 import random
 import re
-import shutil
-import socket
-import tempfile
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
+from steps._core.documents import BundleManifest, GateReport, RegistryIndex, VersionRecord
 from steps._core.errors import TransientError, UsageError
 from steps._model import bundle as _bundle
 from steps._model.bundle import MANIFEST, BundleError
+from steps._storage import lifecycle, transfer
+from steps._storage.lifecycle import STATUSES, TRANSITIONS
 from steps._storage.store import AlreadyExists, Conflict, NotFound, ObjectStore, open_store
 
-STATUSES = ("staged", "canary", "production", "archived", "rejected")
-# The moves anyone may ask for. archived -> production happens only through rollback().
-TRANSITIONS: dict[str, tuple[str, ...]] = {
-    "staged": ("canary", "production", "rejected"),
-    "canary": ("production", "rejected"),
-    "production": ("archived",),
-    "archived": (),
-    "rejected": (),
-}
 NAMED_REFS = ("production", "canary", "latest")
-INDEX_FORMAT = 1
 _MODEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,40}[a-z0-9])?$")
 _STATE = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,100}$")
 _CAS_ATTEMPTS = 200
-_MAX_SLOTS = 1000
 
 T = TypeVar("T")
 
@@ -60,32 +46,12 @@ class IllegalTransition(RegistryError):
     """The lifecycle does not allow that move."""
 
 
-def default_actor() -> str:
-    """Who acts, for the history: $MLOPS_ACTOR (a workflow sets `argo:<workflow>`), else user@host."""
-    actor = os.environ.get("MLOPS_ACTOR")
-    if actor:
-        return actor
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):  # a container user with no passwd entry
-        user = str(os.getuid())
-    return f"{user}@{socket.gethostname()}"
-
-
 def check_model(model: str) -> str:
     if not isinstance(model, str) or not _MODEL.match(model):
         raise RegistryError(
             f"model {model!r}: must be lowercase letters, digits and '-', 1-42 characters, as in gates/<model>.yaml"
         )
     return model
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds")
-
-
-def _dumps(obj: Any) -> bytes:
-    return (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode()
 
 
 class Registry:
@@ -102,12 +68,12 @@ class Registry:
 
     # ---- reading ----------------------------------------------------------------------------------------
 
-    def versions(self, model: str) -> list[dict[str, Any]]:
+    def versions(self, model: str) -> list[VersionRecord]:
         """Every version's record (status, fingerprint, history, ...), oldest first; [] for an unknown model."""
         index, _ = self._read_index(model)
         return copy.deepcopy(index["versions"]) if index else []
 
-    def get(self, model: str, ref: int | str) -> dict[str, Any]:
+    def get(self, model: str, ref: int | str) -> VersionRecord:
         index, _ = self._read_index(model)
         return copy.deepcopy(self._find(index, model, ref))
 
@@ -121,69 +87,29 @@ class Registry:
     def canary(self, model: str) -> int | None:
         return self._with_status(model, "canary")
 
-    def find(self, model: str, fingerprint: str) -> dict[str, Any] | None:
+    def find(self, model: str, fingerprint: str) -> VersionRecord | None:
         """The version registered with this training fingerprint, if any."""
         for record in self.versions(model):
             if record["fingerprint"] == fingerprint:
                 return record
         return None
 
-    def manifest(self, model: str, ref: int | str) -> dict[str, Any]:
+    def manifest(self, model: str, ref: int | str) -> BundleManifest:
         """A version's stored bundle.json (lineage, file hashes, gate report), checked against the index."""
         record = self.get(model, ref)
-        manifest: dict[str, Any] = json.loads(self._manifest_bytes(model, record))
-        return manifest
+        return cast(BundleManifest, json.loads(self._manifest_bytes(model, record)))
 
     def fetch(self, model: str, ref: int | str, dest_dir: str | Path) -> Path:
         """Download a version into `dest_dir` and verify every sha256 before returning. Raises BundleError.
 
-        Files land in a temporary folder first and move into place only once verified, so `dest_dir` never
-        holds a tampered or half-downloaded bundle. An existing folder (e.g. a mounted volume) is filled in.
+        `dest_dir` never holds a tampered or half-downloaded bundle; an existing folder (e.g. a mounted volume)
+        is filled in.
         """
         record = self.get(model, ref)
         version = int(record["version"])
         raw = self._manifest_bytes(model, record)
-        where = f"{model} v{version} in {self.location}"
-        try:
-            manifest = json.loads(raw)
-            files = manifest["files"]
-            names = list(files)
-        except (ValueError, KeyError, TypeError) as err:
-            raise BundleError(f"{where}: stored {MANIFEST} has no 'files' table") from err
-        for name in names:  # checked before any name becomes a path on this disk
-            if not isinstance(name, str) or "/" in name or name.startswith(".") or name == MANIFEST:
-                raise BundleError(f"{where}: {MANIFEST} lists {name!r}, which is not a plain file name")
-        if manifest.get("version") != version:
-            raise BundleError(f"{where}: stored {MANIFEST} says version {manifest.get('version')!r}")
-
-        dest = Path(dest_dir)
-        if dest.exists() and not dest.is_dir():
-            raise UsageError(f"fetch destination {dest}: exists and is not a folder")
-        existing = dest.is_dir()
-        if not existing:
-            dest.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=dest if existing else dest.parent, prefix=f".{dest.name}.fetch-"))
-        try:
-            for name in names:
-                data, _ = self.store.get(self._version_key(model, version, name))
-                (staging / name).write_bytes(data)
-            (staging / MANIFEST).write_bytes(raw)
-            try:
-                _bundle.verify(staging)
-            except BundleError as err:
-                raise BundleError(f"{where}: {str(err).replace(str(staging) + '/', '')}") from err
-            if existing:
-                # bundle.json last: whoever sees the manifest sees every file it lists.
-                for name in [*names, MANIFEST]:
-                    os.replace(staging / name, dest / name)
-                staging.rmdir()
-            else:
-                staging.chmod(0o755)  # mkdtemp's 0700 would hide the model from a server running as another user
-                os.rename(staging, dest)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        return dest
+        return transfer.download(self.store, lambda v, name: self._version_key(model, v, name), version, raw,
+                                 dest_dir, where=f"{model} v{version} in {self.location}")
 
     # ---- writing ----------------------------------------------------------------------------------------
 
@@ -193,11 +119,11 @@ class Registry:
         bundle_dir: str | Path,
         *,
         passed: bool,
-        gate_report: dict[str, Any],
+        gate_report: GateReport,
         actor: str | None = None,
         reason: str | None = None,
         git_commit: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> VersionRecord:
         """Store a verified bundle as a new version: `staged` if the gates passed, else `rejected`.
 
         Idempotent by the bundle's training fingerprint: registering it again returns the existing record.
@@ -214,33 +140,21 @@ class Registry:
         if existing:
             return existing
 
-        version, stored = self._upload(model, bundle_dir, manifest, gate_report)
-        failed = _failed_gates(gate_report)
-        status = "staged" if passed else "rejected"
-        at = _now()
-        record = {
-            "version": version,
-            "status": status,
-            "fingerprint": fingerprint,
-            "created_at": at,
-            "git_commit": git_commit or manifest.get("git_commit"),
-            "reason": reason or manifest.get("reason"),
-            "bundle_sha256": hashlib.sha256(stored).hexdigest(),
-            "files": manifest["files"],
-            "metrics": _metrics(gate_report, manifest),
-            "gate": {"passed": passed, "failed": failed, "checked": _gate_names(gate_report)},
-            "history": [
-                {
-                    "from": None,
-                    "to": status,
-                    "at": at,
-                    "by": actor or default_actor(),
-                    "why": "quality gates passed" if passed else _rejection(failed),
-                }
-            ],
-        }
+        index, _ = self._read_index(model)
+        taken = {int(r["version"]) for r in index["versions"]} if index else set()
+        slot = transfer.upload(self.store, lambda v, name: self._version_key(model, v, name), bundle_dir, manifest,
+                               gate_report, taken)
+        if slot is None:
+            raise RegistryError(
+                f"{model}: found no free version number after {transfer.MAX_SLOTS} tries in {self.location}"
+            )
+        version, stored = slot
+        record = lifecycle.new_record(
+            version, manifest, gate_report, passed=passed, bundle_sha256=hashlib.sha256(stored).hexdigest(),
+            actor=actor or lifecycle.default_actor(), reason=reason, git_commit=git_commit,
+        )
 
-        def add(index: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        def add(index: RegistryIndex) -> tuple[VersionRecord, bool]:
             for other in index["versions"]:
                 if other["fingerprint"] == fingerprint:  # a concurrent registration of the same run won
                     return copy.deepcopy(other), False
@@ -261,7 +175,7 @@ class Registry:
         actor: str | None = None,
         reason: str = "",
         details: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
+    ) -> VersionRecord:
         """Move a version along the lifecycle, in one compare-and-swap of the index. Returns its record.
 
         Promoting to production archives the previous production; a new canary rejects the previous one
@@ -270,9 +184,9 @@ class Registry:
         """
         if to not in STATUSES:
             raise RegistryError(f"status {to!r}: not one of {', '.join(STATUSES)}")
-        by = actor or default_actor()
+        by = actor or lifecycle.default_actor()
 
-        def move(index: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        def move(index: RegistryIndex) -> tuple[VersionRecord, bool]:
             record = self._find(index, model, version)
             if record["status"] == to:
                 return copy.deepcopy(record), False
@@ -282,16 +196,7 @@ class Registry:
                     f"{model} v{record['version']}: cannot move from {record['status']} to {to} "
                     f"(from {record['status']} a version may move to: {', '.join(allowed) or 'nothing'})"
                 )
-            at = _now()
-            if to in ("production", "canary"):
-                for other in index["versions"]:
-                    if other["status"] == to and other is not record:
-                        if to == "production":
-                            why = f"replaced by v{record['version']}"
-                            _append(other, "archived", at, by, why, None)
-                        else:
-                            _append(other, "rejected", at, by, f"superseded by canary v{record['version']}", None)
-            _append(record, to, at, by, reason or f"moved to {to}", details)
+            lifecycle.move(index, record, to, by=by, why=reason or f"moved to {to}", details=details)
             return copy.deepcopy(record), True
 
         return self._update(model, move)
@@ -305,30 +210,31 @@ class Registry:
         actor: str | None = None,
         reason: str = "",
         details: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
+    ) -> VersionRecord:
         if to not in ("canary", "production"):
             raise RegistryError(f"promote --to {to!r}: must be canary or production")
         return self.transition(model, version, to, actor=actor, reason=reason or f"promoted to {to}", details=details)
 
-    def rollback(self, model: str, *, actor: str | None = None, reason: str = "") -> dict[str, dict[str, Any]]:
+    def rollback(self, model: str, *, actor: str | None = None, reason: str = "") -> dict[str, VersionRecord]:
         """Archive the production version and bring back the most recently archived former production.
 
         Returns {"archived": record, "production": record}. A version archived by a rollback is not a
         rollback target itself, so rolling back twice goes two production versions back, not to and fro.
         """
-        by = actor or default_actor()
+        by = actor or lifecycle.default_actor()
 
-        def back(index: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], bool]:
+        def back(index: RegistryIndex) -> tuple[dict[str, VersionRecord], bool]:
             current = self._find(index, model, "production")
-            target = _last_replaced_production(index, exclude=current["version"])
+            target = lifecycle.last_replaced_production(index, exclude=current["version"])
             if target is None:
                 raise RegistryError(
                     f"{model}: no earlier production version to roll back to (v{current['version']} is production)"
                 )
-            at = _now()
+            at = lifecycle.now()
             why = reason or f"rollback to v{target['version']}"
-            _append(current, "archived", at, by, why, {"rollback": True})
-            _append(target, "production", at, by, reason or f"rollback from v{current['version']}", {"rollback": True})
+            lifecycle.append(current, "archived", at, by, why, {"rollback": True})
+            lifecycle.append(target, "production", at, by, reason or f"rollback from v{current['version']}",
+                             {"rollback": True})
             return {"archived": copy.deepcopy(current), "production": copy.deepcopy(target)}, True
 
         return self._update(model, back)
@@ -353,9 +259,9 @@ class Registry:
         key = self._state_key(model, name)
         try:
             if etag is None:
-                self.store.put_new(key, _dumps(value))
+                self.store.put_new(key, transfer.dumps(value))
             else:
-                self.store.put_if_match(key, _dumps(value), etag)
+                self.store.put_if_match(key, transfer.dumps(value), etag)
         except (AlreadyExists, Conflict):
             return False
         return True
@@ -373,7 +279,7 @@ class Registry:
             raise RegistryError(f"state name {name!r}: must be letters, digits, '.', '_' or '-'")
         return f"models/{check_model(model)}/state/{name}.json"
 
-    def _read_index(self, model: str) -> tuple[dict[str, Any] | None, str | None]:
+    def _read_index(self, model: str) -> tuple[RegistryIndex | None, str | None]:
         key = self._index_key(model)
         try:
             data, etag = self.store.get(key)
@@ -385,23 +291,23 @@ class Registry:
             raise RegistryError(f"{self.location}/{key}: corrupt index, not valid JSON: {err}") from err
         if not isinstance(index, dict) or not isinstance(index.get("versions"), list):
             raise RegistryError(f"{self.location}/{key}: corrupt index, no 'versions' list")
-        return index, etag
+        return cast(RegistryIndex, index), etag
 
-    def _update(self, model: str, change: Callable[[dict[str, Any]], tuple[T, bool]]) -> T:
+    def _update(self, model: str, change: Callable[[RegistryIndex], tuple[T, bool]]) -> T:
         """Read the index, apply `change` to a copy, write it back only if unchanged meanwhile; else retry."""
         key = self._index_key(model)
         delay = 0.02
         for _ in range(_CAS_ATTEMPTS):
             index, etag = self._read_index(model)
-            working = index or {"format_version": INDEX_FORMAT, "model": model, "versions": []}
+            working = index or lifecycle.new_index(model)
             result, changed = change(working)
             if not changed:
                 return result
             try:
                 if etag is None:
-                    self.store.put_new(key, _dumps(working))
+                    self.store.put_new(key, transfer.dumps(working))
                 else:
-                    self.store.put_if_match(key, _dumps(working), etag)
+                    self.store.put_if_match(key, transfer.dumps(working), etag)
                 return result
             except (Conflict, AlreadyExists):
                 # Someone else's update won; jittered backoff keeps many writers from colliding in lockstep.
@@ -409,10 +315,10 @@ class Registry:
                 delay = min(delay * 2, 0.5)
         raise TransientError(f"{self.location}/{key}: still changing after {_CAS_ATTEMPTS} attempts; try again")
 
-    def _find(self, index: dict[str, Any] | None, model: str, ref: int | str) -> dict[str, Any]:
+    def _find(self, index: RegistryIndex | None, model: str, ref: int | str) -> VersionRecord:
         if not index or not index["versions"]:
             raise VersionNotFound(f"model {model!r} has no versions in the registry at {self.location}")
-        records: list[dict[str, Any]] = index["versions"]
+        records = index["versions"]
         known = ", ".join(f"v{r['version']} {r['status']}" for r in records)
         if isinstance(ref, str) and ref in NAMED_REFS:
             if ref == "latest":
@@ -433,7 +339,7 @@ class Registry:
                 return int(record["version"])
         return None
 
-    def _manifest_bytes(self, model: str, record: dict[str, Any]) -> bytes:
+    def _manifest_bytes(self, model: str, record: VersionRecord) -> bytes:
         key = self._version_key(model, int(record["version"]), MANIFEST)
         try:
             raw, _ = self.store.get(key)
@@ -447,7 +353,7 @@ class Registry:
             )
         return raw
 
-    def _check_bundle(self, model: str, bundle_dir: Path) -> dict[str, Any]:
+    def _check_bundle(self, model: str, bundle_dir: Path) -> BundleManifest:
         try:
             manifest = _bundle.verify(bundle_dir)
         except BundleError as err:
@@ -462,51 +368,6 @@ class Registry:
                 f"{bundle_dir / MANIFEST}: field 'model' is {manifest['model']!r}, but registering as {model!r}"
             )
         return manifest
-
-    def _upload(
-        self, model: str, bundle_dir: Path, manifest: dict[str, Any], gate_report: dict[str, Any]
-    ) -> tuple[int, bytes]:
-        """Write the version's files create-only into the first free slot; return (version, stored bundle.json).
-
-        bundle.json goes first and claims the slot. A slot already claimed with the very same bytes was left by
-        an earlier attempt of this registration (it crashed before the index): finish that one. Any other
-        claim belongs to someone else (a concurrent registration, or an abandoned one): try the next number.
-        Numbers missing from the index come first, so a rerun finds its own earlier attempt.
-        """
-        index, _ = self._read_index(model)
-        taken = {int(r["version"]) for r in index["versions"]} if index else set()
-        candidates = [n for n in range(1, max(taken, default=0)) if n not in taken]
-        version = max(taken, default=0)
-        for _ in range(_MAX_SLOTS):
-            if candidates:
-                version = candidates.pop(0)
-            else:
-                version = max(version + 1, max(taken, default=0) + 1)
-            stored = _dumps({**manifest, "version": version, "gate": gate_report})
-            key = self._version_key(model, version, MANIFEST)
-            try:
-                self.store.put_new(key, stored)
-            except AlreadyExists:
-                try:
-                    claimed, _ = self.store.get(key)
-                except NotFound:
-                    claimed = b""  # removed by a cleanup in between; let the next round decide
-                if claimed != stored:
-                    continue
-            if self._upload_files(model, version, bundle_dir, manifest["files"]):
-                return version, stored
-        raise RegistryError(f"{model}: found no free version number after {_MAX_SLOTS} tries in {self.location}")
-
-    def _upload_files(self, model: str, version: int, bundle_dir: Path, files: dict[str, str]) -> bool:
-        for name, sha256 in files.items():
-            key = self._version_key(model, version, name)
-            try:
-                self.store.put_new(key, (bundle_dir / name).read_bytes())
-            except AlreadyExists:
-                data, _ = self.store.get(key)
-                if hashlib.sha256(data).hexdigest() != sha256:
-                    return False  # not our file: this slot is unusable
-        return True
 
 
 _VERSION = re.compile(r"[0-9]+")
@@ -551,59 +412,3 @@ def _version_number(ref: int | str) -> int:
     if isinstance(number, str):
         raise VersionNotFound(f"version {ref!r}: expected a number (3) or one of {', '.join(NAMED_REFS)}")
     return number
-
-
-def _append(record: dict[str, Any], to: str, at: str, by: str, why: str, details: dict[str, Any] | None) -> None:
-    entry: dict[str, Any] = {"from": record["status"], "to": to, "at": at, "by": by, "why": why}
-    if details:
-        entry["details"] = details
-    record["history"].append(entry)
-    record["status"] = to
-
-
-def _last_replaced_production(index: dict[str, Any], exclude: int) -> dict[str, Any] | None:
-    """The archived version most recently replaced as production (not one archived by a rollback)."""
-    best: tuple[tuple[str, int], dict[str, Any]] | None = None
-    for record in index["versions"]:
-        if record["status"] != "archived" or record["version"] == exclude or not record["history"]:
-            continue
-        last = record["history"][-1]
-        if last.get("from") != "production" or (last.get("details") or {}).get("rollback"):
-            continue
-        rank = (str(last.get("at")), int(record["version"]))
-        if best is None or rank > best[0]:
-            best = (rank, record)
-    return best[1] if best else None
-
-
-def _failed_gates(gate_report: dict[str, Any]) -> list[str]:
-    failed = gate_report.get("failed")
-    if isinstance(failed, list):
-        return [str(name) for name in failed]
-    gates = gate_report.get("gates")
-    if isinstance(gates, list):
-        return [str(g.get("name")) for g in gates if isinstance(g, dict) and not g.get("passed")]
-    return []
-
-
-def _gate_names(gate_report: dict[str, Any]) -> list[str]:
-    gates = gate_report.get("gates")
-    if not isinstance(gates, list):
-        return []
-    return [str(g["name"]) for g in gates if isinstance(g, dict) and "name" in g]
-
-
-def _rejection(failed: list[str]) -> str:
-    return f"failed gates: {', '.join(failed)}" if failed else "the gate report did not pass"
-
-
-def _metrics(gate_report: dict[str, Any], manifest: dict[str, Any]) -> dict[str, float]:
-    """The candidate's holdout metrics from the gate report (else the bundle's), numbers only."""
-    for source in (gate_report.get("candidate"), manifest.get("metrics")):
-        if isinstance(source, dict):
-            numbers = {
-                str(k): float(v) for k, v in source.items() if isinstance(v, int | float) and not isinstance(v, bool)
-            }
-            if numbers:
-                return numbers
-    return {}
