@@ -37,7 +37,7 @@ from typing import Any
 
 from steps._core.errors import TransientError, UsageError, run
 from steps._core.policy import DriftPolicy, duration_seconds, load_policy, policy_path
-from steps._drift import stats as _drift
+from steps._drift import binned, ecdf, methods, rule
 from steps._drift import webhook as _webhook
 from steps._model.bundle import PROFILE_FILE
 from steps._storage.registry import Registry
@@ -84,19 +84,19 @@ def reference_profile(registry: Registry, model: str) -> tuple[int, dict[str, An
     return version, profile
 
 
-def stored_ecdfs(registry: Registry, model: str, version: int, method: str) -> dict[str, _drift.Ecdf]:
+def stored_ecdfs(registry: Registry, model: str, version: int, method: str) -> dict[str, ecdf.Ecdf]:
     """The version's reference ECDFs (reference_ecdf.npz, checked against its sha256), which the raw methods
     (wasserstein, ks) compare a current dataset with."""
-    data = _version_file(registry, model, version, _drift.ECDF_FILE)
+    data = _version_file(registry, model, version, ecdf.ECDF_FILE)
     if data is None:
         raise UsageError(
             f"{model} v{version}: drift.method {method!r} compares raw values with the reference ECDFs "
-            f"({_drift.ECDF_FILE}), and this version was trained before bundles kept them: retrain the model "
+            f"({ecdf.ECDF_FILE}), and this version was trained before bundles kept them: retrain the model "
             f"(mlops run training --model {model}) and promote the new version, or use drift.method psi or "
             "jensen_shannon, which need only profile.json"
         )
     try:
-        return _drift.load_ecdfs(data, f"{model} v{version} {_drift.ECDF_FILE}")
+        return ecdf.load_ecdfs(data, f"{model} v{version} {ecdf.ECDF_FILE}")
     except ValueError as err:
         raise UsageError(str(err)) from err
 
@@ -249,7 +249,7 @@ def _labels(text: str) -> dict[str, str] | None:
 
 def check(model: str, registry: Registry, policy: DriftPolicy, *, current: str | None = None,
           prometheus: str | None = None, metrics_urls: list[str] | None = None
-          ) -> tuple[int, _drift.DriftResult, str]:
+          ) -> tuple[int, rule.DriftResult, str]:
     """(production version, the drift result, where the current data came from)."""
     given = [s for s in (current, prometheus, metrics_urls) if s]
     if len(given) != 1:
@@ -262,10 +262,10 @@ def check(model: str, registry: Registry, policy: DriftPolicy, *, current: str |
 
             reference = None
             numeric = any(fp["type"] != "categorical" for fp in profile["features"].values())
-            if policy.method in _drift.RAW_METHODS and numeric:
+            if policy.method in methods.RAW_METHODS and numeric:
                 reference = stored_ecdfs(registry, model, version, policy.method)
             frame = read_dataset(current).frame
-            return version, _drift.check(profile, policy, current=frame, reference=reference), current
+            return version, rule.check(profile, policy, current=frame, reference=reference), current
         if prometheus is not None:
             counters = prometheus_counters(prometheus, model, version, policy.window)
             source = f"{prometheus} ({METRIC}, {policy.window})"
@@ -273,9 +273,9 @@ def check(model: str, registry: Registry, policy: DriftPolicy, *, current: str |
             urls = list(metrics_urls or [])
             counters = exposition_counters(urls, model, version)
             source = f"{', '.join(urls)} ({METRIC} since each server started)"
-        counts = _drift.counts_from_labels(profile, counters)
-        return version, _drift.check(profile, policy, counts=counts), source
-    except (_drift.DriftMethodError, ValueError) as err:
+        counts = binned.counts_from_labels(profile, counters)
+        return version, rule.check(profile, policy, counts=counts), source
+    except (methods.DriftMethodError, ValueError) as err:
         raise UsageError(str(err)) from err
 
 
@@ -326,7 +326,7 @@ def _settle(registry: Registry, model: str, key: str, status: str, detail: str) 
             return
 
 
-def retrain_body(model: str, version: int, result: _drift.DriftResult, key: str, window: str) -> dict[str, Any]:
+def retrain_body(model: str, version: int, result: rule.DriftResult, key: str, window: str) -> dict[str, Any]:
     """The webhook body: DESIGN.md's table (the Sensor maps it to the training Workflow's parameters)."""
     return {
         "model": model, "reason": REASON, "drifted_features": result.drifted_features, "idempotency_key": key,
@@ -334,7 +334,7 @@ def retrain_body(model: str, version: int, result: _drift.DriftResult, key: str,
     }
 
 
-def trigger(registry: Registry, model: str, version: int, result: _drift.DriftResult, policy: DriftPolicy,
+def trigger(registry: Registry, model: str, version: int, result: rule.DriftResult, policy: DriftPolicy,
             webhook: str | None, token: str | None, *, now: datetime | None = None, backoff: float = 0.5,
             attempts: int = 5) -> Trigger:
     if not result.retrain:
@@ -368,14 +368,14 @@ def _parse(text: Any) -> datetime:
 
 # --- outputs --------------------------------------------------------------------------------------------
 
-def report(model: str, version: int, source: str, result: _drift.DriftResult, outcome: Trigger | None,
+def report(model: str, version: int, source: str, result: rule.DriftResult, outcome: Trigger | None,
            window: str) -> dict[str, Any]:
     return {"model": model, "production_version": version, "source": source, "window": window,
             "checked_at": datetime.now(UTC).isoformat(), **result.to_dict(),
             "trigger": outcome.to_dict() if outcome else {"status": "error"}}
 
 
-def write_reports(folder: Path, doc: dict[str, Any], result: _drift.DriftResult) -> None:
+def write_reports(folder: Path, doc: dict[str, Any], result: rule.DriftResult) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for name, text in (("drift.json", json.dumps(doc, indent=2, default=str) + "\n"),
                        ("drift.html", _html(doc, result))):
@@ -384,7 +384,7 @@ def write_reports(folder: Path, doc: dict[str, Any], result: _drift.DriftResult)
         os.replace(tmp, folder / name)
 
 
-def _html(doc: dict[str, Any], result: _drift.DriftResult) -> str:
+def _html(doc: dict[str, Any], result: rule.DriftResult) -> str:
     rows = "".join(
         f"<tr{' class=drifted' if f.drifted else ''}><td>{html.escape(f.name)}</td><td>{f.method}</td>"
         f"<td>{f.score:.4f}</td><td>{'' if f.p_value is None else f'{f.p_value:.4g}'}</td>"
@@ -407,7 +407,7 @@ def _html(doc: dict[str, Any], result: _drift.DriftResult) -> str:
     )
 
 
-def _bars(result: _drift.DriftResult) -> str:
+def _bars(result: rule.DriftResult) -> str:
     """One PNG, a panel per feature: reference and current proportions per bin (drifted features in red)."""
     import numpy as np
     from matplotlib.figure import Figure  # no pyplot: no global state, no GUI backend
@@ -435,7 +435,7 @@ def _bars(result: _drift.DriftResult) -> str:
     return base64.b64encode(buffer.getvalue()).decode()
 
 
-def push_metrics(url: str, model: str, version: int, result: _drift.DriftResult, timeout: float = 10.0) -> None:
+def push_metrics(url: str, model: str, version: int, result: rule.DriftResult, timeout: float = 10.0) -> None:
     """Replace this model's drift metrics on a Prometheus Pushgateway (job mlops-drift, grouped by model)."""
     lines = ["# TYPE mlops_drift_score gauge"]
     for f in result.features:

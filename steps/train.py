@@ -29,7 +29,7 @@ import pandas as pd
 from steps._core.errors import UsageError, run
 from steps._core.files import write_json
 from steps._core.policy import Policy, load_policy
-from steps._drift import stats as _drift
+from steps._drift import ecdf as _drift
 from steps._model import bundle as _bundle
 from steps._model import features as _features
 from steps._model import profile as _profile

@@ -185,9 +185,9 @@ def markdown(r: dict[str, Any]) -> str:
         "",
         "## Notes",
         "",
-        ("- Ours: `steps._drift.stats.check`. Binned tests (PSI, Jensen-Shannon, chi-square) read the reference from the "
+        ("- Ours: `steps._drift.rule.check`. Binned tests (PSI, Jensen-Shannon, chi-square) read the reference from the "
         "profile and count the current data over its bins (missing values and unseen categories counted). Raw "
-        "tests (Wasserstein, KS) compare empirical CDFs over the distinct values (`steps._drift.stats.Ecdf`: integers "
+        "tests (Wasserstein, KS) compare empirical CDFs over the distinct values (`steps._drift.ecdf.Ecdf`: integers "
         "counted, other numbers sorted once), exact; the reference's Ecdfs are built at training time like the "
         "profile, or, in the `-raw` rows, from the reference DataFrame inside the timed region. One thread; "
         "`@N`: N threads (one per CPU), each working on a feature."),

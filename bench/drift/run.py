@@ -31,7 +31,9 @@ import numpy as np
 from bench.drift import report, tools
 from steps._core.data import DRIFTED_FEATURES, generate
 from steps._core.policy import DriftPolicy, load_policy
-from steps._drift import stats as _drift
+from steps._drift import binned as _binned
+from steps._drift import ecdf as _ecdf
+from steps._drift import rule as _rule
 from steps._model import profile as _profile
 
 REPO = Path(__file__).resolve().parents[2]
@@ -169,7 +171,7 @@ def _peer_python(name: str, venvs: Path) -> Path:
 def _prepare(policy: Any, rows: int, drift: float, work: Path) -> tuple[Path, list[float], list[float]]:
     """Both datasets as Parquet (cached by rows, drift and the generator's source), the reference profile
     (built as train does) and the reference's Ecdfs (timed: 3 builds each), and the features' kinds."""
-    source = hashlib.sha256((REPO / "steps" / "_data.py").read_bytes()).hexdigest()[:12]
+    source = hashlib.sha256((REPO / "steps" / "_core" / "data.py").read_bytes()).hexdigest()[:12]
     folder = work / f"data-{rows}-{drift}-{source}"
     target = policy.data.target
     reference = None
@@ -194,7 +196,7 @@ def _prepare(policy: Any, rows: int, drift: float, work: Path) -> tuple[Path, li
     ecdf_seconds = []
     for _ in range(3):
         start = time.perf_counter()
-        ecdfs = _drift.reference_ecdfs(profile, reference)
+        ecdfs = _ecdf.reference_ecdfs(profile, reference)
         ecdf_seconds.append(time.perf_counter() - start)
     tools.save_ecdfs(ecdfs, folder / "ecdfs.npz")
     spec = {
@@ -240,7 +242,7 @@ def cpu_probe() -> float:
 def counters_check(profile: dict[str, Any], current: Any, policy: DriftPolicy, reps: int) -> dict[str, Any]:
     """The check from live counters: per-bin totals as Prometheus returns them (feature -> bin -> value),
     for 1M and for 100M served rows, scored in-process, interleaved; times from the counters to decisions."""
-    vectors = _drift.current_counts(profile, current)
+    vectors = _binned.current_counts(profile, current)
     rng = np.random.default_rng(0)
     served = {}
     for rows in SERVED_ROWS:
@@ -249,7 +251,7 @@ def counters_check(profile: dict[str, Any], current: Any, policy: DriftPolicy, r
             share = vectors[name] / vectors[name].sum()
             # The same current distribution, as counter totals after `rows` served rows.
             drawn = rng.multinomial(rows, share) if rows != len(current) else vectors[name]
-            counters[name] = {label: float(v) for label, v in zip(_drift.labels(fp), drawn, strict=True) if v}
+            counters[name] = {label: float(v) for label, v in zip(_binned.labels(fp), drawn, strict=True) if v}
         served[rows] = counters
     out: dict[str, Any] = {}
     for method in ("psi", "jensen_shannon"):
@@ -258,12 +260,12 @@ def counters_check(profile: dict[str, Any], current: Any, policy: DriftPolicy, r
         times: dict[int, list[float]] = {rows: [] for rows in SERVED_ROWS}
         flagged: dict[int, list[str]] = {}
         for rows in SERVED_ROWS:  # warm-up
-            _drift.check(profile, rule, counts=_drift.counts_from_labels(profile, served[rows]))
+            _rule.check(profile, rule, counts=_binned.counts_from_labels(profile, served[rows]))
         for rep in range(reps):
             order = SERVED_ROWS if rep % 2 == 0 else SERVED_ROWS[::-1]
             for rows in order:
                 start = time.perf_counter()
-                result = _drift.check(profile, rule, counts=_drift.counts_from_labels(profile, served[rows]))
+                result = _rule.check(profile, rule, counts=_binned.counts_from_labels(profile, served[rows]))
                 times[rows].append(time.perf_counter() - start)
                 flagged[rows] = result.drifted_features
         medians = {rows: statistics.median(times[rows]) for rows in SERVED_ROWS}

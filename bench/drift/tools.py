@@ -62,7 +62,8 @@ def _reset_peak() -> bool:
 def ours(name: str, threads: int | None, data: Path) -> Callable[[pd.DataFrame, pd.DataFrame, dict[str, Any]], dict[str, Any]]:
     sys.path.insert(0, str(REPO))
     from steps._core.policy import DriftPolicy
-    from steps._drift.stats import RAW_METHODS, check  # the project's code, on its own venv only
+    from steps._drift.methods import RAW_METHODS  # the project's code, on its own venv only
+    from steps._drift.rule import check
 
     method, threshold = OURS[name]
     profile = json.loads((data / "profile.json").read_text())  # built at training time
@@ -95,7 +96,7 @@ def save_ecdfs(ecdfs: dict[str, Any], path: Path) -> None:
 
 
 def load_ecdfs(path: Path) -> dict[str, Any]:
-    from steps._drift.stats import Ecdf
+    from steps._drift.ecdf import Ecdf
 
     with np.load(path) as z:
         names = sorted({key.rsplit("/", 1)[0] for key in z.files})

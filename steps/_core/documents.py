@@ -163,6 +163,8 @@ class RegistryIndex(TypedDict):
 
 
 class FeatureDriftRecord(TypedDict):
+    """One feature's score in drift.json (steps._drift.rule.FeatureDrift.to_dict); no infinities or NaN."""
+
     name: str
     type: str
     method: str
@@ -176,20 +178,17 @@ class FeatureDriftRecord(TypedDict):
 
 
 class TriggerRecord(TypedDict):
+    """What became of the retrain request (steps._drift.trigger.Trigger.to_dict)."""
+
     status: str  # sent | cooldown | not_configured | none | error
     idempotency_key: NotRequired[str | None]
     attempts: NotRequired[int]
     detail: NotRequired[str]
 
 
-class DriftReport(TypedDict):
-    """drift.json."""
+class DriftResultRecord(TypedDict):
+    """The policy's rule over every feature (steps._drift.rule.DriftResult.to_dict)."""
 
-    model: str
-    production_version: int
-    source: str
-    window: str
-    checked_at: str
     method: str
     threshold: float
     drift_share: float
@@ -200,6 +199,16 @@ class DriftReport(TypedDict):
     reason: str
     drifted_features: list[str]
     features: list[FeatureDriftRecord]
+
+
+class DriftReport(DriftResultRecord):
+    """drift.json: the rule's result, what it compared, and what became of the retrain request."""
+
+    model: str
+    production_version: int
+    source: str
+    window: str
+    checked_at: str
     trigger: TriggerRecord
 
 

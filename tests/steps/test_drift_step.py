@@ -23,7 +23,8 @@ from steps._canary.local.deploy import ServerProcess
 from steps._core.data import DRIFTED_FEATURES, generate, write_frame
 from steps._core.errors import UsageError
 from steps._core.policy import load_policy
-from steps._drift import stats as _drift
+from steps._drift.ecdf import ECDF_FILE
+from steps._drift.methods import CATEGORICAL_METHOD
 from steps._model import bundle as _bundle
 from steps._model.bundle import write_manifest
 from steps._model.profile import build_profile
@@ -177,10 +178,10 @@ def test_second_check_inside_the_cooldown_posts_nothing(registry_dir: Path, smal
 
 def test_concurrent_checks_post_once(registry_dir: Path, small_policy: Path, data: dict[str, Path], hook: Hook,
                                      token_file: Path, tmp_path: Path) -> None:
-    procs = [subprocess.Popen([sys.executable, "-m", "steps.drift",
-                               *args(registry_dir, small_policy, data["drifted"], hook, token_file, tmp_path / f"r{i}")],
-                              cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for i in range(3)]
+    argvs = [args(registry_dir, small_policy, data["drifted"], hook, token_file, tmp_path / f"r{i}") for i in range(3)]
+    procs = [subprocess.Popen([sys.executable, "-m", "steps.drift", *argv], cwd=ROOT, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+             for argv in argvs]
     results = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0] * 3, results
     assert len(hook.requests) == 1
@@ -353,13 +354,13 @@ def test_raw_methods_flag_the_shifted_features_and_not_the_unshifted_ones_throug
     assert not any(features["same"][n]["drifted"] for n in (*SHIFTED_NUMBERS, *UNSHIFTED_NUMBERS))
     assert reports["drifted"]["decision"] == "retrain" and reports["same"]["decision"] == "no_retrain"
     # A categorical feature takes the method's binned companion, so one threshold keeps one meaning.
-    assert features["drifted"]["channel"]["method"] == _drift.CATEGORICAL_METHOD[method]
+    assert features["drifted"]["channel"]["method"] == CATEGORICAL_METHOD[method]
 
 
 def test_a_version_trained_without_reference_ecdfs_refuses_a_raw_method_and_says_to_retrain(
         trained: Trained, data: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     registry = Registry.open(str(tmp_path / "registry"))
-    legacy = copy_of(trained.bundle, tmp_path, "legacy", drop=_drift.ECDF_FILE)
+    legacy = copy_of(trained.bundle, tmp_path, "legacy", drop=ECDF_FILE)
     registry.register(MODEL, legacy, passed=True, gate_report={"passed": True})
     registry.promote(MODEL, 1, "production")
     for method in ("ks", "wasserstein"):
@@ -369,7 +370,7 @@ def test_a_version_trained_without_reference_ecdfs_refuses_a_raw_method_and_says
         err = capsys.readouterr().err
         assert code == 2, err
         assert f"drift.method {method!r}" in err and "retrain the model" in err
-        assert _drift.ECDF_FILE in err and f"{MODEL} v1" in err
+        assert ECDF_FILE in err and f"{MODEL} v1" in err
         assert not (tmp_path / "r").exists()
     # The binned methods need only profile.json: the same version still checks.
     policy = policy_with(trained.policy, tmp_path / "psi", method="psi", min_samples=2000)
@@ -382,14 +383,14 @@ def test_a_tampered_reference_ecdf_file_is_refused(trained: Trained, data: dict[
     registry = Registry.open(str(tmp_path / "registry"))
     registry.register(MODEL, copy_of(trained.bundle, tmp_path, "v1"), passed=True, gate_report={"passed": True})
     registry.promote(MODEL, 1, "production")
-    stored = tmp_path / "registry" / "models" / MODEL / "versions" / "1" / _drift.ECDF_FILE
+    stored = tmp_path / "registry" / "models" / MODEL / "versions" / "1" / ECDF_FILE
     stored.chmod(0o644)
     stored.write_bytes(stored.read_bytes()[:-10] + b"0123456789")
     policy = policy_with(trained.policy, tmp_path / "gates", method="ks", threshold=0.01, min_samples=2000)
     argv = ["--model", MODEL, "--registry", registry.location, "--policy", str(policy), "--current",
             str(data["drifted"]), "--report-dir", str(tmp_path / "r")]
     assert drift.main(argv) == 2
-    assert f"{_drift.ECDF_FILE} does not match its sha256 in bundle.json" in capsys.readouterr().err
+    assert f"{ECDF_FILE} does not match its sha256 in bundle.json" in capsys.readouterr().err
 
 
 # --- Prometheus through prometheus-api-client --------------------------------------------------------------

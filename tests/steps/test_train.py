@@ -17,7 +17,7 @@ import pytest
 from steps import train
 from steps._core.data import generate
 from steps._core.policy import load_policy
-from steps._drift import stats as _drift
+from steps._drift import ecdf as _drift
 from steps._model import bundle as _bundle
 from steps._model import skops as _model
 

@@ -336,7 +336,7 @@ def test_drift_from_prometheus_counters_triggers_one_retrain_through_events_serv
 
     from steps import drift
     from steps._core.data import generate
-    from steps._drift import stats as _drift
+    from steps._drift import binned as _drift
 
     policy_path = tmp_path / f"{MODEL}.yaml"
     policy_path.write_text(re.sub(r"min_samples: \d+", "min_samples: 2000",

@@ -1,0 +1,1 @@
+"""Tests of steps/_drift/, one file per module."""
