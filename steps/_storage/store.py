@@ -168,6 +168,8 @@ class LocalStore:
         self._path(key).unlink(missing_ok=True)
 
     def _write_temp(self, path: Path, data: bytes) -> Path:
+        """A complete, synced temp file beside `path`. Not steps._core.files.replacing: put_new publishes with
+        link(), which never overwrites, and put_if_match renames only under the lock, after an fsync."""
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
