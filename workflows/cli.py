@@ -15,8 +15,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "lint": ("schema and semantic checks of rendered YAML", "workflows.lint"),
     "run": ("run a WorkflowTemplate locally: the same YAML Argo runs", "workflows.local.run"),
     "registry": ("list, show, promote and roll back model versions", "steps.registry"),
-    "drift": ("drift check: `drift check --model M [--current DATA | --prometheus URL | --metrics-url URL] [--webhook URL]`",
-              "steps.drift"),
+    "drift": ("drift check: `drift check --model M [--current DATA | --prometheus URL | --metrics-url URL] "
+              "[--webhook URL]`", "steps.drift"),
     "events": ("local webhook EventSource + retrain Sensors: `events serve [--port P] [--token-file F]`",
                "workflows.local.events"),
     "serve": ("serve a model version: `serve --model M@V [--registry LOC] [--port P]` or `--model-dir DIR`",

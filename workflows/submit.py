@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from steps._core.errors import TransientError, UsageError
 from steps._core.errors import run as run_command
+from workflows.local.run import choose_policy, parse_parameters, positive
 
 if TYPE_CHECKING:
     import requests
@@ -32,8 +33,6 @@ if TYPE_CHECKING:
     from workflows._schemas import Schemas
 
 DEFAULT_NAMESPACE = "argo"
-# The kinds the Argo Server API manages; Rollouts, Services, Sensors and ConfigMaps go through kubectl.
-APPLIED_KINDS = ("WorkflowTemplate", "CronWorkflow")
 IMAGE_TAG = "image-tag"  # the templates' step image tag parameter (workflows/_common.py)
 RESULTS = {"Succeeded": 0, "Failed": 1, "Error": 1}
 REQUEST_TIMEOUT = 30.0  # seconds per request: hera sets none, and a silent server must not hang CI
@@ -116,17 +115,6 @@ def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise UsageError(f"{name}={value!r}: expected true or false")
 
 
-def parse_parameters(items: list[str]) -> dict[str, str]:
-    """`-p name=value` items, as `argo submit -p` reads them."""
-    given: dict[str, str] = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep or not name.strip():
-            raise UsageError(f"-p {item!r}: expected NAME=VALUE")
-        given[name.strip()] = value
-    return given
-
-
 def choose_documents(policy: Policy, wanted: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The WorkflowTemplate named `wanted` (or `<model>-<wanted>`) and every document to apply for the model."""
     from workflows import render
@@ -144,12 +132,9 @@ def choose_documents(policy: Policy, wanted: str) -> tuple[dict[str, Any], list[
 def workflow_from(template: dict[str, Any], given: dict[str, str], namespace: str) -> dict[str, Any]:
     """The Workflow `argo submit --from workflowtemplate/<name> -p ...` creates: a reference to the template
     with the given parameters (the template's defaults fill the rest, on the server)."""
-    from workflows.local.runner import RunnerError, resolve_parameters
+    from workflows.local.runner import resolve_parameters
 
-    try:
-        resolve_parameters(template, given)  # unknown names, values outside an enum, parameters with no value
-    except RunnerError as err:
-        raise UsageError(str(err)) from err
+    resolve_parameters(template, given)  # unknown names, values outside an enum, parameters with no value
     meta = template.get("metadata") or {}
     name = str(meta["name"])
     labels = {k: v for k, v in (meta.get("labels") or {}).items() if k in COPIED_LABELS}
@@ -217,6 +202,36 @@ def progress_lines(workflow: dict[str, Any], seen: dict[str, str]) -> list[str]:
 # --- talking to the Argo Server ---------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Kind:
+    """How the Argo Server API reads, creates and updates one kind: WorkflowsService's methods, and the request
+    bodies built with hera's models (`m`, imported only when a request is made)."""
+
+    get: str
+    create: str
+    update: str
+    create_request: Callable[[Any, dict[str, Any], str], Any]  # (m, body, namespace)
+    update_request: Callable[[Any, str, dict[str, Any], str], Any]  # (m, name, body, namespace)
+
+
+# The kinds the Argo Server API manages; Rollouts, Services, Sensors and ConfigMaps go through kubectl.
+_APPLY: dict[str, _Kind] = {
+    "WorkflowTemplate": _Kind(
+        "get_workflow_template", "create_workflow_template", "update_workflow_template",
+        lambda m, body, ns: m.WorkflowTemplateCreateRequest(template=m.WorkflowTemplate(**body), namespace=ns),
+        lambda m, name, body, ns: m.WorkflowTemplateUpdateRequest(
+            name=name, namespace=ns, template=m.WorkflowTemplate(**body)),
+    ),
+    "CronWorkflow": _Kind(
+        "get_cron_workflow", "create_cron_workflow", "update_cron_workflow",
+        lambda m, body, ns: m.CreateCronWorkflowRequest(cron_workflow=m.CronWorkflow(**body), namespace=ns),
+        lambda m, name, body, ns: m.UpdateCronWorkflowRequest(
+            name=name, namespace=ns, cron_workflow=m.CronWorkflow(**body)),
+    ),
+}
+APPLIED_KINDS = tuple(_APPLY)
+
+
 class ArgoClient:
     """Hera's WorkflowsService with plain errors: our exit codes, the server named, no tracebacks."""
 
@@ -234,29 +249,18 @@ class ArgoClient:
         from hera.workflows import models as m
 
         kind, name, ns = doc["kind"], doc["metadata"]["name"], self.server.namespace
+        how = _APPLY.get(kind)
+        if how is None:
+            raise UsageError(f"{kind} {name}: the Argo Server does not manage this kind (use kubectl apply -k)")
         what = f"{kind} {name} in namespace {ns}"
         body = in_namespace(doc, ns)
-        if kind == "WorkflowTemplate":
-            existing = self._call(f"reading {what}", self.service.get_workflow_template, name, missing_ok=True)
-            if existing is None:
-                self._call(f"creating {what}", self.service.create_workflow_template,
-                           m.WorkflowTemplateCreateRequest(template=m.WorkflowTemplate(**body), namespace=ns))
-                return "created"
-            body["metadata"]["resourceVersion"] = existing.metadata.resource_version
-            self._call(f"updating {what}", self.service.update_workflow_template, name,
-                       m.WorkflowTemplateUpdateRequest(name=name, namespace=ns, template=m.WorkflowTemplate(**body)))
-            return "configured"
-        if kind == "CronWorkflow":
-            existing = self._call(f"reading {what}", self.service.get_cron_workflow, name, missing_ok=True)
-            if existing is None:
-                self._call(f"creating {what}", self.service.create_cron_workflow,
-                           m.CreateCronWorkflowRequest(cron_workflow=m.CronWorkflow(**body), namespace=ns))
-                return "created"
-            body["metadata"]["resourceVersion"] = existing.metadata.resource_version
-            self._call(f"updating {what}", self.service.update_cron_workflow, name,
-                       m.UpdateCronWorkflowRequest(name=name, namespace=ns, cron_workflow=m.CronWorkflow(**body)))
-            return "configured"
-        raise UsageError(f"{kind} {name}: the Argo Server does not manage this kind (use kubectl apply -k)")
+        existing = self._call(f"reading {what}", getattr(self.service, how.get), name, missing_ok=True)
+        if existing is None:
+            self._call(f"creating {what}", getattr(self.service, how.create), how.create_request(m, body, ns))
+            return "created"
+        body["metadata"]["resourceVersion"] = existing.metadata.resource_version
+        self._call(f"updating {what}", getattr(self.service, how.update), name, how.update_request(m, name, body, ns))
+        return "configured"
 
     def get_template(self, name: str) -> dict[str, Any] | None:
         found = self._call(f"reading WorkflowTemplate {name} in namespace {self.server.namespace}",
@@ -310,9 +314,9 @@ def _session(timeout: float) -> requests.Session:
     import requests
 
     class TimeoutSession(requests.Session):
-        def request(self, method: str, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
+        def request(self, *args: Any, **kwargs: Any) -> requests.Response:
             kwargs.setdefault("timeout", timeout)
-            return super().request(method, url, *args, **kwargs)
+            return super().request(*args, **kwargs)
 
     return TimeoutSession()
 
@@ -386,21 +390,11 @@ def parser(p: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
                    help="submit from the template already on the server; apply nothing")
     p.add_argument("--dry-run", action="store_true",
                    help="print the documents it would apply and the Workflow it would submit; send nothing")
-    p.add_argument("--poll-interval", type=_positive, default=5.0, metavar="S",
+    p.add_argument("--poll-interval", type=positive, default=5.0, metavar="S",
                    help="seconds between status reads with --wait (default: 5)")
     p.add_argument("--schemas", type=Path,
                    help="the schemas folder (default: $MLOPS_SCHEMAS, else ../shared/schemas beside the repo)")
     return p
-
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f"must be a number (got {text!r})") from err
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive (got {text!r})")
-    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -463,12 +457,10 @@ def submit(args: argparse.Namespace, env: Mapping[str, str], out: Callable[[str]
 
 def _policy(policy_file: Path | None, model: str | None) -> Policy:
     from steps._core.policy import PolicyError
-    from workflows.local.run import choose_policy  # the same model choice as `mlops run`
-    from workflows.local.runner import RunnerError
 
     try:
-        return choose_policy(policy_file, model)
-    except (RunnerError, PolicyError, OSError) as err:
+        return choose_policy(policy_file, model)  # the same model choice as `mlops run`
+    except (PolicyError, OSError) as err:
         raise UsageError(str(err)) from err
 
 

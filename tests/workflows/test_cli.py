@@ -66,6 +66,6 @@ def test_registry_is_delegated_to_the_registry_step():
 
 def test_python_dash_m_runs_the_command_line():
     for module in ("workflows", "workflows.cli"):
-        done = subprocess.run([sys.executable, "-m", module, "lint", "--help"], cwd=ROOT, capture_output=True, check=False,
-                              text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        done = subprocess.run([sys.executable, "-m", module, "lint", "--help"], cwd=ROOT, capture_output=True,
+                              check=False, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
         assert done.returncode == 0 and "usage: mlops lint" in done.stdout, module

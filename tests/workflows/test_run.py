@@ -7,7 +7,9 @@ the wiring of the real template: flags, paths, artifacts, output parameters, env
 
 from __future__ import annotations
 
+import argparse
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -126,7 +128,8 @@ def test_run_training_generates_data_runs_the_rendered_yaml_and_summarises(proje
     assert state["tasks"]["gate"]["outputs"]["parameters"] == {"passed": "true"}
     run_dir = Path(state["tasks"]["register"]["log"]).parents[2]
     # The YAML that ran is the rendered template, and the data was generated into the run folder.
-    doc = next(d for d in yaml.safe_load_all((run_dir / "workflow.yaml").read_text()) if d["kind"] == "WorkflowTemplate")
+    docs = yaml.safe_load_all((run_dir / "workflow.yaml").read_text())
+    doc = next(d for d in docs if d["kind"] == "WorkflowTemplate")
     assert doc["metadata"]["name"] == "fraud-detection-training"
     assert state["parameters"]["dataset"] == str(run_dir / "data" / "fraud-detection-reference.parquet")
     assert len(pd.read_parquet(run_dir / "data" / "fraud-detection-reference.parquet")) == run.REFERENCE_ROWS
@@ -224,3 +227,22 @@ def test_a_refused_workflow_leaves_no_run_folder(project, capsys):
     err = capsys.readouterr().err
     assert "{{tasks.a.outputs.result}} (a task's stdout as its result) is not supported locally" in err
     assert not list((project / ".mlops" / "runs").iterdir())
+
+
+@pytest.mark.parametrize(
+    ("read", "text", "message"),
+    [(run.non_negative, "x", "must be a number (got 'x')"), (run.non_negative, "-1", "must not be negative (got '-1')"),
+     (run.positive, "0", "must be positive (got '0')"), (run.positive, "-2", "must be positive (got '-2')")],
+    ids=["not-a-number", "negative", "zero-is-not-positive", "negative-is-not-positive"],
+)
+def test_number_options_name_the_rule_and_the_value(read, text, message):
+    """--backoff-scale (non_negative) and `mlops submit --poll-interval` (positive) read numbers alike."""
+    with pytest.raises(argparse.ArgumentTypeError, match=re.escape(message)):
+        read(text)
+    assert run.non_negative("0") == 0.0 and run.positive("0.5") == 0.5
+
+
+def test_parameters_are_name_value_pairs_split_at_the_first_equals_sign(capsys):
+    assert run.parse_parameters(["a=1", "b=x=y", "c="]) == {"a": "1", "b": "x=y", "c": ""}
+    assert run.main(["training", "-p", "dataset"]) == 2
+    assert "-p 'dataset': expected NAME=VALUE" in capsys.readouterr().err

@@ -20,7 +20,8 @@ from workflows.local.runner import RunnerError
 ROOT = Path(__file__).resolve().parents[2]
 
 # A task that records when it ran: argv[1] is a file name, the times go to <name>.times.
-STAMP = "import sys, time; t0 = time.time(); time.sleep(float(sys.argv[2])); open(sys.argv[1] + '.times', 'w').write(f'{t0} {time.time()}')"
+STAMP = ("import sys, time; t0 = time.time(); time.sleep(float(sys.argv[2])); "
+         "open(sys.argv[1] + '.times', 'w').write(f'{t0} {time.time()}')")
 
 
 def times(folder: Path, name: str) -> tuple[float, float]:
@@ -115,7 +116,8 @@ def test_when_false_skips_the_task_and_its_dependents_still_run(run_yaml, tmp_pa
 
 
 def test_when_compares_a_task_output_parameter(run_yaml):
-    decide = container("decide", "import sys; open(sys.argv[1], 'w').write('false')", args=["{{outputs.parameters.ok.path}}"],
+    decide = container("decide", "import sys; open(sys.argv[1], 'w').write('false')",
+                       args=["{{outputs.parameters.ok.path}}"],
                        outputs={"parameters": [{"name": "ok", "valueFrom": {"path": "/out/ok"}}]})
     tasks = [{"name": "decide", "template": "decide"},
              stamp_task("deploy", depends="decide", when="{{tasks.decide.outputs.parameters.ok}} == true"),
@@ -148,7 +150,8 @@ RETRY = container(
 @pytest.mark.parametrize(("code", "phase", "attempts"), [(3, "Succeeded", 3), (1, "Failed", 1)],
                          ids=["exit-3-is-retried", "exit-1-is-not"])
 def test_retry_strategy_retries_only_the_transient_exit_code(run_yaml, tmp_path, code, phase, attempts):
-    args = [{"name": "counter", "value": "count"}, {"name": "code", "value": str(code)}, {"name": "until", "value": "3"}]
+    args = [{"name": "counter", "value": "count"}, {"name": "code", "value": str(code)},
+            {"name": "until", "value": "3"}]
     ran = run_yaml(workflow([{"name": "t", "template": "flaky", "arguments": {"parameters": args}}], [RETRY]))
     assert ran.task("t").phase == phase, ran.output
     assert ran.task("t").attempts == attempts
@@ -164,7 +167,8 @@ def test_retries_stop_at_the_limit(run_yaml, tmp_path):
 
 
 def test_active_deadline_kills_the_task_and_its_children(run_yaml, tmp_path):
-    code = ("import subprocess, sys, time; child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']);"
+    code = ("import subprocess, sys, time; "
+            "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']);"
             "open('child.pid', 'w').write(str(child.pid)); time.sleep(60)")
     slow = container("slow", code, activeDeadlineSeconds="1")
     began = time.monotonic()

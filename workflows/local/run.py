@@ -8,7 +8,6 @@ see `workflows.local.runner` for its layout.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -16,12 +15,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from steps._core.files import write_bytes, write_text
 from steps._core.policy import Policy, PolicyError, load_policy
+from steps._storage.store import DEFAULT_LOCATION, default_location
 from workflows.local import runner
-from workflows.local.runner import Progress, RunnerError, RunResult
+from workflows.local.progress import Progress, print_summary
+from workflows.local.runner import RunnerError
 
 RUNS = Path(".mlops/runs")
-DEFAULT_REGISTRY = ".mlops/registry"
+WORKFLOW_FILE = "workflow.yaml"
 REFERENCE_ROWS = 200_000
 REFERENCE_SEED = 42
 LOCAL_ROLLOUT_TIME_SCALE = "0.01"  # the seed's 30 min pauses take 18 s
@@ -32,23 +34,52 @@ def parser(p: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     p.add_argument("template", nargs="?", help="`training` (for the model) or a template name; with --from: optional")
     p.add_argument("-p", "--parameter", dest="parameters", action="append", default=[], metavar="NAME=VALUE",
                    help="a workflow parameter, as with `argo submit -p` (repeatable)")
-    p.add_argument("--registry", help=f"registry location (default: $MLOPS_REGISTRY, else {DEFAULT_REGISTRY})")
+    p.add_argument("--registry", help=f"registry location (default: $MLOPS_REGISTRY, else {DEFAULT_LOCATION})")
     p.add_argument("--from", dest="from_file", type=Path, metavar="FILE", help="run this rendered YAML")
     p.add_argument("--model", help="the model whose template runs (default: the only policy)")
     p.add_argument("--policy", type=Path, help="the model's policy file (default: gates/<model>.yaml)")
-    p.add_argument("--backoff-scale", type=_non_negative, default=1.0, metavar="F",
+    p.add_argument("--backoff-scale", type=non_negative, default=1.0, metavar="F",
                    help="multiply every retry backoff by F (e.g. 0.01 for quick local retries; default 1)")
     return p
 
 
-def _non_negative(text: str) -> float:
+# --- what `mlops run` and `mlops submit` read from their command lines ---------------------------------------
+
+
+def non_negative(text: str) -> float:
+    """An argparse type: a number of at least 0."""
+    return _number(text, positive=False)
+
+
+def positive(text: str) -> float:
+    """An argparse type: a number above 0."""
+    return _number(text, positive=True)
+
+
+def _number(text: str, positive: bool) -> float:
     try:
         value = float(text)
     except ValueError as err:
         raise argparse.ArgumentTypeError(f"must be a number (got {text!r})") from err
+    if positive and value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive (got {text!r})")
     if value < 0:
         raise argparse.ArgumentTypeError(f"must not be negative (got {text!r})")
     return value
+
+
+def parse_parameters(items: list[str]) -> dict[str, str]:
+    """`-p name=value` items, as `argo submit -p` reads them. Raises RunnerError naming the item."""
+    given: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise RunnerError(f"-p {item!r}: expected NAME=VALUE")
+        given[name.strip()] = value
+    return given
+
+
+# --- the run -----------------------------------------------------------------------------------------------------
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,14 +90,22 @@ def run(args: argparse.Namespace) -> int:
     progress = Progress()
     run_dir: Path | None = None
     try:
-        given = _parameters(args.parameters)
+        given = parse_parameters(args.parameters)
+        policy: Policy | None = None
         if args.from_file is not None:
-            run_dir, name, workflow_file = _from_file(args.from_file, args.template)
+            data = runner.read(args.from_file)
+            workflow, config_maps = runner.parse(data, args.from_file, args.template)
+            run_dir = runner.new_run_dir(RUNS, runner.template_name(workflow))
+            workflow_file = run_dir / WORKFLOW_FILE
+            write_bytes(workflow_file, data)  # what runs is this file: the bytes just parsed
         else:
-            run_dir, name, workflow_file, given = _rendered(args, given)
-        # What runs is the YAML in the run folder, read back from disk.
-        workflow, config_maps = runner.load(workflow_file, name)
-        given = _local_defaults(workflow, given)
+            policy = choose_policy(args.policy, args.model or given.get("model"))
+            name, text = _render(policy, args.template or "training")
+            run_dir = runner.new_run_dir(RUNS, name)
+            workflow_file = run_dir / WORKFLOW_FILE
+            write_text(workflow_file, text)
+            workflow, config_maps = runner.load(workflow_file, name)
+        given = _local_defaults(workflow, given, policy, run_dir)
         parameters = runner.resolve_parameters(workflow, given)
         local_maps = {"mlops-config": _mlops_config(args.registry)}
         wf_name = runner.workflow_name(workflow)
@@ -75,95 +114,72 @@ def run(args: argparse.Namespace) -> int:
                                backoff_scale=args.backoff_scale)
     except (RunnerError, PolicyError) as err:
         print(f"mlops run: error: {err}", file=sys.stderr)
-        if run_dir is not None:
-            shutil.rmtree(run_dir, ignore_errors=True)  # nothing ran: leave no half-made run behind
+        _discard(run_dir)  # nothing ran: leave no half-made run behind
         return 2
     except KeyboardInterrupt:
         print("mlops run: interrupted before the workflow started", file=sys.stderr)
-        if run_dir is not None:
-            shutil.rmtree(run_dir, ignore_errors=True)
+        _discard(run_dir)
         return 130
+    except BaseException:
+        _discard(run_dir)
+        raise
     progress.line(f"mlops run: {wf_name} ({workflow_file})")
     try:
         result = engine.run()
     except RunnerError as err:  # raised before any task starts
         print(f"mlops run: error: {err}", file=sys.stderr)
-        shutil.rmtree(run_dir, ignore_errors=True)
+        _discard(run_dir)
         return 2
     print_summary(result, progress)
     return result.exit_code
 
 
-def _parameters(items: list[str]) -> dict[str, str]:
-    given = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            raise RunnerError(f"-p {item!r}: expected NAME=VALUE")
-        given[name] = value
-    return given
-
-
-def _local_defaults(workflow: dict[str, Any], given: dict[str, str]) -> dict[str, str]:
-    """Locally the rollout task drives `mlops deploy` (or a short-lived one of its own), not a cluster's Rollout,
-    with the canary's pauses and analysis intervals shortened (a measurement still waits for min_requests): by
-    $MLOPS_ROLLOUT_TIME_SCALE when set (how `mlops events serve`'s runs get the demo's), else 0.01."""
-    declared = {p["name"] for p in ((workflow.get("spec") or {}).get("arguments") or {}).get("parameters") or []}
-    local = dict(given)
-    scale = os.environ.get("MLOPS_ROLLOUT_TIME_SCALE") or LOCAL_ROLLOUT_TIME_SCALE
-    for name, value in (("rollout-target", "local"), ("rollout-time-scale", scale)):
-        if name in declared and name not in local:
-            local[name] = value
-    return local
-
-
-def _from_file(path: Path, name: str | None) -> tuple[Path, str | None, Path]:
-    workflow, _ = runner.load(path, name)
-    run_dir = runner.new_run_dir(RUNS, _template_name(workflow))
-    shutil.copyfile(path, run_dir / "workflow.yaml")
-    return run_dir, name, run_dir / "workflow.yaml"
-
-
-def _fill(run_dir: Path, fill: Callable[[], dict[str, str]]) -> dict[str, str]:
-    """Run `fill` to complete a new run folder; on any failure remove the folder, so nothing half-made stays."""
-    try:
-        return fill()
-    except BaseException:
+def _discard(run_dir: Path | None) -> None:
+    if run_dir is not None:
         shutil.rmtree(run_dir, ignore_errors=True)
-        raise
 
 
-def _rendered(args: argparse.Namespace, given: dict[str, str]) -> tuple[Path, str, Path, dict[str, str]]:
+def _render(policy: Policy, wanted: str) -> tuple[str, str]:
+    """The template named `wanted` (or `<model>-<wanted>`) and the ConfigMaps it mounts, as one YAML text."""
     from workflows import render
 
-    policy = choose_policy(args.policy, args.model or given.get("model"))
-    wanted = args.template or "training"
     documents = render.render_documents(policy).values()
     names = [str(d["metadata"]["name"]) for d in documents if d.get("kind") in runner.RUNNABLE_KINDS]
     name = next((n for n in names if n in (wanted, f"{policy.model_name}-{wanted}")), None)
     if name is None:
         raise RunnerError(f"no template {wanted!r} for model {policy.model_name!r} (templates: {', '.join(names)})")
     chosen = [d for d in documents if (d.get("metadata") or {}).get("name") == name or d.get("kind") == "ConfigMap"]
-    run_dir = runner.new_run_dir(RUNS, name)
+    text = f"# Rendered by `mlops run` from {policy.path}: this is the YAML that runs.\n"
+    return name, text + "---\n".join(render.to_yaml(d) for d in chosen)
 
-    def fill() -> dict[str, str]:
-        text = f"# Rendered by `mlops run` from {policy.path}: this is the YAML that runs.\n"
-        text += "---\n".join(render.to_yaml(d) for d in chosen)
-        (run_dir / "workflow.yaml").write_text(text, encoding="utf-8")
-        workflow, _ = runner.load(run_dir / "workflow.yaml", name)
-        runner.check_parameter_names(workflow, given)  # before generating data for nothing
-        declared = {p["name"] for p in (workflow["spec"].get("arguments") or {}).get("parameters") or []}
-        local = dict(given)
-        if "policy" in declared and "policy" not in local:
-            local["policy"] = _local_path(policy.path)
-        if "dataset" in declared and "dataset" not in local:
-            local["dataset"] = _local_path(_reference_data(policy, run_dir / "data"))
-        return local
 
-    return run_dir, name, run_dir / "workflow.yaml", _fill(run_dir, fill)
+def _local_defaults(workflow: dict[str, Any], given: dict[str, str], policy: Policy | None,
+                    run_dir: Path) -> dict[str, str]:
+    """What a local run passes for the parameters not given with -p, where the cluster's defaults do not fit.
+
+    From the policy it was rendered from: `policy`, its file; `dataset`, reference data generated into the run
+    folder. Always: the rollout task drives `mlops deploy` (or a short-lived one of its own), not a cluster's
+    Rollout, with the canary's pauses and analysis intervals shortened (a measurement still waits for
+    min_requests): by $MLOPS_ROLLOUT_TIME_SCALE when set (how `mlops events serve`'s runs get the demo's),
+    else 0.01."""
+    runner.check_parameter_names(workflow, given)  # before generating data for nothing
+    declared = {p["name"] for p in runner.declared_parameters(workflow)}
+    defaults: dict[str, Callable[[], str]] = {}
+    if policy is not None:
+        defaults["policy"] = lambda: _local_path(policy.path)
+        defaults["dataset"] = lambda: _local_path(_reference_data(policy, run_dir / "data"))
+    scale = os.environ.get("MLOPS_ROLLOUT_TIME_SCALE") or LOCAL_ROLLOUT_TIME_SCALE
+    defaults["rollout-target"] = lambda: "local"
+    defaults["rollout-time-scale"] = lambda: scale
+    local = dict(given)
+    for name, value in defaults.items():
+        if name in declared and name not in local:
+            local[name] = value()
+    return local
 
 
 def choose_policy(policy_file: Path | None, model: str | None) -> Policy:
+    """`--policy FILE`, else the policy of `--model` (or `-p model=`), else the only one (`mlops submit` too)."""
     from workflows.render import find_policies
 
     if policy_file is not None:
@@ -208,104 +224,7 @@ def _local_path(path: Path) -> str:
 
 def _mlops_config(registry: str | None) -> dict[str, str]:
     """The local stand-in for the cluster's ConfigMap `mlops-config`."""
-    config = {"registry": registry or os.environ.get("MLOPS_REGISTRY") or DEFAULT_REGISTRY}
+    config = {"registry": registry or default_location()}
     if os.environ.get("AWS_ENDPOINT_URL"):
         config["aws-endpoint-url"] = os.environ["AWS_ENDPOINT_URL"]
     return config
-
-
-def _template_name(workflow: dict[str, Any]) -> str:
-    meta = workflow.get("metadata") or {}
-    return str(meta.get("name") or meta.get("generateName") or "workflow").rstrip("-")
-
-
-# --- summary -----------------------------------------------------------------------------------------
-
-
-def print_summary(result: RunResult, progress: Progress) -> None:
-    out = progress.line
-    out("")
-    out(f"{result.name}: {progress.paint(result.phase, result.phase)} in {result.duration:.1f}s"
-        + (f" ({result.message})" if result.message else ""))
-    width = max([4, *(len(n) for n in result.tasks)])
-    out(f"  {'TASK':<{width}}  {'STATUS':<9}  {'DURATION':>8}  ATTEMPTS  OUTPUTS")
-    for name, task in result.tasks.items():
-        duration = f"{task.duration:.1f}s" if task.duration is not None else "-"
-        outputs = " ".join(f"{k}={_short(v)}" for k, v in task.parameters.items())
-        out(f"  {name:<{width}}  {progress.paint(f'{task.phase:<9}', task.phase)}  {duration:>8}  "
-            f"{task.attempts or '-':>8}  {outputs}")
-    for line in _report_lines(result):
-        out(line)
-    out(f"Run folder: {result.run_dir} (workflow.yaml, run.json, tasks/<task>/log)")
-
-
-def _report_lines(result: RunResult) -> list[str]:
-    """What the reports say: the registered version, the candidate's metrics and each gate's verdict."""
-    lines = []
-    gates = [g for t in result.tasks.values() for p in t.artifacts.values() if (g := _gate_report(Path(p)))]
-    versions = [t.parameters["version"] for t in result.tasks.values() if t.parameters.get("version")]
-    if versions:
-        rejected = any(not g.get("passed") for g in gates)
-        model = result.parameters.get("model") or next((g["model"] for g in gates if g.get("model")), "model")
-        lines.append(f"Registered: {model} v{versions[-1]} ({'rejected' if rejected else 'staged'})")
-        rollout = result.tasks.get("rollout")
-        if rollout is not None and rollout.phase in ("Succeeded", "Failed"):
-            lines.append(f"Rollout: {model} v{versions[-1]} " + (
-                "promoted to production" if rollout.phase == "Succeeded"
-                else f"not promoted: {rollout.message or 'the canary failed'} "
-                     f"(see {result.run_dir / 'tasks' / 'rollout' / 'log'})"))
-    for gate in gates:
-        lines += _gate_lines(gate)
-    artifacts = [(t.name, a, p) for t in result.tasks.values() for a, p in t.artifacts.items()]
-    if artifacts:
-        lines.append("Reports and artifacts:")
-        for task_name, art_name, path in artifacts:
-            lines.append(f"  {task_name}.{art_name}: {_describe_artifact(Path(path))}")
-    return lines
-
-
-def _gate_report(path: Path) -> dict[str, Any] | None:
-    candidate = path / "gate.json" if path.is_dir() else path
-    if candidate.name != "gate.json" or not candidate.is_file():
-        return None
-    try:
-        report = json.loads(candidate.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return report if isinstance(report, dict) else None
-
-
-def _gate_lines(report: dict[str, Any]) -> list[str]:
-    lines = [f"Gate: {'PASSED' if report.get('passed') else 'REJECTED'}"
-             + (f" (failed: {', '.join(report.get('failed') or [])})" if report.get("failed") else "")]
-    metrics = report.get("candidate") or {}
-    if isinstance(metrics, dict) and metrics:
-        lines.append("  metrics: " + ", ".join(f"{k}={_number(v)}" for k, v in metrics.items()))
-    for gate in report.get("gates") or []:
-        if not isinstance(gate, dict):
-            continue
-        bound = f" {gate.get('bound_kind', '')} {_number(gate.get('bound'))}" if gate.get("bound") is not None else ""
-        note = f" ({_clip(str(gate['note']), 100)})" if gate.get("note") else ""
-        lines.append(f"  {'pass' if gate.get('passed') else 'FAIL'}  {gate.get('name')}: "
-                     f"{_number(gate.get('value'))}{bound}{note}")
-    return lines
-
-
-def _describe_artifact(path: Path) -> str:
-    if path.is_dir():
-        names = sorted(p.name for p in path.iterdir())
-        shown = ", ".join(names[:6]) + (", ..." if len(names) > 6 else "")
-        return f"{path}/ ({shown})"
-    return str(path)
-
-
-def _number(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-
-def _short(value: str) -> str:
-    return _clip(value, 16)
-
-
-def _clip(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 3] + "..."

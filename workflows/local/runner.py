@@ -6,7 +6,7 @@ in the current folder; independent tasks run in parallel. Argo's `{{...}}` subst
 and `activeDeadlineSeconds` follow Argo's rules; what Argo would do differently is refused by name before
 anything runs (`workflows.local.support`). Every path a container sees maps into the run folder:
 
-    <run>/workflow.yaml                      the YAML that runs (re-read from disk)
+    <run>/workflow.yaml                      the YAML that runs, byte for byte
     <run>/run.json                           phase, timings and outputs of every task
     <run>/volumes/<volume>/                  configMap volumes, from the ConfigMaps in the same YAML
     <run>/tasks/<task>/log                   the task's stdout and stderr, every attempt
@@ -21,21 +21,21 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import queue
 import secrets
-import sys
 import threading
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, TextIO
+from typing import Any
 
 import yaml
 
+from steps._core.errors import UsageError
 from workflows.local import expr as _expr
 from workflows.local import task as _task
+from workflows.local.progress import Progress
+from workflows.local.record import RunResult, write_run_json
 from workflows.local.support import unsupported
 from workflows.local.task import TaskState
 
@@ -43,39 +43,38 @@ RUNNABLE_KINDS = ("Workflow", "WorkflowTemplate", "ClusterWorkflowTemplate")
 FINISHED = ("Succeeded", "Failed", "Error", "Skipped", "Omitted")
 
 
-class RunnerError(Exception):
-    """The workflow cannot start: bad YAML, an unknown parameter, an unsupported feature."""
+class RunnerError(UsageError):
+    """The workflow cannot start: bad YAML, an unknown parameter, an unsupported feature (exit 2)."""
 
 
-@dataclass
-class RunResult:
-    name: str
-    phase: str  # Succeeded | Failed | Interrupted
-    message: str
-    run_dir: Path
-    parameters: dict[str, str]
-    tasks: dict[str, TaskState]
-    duration: float
-
-    @property
-    def exit_code(self) -> int:
-        return {"Succeeded": 0, "Interrupted": 130}.get(self.phase, 1)
+def read(path: Path) -> bytes:
+    """A workflow YAML file's bytes, to parse and to copy into the run folder."""
+    try:
+        return path.read_bytes()
+    except OSError as err:
+        raise RunnerError(f"{path}: cannot read the workflow YAML: {err}") from err
 
 
 def load(path: Path, name: str | None = None) -> tuple[dict[str, Any], dict[str, dict[str, str]]]:
     """The Workflow/WorkflowTemplate in a YAML file (by name when there are several) and the ConfigMaps beside it."""
+    return parse(read(path), path, name)
+
+
+def parse(data: bytes, path: Path, name: str | None = None) -> tuple[dict[str, Any], dict[str, dict[str, str]]]:
+    """`load` of YAML already read from `path`."""
     try:
-        with open(path, encoding="utf-8") as fh:
-            docs = [d for d in yaml.safe_load_all(fh) if isinstance(d, dict)]
-    except (OSError, yaml.YAMLError) as err:
+        docs = [d for d in yaml.safe_load_all(data.decode("utf-8")) if isinstance(d, dict)]
+    except (UnicodeDecodeError, yaml.YAMLError) as err:
         raise RunnerError(f"{path}: cannot read the workflow YAML: {err}") from err
     runnable = [d for d in docs if d.get("kind") in RUNNABLE_KINDS]
-    names = [_name(d) for d in runnable]
+    names = [template_name(d) for d in runnable]
     if name is not None:
         runnable = [d for d, n in zip(runnable, names, strict=True) if n == name]
     if len(runnable) != 1:
         which = f"named {name!r}" if name else "(there are several: name one)"
-        raise RunnerError(f"{path}: expected one Workflow or WorkflowTemplate {which}; found: {', '.join(names) or 'none'}")
+        raise RunnerError(
+            f"{path}: expected one Workflow or WorkflowTemplate {which}; found: {', '.join(names) or 'none'}"
+        )
     config_maps = {
         str(d["metadata"]["name"]): {str(k): str(v) for k, v in (d.get("data") or {}).items()}
         for d in docs
@@ -84,9 +83,14 @@ def load(path: Path, name: str | None = None) -> tuple[dict[str, Any], dict[str,
     return runnable[0], config_maps
 
 
+def declared_parameters(workflow: dict[str, Any]) -> list[dict[str, Any]]:
+    """The workflow's `spec.arguments.parameters`, in their order."""
+    return list(((workflow.get("spec") or {}).get("arguments") or {}).get("parameters") or [])
+
+
 def check_parameter_names(workflow: dict[str, Any], given: dict[str, str]) -> None:
     """`-p name=...` for a parameter the workflow does not declare is an error, as with `argo submit`."""
-    declared = [p["name"] for p in ((workflow.get("spec") or {}).get("arguments") or {}).get("parameters") or []]
+    declared = [p["name"] for p in declared_parameters(workflow)]
     unknown = sorted(set(given) - set(declared))
     if unknown:
         raise RunnerError(f"-p {unknown[0]}: the workflow has no parameter {unknown[0]!r} "
@@ -96,7 +100,7 @@ def check_parameter_names(workflow: dict[str, Any], given: dict[str, str]) -> No
 def resolve_parameters(workflow: dict[str, Any], given: dict[str, str]) -> dict[str, str]:
     """Workflow parameters: the declared values, overridden by `-p name=value` as with `argo submit -p`."""
     check_parameter_names(workflow, given)
-    declared = {p["name"]: p for p in ((workflow.get("spec") or {}).get("arguments") or {}).get("parameters") or []}
+    declared = {p["name"]: p for p in declared_parameters(workflow)}
     values = {}
     for name, param in declared.items():
         value = given.get(name, param.get("value", param.get("default")))
@@ -115,7 +119,7 @@ def workflow_name(workflow: dict[str, Any]) -> str:
     if workflow.get("kind") == "Workflow" and meta.get("name"):
         return str(meta["name"])
     alphabet = "bcdfghjklmnpqrstvwxz2456789"
-    return f"{_name(workflow)}-{''.join(secrets.choice(alphabet) for _ in range(5))}"
+    return f"{template_name(workflow)}-{''.join(secrets.choice(alphabet) for _ in range(5))}"
 
 
 def new_run_dir(runs: Path, name: str) -> Path:
@@ -131,34 +135,10 @@ def new_run_dir(runs: Path, name: str) -> Path:
     raise RunnerError(f"{runs}: cannot create a run folder for {name}")
 
 
-def _name(workflow: dict[str, Any]) -> str:
+def template_name(workflow: dict[str, Any]) -> str:
+    """The document's name (or generateName, without its dash): names the run folder."""
     meta = workflow.get("metadata") or {}
     return str(meta.get("name") or meta.get("generateName") or "workflow").rstrip("-")
-
-
-class Progress:
-    """One line per task event, readable in CI logs; colours only on a terminal (and without NO_COLOR)."""
-
-    COLOURS: ClassVar[dict[str, str]] = {"Succeeded": "32", "Failed": "31", "Error": "31", "Interrupted": "31",
-                                         "Skipped": "33", "Omitted": "33", "Retrying": "33"}
-
-    def __init__(self, stream: TextIO | None = None):
-        self.stream = stream or sys.stdout
-        self.colour = self.stream.isatty() and not os.environ.get("NO_COLOR")
-        self.lock = threading.Lock()
-        self.start = time.monotonic()
-        self.width = 12
-
-    def paint(self, text: str, phase: str) -> str:
-        code = self.COLOURS.get(phase)
-        return f"\033[{code}m{text}\033[0m" if self.colour and code else text
-
-    def line(self, text: str) -> None:
-        with self.lock:
-            print(text, file=self.stream, flush=True)
-
-    def task(self, name: str, text: str, phase: str = "") -> None:
-        self.line(f"{time.monotonic() - self.start:7.1f}s  {name:<{self.width}} {self.paint(text, phase)}")
 
 
 class Runner:
@@ -241,8 +221,9 @@ class Runner:
                 self._schedule(threads, done, int(limit) if limit else None)
                 if not threads:
                     break
+                wait = None if deadline_at is None else max(0.0, deadline_at - time.monotonic())
                 try:
-                    finished = done.get(timeout=None if deadline_at is None else max(0.0, deadline_at - time.monotonic()))
+                    finished = done.get(timeout=wait)
                 except queue.Empty:
                     self._halt(f"the workflow exceeded activeDeadlineSeconds ({deadline}s)")
                     continue
@@ -297,7 +278,8 @@ class Runner:
             return self._settle(state, "Error", str(err))
         if not runs:
             return self._settle(state, "Omitted", "depends condition not met")
-        failed = [s.name for s in self.tasks.values() if s.phase in ("Failed", "Error") and not _continues(s, continue_on)]
+        failed = [s.name for s in self.tasks.values()
+                  if s.phase in ("Failed", "Error") and not _continues(s, continue_on)]
         # failFast (Argo's default): after a failure only the tasks that handle it (`X.Failed`) still start.
         terms = _expr.depends_terms(task.get("depends"))
         handles = any(f"{f}.{result}" in terms for f in failed for result in ("Failed", "Errored", "AllFailed"))
@@ -413,7 +395,8 @@ class Runner:
                                   f"workflow's YAML (ConfigMaps: {', '.join(sorted(self.ctx.config_maps)) or 'none'})")
             for item in source.get("items") or [{"key": k, "path": k} for k in data]:
                 if item["key"] not in data:
-                    raise RunnerError(f"volume {volume['name']!r}: ConfigMap {source['name']!r} has no key {item['key']!r}")
+                    raise RunnerError(f"volume {volume['name']!r}: ConfigMap {source['name']!r} has no key "
+                                      f"{item['key']!r}")
                 target = folder / item["path"]
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_text(data[item["key"]], encoding="utf-8")
@@ -448,14 +431,8 @@ class Runner:
         return "Succeeded", ""
 
     def _write_state(self, phase: str, message: str, started: float) -> None:
-        state = {
-            "name": self.name, "phase": phase, "message": message, "parameters": self.parameters,
-            "duration": round(time.monotonic() - started, 3),
-            "tasks": {name: s.as_dict() for name, s in self.tasks.items()},
-        }
-        tmp = self.ctx.run_dir / ".run.json.tmp"
-        tmp.write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, self.ctx.run_dir / "run.json")
+        write_run_json(self.ctx.run_dir, self.name, phase, message, self.parameters, time.monotonic() - started,
+                       self.tasks)
 
     def _show_log_tail(self, state: TaskState, lines: int = 8) -> None:
         try:

@@ -111,8 +111,8 @@ def _template(template: dict[str, Any], where: str, templates: dict[str, Any], t
     for i, param in enumerate(outputs.get("parameters") or []):
         found += _fields(param, {"name", "valueFrom", "default", "description"}, f"{where}.outputs.parameters[{i}]",
                          "output parameter field")
-        found += _fields(param.get("valueFrom") or {}, {"path", "default"}, f"{where}.outputs.parameters[{i}].valueFrom",
-                         "output parameter source (only valueFrom.path)")
+        found += _fields(param.get("valueFrom") or {}, {"path", "default"},
+                         f"{where}.outputs.parameters[{i}].valueFrom", "output parameter source (only valueFrom.path)")
     for i, art in enumerate(outputs.get("artifacts") or []):
         found += _fields(art, {"name", "path", "optional"} | _OUTPUT_STORAGE, f"{where}.outputs.artifacts[{i}]",
                          "output artifact field")
@@ -189,7 +189,8 @@ _NAMES = {
     "memoize": "memoize", "withItems": "withItems loops", "withParam": "withParam loops",
     "withSequence": "withSequence loops", "templateRef": "templateRef", "inline": "inline templates",
     "templateDefaults": "templateDefaults", "volumeClaimTemplates": "volumeClaimTemplates",
-    "workflowTemplateRef": "workflowTemplateRef", "suspend": "suspend", "retryStrategy": "a workflow-wide retryStrategy",
+    "workflowTemplateRef": "workflowTemplateRef", "suspend": "suspend",
+    "retryStrategy": "a workflow-wide retryStrategy",
     "daemon": "daemon templates", "sidecars": "sidecars", "initContainers": "initContainers", "timeout": "timeout",
     "envFrom": "envFrom", "workingDir": "workingDir", "lifecycle": "lifecycle", "target": "DAG target",
 }

@@ -3,6 +3,7 @@ paths mapped into the run folder), its environment, the process with retries and
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -46,13 +47,6 @@ class TaskState:
     @property
     def duration(self) -> float | None:
         return None if self.started is None or self.finished is None else self.finished - self.started
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "template": self.template, "phase": self.phase, "message": self.message, "exitCode": self.exit_code,
-            "attempts": self.attempts, "duration": None if self.duration is None else round(self.duration, 3),
-            "outputs": {"parameters": self.parameters, "artifacts": self.artifacts}, "log": self.log,
-        }
 
 
 @dataclass
@@ -172,7 +166,8 @@ def execute(ctx: Context, template: dict[str, Any], state: TaskState, inputs: In
             return
         backoff = retry.get("backoff") or {}
         delay = backoff_seconds(backoff, attempt) * ctx.backoff_scale
-        if backoff.get("maxDuration") is not None and time.monotonic() - first + delay > seconds(backoff["maxDuration"]):
+        max_duration = backoff.get("maxDuration")
+        if max_duration is not None and time.monotonic() - first + delay > seconds(max_duration):
             state.message += f"; not retried: backoff.maxDuration {backoff['maxDuration']} reached"
             return
         ctx.report(state.name, f"retrying in {delay:g}s (attempt {attempt + 2} of {limit + 1}; {state.message})",
@@ -185,8 +180,8 @@ def _attempt(ctx: Context, template: dict[str, Any], state: TaskState, inputs: I
     task_dir = ctx.run_dir / "tasks" / state.name
     container = template["container"]
     mounts = _mounts(ctx, template, container, task_dir)
-    values = {**inputs.values, "retries": str(attempt),
-              "pod.name": f"{ctx.workflow_name}-{state.name}-{attempt}", "node.name": f"{ctx.workflow_name}.{state.name}"}
+    values = {**inputs.values, "retries": str(attempt), "pod.name": f"{ctx.workflow_name}-{state.name}-{attempt}",
+              "node.name": f"{ctx.workflow_name}.{state.name}"}
 
     def lookup(name: str) -> str | None:
         return values[name] if name in values else ctx.global_lookup(name)
@@ -347,7 +342,7 @@ def rewrite(value: str, paths: dict[str, str]) -> str:
     """A container path (a mount, an artifact or output path, or a path below one) as its local path."""
     for prefix in sorted(paths, key=len, reverse=True):
         base = prefix.rstrip("/")
-        if value == prefix or value == base:
+        if value in (prefix, base):
             return paths[prefix]
         if value.startswith(base + "/"):
             return paths[prefix] + value[len(base):]
@@ -404,10 +399,8 @@ def kill(process: subprocess.Popen[bytes]) -> None:
     try:
         process.wait(timeout=KILL_GRACE_SECONDS)
     except subprocess.TimeoutExpired:
-        try:
+        with contextlib.suppress(ProcessLookupError):  # it ended in the meantime
             os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def _remove(path: Path) -> None:

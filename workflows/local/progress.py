@@ -1,0 +1,133 @@
+"""What `mlops run` prints: a line per task event while the workflow runs, readable in CI logs, and the summary
+at its end (every task, the registered version, how the rollout ended, the gate's verdicts, the reports)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, ClassVar, TextIO, cast
+
+from steps._core.documents import GateReport
+from workflows.local.record import RunResult
+
+
+class Progress:
+    """One line per task event, readable in CI logs; colours only on a terminal (and without NO_COLOR)."""
+
+    COLOURS: ClassVar[dict[str, str]] = {"Succeeded": "32", "Failed": "31", "Error": "31", "Interrupted": "31",
+                                         "Skipped": "33", "Omitted": "33", "Retrying": "33"}
+
+    def __init__(self, stream: TextIO | None = None):
+        self.stream = stream or sys.stdout
+        self.colour = self.stream.isatty() and not os.environ.get("NO_COLOR")
+        self.lock = threading.Lock()
+        self.start = time.monotonic()
+        self.width = 12
+
+    def paint(self, text: str, phase: str) -> str:
+        code = self.COLOURS.get(phase)
+        return f"\033[{code}m{text}\033[0m" if self.colour and code else text
+
+    def line(self, text: str) -> None:
+        with self.lock:
+            print(text, file=self.stream, flush=True)
+
+    def task(self, name: str, text: str, phase: str = "") -> None:
+        self.line(f"{time.monotonic() - self.start:7.1f}s  {name:<{self.width}} {self.paint(text, phase)}")
+
+
+# --- the summary -----------------------------------------------------------------------------------------
+
+
+def print_summary(result: RunResult, progress: Progress) -> None:
+    out = progress.line
+    out("")
+    out(f"{result.name}: {progress.paint(result.phase, result.phase)} in {result.duration:.1f}s"
+        + (f" ({result.message})" if result.message else ""))
+    width = max([4, *(len(n) for n in result.tasks)])
+    out(f"  {'TASK':<{width}}  {'STATUS':<9}  {'DURATION':>8}  ATTEMPTS  OUTPUTS")
+    for name, task in result.tasks.items():
+        duration = f"{task.duration:.1f}s" if task.duration is not None else "-"
+        outputs = " ".join(f"{k}={_short(v)}" for k, v in task.parameters.items())
+        out(f"  {name:<{width}}  {progress.paint(f'{task.phase:<9}', task.phase)}  {duration:>8}  "
+            f"{task.attempts or '-':>8}  {outputs}")
+    for line in _report_lines(result):
+        out(line)
+    out(f"Run folder: {result.run_dir} (workflow.yaml, run.json, tasks/<task>/log)")
+
+
+def _report_lines(result: RunResult) -> list[str]:
+    """What the reports say: the registered version, the candidate's metrics and each gate's verdict."""
+    lines = []
+    gates = [g for t in result.tasks.values() for p in t.artifacts.values() if (g := _gate_report(Path(p)))]
+    versions = [t.parameters["version"] for t in result.tasks.values() if t.parameters.get("version")]
+    if versions:
+        rejected = any(not g.get("passed") for g in gates)
+        model = result.parameters.get("model") or next((g["model"] for g in gates if g.get("model")), "model")
+        lines.append(f"Registered: {model} v{versions[-1]} ({'rejected' if rejected else 'staged'})")
+        rollout = result.tasks.get("rollout")
+        if rollout is not None and rollout.phase in ("Succeeded", "Failed"):
+            lines.append(f"Rollout: {model} v{versions[-1]} " + (
+                "promoted to production" if rollout.phase == "Succeeded"
+                else f"not promoted: {rollout.message or 'the canary failed'} "
+                     f"(see {result.run_dir / 'tasks' / 'rollout' / 'log'})"))
+    for gate in gates:
+        lines += _gate_lines(gate)
+    artifacts = [(t.name, a, p) for t in result.tasks.values() for a, p in t.artifacts.items()]
+    if artifacts:
+        lines.append("Reports and artifacts:")
+        for task_name, art_name, path in artifacts:
+            lines.append(f"  {task_name}.{art_name}: {_describe_artifact(Path(path))}")
+    return lines
+
+
+def _gate_report(path: Path) -> GateReport | None:
+    """The gate.json among a task's artifacts. Read with .get(): a stand-in step may write only part of it."""
+    candidate = path / "gate.json" if path.is_dir() else path
+    if candidate.name != "gate.json" or not candidate.is_file():
+        return None
+    try:
+        report = json.loads(candidate.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return cast(GateReport, report) if isinstance(report, dict) else None
+
+
+def _gate_lines(report: GateReport) -> list[str]:
+    lines = [f"Gate: {'PASSED' if report.get('passed') else 'REJECTED'}"
+             + (f" (failed: {', '.join(report.get('failed') or [])})" if report.get("failed") else "")]
+    metrics = report.get("candidate") or {}
+    if isinstance(metrics, dict) and metrics:
+        lines.append("  metrics: " + ", ".join(f"{k}={_number(v)}" for k, v in metrics.items()))
+    for gate in report.get("gates") or []:
+        if not isinstance(gate, dict):
+            continue
+        bound = f" {gate.get('bound_kind', '')} {_number(gate.get('bound'))}" if gate.get("bound") is not None else ""
+        note = f" ({_clip(str(gate['note']), 100)})" if gate.get("note") else ""
+        lines.append(f"  {'pass' if gate.get('passed') else 'FAIL'}  {gate.get('name')}: "
+                     f"{_number(gate.get('value'))}{bound}{note}")
+    return lines
+
+
+def _describe_artifact(path: Path) -> str:
+    if path.is_dir():
+        names = sorted(p.name for p in path.iterdir())
+        shown = ", ".join(names[:6]) + (", ..." if len(names) > 6 else "")
+        return f"{path}/ ({shown})"
+    return str(path)
+
+
+def _number(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _short(value: str) -> str:
+    return _clip(value, 16)
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
