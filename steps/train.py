@@ -26,8 +26,9 @@ from typing import Any
 
 import pandas as pd
 
+from steps._core.documents import BundleManifest, CompiledPredictorRecord, TrainingRecord
 from steps._core.errors import UsageError, run
-from steps._core.files import write_json
+from steps._core.files import replacing, write_json, write_text
 from steps._core.policy import Policy, load_policy
 from steps._drift import ecdf as _drift
 from steps._model import bundle as _bundle
@@ -37,9 +38,8 @@ from steps._model import skops as _model
 from steps._model import trees as _predictor
 from steps._model.bundle import PROFILE_FILE
 from steps._model.contract import contract_to_dict
+from steps._quality import validated as _validated
 
-DATA_FILE = "data.parquet"
-SOURCE_FILE = "source.json"
 ECDF_FILE = _drift.ECDF_FILE
 
 
@@ -47,7 +47,7 @@ ECDF_FILE = _drift.ECDF_FILE
 class TrainResult:
     pipeline: Any
     profile: dict[str, Any]
-    meta: dict[str, Any]  # bundle.json without `files` and `format_version` (write_manifest adds them)
+    meta: TrainingRecord  # bundle.json without `files` and `format_version` (write_manifest adds them)
     holdout: pd.DataFrame
     trees: dict[str, Any] | None = None  # the compiled predictor's data (steps._model.trees), when it exports
     # The numeric features' training values as empirical CDFs: the reference of the raw drift methods.
@@ -55,9 +55,9 @@ class TrainResult:
 
     @property
     def fingerprint(self) -> str:
-        return str(self.meta["fingerprint"])
+        return self.meta["fingerprint"]
 
-    def write(self, bundle_dir: Path, holdout_path: Path) -> dict[str, Any]:
+    def write(self, bundle_dir: Path, holdout_path: Path) -> BundleManifest:
         """Write the bundle and the holdout; a reader never sees half a bundle. Returns the manifest."""
         bundle_dir = Path(bundle_dir)
         if bundle_dir.exists() and not bundle_dir.is_dir():
@@ -76,44 +76,14 @@ class TrainResult:
             tmp.chmod(0o755)
             for path in tmp.iterdir():
                 path.chmod(0o644)
-            _write_holdout(self.holdout, Path(holdout_path))
+            # Always Parquet, whatever the name: Argo picks artifact paths.
+            with replacing(Path(holdout_path)) as tmp_holdout:
+                self.holdout.to_parquet(tmp_holdout, index=False)
             _publish(tmp, bundle_dir)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         return manifest
-
-
-def read_validated(data_dir: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """validate's output folder: the rows (data.parquet) and where they came from (source.json)."""
-    data_dir = Path(data_dir)
-    if not data_dir.is_dir():
-        raise UsageError(f"--data {data_dir}: not a folder (expected validate's --out folder)")
-    try:
-        source = json.loads((data_dir / SOURCE_FILE).read_text())
-    except FileNotFoundError as err:
-        raise UsageError(
-            f"--data {data_dir}: {SOURCE_FILE} is missing (expected validate's --out folder)"
-        ) from err
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise UsageError(f"--data {data_dir / SOURCE_FILE}: not valid JSON: {err}") from err
-    if not isinstance(source, dict):
-        raise UsageError(f"--data {data_dir / SOURCE_FILE}: must be a JSON object")
-    for key in ("uri", "sha256", "format", "rows"):
-        if key not in source:
-            raise UsageError(f"--data {data_dir / SOURCE_FILE}: key {key!r} is missing")
-    try:
-        frame = pd.read_parquet(data_dir / DATA_FILE)
-    except FileNotFoundError as err:
-        raise UsageError(f"--data {data_dir}: {DATA_FILE} is missing") from err
-    except Exception as err:  # pyarrow raises several unrelated types for a corrupt file
-        raise UsageError(f"--data {data_dir / DATA_FILE}: not a readable Parquet file: {err}") from err
-    if len(frame) != source["rows"]:
-        raise UsageError(
-            f"--data {data_dir}: {DATA_FILE} has {len(frame)} rows but {SOURCE_FILE} says "
-            f"rows={source['rows']}: the two files do not belong together"
-        )
-    return frame, source
 
 
 def train(
@@ -128,7 +98,7 @@ def train(
     from sklearn.model_selection import train_test_split
     from sklearn.utils._param_validation import InvalidParameterError
 
-    frame, source = read_validated(data_dir)
+    frame, source = _validated.read(data_dir)
     frame = frame.reset_index(drop=True)
     data, spec = policy.data, policy.model
     if data.target not in frame.columns:
@@ -190,33 +160,32 @@ def train(
         "holdout_roc_auc": float(roc_auc_score(y_hold, scores)),
         "fit_seconds": round(fit_seconds, 3),
     }
-    meta = {
-        "model": policy.model_name,
-        "fingerprint": _bundle.fingerprint(
-            source["sha256"], spec.params, spec.seed, git_commit, policy.sha256
-        ),
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "git_commit": git_commit,
-        "reason": reason,
-        "drifted_features": list(drifted_features or []),
-        "data": {k: source[k] for k in ("uri", "sha256", "rows", "format")},
-        "estimator": spec.estimator,
-        "params": spec.params,
-        "seed": spec.seed,
-        "threshold": spec.threshold,
-        "policy_sha256": policy.sha256,
-        "contract": contract_to_dict(data),
-        "library_versions": _model.library_versions(),
-        "metrics": metrics,
-    }
-    trees, meta["compiled_predictor"] = _compiled_predictor(pipeline, spec.estimator)
+    trees, compiled = _compiled_predictor(pipeline, spec.estimator)
+    meta = TrainingRecord(
+        model=policy.model_name,
+        fingerprint=_bundle.fingerprint(source["sha256"], spec.params, spec.seed, git_commit, policy.sha256),
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        git_commit=git_commit,
+        reason=reason,
+        drifted_features=list(drifted_features or []),
+        data=source,
+        estimator=spec.estimator,
+        params=spec.params,
+        seed=spec.seed,
+        threshold=spec.threshold,
+        policy_sha256=policy.sha256,
+        contract=contract_to_dict(data),
+        library_versions=_model.library_versions(),
+        metrics=metrics,
+        compiled_predictor=compiled,
+    )
     profile = _profile.build_profile(X_train, data.features)
     # The same rows as the profile: the training split, which is what the model learned from.
     ecdfs = _drift.reference_ecdfs(profile, X_train, max_values=_drift.MAX_ECDF_VALUES)
     return TrainResult(pipeline=pipeline, profile=profile, meta=meta, holdout=holdout, trees=trees, ecdfs=ecdfs)
 
 
-def _compiled_predictor(pipeline: Any, estimator: str) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+def _compiled_predictor(pipeline: Any, estimator: str) -> tuple[dict[str, Any] | None, CompiledPredictorRecord]:
     """The trees file for serving without scikit-learn (steps._model.trees), and what bundle.json says about it.
     A model that does not export is still a model: it is served through skops, and the reason is recorded."""
     if estimator != "hist_gradient_boosting":
@@ -228,21 +197,6 @@ def _compiled_predictor(pipeline: Any, estimator: str) -> tuple[dict[str, Any] |
         return None, {"file": None, "reason": str(err)}
     return trees, {"file": _predictor.TREES_FILE, "format": _predictor.FORMAT, "trees": len(trees["trees"]),
                    "nodes": sum(len(t["leaf"]) for t in trees["trees"])}
-
-
-def _write_holdout(holdout: pd.DataFrame, path: Path) -> None:
-    # Always Parquet, whatever the name: Argo picks artifact paths.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    holdout.to_parquet(tmp, index=False)
-    tmp.replace(path)
-
-
-def _write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 def _publish(new: Path, target: Path) -> None:
@@ -324,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         result.write(args.bundle, args.holdout)
         if args.fingerprint_out:
-            _write_text(args.fingerprint_out, result.fingerprint)
+            write_text(args.fingerprint_out, result.fingerprint)
         m = result.meta["metrics"]
         print(
             f"train: {policy.model_name} {result.meta['estimator']} on {m['train_rows']} rows "

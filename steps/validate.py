@@ -3,17 +3,15 @@
 On success it writes the validated rows for `train` (`DIR/data.parquet`: contract columns in contract
 order, then the target; numeric as float64, integer as nullable Int64, categorical as text) and
 `DIR/source.json`; on failure only the report, and it removes a stale `data.parquet` so nothing
-downstream trains on rows that did not pass. The expectations themselves: steps/_quality/expectations.py.
+downstream trains on rows that did not pass. The expectations themselves: steps/_quality/expectations.py; the
+folder's format: steps/_quality/validated.py.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import sys
-import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -21,9 +19,12 @@ from typing import Any, NoReturn
 import pandas as pd
 
 from steps._core.data import Dataset, read_dataset
+from steps._core.documents import SourceRecord
 from steps._core.errors import UsageError, run
+from steps._core.files import write_text
 from steps._core.policy import DataPolicy, load_policy
 from steps._quality import expectations as _expectations
+from steps._quality import validated as _validated
 
 STEP = "validate"
 
@@ -65,58 +66,17 @@ def validate(dataset: Dataset, data: DataPolicy) -> tuple[ValidationReport, pd.D
     return ValidationReport(dataset, outcomes), frame
 
 
-def validated_frame(frame: pd.DataFrame, data: DataPolicy) -> pd.DataFrame:
-    """The rows `train` reads: one dtype per contract type, whatever the source format gave."""
-    out = {}
-    for f in data.features:
-        col = frame[f.name]
-        if f.type == "numeric":
-            out[f.name] = pd.to_numeric(col).astype("float64")
-        elif f.type == "integer":
-            out[f.name] = pd.to_numeric(col).astype("Int64")
-        else:
-            out[f.name] = col.astype(object).where(col.notna(), None)
-    target = frame[data.target]
-    if pd.api.types.is_numeric_dtype(target) and not pd.api.types.is_bool_dtype(target):
-        target = target.astype("int64") if (target == target.round()).all() else target
-    out[data.target] = target
-    return pd.DataFrame(out).reset_index(drop=True)
-
-
 def write_outputs(report: ValidationReport, frame: pd.DataFrame, data: DataPolicy, out: Path,
                   report_path: Path) -> None:
     """The report always; the validated rows and source.json only when the dataset passed."""
-    _atomic_write(report_path, json.dumps(report.as_dict(), indent=2).encode() + b"\n")
-    data_path, source_path = out / "data.parquet", out / "source.json"
+    # The report keeps its reading order (verdict first), hence not write_json's sorted keys.
+    write_text(report_path, json.dumps(report.as_dict(), indent=2) + "\n")
     if not report.passed:
-        data_path.unlink(missing_ok=True)
-        source_path.unlink(missing_ok=True)
+        _validated.clear(out)
         return
-    out.mkdir(parents=True, exist_ok=True)
-    source = {"uri": report.dataset.uri, "sha256": report.dataset.sha256, "format": report.dataset.format,
-              "rows": len(frame)}
-    _atomic_write(source_path, json.dumps(source, indent=2).encode() + b"\n")
-    # data.parquet last: its presence means the folder is complete.
-    with _temp_beside(data_path) as tmp:
-        validated_frame(frame, data).to_parquet(tmp, index=False)
-        tmp.replace(data_path)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with _temp_beside(path) as tmp:
-        tmp.write_bytes(data)
-        tmp.replace(path)
-
-
-@contextlib.contextmanager
-def _temp_beside(path: Path) -> Iterator[Path]:
-    """A temporary name in the target's folder (so the rename is atomic), removed if it was not renamed."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        yield tmp
-    finally:
-        tmp.unlink(missing_ok=True)
+    dataset = report.dataset
+    source = SourceRecord(uri=dataset.uri, sha256=dataset.sha256, rows=len(frame), format=dataset.format)
+    _validated.write(out, frame, data, source)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -154,7 +114,7 @@ def _body(argv: list[str] | None) -> int:
               f"({rows} rows); report: {args.report}", file=sys.stderr)
         return 1
     print(f"{STEP}: {dataset.uri}: {rows} rows passed {len(report.outcomes)} expectations -> "
-          f"{args.out / 'data.parquet'}")
+          f"{args.out / _validated.DATA_FILE}")
     return 0
 
 

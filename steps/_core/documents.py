@@ -59,10 +59,10 @@ class CompiledPredictorRecord(TypedDict):
     nodes: NotRequired[int]
 
 
-class BundleManifest(TypedDict):
-    """bundle.json: every file's sha256 (`files`) and the lineage of the training run."""
+class TrainingRecord(TypedDict):
+    """The lineage train records of a run: bundle.json without `format_version` and `files`, which
+    steps._model.bundle.write_manifest adds."""
 
-    format_version: int
     model: str
     fingerprint: str
     created_at: str
@@ -79,6 +79,12 @@ class BundleManifest(TypedDict):
     library_versions: dict[str, str]
     metrics: dict[str, float]
     compiled_predictor: CompiledPredictorRecord
+
+
+class BundleManifest(TrainingRecord):
+    """bundle.json: every file's sha256 (`files`) and the lineage of the training run."""
+
+    format_version: int
     files: dict[str, str]
     # added by the registry to the copy it stores
     version: NotRequired[int]

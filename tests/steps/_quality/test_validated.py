@@ -1,0 +1,57 @@
+"""The validated dataset folder: validate writes the rows and their source, train reads them back as written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from steps._core.data import generate
+from steps._core.documents import SourceRecord
+from steps._core.errors import UsageError
+from steps._core.policy import load_policy
+from steps._quality import validated
+from tests.conftest import POLICY
+
+
+def test_rows_and_source_read_back_with_one_dtype_per_contract_type(tmp_path: Path) -> None:
+    data = load_policy(POLICY).data
+    frame = generate(200, seed=4)
+    source = SourceRecord(uri="s3://data/transactions.csv", sha256="ab" * 32, rows=200, format="csv")
+    validated.write(tmp_path / "out", frame, data, source)
+    rows, read_source = validated.read(tmp_path / "out")
+    assert read_source == source
+    assert list(rows.columns) == [*data.feature_names, data.target]
+    for f in data.features:
+        expected = {"numeric": "float64", "integer": "Int64", "categorical": "object"}[f.type]
+        assert str(rows[f.name].dtype) == expected, f.name
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["data.parquet", "source.json"]
+
+
+def test_clear_removes_a_previous_runs_rows(tmp_path: Path) -> None:
+    data = load_policy(POLICY).data
+    source = SourceRecord(uri="x.csv", sha256="0" * 64, rows=10, format="csv")
+    validated.write(tmp_path, generate(10, seed=1), data, source)
+    validated.clear(tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"rows": "200"}, "key 'rows' must be an integer, got '200'"),
+        ({"rows": True}, "key 'rows' must be an integer, got True"),
+        ({"uri": None}, "key 'uri' must be a string, got None"),
+    ],
+    ids=["rows-as-text", "rows-as-bool", "uri-null"],
+)
+def test_a_source_field_of_the_wrong_type_is_refused_naming_it(
+    change: dict[str, object], message: str, tmp_path: Path
+) -> None:
+    pd.DataFrame({"a": [1]}).to_parquet(tmp_path / validated.DATA_FILE)
+    source = {"uri": "x.csv", "sha256": "0" * 64, "rows": 1, "format": "csv", **change}
+    (tmp_path / validated.SOURCE_FILE).write_text(json.dumps(source))
+    with pytest.raises(UsageError, match=f"--data {tmp_path / validated.SOURCE_FILE}: {message}"):
+        validated.read(tmp_path)
