@@ -136,7 +136,9 @@ def prepare(frame: pd.DataFrame, data: DataPolicy, fmt: str) -> pd.DataFrame:
             if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
                 col = pd.Series(col.to_numpy(dtype="float64", na_value=np.nan), index=col.index, name=f.name)
         elif isinstance(col.dtype, (pd.StringDtype, pd.CategoricalDtype)):
-            col = col.astype(object).where(col.notna(), None)
+            text = col.astype(object)
+            text[col.isna()] = None  # None, not pd.NA or NaN, as a row from JSON would have it
+            col = text
         elif fmt == "csv" and pd.api.types.is_integer_dtype(col):
             col = col.astype(str)
         columns[f.name] = col
@@ -335,7 +337,7 @@ def _expectation_classes() -> dict[str, type]:
         @column_condition_partial(engine=PandasExecutionEngine)
         def _pandas(cls, column: pd.Series, **kwargs: Any) -> pd.Series:
             numbers = _as_numbers(column)
-            return numbers.notna() & (numbers == np.floor(numbers))
+            return numbers.notna() & numbers.eq(np.floor(numbers.to_numpy()))
 
     class ExpectColumnValuesToBeNumeric(ColumnMapExpectation):
         """Every non-null value is a number."""
