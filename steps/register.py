@@ -9,15 +9,18 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import cast
 
+from steps._core.documents import GateReport, VersionRecord
 from steps._core.errors import UsageError, run
+from steps._core.files import write_text
 from steps._model import bundle as _bundle
 from steps._storage.registry import Registry, check_model
 
 
-def read_gate_report(path: Path, model: str) -> dict[str, Any]:
-    """The gate step's gate.json; it must say `passed` (true or false) and, if it names a model, this one."""
+def read_gate_report(path: Path, model: str) -> GateReport:
+    """The gate step's gate.json; it must say `passed` (true or false) and, if it names a model, this one.
+    Those are the fields register decides by; the registry records the rest as far as the report has it."""
     try:
         report = json.loads(path.read_text())
     except FileNotFoundError as err:
@@ -30,7 +33,7 @@ def read_gate_report(path: Path, model: str) -> dict[str, Any]:
         raise UsageError(f"--gate-report {path}: field 'passed' must be true or false, got {report.get('passed')!r}")
     if report.get("model", model) != model:
         raise UsageError(f"--gate-report {path}: field 'model' is {report['model']!r}, but --model is {model!r}")
-    return report
+    return cast(GateReport, report)
 
 
 def register(
@@ -40,12 +43,12 @@ def register(
     registry: str | None = None,
     git_commit: str | None = None,
     reason: str | None = None,
-) -> tuple[dict[str, Any], bool]:
+) -> tuple[VersionRecord, bool]:
     """Register the bundle; returns (the version's record, whether this call created it)."""
     check_model(model)
     report = read_gate_report(gate_report, model)
     reg = Registry.open(registry)
-    try:
+    try:  # not verified yet (register() does that): the fingerprint may be missing or not a string
         fingerprint = _bundle.read_manifest(bundle).get("fingerprint")
     except _bundle.BundleError as err:
         raise UsageError(f"--bundle {bundle}: {err}") from err
@@ -60,9 +63,9 @@ def register(
     return record, not existed
 
 
-def summary(model: str, record: dict[str, Any], created: bool) -> str:
+def summary(model: str, record: VersionRecord, created: bool) -> str:
     version, status = record["version"], record["status"]
-    fingerprint = f"fingerprint {str(record['fingerprint'])[:8]}…"
+    fingerprint = f"fingerprint {record['fingerprint'][:8]}…"
     if not created:
         return f"register: {model} v{version} already registered, now {status} ({fingerprint})"
     if status == "rejected":
@@ -91,8 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         if args.version_out is not None:
             try:
-                args.version_out.parent.mkdir(parents=True, exist_ok=True)
-                args.version_out.write_text(str(record["version"]))
+                write_text(args.version_out, str(record["version"]))
             except OSError as err:
                 raise UsageError(f"--version-out {args.version_out}: cannot write: {err}") from err
         print(summary(args.model, record, created))

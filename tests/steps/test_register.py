@@ -59,7 +59,8 @@ def test_a_rejected_candidate_is_recorded_with_exit_1(
     version_out = tmp_path / "version"
     argv = ["--bundle", str(bundle), "--gate-report", str(write_report(tmp_path, FAILED)), "--model", MODEL]
     assert main([*argv, "--registry", location, "--version-out", str(version_out)]) == 1
-    assert capsys.readouterr().out.strip() == "register: churn-model v1 rejected: failed gates: pr_auc (fingerprint weak…)"
+    expected = "register: churn-model v1 rejected: failed gates: pr_auc (fingerprint weak…)"
+    assert capsys.readouterr().out.strip() == expected
     assert version_out.read_text() == "1"
     record = Registry.open(location).get(MODEL, 1)
     assert (record["status"], record["gate"]["failed"]) == ("rejected", ["pr_auc"])
@@ -74,7 +75,8 @@ def test_registering_the_same_bundle_twice_returns_the_same_version(
     ]  # fmt: skip
     assert main(argv) == 0
     assert main(argv) == 0
-    assert capsys.readouterr().out.splitlines()[-1].startswith("register: churn-model v1 already registered, now staged")
+    last_line = capsys.readouterr().out.splitlines()[-1]
+    assert last_line.startswith("register: churn-model v1 already registered, now staged")
     assert (tmp_path / "version").read_text() == "1"
     assert len(Registry.open(location).versions(MODEL)) == 1
 
