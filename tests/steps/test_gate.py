@@ -426,6 +426,17 @@ def test_without_a_baseline_flag_the_registry_decides_and_an_empty_one_means_non
     assert "no baseline yet" in entry(gated.report, "pr_auc")["note"]
 
 
+@pytest.mark.parametrize("version", ["²", "-1", "v1"], ids=["superscript-digit", "negative", "prefixed"])
+def test_a_baseline_version_outside_the_reference_grammar_exits_2_naming_the_flag(
+    version: str, good: Model, tmp_path: Path
+) -> None:
+    registry = str(tmp_path / "registry")
+    gated = run_gate(good, tmp_path, None, None, "--registry", registry, "--baseline-version", version)
+    assert gated.code == 2
+    assert f"gate: error: --baseline-version: version {version!r}: expected a number (3)" in gated.stderr
+    assert gated.report == {} and gated.passed_out == ""
+
+
 @pytest.mark.parametrize("flags", [[], ["--baseline-version", "1"]], ids=["production", "version"])
 def test_the_baseline_comes_from_the_registry(
     flags: list[str], good: Model, shuffled: Model, good_gated: Gated, policy_file: Path, tmp_path: Path
