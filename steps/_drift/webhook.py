@@ -12,7 +12,7 @@ import os
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,7 +48,7 @@ def read_token(token_file: str | Path | None) -> str:
 
 def post(
     url: str,
-    body: dict[str, Any],
+    body: Mapping[str, Any],
     token: str,
     *,
     attempts: int = 5,

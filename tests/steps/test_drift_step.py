@@ -21,8 +21,8 @@ import yaml
 from steps import drift
 from steps._canary.local.deploy import ServerProcess
 from steps._core.data import DRIFTED_FEATURES, generate, write_frame
-from steps._core.errors import UsageError
 from steps._core.policy import load_policy
+from steps._drift import cooldown, sources
 from steps._drift.ecdf import ECDF_FILE
 from steps._drift.methods import CATEGORICAL_METHOD
 from steps._model import bundle as _bundle
@@ -203,7 +203,7 @@ def test_failing_webhook_is_retried_then_exit_3_and_the_next_check_resends_the_s
         assert "attempt 1/3 failed: HTTP 503" in err and "not delivered after 3 attempts" in err
         report = json.loads((tmp_path / "r" / "drift.json").read_text())
         assert report["trigger"]["status"] == "error"
-        state, _ = Registry.open(str(registry_dir)).read_state(MODEL, drift.COOLDOWN_STATE)
+        state, _ = Registry.open(str(registry_dir)).read_state(MODEL, cooldown.COOLDOWN_STATE)
         assert state is not None and state["status"] == "failed"
         # The webhook is back: the same episode is re-sent with the same key, once.
         assert drift.main(argv) == 0
@@ -449,7 +449,7 @@ def test_a_prometheus_answering_5xx_is_transient_exit_3_after_a_short_retry(
         argv = ["--model", MODEL, "--registry", str(registry_dir), "--policy", str(small_policy),
                 "--prometheus", failing.url, "--report-dir", str(tmp_path / "r")]
         assert drift.main(argv) == 3
-        assert failing.requests == 1 + drift.PROMETHEUS_RETRIES
+        assert failing.requests == 1 + sources.PROMETHEUS_RETRIES
     finally:
         failing.close()
     err = capsys.readouterr().err
@@ -486,24 +486,6 @@ def test_a_query_a_real_prometheus_refuses_is_exit_2_with_its_error(registry_dir
 
 
 # --- the servers' own /metrics pages, read directly ---------------------------------------------------------
-
-def test_the_exposition_parser_reads_one_metric_with_escaped_labels() -> None:
-    lines = [
-        "# HELP model_feature_bin_total Scored values.",
-        "# TYPE model_feature_bin_total counter",
-        'model_feature_bin_total{model="m",model_version="2",feature="a \\"b\\" \\\\ c",bin="0"} 7',
-        'model_feature_bin_total{model="m",model_version="2",feature="x",bin="missing"} 1.5e3 1700000000000',
-        'model_feature_bin_total_created{model="m"} 12',
-        'model_requests_total{model="m",code="200"} 99',
-        "something_else{weird} NaN",
-    ]
-    text = "\n".join(lines)
-    samples = drift.parse_exposition(text, drift.METRIC, "page")
-    assert samples == [({"model": "m", "model_version": "2", "feature": 'a "b" \\ c', "bin": "0"}, 7.0),
-                       ({"model": "m", "model_version": "2", "feature": "x", "bin": "missing"}, 1500.0)]
-    with pytest.raises(UsageError, match="page: not a Prometheus sample line"):
-        drift.parse_exposition('model_feature_bin_total{model="m" 3', drift.METRIC, "page")
-
 
 @dataclass
 class Servers:
