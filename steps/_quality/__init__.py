@@ -1,1 +1,2 @@
-"""Quality: the data contract as Great Expectations checks, the gate's measures and its report."""
+"""Quality: the data contract as Great Expectations checks and the folder of rows that passed them; the
+gate's measures, its judging of each gate, and its report."""
