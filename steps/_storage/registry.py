@@ -4,6 +4,7 @@ Layout (DESIGN.md): `models/<model>/versions/<n>/<files>` are written once, befo
 `models/<model>/index.json`, the only mutable object, which changes only by compare-and-swap. So a crash
 mid-registration leaves no version in the index, and concurrent writers never lose an update.
 `models/<model>/state/<name>.json` holds small compare-and-swap records for other steps (drift cooldown).
+The lifecycle's rules live in `lifecycle`, the moving of a version's files in `transfer`.
 """
 
 from __future__ import annotations
@@ -140,8 +141,8 @@ class Registry:
         if existing:
             return existing
 
-        index, _ = self._read_index(model)
-        taken = {int(r["version"]) for r in index["versions"]} if index else set()
+        current, _ = self._read_index(model)
+        taken = {int(r["version"]) for r in current["versions"]} if current else set()
         slot = transfer.upload(self.store, lambda v, name: self._version_key(model, v, name), bundle_dir, manifest,
                                gate_report, taken)
         if slot is None:
