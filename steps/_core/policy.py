@@ -1,27 +1,37 @@
 """The policy file of one model (`gates/<model>.yaml`): loaded strictly, so a typo is an error, not a default.
 
-Every error names the file, the key (as a dotted path), the rule and the value.
+The pydantic dataclasses below are both the file's rules and the objects the steps read; their JSON Schema is
+published as gates/policy.schema.json (by `mlops compile`) so that editors complete and check the YAML.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, ClassVar
 from urllib.parse import urlsplit
 
 import yaml
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic.dataclasses import dataclass
+from pydantic.functional_validators import AfterValidator, BeforeValidator, model_validator
+from pydantic.json_schema import WithJsonSchema
+from pydantic.types import Strict, StrictBool, StrictInt, StrictStr
+from pydantic_core import ErrorDetails, PydanticCustomError
 
 from steps._core.errors import UsageError
 
 FEATURE_TYPES = ("numeric", "integer", "categorical")
 ESTIMATORS = ("hist_gradient_boosting", "logistic_regression", "random_forest")
 DRIFT_METHODS = ("psi", "jensen_shannon", "wasserstein", "ks")
+SCHEMA_FILE = "policy.schema.json"  # beside the policies, which name it in a `yaml-language-server` comment
 _DURATION = re.compile(r"^(\d+)(s|m|h|d)$")
 _MODEL_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,40}[a-z0-9])?$")
+_CRON = re.compile(r"^\s*\S+(\s+\S+){4}\s*$")  # five fields
 # A Kubernetes resource quantity as the policy may write it: 2, "500m", "4Gi", 1.5.
 _QUANTITY = re.compile(r"^(\d+(?:\.\d+)?)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
 _QUANTITY_FACTOR = {"": 1.0, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
@@ -47,135 +57,6 @@ class PolicyError(UsageError, ValueError):
     """The policy file breaks a rule; the message names the file, the key and the value. A step exits 2."""
 
 
-@dataclass(frozen=True)
-class Feature:
-    name: str
-    type: str
-    min: float | None = None
-    max: float | None = None
-    nullable: bool = False
-    categories: tuple[str, ...] = ()
-    unknown: str = "reject"  # categorical only: "other" maps unseen values to the other bucket
-
-
-@dataclass(frozen=True)
-class DataPolicy:
-    source: str
-    target: str
-    positive_label: Any
-    segment: str | None
-    features: tuple[Feature, ...]
-
-    @property
-    def feature_names(self) -> list[str]:
-        return [f.name for f in self.features]
-
-    def feature(self, name: str) -> Feature:
-        for f in self.features:
-            if f.name == name:
-                return f
-        raise KeyError(name)
-
-
-@dataclass(frozen=True)
-class ModelPolicy:
-    estimator: str
-    params: dict[str, Any]
-    threshold: float
-    seed: int
-    holdout_fraction: float
-
-
-@dataclass(frozen=True)
-class Gate:
-    name: str
-    minimum: float | None = None
-    maximum: float | None = None
-    comparison: str | None = None  # "gte" | "lte" | None
-    tolerance: float = 0.0
-    required: bool = True
-    settings: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class CanaryStep:
-    set_weight: int
-    pause: str | None = None
-    analysis: bool = False
-
-
-@dataclass(frozen=True)
-class CanaryAnalysis:
-    interval: str = "5m"
-    count: int = 3
-    failure_limit: int = 1
-    # Measurements with too little traffic (or no data) are inconclusive, neither passed nor failed. More than
-    # this many make the analysis Inconclusive: the Rollout pauses for a person. Default min(1, count - 1).
-    inconclusive_limit: int = 1
-    latency_p95_ms: float = 100.0
-    error_ratio: float = 0.01
-    min_requests: int = 100
-    # The Prometheus the AnalysisTemplate queries (the Prometheus Operator's in-cluster service by default).
-    prometheus_url: str = "http://prometheus-operated.monitoring.svc:9090"
-
-
-@dataclass(frozen=True)
-class CanaryServing:
-    """The model server's pods: batching, worker processes and resources (the seed's sizes by default)."""
-
-    workers: int = 4
-    max_batch_size: int = 32
-    max_batch_latency_ms: float = 5.0
-    cpu_request: str = "2"
-    memory_request: str = "4Gi"
-    cpu_limit: str = "4"
-    memory_limit: str = "6Gi"
-    model_volume: str = "2Gi"  # sizeLimit of the emptyDir the init container downloads the model into
-
-
-# The seed's schedule, for a policy that leaves `canary.steps` out: 10% -> 30% (each analysed) -> 60% -> 100%.
-DEFAULT_CANARY_STEPS = (
-    CanaryStep(10, "30m", True),
-    CanaryStep(30, "30m", True),
-    CanaryStep(60, "1h", False),
-    CanaryStep(100),
-)
-
-
-@dataclass(frozen=True)
-class CanaryPolicy:
-    replicas: int = 5
-    steps: tuple[CanaryStep, ...] = DEFAULT_CANARY_STEPS
-    analysis: CanaryAnalysis = CanaryAnalysis()
-    serving: CanaryServing = CanaryServing()
-
-
-@dataclass(frozen=True)
-class DriftPolicy:
-    method: str = "psi"
-    threshold: float = 0.15
-    drift_share: float = 0.3
-    min_samples: int = 10000
-    window: str = "1h"
-    schedule: str = "0 * * * *"
-    cooldown: str = "6h"
-
-
-@dataclass(frozen=True)
-class Policy:
-    model_name: str
-    data: DataPolicy
-    model: ModelPolicy
-    quality: tuple[Gate, ...]
-    canary: CanaryPolicy
-    drift: DriftPolicy
-    path: Path
-    sha256: str
-
-    def gate(self, name: str) -> Gate | None:
-        return next((g for g in self.quality if g.name == name), None)
-
-
 def duration_seconds(text: str) -> int:
     """'30m' -> 1800. Raises ValueError for anything else."""
     m = _DURATION.match(text)
@@ -190,6 +71,338 @@ def quantity_value(text: str) -> float:
     if not m:
         raise ValueError(f"{text!r} is not a Kubernetes quantity like 500m, 2, 512Mi or 4Gi")
     return float(m.group(1)) * _QUANTITY_FACTOR[m.group(2) or ""]
+
+
+# --- value types: strict (`true` is not 1, "1" is not a number), each with the schema editors see ---------------
+
+
+def _rule(ok: Callable[[str], object], rule: str) -> AfterValidator:
+    """Refuses the strings `ok` rejects, with `rule (got value)`."""
+    def check(value: str) -> str:
+        if not ok(value):
+            raise ValueError(f"{rule} (got {value!r})")
+        return value
+    return AfterValidator(check)
+
+
+def _one_of(*choices: str) -> AfterValidator:
+    return _rule(lambda value: value in choices, f"must be one of {', '.join(choices)}")
+
+
+def _is_url(value: str) -> bool:
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def _quantity(value: object) -> str:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"must be a quantity like 500m, 2 or 4Gi (got {value!r})")
+    if quantity_value(str(value)) <= 0:  # its ValueError names the value
+        raise ValueError(f"{str(value)!r} must be more than zero")
+    return str(value)
+
+
+def _string(**schema: Any) -> WithJsonSchema:
+    return WithJsonSchema({"type": "string", **schema})
+
+
+def _doc(description: str) -> Any:
+    """The key's description in the schema (what an editor shows beside it)."""
+    return Field(description=description)
+
+
+Number = Annotated[float, Strict()]  # an int or a float (read as a float), never a bool or a string
+NonNegative = Annotated[float, Strict(), Field(ge=0)]
+Fraction = Annotated[float, Strict(), Field(ge=0, le=1)]
+Count = Annotated[StrictInt, Field(ge=0)]
+Positive = Annotated[StrictInt, Field(ge=1)]
+Duration = Annotated[StrictStr, _rule(_DURATION.match, "must be a duration like 30s, 5m, 1h or 2d"),
+                     _string(pattern=_DURATION.pattern)]
+Quantity = Annotated[str, BeforeValidator(_quantity), WithJsonSchema(
+    {"anyOf": [{"type": "string", "pattern": _QUANTITY.pattern}, {"type": "number", "exclusiveMinimum": 0}]})]
+
+
+def _fail(key: str, rule: str, value: object = ...) -> PydanticCustomError:
+    """An error at `key` of the section raising it, reported by load_policy as `file: section.key: rule`."""
+    shown = "" if value is ... else f" (got {value!r})"
+    return PydanticCustomError("policy", "{rule}", {"key": key, "rule": rule + shown})
+
+
+_CONFIG = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(config=_CONFIG)
+class _Section:
+    """A mapping of the file. An unknown key is refused, naming the allowed ones; so is null for the keys in
+    `_not_null` (optional, and with no value to fall back on: left empty, they are a mistake, not a default)."""
+
+    _not_null: ClassVar[dict[str, str]] = {}  # key -> the rule a null breaks
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):  # read from the file (built in Python, the signature checks the keys)
+            allowed = sorted(f.name for f in dataclasses.fields(cls))
+            for key, value in data.items():
+                if key not in allowed:
+                    raise _fail(str(key), f"unknown key (allowed: {', '.join(allowed)})")
+                if value is None and key in cls._not_null:
+                    raise _fail(key, cls._not_null[key], value)
+        return data
+
+
+# --- the sections -----------------------------------------------------------------------------------------------
+
+
+@dataclass(config=_CONFIG)
+class Feature(_Section):
+    """One column of the data contract."""
+
+    _not_null: ClassVar[dict[str, str]] = {"min": "must be a number", "max": "must be a number"}
+
+    name: StrictStr
+    type: Annotated[StrictStr, _one_of(*FEATURE_TYPES), _string(enum=list(FEATURE_TYPES))]
+    min: Annotated[Number | None, WithJsonSchema({"type": "number"})] = None
+    max: Annotated[Number | None, WithJsonSchema({"type": "number"})] = None
+    nullable: StrictBool = False
+    categories: Annotated[tuple[StrictStr, ...], _doc("Categorical only: the values, typed as in the data.")] = ()
+    unknown: Annotated[StrictStr, _one_of("other", "reject"), _string(enum=["other", "reject"]), _doc(
+        "Categorical only: `other` maps an unseen value to the other bucket, `reject` refuses it.")] = "reject"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _keys_of_its_type(cls, data: Any) -> Any:
+        # On the file's keys, so that `unknown: reject` on a number is refused although it is the default.
+        if isinstance(data, dict):
+            categorical = data.get("type") == "categorical"
+            for key in ("min", "max") if categorical else ("categories", "unknown"):
+                if key in data:
+                    raise _fail(key, "only numeric and integer features have bounds" if categorical
+                                else "only categorical features have categories")
+        return data
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Feature:
+        if self.type == "categorical" and not self.categories:
+            raise _fail("categories", "must be a non-empty list of strings")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise _fail("min", f"must not exceed max {self.max}", self.min)
+        return self
+
+
+@dataclass(config=_CONFIG)
+class DataPolicy(_Section):
+    """The dataset and its contract: what validate checks, train learns from, serve accepts and drift bins."""
+
+    source: Annotated[StrictStr, _doc("The default dataset: CSV or Parquet; a path, file://, s3:// or generate:")]
+    target: StrictStr
+    features: tuple[Feature, ...]
+    positive_label: Any = 1
+    segment: Annotated[StrictStr | None, _doc("The column whose values the recall_gap gate compares.")] = None
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    def feature(self, name: str) -> Feature:
+        return {f.name: f for f in self.features}[name]  # KeyError(name) for a name it lacks
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DataPolicy:
+        names = self.feature_names
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if not names:
+            raise _fail("features", "must list at least one feature")
+        if dupes:
+            raise _fail("features", "feature names must be unique", dupes)
+        if self.target in names:
+            raise _fail("target", "must not also be a feature", self.target)
+        if self.segment is not None and self.segment not in names:
+            raise _fail("segment", "must name one of the features", self.segment)
+        return self
+
+
+@dataclass(config=_CONFIG)
+class ModelPolicy(_Section):
+    """The estimator, its hyper-parameters, the decision threshold, the seed and the holdout."""
+
+    estimator: Annotated[StrictStr, _one_of(*ESTIMATORS), _string(enum=list(ESTIMATORS))]
+    params: dict[str, Any] = dataclasses.field(default_factory=dict)  # as scikit-learn names them
+    threshold: Annotated[Fraction, _doc("A row is labelled positive when its score is at or above this.")] = 0.5
+    seed: Count = 42
+    holdout_fraction: Annotated[float, Strict(), Field(ge=0.05, le=0.5)] = 0.2
+
+
+@dataclasses.dataclass(frozen=True)
+class Gate:
+    """One quality gate as the gate step evaluates it (from the file's `quality` section)."""
+
+    name: str
+    minimum: float | None = None
+    maximum: float | None = None
+    comparison: str | None = None  # "gte" | "lte" | None
+    tolerance: float = 0.0
+    required: bool = True
+    settings: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def _gate_section(name: str, direction: str, extras: dict[str, Any]) -> Any:
+    """The section one gate takes in the file, made from its GATES entry."""
+    if direction == "required":
+        doc = f"{name}: with `required: true` a failure rejects the candidate; with false it is only reported."
+        fields: dict[str, Any] = {"required": StrictBool}
+        defaults: dict[str, Any] = {}
+    else:
+        bound, comparison = ("minimum", "gte") if direction == "min" else ("maximum", "lte")
+        doc = (f"{name}: `{bound}` is an absolute bound; `comparison: {comparison}` also compares the candidate to the "
+               "production model on the same holdout, within `tolerance`.")
+        fields = {bound: Number, "comparison": Annotated[StrictStr, _one_of(comparison), _string(enum=[comparison])]
+                  | None, "tolerance": NonNegative, **dict.fromkeys(extras, Positive)}
+        defaults = {"comparison": None, "tolerance": 0.0, **extras}
+    return dataclass(type(name, (_Section,), {"__doc__": doc, "__annotations__": fields, **defaults}), config=_CONFIG)
+
+
+# One field per gate, optional, but typed without None: a gate left empty (null) is refused, not quietly dropped.
+_QualitySection = dataclass(type("QualitySection", (_Section,), {
+    "__doc__": "The quality gates: a gate left out is not evaluated.",
+    "__annotations__": {name: _gate_section(name, *spec) for name, spec in GATES.items()},
+    **dict.fromkeys(GATES),
+}), config=_CONFIG)
+
+
+@dataclass(config=_CONFIG)
+class CanaryStep(_Section):
+    """One step of the canary schedule."""
+
+    _not_null: ClassVar[dict[str, str]] = {"pause": "must be a duration like 30s, 5m, 1h or 2d"}
+
+    set_weight: Annotated[StrictInt, Field(ge=0, le=100), _doc("The canary's share of the replicas, in percent.")]
+    pause: Annotated[Duration | None, _string(pattern=_DURATION.pattern)] = None
+    analysis: Annotated[StrictBool, _doc("Run the canary analysis after the pause.")] = False
+
+
+@dataclass(config=_CONFIG)
+class CanaryAnalysis(_Section):
+    """`count` measurements, one per `interval`, of the canary's pods only."""
+
+    interval: Duration = "5m"
+    count: Positive = 3
+    failure_limit: Count = 1
+    inconclusive_limit: Annotated[Count, _doc(
+        "Measurements with too little traffic (or no data) are inconclusive, neither passed nor failed; more than "
+        "this many make the analysis Inconclusive and the Rollout pauses for a person. Default min(1, count - 1).")] = 1
+    latency_p95_ms: NonNegative = 100.0
+    error_ratio: Fraction = 0.01
+    min_requests: Count = 100
+    prometheus_url: Annotated[StrictStr, _rule(_is_url, "must be an http:// or https:// URL with a host"),
+                              _string(pattern="^https?://"), _doc("The Prometheus the AnalysisTemplate queries.")] = (
+        "http://prometheus-operated.monitoring.svc:9090")  # the Prometheus Operator's in-cluster service
+
+    @model_validator(mode="before")
+    @classmethod
+    def _inconclusive_default(cls, data: Any) -> Any:
+        count = data.get("count", 3) if isinstance(data, dict) else None  # 3: count's default
+        if isinstance(count, int) and not isinstance(count, bool) and count >= 1 and "inconclusive_limit" not in data:
+            return {**data, "inconclusive_limit": min(1, count - 1)}
+        return data
+
+    @model_validator(mode="after")
+    def _idle_canary_fails(self) -> CanaryAnalysis:
+        # Argo Rollouts counts a run whose measurements were all inconclusive (within the limit) as Successful.
+        if self.inconclusive_limit >= self.count:
+            raise _fail("inconclusive_limit", f"must be less than canary.analysis.count ({self.count}), or an idle "
+                        "canary passes", self.inconclusive_limit)
+        return self
+
+
+@dataclass(config=_CONFIG)
+class CanaryServing(_Section):
+    """The model server's pods: batching, worker processes and resources (the seed's sizes by default)."""
+
+    workers: Positive = 4
+    max_batch_size: Positive = 32
+    max_batch_latency_ms: NonNegative = 5.0
+    cpu_request: Quantity = "2"
+    memory_request: Quantity = "4Gi"
+    cpu_limit: Quantity = "4"
+    memory_limit: Quantity = "6Gi"
+    model_volume: Annotated[Quantity, _doc("The size limit of the folder the model is downloaded into.")] = "2Gi"
+
+    @model_validator(mode="after")
+    def _requests_within_limits(self) -> CanaryServing:
+        for request, limit in (("cpu_request", "cpu_limit"), ("memory_request", "memory_limit")):
+            asked, allowed = getattr(self, request), getattr(self, limit)
+            if quantity_value(asked) > quantity_value(allowed):
+                raise _fail(request, f"must not exceed {limit} {allowed}", asked)
+        return self
+
+
+# The seed's schedule, for a policy that leaves `canary.steps` out: 10% -> 30% (each analysed) -> 60% -> 100%.
+DEFAULT_CANARY_STEPS = (CanaryStep(10, "30m", True), CanaryStep(30, "30m", True), CanaryStep(60, "1h", False),
+                        CanaryStep(100))
+
+
+@dataclass(config=_CONFIG)
+class CanaryPolicy(_Section):
+    """The Argo Rollouts canary: the serving Rollout, its analysis and the rollout step follow it."""
+
+    replicas: Positive = 5
+    steps: Annotated[tuple[CanaryStep, ...], _doc(
+        "Each step: set_weight, then an optional pause, then (analysis: true) the analysis.")] = DEFAULT_CANARY_STEPS
+    analysis: CanaryAnalysis = CanaryAnalysis()
+    serving: CanaryServing = CanaryServing()
+
+    @model_validator(mode="after")
+    def _weights_grow(self) -> CanaryPolicy:
+        weights = [s.set_weight for s in self.steps]
+        if weights != sorted(weights):
+            raise _fail("steps", "weights must not decrease", weights)
+        return self
+
+
+@dataclass(config=_CONFIG)
+class DriftPolicy(_Section):
+    """The drift rule: drift when at least `drift_share` of the features score `threshold` or more."""
+
+    method: Annotated[StrictStr, _one_of(*DRIFT_METHODS), _string(enum=list(DRIFT_METHODS))] = "psi"
+    threshold: NonNegative = 0.15
+    drift_share: Fraction = 0.3
+    min_samples: Count = 10000
+    window: Duration = "1h"
+    schedule: Annotated[StrictStr, _rule(_CRON.match, "must be a 5-field cron expression"),
+                        _string(pattern=_CRON.pattern)] = "0 * * * *"
+    cooldown: Duration = "6h"
+
+
+@dataclass(config=_CONFIG)
+class _Document(_Section):
+    """A policy file, gates/<model>.yaml: every threshold that decides whether a model moves forward."""
+
+    model_name: Annotated[StrictStr, _rule(_MODEL_NAME.match, "must be lowercase letters, digits and '-' (a "
+                                           "Kubernetes name)"), _string(pattern=_MODEL_NAME.pattern),
+                          _doc("A Kubernetes name, and the policy file's name: gates/<model_name>.yaml.")]
+    data: DataPolicy
+    model: ModelPolicy
+    quality: _QualitySection  # type: ignore[valid-type]  # a class made from GATES
+    canary: CanaryPolicy | None = None
+    drift: DriftPolicy | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Policy:
+    """A loaded policy file: its sections, its gates in the file's order, and where it came from."""
+
+    model_name: str
+    data: DataPolicy
+    model: ModelPolicy
+    quality: tuple[Gate, ...]
+    canary: CanaryPolicy
+    drift: DriftPolicy
+    path: Path
+    sha256: str
+
+    def gate(self, name: str) -> Gate | None:
+        return next((g for g in self.quality if g.name == name), None)
 
 
 def builtin_policy_dir() -> Path:
@@ -207,7 +420,15 @@ def policy_path(model: str, policy: str | Path | None = None) -> Path:
     return builtin_policy_dir() / f"{model}.yaml"
 
 
+def policy_schema() -> dict[str, Any]:
+    """The JSON Schema of a policy file, made from the sections above."""
+    schema = TypeAdapter(_Document).json_schema()
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema, "title": "argo-mlops policy"}
+
+
 def load_policy(path: str | Path) -> Policy:
+    """Read and check a policy file. The PolicyError lists every problem, one a line (`file: key: rule (got
+    value)`), except that an unknown or misplaced key ends the checks of the mapping it is in."""
     path = Path(path)
     try:
         raw_bytes = path.read_bytes()
@@ -217,262 +438,56 @@ def load_policy(path: str | Path) -> Policy:
         raw = yaml.safe_load(raw_bytes)
     except yaml.YAMLError as err:
         raise PolicyError(f"{path}: not valid YAML: {err}") from err
-    return _Loader(path).policy(raw, hashlib.sha256(raw_bytes).hexdigest())
+    try:
+        doc = TypeAdapter(_Document).validate_python(raw)
+    except ValidationError as err:
+        raise PolicyError("\n".join(f"{path}: {_message(e, raw)}" for e in err.errors())) from err
+    if path.suffix in (".yaml", ".yml") and path.stem != doc.model_name and path.parent.name == "gates":
+        raise PolicyError(f"{path}: model_name: must match the file name {path.stem!r} (got {doc.model_name!r})")
+    quality = tuple(_gate(name, getattr(doc.quality, name)) for name in raw["quality"])  # in the file's order
+    return Policy(doc.model_name, doc.data, doc.model, quality, doc.canary or CanaryPolicy(),
+                  doc.drift or DriftPolicy(), path, hashlib.sha256(raw_bytes).hexdigest())
 
 
-class _Loader:
-    def __init__(self, path: Path):
-        self.path = path
+def _gate(name: str, spec: Any) -> Gate:
+    direction, extras = GATES[name]
+    if direction == "required":
+        return Gate(name, required=spec.required)
+    return Gate(name, minimum=getattr(spec, "minimum", None), maximum=getattr(spec, "maximum", None),
+                comparison=spec.comparison, tolerance=spec.tolerance, settings={k: getattr(spec, k) for k in extras})
 
-    def fail(self, key: str, rule: str, value: Any = ...) -> PolicyError:
-        shown = "" if value is ... else f" (got {value!r})"
-        return PolicyError(f"{self.path}: {key}: {rule}{shown}")
 
-    def mapping(self, raw: Any, key: str, required: set[str], optional: set[str]) -> dict[str, Any]:
-        if not isinstance(raw, dict):
-            raise self.fail(key or "<top level>", "must be a mapping", raw)
-        for k in raw:
-            if k not in required | optional:
-                allowed = ", ".join(sorted(required | optional))
-                raise self.fail(_join(key, str(k)), f"unknown key (allowed: {allowed})")
-        for k in sorted(required):
-            if k not in raw:
-                raise self.fail(_join(key, k), "required key is missing")
-        return raw
+_TYPE_RULES = {  # pydantic's error types, in the policy's words
+    "float_type": "must be a number", "int_type": "must be an integer", "string_type": "must be a string",
+    "bool_type": "must be true or false", "tuple_type": "must be a list", "dict_type": "must be a mapping",
+    "dataclass_type": "must be a mapping", "greater_than_equal": "must be at least {ge}",
+    "less_than_equal": "must be at most {le}",
+}
 
-    def typed(self, raw: Any, key: str, kind: type | tuple[type, ...], name: str) -> Any:
-        # bool is an int in Python; a policy that says `threshold: true` is a typo, not 1.
-        if isinstance(raw, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
-            raise self.fail(key, f"must be {name}", raw)
-        if not isinstance(raw, kind):
-            raise self.fail(key, f"must be {name}", raw)
-        return raw
 
-    def number(self, raw: Any, key: str, lo: float | None = None, hi: float | None = None) -> float:
-        value = float(self.typed(raw, key, (int, float), "a number"))
-        if (lo is not None and value < lo) or (hi is not None and value > hi):
-            raise self.fail(key, f"must be between {lo} and {hi}", raw)
-        return value
-
-    def integer(self, raw: Any, key: str, lo: int | None = None) -> int:
-        value = self.typed(raw, key, int, "an integer")
-        if lo is not None and value < lo:
-            raise self.fail(key, f"must be at least {lo}", raw)
-        return value
-
-    def choice(self, raw: Any, key: str, choices: tuple[str, ...]) -> str:
-        if raw not in choices:
-            raise self.fail(key, f"must be one of {', '.join(choices)}", raw)
-        return raw
-
-    def duration(self, raw: Any, key: str) -> str:
+def _message(error: ErrorDetails, raw: Any) -> str:
+    """`key: rule (got value)` for one of pydantic's errors; the key is a dotted path with list indexes, where a
+    list item with a name shows it: `data.features[3] (amount).min`."""
+    kind, ctx, loc = error["type"], error.get("ctx", {}), list(error["loc"])
+    if kind == "policy":  # ours (_fail): the section's location, then the key
+        loc.append(ctx["key"])
+    key, node = "", raw
+    for i, part in enumerate(loc):
+        key += f"[{part}]" if isinstance(part, int) else f".{part}" if key else part
         try:
-            duration_seconds(self.typed(raw, key, str, "a duration string"))
-        except ValueError as err:
-            raise self.fail(key, str(err)) from err
-        return raw
-
-    def quantity(self, raw: Any, key: str) -> str:
-        text = str(self.typed(raw, key, (int, float, str), "a quantity like 500m, 2 or 4Gi"))
-        try:
-            if quantity_value(text) <= 0:
-                raise ValueError(f"{text!r} must be more than zero")
-        except ValueError as err:
-            raise self.fail(key, str(err)) from err
-        return text
-
-    def url(self, raw: Any, key: str) -> str:
-        text = self.typed(raw, key, str, "a URL")
-        parts = urlsplit(text)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise self.fail(key, "must be an http:// or https:// URL with a host", text)
-        return text
-
-    def policy(self, raw: Any, sha256: str) -> Policy:
-        top = self.mapping(raw, "", {"model_name", "data", "model", "quality"}, {"canary", "drift"})
-        name = self.typed(top["model_name"], "model_name", str, "a string")
-        if not _MODEL_NAME.match(name):
-            raise self.fail("model_name", "must be lowercase letters, digits and '-' (a Kubernetes name)", name)
-        if self.path.suffix in (".yaml", ".yml") and self.path.stem != name and self.path.parent.name == "gates":
-            raise self.fail("model_name", f"must match the file name {self.path.stem!r}", name)
-        data = self.data(top["data"])
-        return Policy(
-            model_name=name,
-            data=data,
-            model=self.model(top["model"]),
-            quality=self.quality(top["quality"]),
-            canary=self.canary(top.get("canary") or {}),
-            drift=self.drift(top.get("drift") or {}),
-            path=self.path,
-            sha256=sha256,
-        )
-
-    def data(self, raw: Any) -> DataPolicy:
-        d = self.mapping(raw, "data", {"source", "target", "features"}, {"positive_label", "segment"})
-        features_raw = self.typed(d["features"], "data.features", list, "a list")
-        if not features_raw:
-            raise self.fail("data.features", "must list at least one feature")
-        features = tuple(self.feature(f, f"data.features[{i}]") for i, f in enumerate(features_raw))
-        names = [f.name for f in features]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise self.fail("data.features", "feature names must be unique", dupes)
-        target = self.typed(d["target"], "data.target", str, "a string")
-        if target in names:
-            raise self.fail("data.target", "must not also be a feature", target)
-        segment = d.get("segment")
-        if segment is not None:
-            self.typed(segment, "data.segment", str, "a string")
-            if segment not in names:
-                raise self.fail("data.segment", "must name one of the features", segment)
-        return DataPolicy(
-            source=self.typed(d["source"], "data.source", str, "a string"),
-            target=target,
-            positive_label=d.get("positive_label", 1),
-            segment=segment,
-            features=features,
-        )
-
-    def feature(self, raw: Any, key: str) -> Feature:
-        f = self.mapping(raw, key, {"name", "type"}, {"min", "max", "nullable", "categories", "unknown"})
-        name = self.typed(f["name"], f"{key}.name", str, "a string")
-        key = f"{key} ({name})"
-        kind = self.choice(f["type"], f"{key}.type", FEATURE_TYPES)
-        nullable = self.typed(f.get("nullable", False), f"{key}.nullable", bool, "true or false")
-        if kind == "categorical":
-            for k in ("min", "max"):
-                if k in f:
-                    raise self.fail(f"{key}.{k}", "only numeric and integer features have bounds")
-            cats = self.typed(f.get("categories"), f"{key}.categories", list, "a list of strings")
-            if not cats or not all(isinstance(c, str) for c in cats):
-                raise self.fail(f"{key}.categories", "must be a non-empty list of strings", cats)
-            unknown = self.choice(f.get("unknown", "reject"), f"{key}.unknown", ("other", "reject"))
-            return Feature(name, kind, nullable=nullable, categories=tuple(cats), unknown=unknown)
-        for k in ("categories", "unknown"):
-            if k in f:
-                raise self.fail(f"{key}.{k}", "only categorical features have categories")
-        lo = self.number(f["min"], f"{key}.min") if "min" in f else None
-        hi = self.number(f["max"], f"{key}.max") if "max" in f else None
-        if lo is not None and hi is not None and lo > hi:
-            raise self.fail(f"{key}.min", f"must not exceed max {hi}", lo)
-        return Feature(name, kind, min=lo, max=hi, nullable=nullable)
-
-    def model(self, raw: Any) -> ModelPolicy:
-        m = self.mapping(raw, "model", {"estimator"}, {"params", "threshold", "seed", "holdout_fraction"})
-        return ModelPolicy(
-            estimator=self.choice(m["estimator"], "model.estimator", ESTIMATORS),
-            params=dict(self.typed(m.get("params", {}), "model.params", dict, "a mapping")),
-            threshold=self.number(m.get("threshold", 0.5), "model.threshold", 0.0, 1.0),
-            seed=self.integer(m.get("seed", 42), "model.seed", 0),
-            holdout_fraction=self.number(m.get("holdout_fraction", 0.2), "model.holdout_fraction", 0.05, 0.5),
-        )
-
-    def quality(self, raw: Any) -> tuple[Gate, ...]:
-        q = self.mapping(raw, "quality", set(), set(GATES))
-        return tuple(self.gate(name, spec) for name, spec in q.items())
-
-    def gate(self, name: str, raw: Any) -> Gate:
-        key = f"quality.{name}"
-        direction, extras = GATES[name]
-        if direction == "required":
-            g = self.mapping(raw, key, {"required"}, set())
-            return Gate(name, required=self.typed(g["required"], f"{key}.required", bool, "true or false"))
-        bound = "minimum" if direction == "min" else "maximum"
-        g = self.mapping(raw, key, {bound}, {"comparison", "tolerance", *extras})
-        comparison = g.get("comparison")
-        if comparison is not None:
-            expected = "gte" if direction == "min" else "lte"
-            self.choice(comparison, f"{key}.comparison", (expected,))
-        settings = {}
-        for k, default in extras.items():
-            settings[k] = self.integer(g.get(k, default), f"{key}.{k}", 1)
-        value = self.number(g[bound], f"{key}.{bound}")
-        return Gate(
-            name,
-            minimum=value if bound == "minimum" else None,
-            maximum=value if bound == "maximum" else None,
-            comparison=comparison,
-            tolerance=self.number(g.get("tolerance", 0.0), f"{key}.tolerance", 0.0),
-            settings=settings,
-        )
-
-    def canary(self, raw: Any) -> CanaryPolicy:
-        c = self.mapping(raw, "canary", set(), {"replicas", "steps", "analysis", "serving"})
-        steps = [] if "steps" in c else list(DEFAULT_CANARY_STEPS)
-        for i, s in enumerate(self.typed(c.get("steps", []), "canary.steps", list, "a list")):
-            key = f"canary.steps[{i}]"
-            s = self.mapping(s, key, {"set_weight"}, {"pause", "analysis"})
-            weight = self.integer(s["set_weight"], f"{key}.set_weight", 0)
-            if weight > 100:
-                raise self.fail(f"{key}.set_weight", "must be between 0 and 100", weight)
-            pause = self.duration(s["pause"], f"{key}.pause") if "pause" in s else None
-            analysis = self.typed(s.get("analysis", False), f"{key}.analysis", bool, "true or false")
-            steps.append(CanaryStep(weight, pause, analysis))
-        weights = [s.set_weight for s in steps]
-        if weights != sorted(weights):
-            raise self.fail("canary.steps", "weights must not decrease", weights)
-        a = self.mapping(c.get("analysis", {}), "canary.analysis", set(), set(CanaryAnalysis.__dataclass_fields__))
-        d = CanaryAnalysis()
-        count = self.integer(a.get("count", d.count), "canary.analysis.count", 1)
-        inconclusive_limit = self.integer(a.get("inconclusive_limit", min(d.inconclusive_limit, count - 1)),
-                                          "canary.analysis.inconclusive_limit", 0)
-        if inconclusive_limit >= count:
-            # Argo Rollouts counts a run whose measurements were all inconclusive (within the limit) as Successful:
-            # an idle canary would pass.
-            raise self.fail("canary.analysis.inconclusive_limit",
-                            f"must be less than canary.analysis.count ({count}), or an idle canary passes",
-                            inconclusive_limit)
-        analysis = CanaryAnalysis(
-            interval=self.duration(a.get("interval", d.interval), "canary.analysis.interval"),
-            count=count,
-            failure_limit=self.integer(a.get("failure_limit", d.failure_limit), "canary.analysis.failure_limit", 0),
-            inconclusive_limit=inconclusive_limit,
-            latency_p95_ms=self.number(a.get("latency_p95_ms", d.latency_p95_ms), "canary.analysis.latency_p95_ms", 0),
-            error_ratio=self.number(a.get("error_ratio", d.error_ratio), "canary.analysis.error_ratio", 0, 1),
-            min_requests=self.integer(a.get("min_requests", d.min_requests), "canary.analysis.min_requests", 0),
-            prometheus_url=self.url(a.get("prometheus_url", d.prometheus_url), "canary.analysis.prometheus_url"),
-        )
-        return CanaryPolicy(
-            replicas=self.integer(c.get("replicas", 5), "canary.replicas", 1),
-            steps=tuple(steps),
-            analysis=analysis,
-            serving=self.serving(c.get("serving", {})),
-        )
-
-    def serving(self, raw: Any) -> CanaryServing:
-        s = self.mapping(raw, "canary.serving", set(), set(CanaryServing.__dataclass_fields__))
-        d = CanaryServing()
-        key = "canary.serving"
-        serving = CanaryServing(
-            workers=self.integer(s.get("workers", d.workers), f"{key}.workers", 1),
-            max_batch_size=self.integer(s.get("max_batch_size", d.max_batch_size), f"{key}.max_batch_size", 1),
-            max_batch_latency_ms=self.number(s.get("max_batch_latency_ms", d.max_batch_latency_ms),
-                                             f"{key}.max_batch_latency_ms", 0),
-            **{name: self.quantity(s.get(name, getattr(d, name)), f"{key}.{name}")
-               for name in ("cpu_request", "memory_request", "cpu_limit", "memory_limit", "model_volume")},
-        )
-        for resource in ("cpu", "memory"):
-            request, limit = getattr(serving, f"{resource}_request"), getattr(serving, f"{resource}_limit")
-            if quantity_value(request) > quantity_value(limit):
-                raise self.fail(f"{key}.{resource}_request", f"must not exceed {resource}_limit {limit}", request)
-        return serving
-
-    def drift(self, raw: Any) -> DriftPolicy:
-        d = self.mapping(raw, "drift", set(), set(DriftPolicy.__dataclass_fields__))
-        base = DriftPolicy()
-        schedule = self.typed(d.get("schedule", base.schedule), "drift.schedule", str, "a cron expression")
-        if len(schedule.split()) != 5:
-            raise self.fail("drift.schedule", "must be a 5-field cron expression", schedule)
-        return DriftPolicy(
-            method=self.choice(d.get("method", base.method), "drift.method", DRIFT_METHODS),
-            threshold=self.number(d.get("threshold", base.threshold), "drift.threshold", 0),
-            drift_share=self.number(d.get("drift_share", base.drift_share), "drift.drift_share", 0, 1),
-            min_samples=self.integer(d.get("min_samples", base.min_samples), "drift.min_samples", 0),
-            window=self.duration(d.get("window", base.window), "drift.window"),
-            schedule=schedule,
-            cooldown=self.duration(d.get("cooldown", base.cooldown), "drift.cooldown"),
-        )
-
-
-def _join(prefix: str, key: str) -> str:
-    return f"{prefix}.{key}" if prefix else key
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            node = None
+        name = node.get("name") if isinstance(part, int) and isinstance(node, dict) else None
+        if isinstance(name, str) and loc[i + 1:] not in ([], ["name"]):
+            key += f" ({name})"
+    if kind == "policy":
+        rule = ctx["rule"]
+    elif kind == "value_error":
+        rule = str(ctx["error"])
+    elif kind == "missing":
+        rule = "required key is missing"
+    else:
+        text = _TYPE_RULES[kind].format(**ctx) if kind in _TYPE_RULES else error["msg"]
+        rule = f"{text} (got {error['input']!r})"
+    return f"{key or '<top level>'}: {rule}"

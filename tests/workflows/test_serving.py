@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from steps._core.policy import Policy, PolicyError, load_policy
+from steps._core.policy import Policy, load_policy
 from workflows import render, serving
 from workflows._common import package_version
 from workflows._schemas import Schemas
@@ -256,36 +256,6 @@ VERDICTS = [
 def test_conditions_pass_fail_or_leave_a_measurement_inconclusive(analysis, metric, result, verdict):
     metrics = {m["name"]: m for m in analysis["spec"]["metrics"]}
     assert _argo_verdict(metrics[metric], result) == verdict
-
-
-def test_the_policy_refuses_an_inconclusive_limit_that_lets_an_idle_canary_pass(policy_file, tmp_path):
-    path = write_policy(tmp_path, policy_file, "canary:\n  analysis: {count: 2, inconclusive_limit: 2}")
-    with pytest.raises(PolicyError, match=r"canary\.analysis\.inconclusive_limit: must be less than .*count \(2\)"):
-        load_policy(path)
-    # Left out, it defaults to min(1, count - 1).
-    single = write_policy(tmp_path, policy_file, "canary:\n  analysis: {count: 1}")
-    assert load_policy(single).canary.analysis.inconclusive_limit == 0
-
-
-BAD_SERVING = [
-    ("cpu_request: 8", "canary.serving.cpu_request: must not exceed cpu_limit 4"),
-    ("memory_limit: lots", "canary.serving.memory_limit: 'lots' is not a Kubernetes quantity"),
-    ("model_volume: 0Gi", "canary.serving.model_volume: '0Gi' must be more than zero"),
-    ("workerz: 2", "canary.serving.workerz: unknown key"),
-]
-
-
-@pytest.mark.parametrize(("line", "message"), BAD_SERVING, ids=[b[0].split(":")[0] for b in BAD_SERVING])
-def test_the_policy_names_a_bad_serving_key(policy_file, tmp_path, line, message):
-    path = write_policy(tmp_path, policy_file, f"canary:\n  serving:\n    {line}")
-    with pytest.raises(PolicyError, match=re.escape(message)):
-        load_policy(path)
-
-
-def test_the_policy_refuses_a_prometheus_url_without_scheme(policy_file, tmp_path):
-    path = write_policy(tmp_path, policy_file, "canary:\n  analysis: {prometheus_url: 'prometheus:9090'}")
-    with pytest.raises(PolicyError, match=r"canary\.analysis\.prometheus_url: must be an http:// or https:// URL"):
-        load_policy(path)
 
 
 # --- the queries on Prometheus' engine (promtool) ---------------------------------------------------------

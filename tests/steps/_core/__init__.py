@@ -1,0 +1,1 @@
+"""Tests of steps/_core/, one file per module."""
