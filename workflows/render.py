@@ -5,13 +5,14 @@ For each policy (./gates/*.yaml, else the packaged gates; or one `--policy FILE`
 `<out>/<model>/traffic-routing/`, an optional kustomize Component (nginx canary). Two index files list every
 model so that overlays need not: `<out>/kustomization.yaml` and the Component
 `<out>/_traffic-routing/kustomization.yaml` (`_` cannot start a model name). Output is deterministic
-(stable key order, no timestamps) so `--check` can compare text.
+(stable key order, no timestamps) so `--check` can compare text. Rendering ./gates/*.yaml (no `--policy`) also
+writes their JSON Schema, ./gates/policy.schema.json, which the policies name for editors.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+import json
 import sys
 import textwrap
 from collections.abc import Callable
@@ -21,7 +22,8 @@ from typing import Any
 
 import yaml
 
-from steps._core.policy import Policy, PolicyError, builtin_policy_dir, load_policy
+from steps._core.files import write_text
+from steps._core.policy import SCHEMA_FILE, Policy, PolicyError, builtin_policy_dir, load_policy, policy_schema
 from workflows import events, serving
 
 DEFAULT_OUT = Path("manifests/generated")
@@ -186,6 +188,17 @@ def render_all(policies: list[Path], also: list[str] | None = None) -> dict[Path
     return out
 
 
+def schema_folder(policy: str | Path | None = None) -> Path | None:
+    """Where the policies' JSON Schema goes: ./gates, when the policies rendered are ./gates/*.yaml."""
+    local = Path("gates")
+    return local if not policy and any(local.glob("*.yaml")) else None
+
+
+def render_schema() -> dict[Path, str]:
+    """The policy file's JSON Schema, relative to the policies' folder."""
+    return {Path(SCHEMA_FILE): json.dumps(policy_schema(), indent=2) + "\n"}
+
+
 def generated_models(out_dir: Path) -> list[str]:
     """The model folders already in `out_dir` (those holding a generated kustomization.yaml)."""
     if not out_dir.is_dir():
@@ -233,10 +246,7 @@ def write(out_dir: Path, rendered: dict[Path, str], models: list[str] | None) ->
         path = out_dir / rel
         if path.is_file() and path.read_text(encoding="utf-8") == text:
             continue
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
+        write_text(path, text)
         changes.append(f"wrote {path}")
     for path in _existing(out_dir, models):
         if path.relative_to(out_dir) not in rendered and _is_generated(path):
@@ -274,8 +284,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"mlops compile: error: {err}", file=sys.stderr)
         return 2
     models = sorted({rel.parts[0] for rel in rendered}) if args.policy else None
+    schema_dir = schema_folder(args.policy)
     if args.check:
         problems = compare(args.out, rendered, models)
+        if schema_dir:
+            # models=[]: the policies beside it are not ours to call extra (nor to delete, in write below)
+            problems += compare(schema_dir, render_schema(), models=[])
         for line in problems:
             print(line, file=sys.stderr)
         if problems:
@@ -285,6 +299,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"mlops compile --check: {len(rendered)} files up to date in {args.out}")
         return 0
     changes = write(args.out, rendered, models)
+    if schema_dir:
+        changes += write(schema_dir, render_schema(), models=[])
     for line in changes:
         print(line)
     print(f"mlops compile: {len(rendered)} files in {args.out} ({len(changes)} changed)")

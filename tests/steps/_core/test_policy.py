@@ -1,15 +1,17 @@
-"""The policy loader: the reference policy loads, every rule refuses a bad file naming the key and the value, and
-the defaults fill what a file leaves out."""
+"""The policy loader: the reference policy loads, every rule refuses a bad file naming the key and the value, the
+defaults fill what a file leaves out, and the published JSON Schema agrees with the loader."""
 
 from __future__ import annotations
 
 import copy
 import dataclasses
 import hashlib
+import json
 import re
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 import yaml
 from pydantic import ValidationError
@@ -18,6 +20,7 @@ from steps._core.errors import UsageError
 from steps._core.policy import (
     DEFAULT_CANARY_STEPS,
     GATES,
+    SCHEMA_FILE,
     CanaryAnalysis,
     CanaryPolicy,
     CanaryServing,
@@ -28,6 +31,7 @@ from steps._core.policy import (
     duration_seconds,
     load_policy,
     policy_path,
+    policy_schema,
     quantity_value,
 )
 
@@ -381,3 +385,55 @@ def test_policy_path_prefers_the_flag_then_local_gates_then_the_packaged_policy(
     assert policy_path("fraud-detection") == builtin_policy_dir() / "fraud-detection.yaml"
     write(tmp_path / "gates", REFERENCE, "fraud-detection.yaml")
     assert policy_path("fraud-detection") == Path("gates") / "fraud-detection.yaml"
+
+
+# --- the published JSON Schema ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def schema() -> dict[str, Any]:
+    committed: dict[str, Any] = json.loads((ROOT / "gates" / SCHEMA_FILE).read_text())
+    jsonschema.Draft202012Validator.check_schema(committed)
+    return committed
+
+
+def test_the_committed_schema_is_the_one_the_loader_makes(schema):
+    assert schema == policy_schema()
+
+
+def test_the_reference_policy_names_the_schema_for_editors():
+    assert POLICY.read_text().splitlines()[0] == f"# yaml-language-server: $schema={SCHEMA_FILE}"
+
+
+def test_the_schema_accepts_the_reference_policy(schema):
+    jsonschema.validate(REFERENCE, schema, cls=jsonschema.Draft202012Validator)
+
+
+@pytest.mark.parametrize(("edits", "where"), [
+    ((("colour", 1),), []),
+    ((("model.treshold", 0.4),), ["model"]),
+    ((("data.features.0.units", "EUR"),), ["data", "features", 0]),
+    ((("quality.f1", {"minimum": 0.5}),), ["quality"]),
+    ((("canary.serving.workerz", 2),), ["canary", "serving"]),
+], ids=["top-level", "model", "feature", "gate", "serving"])
+def test_the_schema_rejects_an_unknown_key_where_it_is(schema, edits, where):
+    errors = list(jsonschema.Draft202012Validator(schema).iter_errors(changed(*edits)))
+    assert errors, "an unknown key must not validate"
+    assert any(e.validator == "additionalProperties" and list(e.absolute_path) == where for e in _every(errors))
+
+
+def _every(errors: list[Any]) -> list[Any]:
+    """The errors and, for an optional section (anyOf: the section or null), the errors within it."""
+    return [e for error in errors for e in (error, *_every(list(error.context or [])))]
+
+
+@pytest.mark.parametrize("edits", [
+    (("data.features.0.type", "money"),),
+    (("model.threshold", True),),
+    (("canary.serving.memory_limit", "lots"),),
+    (("drift.window", "1 hour"),),
+], ids=["choice", "bool-as-number", "quantity", "duration"])
+def test_the_schema_rejects_what_the_loader_rejects(tmp_path, schema, edits):
+    doc = changed(*edits)
+    assert list(jsonschema.Draft202012Validator(schema).iter_errors(doc))
+    refusal(tmp_path, doc)
