@@ -1,0 +1,280 @@
+"""The application side of the model server: the V1 and Open Inference Protocol V2 routes, the served model and
+its settings, and the warm-up. It answers through the Responder of steps._serving.exchange, never through the
+transport itself, so the transport (steps._serving.http, which says why it is our own) could be swapped."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+from urllib.parse import unquote
+
+from steps._serving.batcher import Batcher, Job, Rows
+from steps._serving.codec import JSONError, dumps, loads
+from steps._serving.contract import RequestContract, RequestError
+from steps._serving.exchange import JSON, Request, Responder
+from steps._serving.inference_log import InferenceLog
+from steps._serving.log import log
+from steps._serving.metrics import CONTENT_TYPE as METRICS_TYPE
+from steps._serving.metrics import Metrics
+
+
+class Predictor(Protocol):
+    kind: str
+
+    def predict(self, rows: Sequence[Sequence[float]]) -> list[float]: ...
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "0.0.0.0"
+    port: int = 8080
+    workers: int = 1
+    max_batch_size: int = 32
+    max_batch_latency_ms: float = 5.0
+    max_rows: int = 1000
+    max_body_bytes: int = 4 * 1024 * 1024
+    drain_seconds: float = 0.0  # after SIGTERM: keep accepting (readiness false) this long, then stop
+    grace_seconds: float = 25.0  # then at most this long for in-flight requests (Kubernetes gives 30 s)
+    keepalive_seconds: float = 75.0  # idle keep-alive connections are closed after this
+    request_timeout_seconds: float = 30.0  # a request still arriving after this gets 408
+    inference_log: str = ""  # where sampled rows go as Parquet (steps._serving.inference_log); empty: off
+    inference_log_sample: float = 0.01
+    inference_log_batch_rows: int = 10_000
+    inference_log_flush_seconds: float = 60.0
+
+
+@dataclass
+class ServedModel:
+    name: str
+    version: str
+    threshold: float
+    contract: RequestContract
+    predictor: Predictor
+    inline: bool  # predict on the loop's thread (pure Python) or in a helper thread (scikit-learn)
+    description: dict[str, Any]
+
+
+def parse_json(body: bytes) -> Any:
+    """orjson first; the standard library reads what orjson refuses but JSON clients send (NaN, Infinity,
+    integers beyond 64 bits), so the contract check can name the field instead of 'malformed JSON'."""
+    try:
+        return loads(body)
+    except JSONError as first:
+        try:
+            return json.loads(body)
+        except (ValueError, RecursionError):
+            raise RequestError(f"the body is not valid JSON: {first}", "json", None, 400) from None
+
+
+class App:
+    """Routes a request and answers it through its Responder; predictions go through the batcher, which the
+    worker attaches (`batcher`) before the first request."""
+
+    def __init__(self, model: ServedModel, metrics: Metrics):
+        self.model, self.metrics = model, metrics
+        self.ready = False
+        self.draining = False
+        self.batcher: Batcher | None = None
+        self.inference_log: InferenceLog | None = None
+        name = model.name.encode()
+        version = model.version.encode()
+        self.v1_predict = b"/v1/models/" + name + b":predict"
+        self.v2_infer = b"/v2/models/" + name + b"/infer"
+        self.v2_infer_versioned = b"/v2/models/" + name + b"/versions/" + version + b"/infer"
+        self._static: dict[bytes, Callable[[Responder, Request], None]] = {
+            b"/v1/health/live": self._live, b"/v2/health/live": self._live,
+            b"/v1/health/ready": self._ready, b"/v2/health/ready": self._ready,
+            b"/metrics": self._metrics, b"/v2": self._server_metadata,
+            b"/v1/models/" + name: self._v1_model,
+            b"/v2/models/" + name: self._v2_model,
+            b"/v2/models/" + name + b"/versions/" + version: self._v2_model,
+            b"/v2/models/" + name + b"/ready": self._v2_model_ready,
+            b"/v2/models/" + name + b"/versions/" + version + b"/ready": self._v2_model_ready,
+        }
+
+    def is_ready(self) -> bool:
+        return self.ready and not self.draining
+
+    def handle(self, req: Request, out: Responder) -> None:
+        try:
+            path = req.path
+            if b"%" in path:
+                path = unquote(path.decode("latin-1")).encode("latin-1", "replace")
+            if path == self.v2_infer or path == self.v1_predict or path == self.v2_infer_versioned:
+                self._predict(req, out, v2=path != self.v1_predict)
+                return
+            handler = self._static.get(path)
+            if handler is not None:
+                if req.method not in (b"GET", b"HEAD"):
+                    self._error(out, req, RequestError(f"{req.method.decode()} {path.decode('latin-1')}: use GET",
+                                                       "method", None, 405), count=False)
+                    return
+                handler(out, req)
+                return
+            count = path.startswith((b"/v1/models/", b"/v2/models/")) and _is_prediction(path)
+            shown = path.decode("latin-1")[:200]
+            self._error(out, req, RequestError(f"no route {shown}: this server serves model {self.model.name!r} "
+                                               f"version {self.model.version}", "route", None, 404), count=count)
+        except Exception as err:  # noqa: BLE001 - a bug answers 500 and is logged; the server keeps serving
+            log("handler_failed", "error", error=f"{type(err).__name__}: {err}",
+                path=req.path.decode("latin-1")[:200])
+            if _is_prediction(req.path):
+                self.metrics.request(500, time.perf_counter() - req.started)
+            if not out.answered:
+                out.respond(500, b'{"error":"internal error; see the server log","rule":"server"}', JSON, True)
+
+    def rejected(self, path: bytes, status: int) -> None:
+        """The transport refused a request before it arrived whole (e.g. 413): a prediction counts."""
+        if _is_prediction(path):
+            self.metrics.request(status, 0.0)
+
+    # ---- predictions -------------------------------------------------------------------------------------
+
+    def _predict(self, req: Request, out: Responder, v2: bool) -> None:
+        try:
+            if req.method != b"POST":
+                raise RequestError(f"{req.method.decode()}: predictions take POST", "method", None, 405)
+            ctype = req.content_type
+            if ctype is not None:
+                media = ctype.split(b";", 1)[0].strip().lower()
+                if media != JSON and not media.endswith(b"+json"):
+                    raise RequestError(f"content-type {ctype.decode('latin-1')[:100]!r}: send application/json",
+                                       "content_type", None, 415)
+            body = parse_json(req.body)
+            contract = self.model.contract
+            rows = contract.rows_from_v2(body) if v2 else contract.rows_from_v1(body)
+        except RequestError as err:
+            self._error(out, req, err, count=True)
+            return
+        request_id = body.get("id") if v2 else None
+        if self.batcher is None:
+            raise RuntimeError("a prediction arrived before the worker attached the batcher")
+        self.batcher.submit(Job(rows, req, out, v2, request_id if type(request_id) is str else None))
+
+    def scored(self, jobs: list[Job], rows: Rows, scores: list[float]) -> None:
+        """A batch's scores: counted in the metrics (and the inference log), then each request answered."""
+        if len(scores) != len(rows) or not all(0.0 <= s <= 1.0 for s in scores):
+            self.failed(jobs, ValueError(f"the model returned {len(scores)} scores for {len(rows)} rows, "
+                                         f"or a score outside [0, 1]"))
+            return
+        metrics = self.metrics
+        metrics.batch_done(scores)
+        self.model.contract.count_bins(rows, metrics.counts, metrics.bin_offsets)
+        if self.inference_log is not None:
+            self.inference_log.record(rows, scores)
+        start = 0
+        for job in jobs:
+            end = start + len(job.rows)
+            self._finish(job, scores[start:end] if len(jobs) > 1 else scores)
+            start = end
+
+    def failed(self, jobs: list[Job], err: BaseException) -> None:
+        log("model_failed", "error", error=f"{type(err).__name__}: {err}", rows=sum(len(j.rows) for j in jobs))
+        body = dumps({"error": f"the model failed on this request ({type(err).__name__}); see the server log",
+                      "rule": "server"})
+        for job in jobs:
+            self._send(job.out, job.req, 500, body, count=True)
+
+    def _finish(self, job: Job, scores: list[float]) -> None:
+        model = self.model
+        threshold = model.threshold
+        if job.v2:
+            answer: dict[str, Any] = {"model_name": model.name, "model_version": model.version}
+            if job.request_id is not None:
+                answer["id"] = job.request_id
+            n = len(scores)
+            answer["outputs"] = [
+                {"name": "score", "datatype": "FP64", "shape": [n], "data": scores},
+                {"name": "label", "datatype": "INT64", "shape": [n], "data": [int(s >= threshold) for s in scores]},
+            ]
+        else:
+            answer = {"predictions": [{"score": s, "label": int(s >= threshold)} for s in scores],
+                      "model_version": model.version}
+        self._send(job.out, job.req, 200, dumps(answer), count=True)
+
+    # ---- the rest ----------------------------------------------------------------------------------------
+
+    def _live(self, out: Responder, req: Request) -> None:
+        self._send(out, req, 200, b'{"live":true}')
+
+    def _ready(self, out: Responder, req: Request) -> None:
+        ready = self.is_ready()
+        self._send(out, req, 200 if ready else 503, b'{"ready":true}' if ready else b'{"ready":false}')
+
+    def _metrics(self, out: Responder, req: Request) -> None:
+        self._send(out, req, 200, self.metrics.render(), content_type=METRICS_TYPE)
+
+    def _server_metadata(self, out: Responder, req: Request) -> None:
+        self._send(out, req, 200, dumps({"name": "argo-mlops", "version": _package_version(), "extensions": []}))
+
+    def _v1_model(self, out: Responder, req: Request) -> None:
+        self._send(out, req, 200, dumps({"name": self.model.name, "version": self.model.version,
+                                         "ready": self.is_ready()}))
+
+    def _v2_model(self, out: Responder, req: Request) -> None:
+        model = self.model
+        self._send(out, req, 200, dumps({
+            "name": model.name, "versions": [model.version], "platform": f"argo-mlops/{model.predictor.kind}",
+            "inputs": model.contract.v2_inputs(),
+            "outputs": [{"name": "score", "datatype": "FP64", "shape": [-1]},
+                        {"name": "label", "datatype": "INT64", "shape": [-1]}],
+            "parameters": {"threshold": model.threshold},
+        }))
+
+    def _v2_model_ready(self, out: Responder, req: Request) -> None:
+        ready = self.is_ready()
+        self._send(out, req, 200 if ready else 503, dumps({"name": self.model.name, "ready": ready}))
+
+    def _error(self, out: Responder, req: Request, err: RequestError, count: bool) -> None:
+        extra = b"allow: POST\r\n" if err.status == 405 and count else b"allow: GET\r\n" if err.status == 405 else b""
+        self._send(out, req, err.status, dumps(err.body()), count=count, extra=extra)
+
+    def _send(self, out: Responder, req: Request, status: int, body: bytes, content_type: bytes = JSON,
+              count: bool = False, extra: bytes = b"") -> None:
+        if count:
+            self.metrics.request(status, time.perf_counter() - req.started)
+        out.respond(status, body, content_type, not req.keep_alive or self.draining, extra,
+                    req.method == b"HEAD")
+
+
+def open_inference_log(model: ServedModel, settings: Settings) -> InferenceLog | None:
+    """The sampled inference log when `settings.inference_log` names a location, else None."""
+    if not settings.inference_log:
+        return None
+    return InferenceLog(settings.inference_log, model.name, model.version, model.contract.features,
+                        settings.inference_log_sample, model.threshold, settings.inference_log_batch_rows,
+                        settings.inference_log_flush_seconds, log=log)
+
+
+def warm_up(model: ServedModel) -> float:
+    """One prediction through the whole path (contract check, encoding, model) on a row the contract
+    allows; returns its score. Raises when the model cannot score."""
+    instance: dict[str, Any] = {}
+    for f in model.contract.features:
+        if f.type == "categorical":
+            instance[f.name] = f.categories[0]
+        else:
+            value = f.min if f.min is not None else (min(0.0, f.max) if f.max is not None else 0.0)
+            instance[f.name] = math.ceil(value) if f.type == "integer" else value
+    rows = model.contract.rows_from_v1({"instances": [instance]})
+    scores = model.predictor.predict(rows)
+    if len(scores) != 1 or not 0.0 <= scores[0] <= 1.0:
+        raise ValueError(f"the warm-up prediction returned {scores!r}, not one score in [0, 1]")
+    return scores[0]
+
+
+def _is_prediction(path: bytes) -> bool:
+    return path.endswith((b":predict", b"/infer"))
+
+
+def _package_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("argo-mlops")
+    except Exception:  # noqa: BLE001 - metadata is optional (a source checkout): say so
+        return "unknown"

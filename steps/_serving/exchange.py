@@ -1,0 +1,32 @@
+"""The seam between the HTTP transport (steps._serving.http) and the App (steps._serving.app): the Request the
+transport read, and the Responder through which the App answers it."""
+
+from __future__ import annotations
+
+import time
+from typing import Protocol
+
+JSON = b"application/json"
+
+
+class Request:
+    """One request, read whole: its method, path (no query, still percent-encoded), content type and body."""
+
+    __slots__ = ("body", "content_type", "keep_alive", "method", "path", "started")
+
+    def __init__(self, method: bytes, path: bytes, content_type: bytes | None, body: bytes, keep_alive: bool):
+        self.method, self.path, self.content_type, self.body = method, path, content_type, body
+        self.keep_alive = keep_alive
+        self.started = time.perf_counter()
+
+
+class Responder(Protocol):
+    """Where one request's answer goes. The transport keeps the answers of a connection in request order."""
+
+    @property
+    def answered(self) -> bool: ...
+
+    def respond(self, status: int, body: bytes, content_type: bytes, close: bool, extra_headers: bytes = b"",
+                head_only: bool = False) -> None:
+        """Answer with `status` and `body`; `extra_headers` are complete `name: value\\r\\n` lines; `close`
+        closes the connection after this answer; `head_only` leaves the body out (a HEAD request)."""

@@ -1,0 +1,223 @@
+"""The App (steps._serving.app) behind the transport seam: every route answers through a Responder, predictions
+go through a real batcher on a real event loop, and what a user or Prometheus would see (status, body, headers,
+closing, counted requests) is checked without any HTTP transport."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import pytest
+
+from steps._core.documents import ContractRecord
+from steps._serving.app import App, ServedModel, warm_up
+from steps._serving.batcher import Batcher
+from steps._serving.contract import RequestContract
+from steps._serving.exchange import Request
+from steps._serving.metrics import Metrics
+
+MODEL = "fraud-detection"
+CONTRACT: ContractRecord = {
+    "target": "is_fraud", "positive_label": 1, "segment": None,
+    "features": [
+        {"name": "amount", "type": "numeric", "nullable": False, "min": 0.0, "max": 100.0},
+        {"name": "channel", "type": "categorical", "nullable": False, "categories": ["web", "app"],
+         "unknown": "reject"},
+    ],
+}
+ROW = {"amount": 40.0, "channel": "app"}
+
+
+class Answer:
+    """A Responder that keeps the answer."""
+
+    def __init__(self) -> None:
+        self.status: int | None = None
+        self.body = b""
+        self.content_type = b""
+        self.close = False
+        self.extra = b""
+        self.head_only = False
+
+    @property
+    def answered(self) -> bool:
+        return self.status is not None
+
+    def respond(self, status: int, body: bytes, content_type: bytes, close: bool, extra_headers: bytes = b"",
+                head_only: bool = False) -> None:
+        assert self.status is None, "answered twice"
+        self.status, self.body, self.content_type, self.close = status, body, content_type, close
+        self.extra, self.head_only = extra_headers, head_only
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class Amount:
+    """A pure-Python model: the score is amount / 100 (or a fixed, broken score)."""
+
+    kind = "compiled"
+
+    def __init__(self, broken: float | None = None):
+        self.broken = broken
+
+    def predict(self, rows: Sequence[Sequence[float]]) -> list[float]:
+        return [self.broken if self.broken is not None else row[0] / 100 for row in rows]
+
+
+def served(predictor: Any = None) -> ServedModel:
+    return ServedModel(MODEL, "3", 0.5, RequestContract(CONTRACT), predictor or Amount(), True, {})
+
+
+@pytest.fixture
+def loop() -> Iterator[asyncio.AbstractEventLoop]:
+    loop = asyncio.new_event_loop()
+    yield loop
+    loop.close()
+
+
+class Idle:
+    receiving = 0
+
+    def batch_finished(self) -> None:
+        pass
+
+
+def app_for(model: ServedModel, loop: asyncio.AbstractEventLoop | None = None) -> App:
+    metrics = Metrics(model.name, model.version, model.contract.names, model.contract.bin_labels)
+    app = App(model, metrics)
+    if loop is not None:
+        app.batcher = Batcher(loop, model.predictor.predict, True, app, Idle(), 32, 0.005)
+    app.ready = True
+    return app
+
+
+def ask(app: App, method: str, path: str, body: Any = None, keep_alive: bool = True,
+        loop: asyncio.AbstractEventLoop | None = None, content_type: bytes | None = b"application/json") -> Answer:
+    raw = body if isinstance(body, bytes) else b"" if body is None else json.dumps(body).encode()
+    answer = Answer()
+    app.handle(Request(method.encode(), path.encode(), content_type, raw, keep_alive), answer)
+    if loop is not None and not answer.answered:
+        loop.run_until_complete(asyncio.sleep(0.02))
+    return answer
+
+
+def requests(app: App, code: int) -> float:
+    return app.metrics.value("model_requests_total", code=str(code))
+
+
+def test_v1_and_v2_predictions_are_scored_through_the_batcher(loop: asyncio.AbstractEventLoop) -> None:
+    app = app_for(served(), loop)
+    v1 = ask(app, "POST", f"/v1/models/{MODEL}:predict", {"instances": [ROW, {**ROW, "amount": 70.0}]}, loop=loop)
+    assert (v1.status, v1.json()) == (200, {"predictions": [{"score": 0.4, "label": 0}, {"score": 0.7, "label": 1}],
+                                            "model_version": "3"})
+    body = {"id": "r-1", "inputs": [{"name": "amount", "datatype": "FP64", "shape": [1], "data": [90.0]},
+                                    {"name": "channel", "datatype": "BYTES", "shape": [1], "data": ["web"]}]}
+    for path in (f"/v2/models/{MODEL}/infer", f"/v2/models/{MODEL}/versions/3/infer"):
+        v2 = ask(app, "POST", path, body, loop=loop)
+        assert v2.status == 200 and v2.json()["id"] == "r-1"
+        assert [o["data"] for o in v2.json()["outputs"]] == [[0.9], [1]]
+    assert requests(app, 200) == 3
+    assert app.metrics.value("model_inference_rows_total") == 4
+
+
+def test_a_percent_encoded_path_finds_its_route(loop: asyncio.AbstractEventLoop) -> None:
+    app = app_for(served(), loop)
+    answer = ask(app, "POST", f"/v1/models/{MODEL}%3Apredict", {"instances": [ROW]}, loop=loop)
+    assert answer.status == 200
+
+
+def test_readiness_follows_ready_and_draining_and_draining_closes_connections() -> None:
+    app = app_for(served())
+    app.ready = False
+    assert ask(app, "GET", "/v2/health/ready").status == 503
+    app.ready = True
+    ready = ask(app, "GET", "/v1/health/ready")
+    assert (ready.status, ready.json(), ready.close) == (200, {"ready": True}, False)
+    assert ask(app, "GET", f"/v2/models/{MODEL}/versions/3/ready").json() == {"name": MODEL, "ready": True}
+    app.draining = True
+    draining = ask(app, "GET", "/v1/health/ready")
+    assert (draining.status, draining.json(), draining.close) == (503, {"ready": False}, True)
+    assert ask(app, "GET", "/v1/health/live").status == 200  # alive while draining
+    app.draining = False
+    assert ask(app, "GET", "/v1/health/live", keep_alive=False).close  # the client asked to close
+
+
+def test_head_answers_without_a_body_and_metadata_describes_the_model() -> None:
+    app = app_for(served())
+    head = ask(app, "HEAD", f"/v2/models/{MODEL}")
+    assert head.status == 200 and head.head_only
+    meta = ask(app, "GET", f"/v2/models/{MODEL}").json()
+    assert meta["platform"] == "argo-mlops/compiled" and meta["versions"] == ["3"]
+    assert [(i["name"], i["datatype"]) for i in meta["inputs"]] == [("amount", "FP64"), ("channel", "BYTES")]
+    assert ask(app, "GET", f"/v1/models/{MODEL}").json() == {"name": MODEL, "version": "3", "ready": True}
+    metrics = ask(app, "GET", "/metrics")
+    assert metrics.content_type.startswith(b"text/plain") and b"model_requests_total" in metrics.body
+
+
+def test_wrong_methods_get_405_with_the_allowed_one_and_only_predictions_count() -> None:
+    app = app_for(served())
+    predict = ask(app, "GET", f"/v1/models/{MODEL}:predict")
+    assert (predict.status, predict.json()["rule"], predict.extra) == (405, "method", b"allow: POST\r\n")
+    metrics = ask(app, "POST", "/metrics", {})
+    assert (metrics.status, metrics.extra) == (405, b"allow: GET\r\n")
+    assert requests(app, 405) == 1
+
+
+def test_unknown_routes_get_404_and_count_only_as_predictions() -> None:
+    app = app_for(served())
+    other_model = ask(app, "POST", "/v1/models/churn:predict", {"instances": [ROW]})
+    assert (other_model.status, other_model.json()["rule"]) == (404, "route")
+    assert "serves model 'fraud-detection' version 3" in other_model.json()["error"]
+    assert ask(app, "GET", "/favicon.ico").status == 404
+    assert requests(app, 404) == 1
+
+
+def test_a_body_that_is_not_json_or_not_sent_as_json_is_refused() -> None:
+    app = app_for(served())
+    csv = ask(app, "POST", f"/v1/models/{MODEL}:predict", {"instances": [ROW]}, content_type=b"text/csv")
+    assert (csv.status, csv.json()["rule"]) == (415, "content_type")
+    problem_json = ask(app, "POST", f"/v1/models/{MODEL}:predict", b"[", content_type=b"application/problem+json")
+    assert (problem_json.status, problem_json.json()["rule"]) == (400, "json")
+
+
+def test_scores_outside_0_1_fail_the_batch_with_500(loop: asyncio.AbstractEventLoop) -> None:
+    app = app_for(served(Amount(broken=1.5)), loop)
+    answer = ask(app, "POST", f"/v1/models/{MODEL}:predict", {"instances": [ROW]}, loop=loop)
+    assert (answer.status, answer.json()["rule"]) == (500, "server")
+    assert app.metrics.value("model_inference_errors_total") == 1
+
+
+class Broken:
+    """A model whose description itself fails."""
+
+    @property
+    def kind(self) -> str:
+        raise RuntimeError("no kind")
+
+    def predict(self, rows: Sequence[Sequence[float]]) -> list[float]:
+        return [0.5] * len(rows)
+
+
+def test_a_bug_in_a_route_answers_500_and_closes() -> None:
+    app = app_for(served(Broken()))
+    answer = ask(app, "GET", f"/v2/models/{MODEL}")
+    assert (answer.status, answer.json()["rule"], answer.close) == (500, "server", True)
+    unattached = app_for(served())  # no batcher: a prediction is a bug, answered and counted
+    prediction = ask(unattached, "POST", f"/v1/models/{MODEL}:predict", {"instances": [ROW]})
+    assert prediction.status == 500 and requests(unattached, 500) == 1
+
+
+def test_requests_the_transport_refused_count_as_predictions_only() -> None:
+    app = app_for(served())
+    app.rejected(f"/v2/models/{MODEL}/infer".encode(), 413)
+    app.rejected(b"/metrics", 413)
+    assert requests(app, 413) == 1
+
+
+def test_warm_up_scores_a_row_the_contract_allows() -> None:
+    assert warm_up(served()) == 0.0  # amount at its minimum
+    with pytest.raises(ValueError, match=r"not one score in \[0, 1\]"):
+        warm_up(served(Amount(broken=-1.0)))
