@@ -526,6 +526,29 @@ def test_serve_a_registry_reference(registry: Path, tmp_path: Path, rows: list[d
         assert s.stop() == 0
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serving_a_registry_reference_leaves_no_copy_after_a_clean_stop(registry: Path, tmp_path: Path,
+                                                                        rows: list[dict[str, Any]],
+                                                                        workers: str) -> None:
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    port = free_port()
+    with open(tmp_path / "log", "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "workflows.cli", "serve", "--model", f"{MODEL}@1",
+                                 "--registry", str(registry), "--host", "127.0.0.1", "--port", str(port)],
+                                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log,
+                                env={**os.environ, "TMPDIR": str(temp), "WORKERS": workers})
+    s = Server(proc, port, tmp_path / "log")
+    try:
+        wait_ready(s)
+        copies = list(temp.iterdir())
+        assert len(copies) == 1 and (next(copies[0].rglob(_bundle.MANIFEST))).is_file()  # the fetched copy
+        assert s.call("POST", f"/v1/models/{MODEL}:predict", {"instances": rows[:1]})[0] == 200
+    finally:
+        assert s.stop() == 0
+    assert list(temp.iterdir()) == []
+
+
 # --- the sampled inference log --------------------------------------------------------------------------------
 
 
