@@ -5,8 +5,9 @@
 number; a category's index in the contract's list, or the `other` code; NaN for a missing value). A client's
 mistake raises RequestError, which names the field, the rule and the value and carries a 4xx status.
 
-Plain Python only (no numpy, pandas or scikit-learn): the server imports this module. tests/steps/
-test_serve_contract.py checks the codes against ContractEncoder and the bins against steps._model.profile.
+Plain Python only (no numpy, pandas or scikit-learn): the server imports this module.
+tests/steps/_serving/test_contract.py checks the codes against ContractEncoder and the bins against
+steps._model.profile.
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ import math
 from bisect import bisect_left
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from math import isnan
-from typing import Any
+from math import isfinite, isnan
+from typing import Any, cast
+
+from steps._core.documents import ContractRecord
 
 MISSING_LABEL = "missing"  # as steps._model.profile
 OTHER_LABEL = "other"
 NAN = float("nan")
-_INF, _MINUS_INF = math.inf, -math.inf
 # Open Inference Protocol tensor types a feature accepts (BYTES travel as JSON strings).
 _INTS = ("INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64")
 _FLOATS = ("FP16", "FP32", "FP64")
@@ -68,8 +70,9 @@ class FeatureSpec:
         return V2_DATATYPE[self.type]
 
 
-def parse_features(contract: Any) -> tuple[FeatureSpec, ...]:
-    """The contract as recorded in bundle.json (steps._model.contract.contract_to_dict). Raises ContractError."""
+def parse_features(contract: ContractRecord) -> tuple[FeatureSpec, ...]:
+    """The contract as recorded in bundle.json (steps._model.contract.contract_to_dict), checked: bundle.json is
+    read from disk, so its type is a claim until here. Raises ContractError."""
     if not isinstance(contract, Mapping) or not isinstance(contract.get("features"), list) or not contract["features"]:
         raise ContractError("bundle.json contract: must hold a non-empty 'features' list")
     specs = []
@@ -78,11 +81,10 @@ def parse_features(contract: Any) -> tuple[FeatureSpec, ...]:
         if not isinstance(raw, Mapping) or type(raw.get("name")) is not str:
             raise ContractError(f"{where}: must be an object with a string 'name'")
         kind = raw.get("type")
-        if kind not in V2_DATATYPE:
+        if kind is None or kind not in V2_DATATYPE:
             raise ContractError(f"{where} ({raw['name']}): type must be numeric, integer or categorical, got {kind!r}")
-        bounds = []
-        for key in ("min", "max"):
-            value = raw.get(key)
+        bounds: list[float | None] = []
+        for key, value in (("min", raw.get("min")), ("max", raw.get("max"))):
             if value is not None and (type(value) not in (int, float) or not math.isfinite(value)):
                 raise ContractError(f"{where} ({raw['name']}): {key} must be a finite number, got {value!r}")
             bounds.append(None if value is None else float(value))
@@ -106,7 +108,7 @@ def parse_features(contract: Any) -> tuple[FeatureSpec, ...]:
 class RequestContract:
     """Checks and encodes request bodies; maps encoded rows onto the reference profile's bins."""
 
-    def __init__(self, contract: Any, profile: Mapping[str, Any] | None = None, max_rows: int = 1000):
+    def __init__(self, contract: ContractRecord, profile: Mapping[str, Any] | None = None, max_rows: int = 1000):
         self.features = parse_features(contract)
         self.names = [f.name for f in self.features]
         self.index = {f.name: j for j, f in enumerate(self.features)}
@@ -192,9 +194,10 @@ class RequestContract:
                     raise RequestError(f"inputs: {features[j].name} is missing; the contract requires it "
                                        "(not nullable)", "required", features[j].name)
                 columns[j] = [NAN] * n_rows
+        filled = cast(list[list[float]], columns)  # every None was replaced just above
         if n_rows == 1:
-            return [tuple([column[0] for column in columns])]  # type: ignore[index]
-        return list(zip(*columns, strict=True))  # type: ignore[arg-type]
+            return [tuple([column[0] for column in filled])]
+        return list(zip(*filled, strict=True))
 
     def _check_count(self, n: int, where: str) -> None:
         if n == 0:
@@ -245,12 +248,12 @@ def _encoder(f: FeatureSpec) -> Callable[[Any, int, bool], float]:
                     return code
                 if other is not None:
                     return other
-                raise RequestError(f"{at(row, v2)}: unknown category {_short(value)} (allowed: {', '.join(categories)})",
-                                   "category", name)
+                raise RequestError(f"{at(row, v2)}: unknown category {_short(value)} "
+                                   f"(allowed: {', '.join(categories)})", "category", name)
             if value is None or (type(value) is float and isnan(value)):
                 return missing(row, v2, "missing value")
-            raise RequestError(f"{at(row, v2)}: must be a string, one of {', '.join(categories)}; got {_kind(value)}",
-                               "type", name)
+            raise RequestError(f"{at(row, v2)}: must be a string, one of {', '.join(categories)}; "
+                               f"got {_kind(value)}", "type", name)
 
         return categorical
 
@@ -258,11 +261,12 @@ def _encoder(f: FeatureSpec) -> Callable[[Any, int, bool], float]:
 
     def number(value: Any, row: int, v2: bool) -> float:
         kind = type(value)
+        x: float
         if kind is float:
             x = value
             if isnan(x):
                 return missing(row, v2, "NaN")
-            if x == _INF or x == _MINUS_INF:
+            if not isfinite(x):
                 raise RequestError(f"{at(row, v2)}: {value!r} is not a finite number", "finite", name)
         elif kind is int:
             try:
@@ -275,7 +279,8 @@ def _encoder(f: FeatureSpec) -> Callable[[Any, int, bool], float]:
         else:
             raise RequestError(f"{at(row, v2)}: must be a number, got {_kind(value)}", "type", name)
         if whole and not x.is_integer():
-            raise RequestError(f"{at(row, v2)}: {value!r} is not a whole number ({name} is an integer)", "integer", name)
+            raise RequestError(f"{at(row, v2)}: {value!r} is not a whole number ({name} is an integer)", "integer",
+                               name)
         if lo is not None and x < lo:
             raise RequestError(f"{at(row, v2)}: {value!r} is below the contract's minimum {_num(lo)}", "min", name)
         if hi is not None and x > hi:
