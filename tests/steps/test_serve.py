@@ -323,7 +323,8 @@ def test_metrics_count_requests_rows_and_bins_and_pass_promtool(trained: Trained
     promtool = shutil.which("promtool")
     if promtool is None:
         pytest.skip("promtool is not installed (apt-get install prometheus): exposition not linted")
-    done = subprocess.run([promtool, "check", "metrics"], check=False, input=text, capture_output=True, text=True, timeout=30)
+    done = subprocess.run([promtool, "check", "metrics"], check=False, input=text, capture_output=True, text=True,
+                          timeout=30)
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -475,8 +476,8 @@ def registry(trained: Trained, tmp_path_factory: pytest.TempPathFactory) -> Path
 
 
 def run_serve(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "steps.serve", *args], check=False, cwd=ROOT, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run([sys.executable, "-m", "steps.serve", *args], check=False, cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
 
 
 def test_fetch_verifies_and_writes_the_version(registry: Path, tmp_path: Path) -> None:

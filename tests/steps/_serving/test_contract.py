@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from steps._core.data import generate
+from steps._core.documents import ContractRecord
 from steps._core.policy import load_policy
 from steps._model import features as _features
 from steps._model import profile as _profile
@@ -29,7 +30,7 @@ def policy() -> Any:
 
 
 @pytest.fixture(scope="module")
-def contract_dict(policy: Any) -> dict[str, Any]:
+def contract_dict(policy: Any) -> ContractRecord:
     return contract_to_dict(policy.data)
 
 
@@ -39,7 +40,7 @@ def profile(policy: Any) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def contract(contract_dict: dict[str, Any], profile: dict[str, Any]) -> RequestContract:
+def contract(contract_dict: ContractRecord, profile: dict[str, Any]) -> RequestContract:
     return RequestContract(contract_dict, profile, max_rows=500)
 
 
@@ -76,7 +77,7 @@ def same(a: list[tuple[float, ...]], b: np.ndarray) -> bool:
 
 
 def test_v1_rows_are_the_contract_encoders_codes(policy: Any, contract: RequestContract,
-                                                 contract_dict: dict[str, Any]) -> None:
+                                                 contract_dict: ContractRecord) -> None:
     frame = awkward(policy)
     encoder = _features.ContractEncoder(contract_dict["features"]).fit(frame)
     rows = contract.rows_from_v1({"instances": instances(frame)})
