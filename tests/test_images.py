@@ -111,8 +111,8 @@ def test_each_module_an_image_runs_exists_and_starts(image: Path) -> None:
     modules = sorted(set(modules_run(image)))
     assert modules, f"{image.name}: runs no python module"
     for module in modules:
-        proc = subprocess.run([sys.executable, "-m", module, "--help"], check=False, cwd=ROOT, capture_output=True, text=True,
-                              timeout=120)
+        proc = subprocess.run([sys.executable, "-m", module, "--help"], check=False, cwd=ROOT, capture_output=True,
+                              text=True, timeout=120)
         assert proc.returncode == 0, f"{image.name}: python -m {module} --help failed: {proc.stderr[-500:]}"
         assert "usage" in proc.stdout.lower()
 
@@ -124,8 +124,8 @@ def test_every_step_the_workflows_run_exists_and_starts() -> None:
     assert names, "no step found in manifests/generated"
     for name in names:
         assert (ROOT / "steps" / f"{name}.py").is_file(), f"a template runs steps.{name}, which does not exist"
-        proc = subprocess.run([sys.executable, "-m", f"steps.{name}", "--help"], check=False, cwd=ROOT, capture_output=True,
-                              text=True, timeout=120)
+        proc = subprocess.run([sys.executable, "-m", f"steps.{name}", "--help"], check=False, cwd=ROOT,
+                              capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0, f"python -m steps.{name} --help: {proc.stderr[-500:]}"
 
 

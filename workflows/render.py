@@ -180,7 +180,8 @@ def render_all(policies: list[Path], also: list[str] | None = None) -> dict[Path
     for path in policies:
         policy = load_policy(path)
         if policy.model_name in seen:
-            raise PolicyError(f"{path}: model_name {policy.model_name!r} is already defined by {seen[policy.model_name]}")
+            raise PolicyError(f"{path}: model_name {policy.model_name!r} is already defined by "
+                              f"{seen[policy.model_name]}")
         seen[policy.model_name] = path
         for name, text in render_model(policy).items():
             out[Path(policy.model_name) / name] = text

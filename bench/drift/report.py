@@ -116,7 +116,8 @@ def markdown(r: dict[str, Any]) -> str:
         f"{len(r['truth'])} features (`steps._core.data.DRIFTED_FEATURES`). Every measurement is a fresh process; "
         "the timed region runs from both datasets in memory (pandas DataFrames read from Parquet) to per-feature "
         f"decisions, loading excluded; tools interleaved in one run; medians of {setup['reps']} repetitions "
-        f"(Evidently: {setup['evidently_reps']}){', niceness ' + str(setup['nice']) if setup.get('nice') else ''}. Peak memory: the process's resident high-water mark during the "
+        f"(Evidently: {setup['evidently_reps']}){', niceness ' + str(setup['nice']) if setup.get('nice') else ''}. "
+        "Peak memory: the process's resident high-water mark during the "
         "timed region (reset just before it), and its increase over the loaded data."),
         "",
         (f"Machine: {machine['cpu']}, {machine['cpus']} CPUs, {machine['memory_gib']} GiB, {machine['os']}, "
@@ -134,7 +135,8 @@ def markdown(r: dict[str, Any]) -> str:
         where = "DataFrame, in the timed region" if c["ours"].endswith("-raw") else "Ecdfs built at training"
         lines.append(
             f"| {c['peer']} | {c['tests']} | {where} | {_s(c['peer_seconds'])} | {_s(c['ours_seconds'])} | "
-            f"{c['speedup']:.0f}x | {c['target']:.0f}x | {'yes' if c['met'] else 'NO'} | {c.get('cpu_speedup', float('nan')):.0f}x | "
+            f"{c['speedup']:.0f}x | {c['target']:.0f}x | {'yes' if c['met'] else 'NO'} | "
+            f"{c.get('cpu_speedup', float('nan')):.0f}x | "
             f"{_same(c)} |"
         )
     lines.append("")
@@ -185,8 +187,8 @@ def markdown(r: dict[str, Any]) -> str:
         "",
         "## Notes",
         "",
-        ("- Ours: `steps._drift.rule.check`. Binned tests (PSI, Jensen-Shannon, chi-square) read the reference from the "
-        "profile and count the current data over its bins (missing values and unseen categories counted). Raw "
+        ("- Ours: `steps._drift.rule.check`. Binned tests (PSI, Jensen-Shannon, chi-square) read the reference "
+        "from the profile and count the current data over its bins (missing values and unseen categories counted). Raw "
         "tests (Wasserstein, KS) compare empirical CDFs over the distinct values (`steps._drift.ecdf.Ecdf`: integers "
         "counted, other numbers sorted once), exact; the reference's Ecdfs are built at training time like the "
         "profile, or, in the `-raw` rows, from the reference DataFrame inside the timed region. One thread; "
@@ -230,7 +232,8 @@ def _feature_table(r: dict[str, Any]) -> list[str]:
         cells = []
         for key, _ in columns:
             t = tools[key]
-            value = (t.get("p_values") or {}).get(name) if key in ("ours-ks-chi2", "alibi-detect") else t["scores"].get(name)
+            p_values = key in ("ours-ks-chi2", "alibi-detect")
+            value = (t.get("p_values") or {}).get(name) if p_values else t["scores"].get(name)
             text = _num(value)
             if key == "alibi-detect" and value is None and name in t.get("present_values_test", {}):
                 text += f" (present values: {_num(t['present_values_test'][name]['p_value'])})"

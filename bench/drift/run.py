@@ -1,6 +1,6 @@
 """Drift benchmark: our drift statistics against Evidently and alibi-detect, side by side, interleaved, one run.
 
-    .venv/bin/python -m bench.drift.run --quick     # try it: 100k rows, 1 repetition, results in bench/.work/drift/quick
+    .venv/bin/python -m bench.drift.run --quick     # try it: 100k rows, 1 repetition (bench/.work/drift/quick)
     .venv/bin/python -m bench.drift.run             # full: 1M x 1M rows, 3 repetitions, writes bench/drift/results.*
     .venv/bin/python -m bench.drift.run --render bench/drift/results.json   # rewrite results.md from the JSON
 
@@ -78,7 +78,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--policy", type=Path, default=REPO / "gates" / "fraud-detection.yaml")
     p.add_argument("--venvs", type=Path, default=REPO / "bench" / ".venvs")
     p.add_argument("--work", type=Path, default=REPO / "bench" / ".work" / "drift")
-    p.add_argument("--out-dir", type=Path, help="results.json/.md (default bench/drift; --quick bench/.work/drift/quick)")
+    p.add_argument("--out-dir", type=Path,
+                   help="results.json/.md (default bench/drift; --quick bench/.work/drift/quick)")
     p.add_argument("--render", type=Path, metavar="RESULTS_JSON", help="only rewrite results.md beside RESULTS_JSON")
     return p
 
@@ -136,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _measurements(selected: list[str]) -> list[tuple[str, str, int | None]]:
     """(key, tool, threads) in the order they run within a repetition: ours next to each peer."""
-    everything = [(key, key, None) for key in (
+    everything: list[tuple[str, str, int | None]] = [(key, key, None) for key in (
         "ours-psi", "ours-wasserstein-js", "ours-wasserstein-js-raw", "evidently",
         "ours-ks-chi2", "ours-ks-chi2-raw", "alibi-detect")]
     cpus = os.cpu_count() or 1

@@ -59,7 +59,10 @@ def _reset_peak() -> bool:
 
 # --- the tools: (reference, current, spec) -> {"decisions", "scores", "p_values", "phases", ...} -------------
 
-def ours(name: str, threads: int | None, data: Path) -> Callable[[pd.DataFrame, pd.DataFrame, dict[str, Any]], dict[str, Any]]:
+Measure = Callable[[pd.DataFrame, pd.DataFrame, dict[str, Any]], dict[str, Any]]
+
+
+def ours(name: str, threads: int | None, data: Path) -> Measure:
     sys.path.insert(0, str(REPO))
     from steps._core.policy import DriftPolicy
     from steps._drift.methods import RAW_METHODS  # the project's code, on its own venv only

@@ -1,1 +1,3 @@
-"""Serving benchmark: our model server against peer servers, side by side, in one run (`python -m bench.serving.run`)."""
+"""Serving benchmark: our model server against peer servers, side by side, in one run (`python -m
+bench.serving.run`).
+"""

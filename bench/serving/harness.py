@@ -3,6 +3,7 @@ it with wrk on the other core, sample its memory, stop it with SIGTERM. Plus the
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -79,8 +80,9 @@ def start(contender: Contender, ctx: Context, log: Path, cpus: str, nice: int = 
     with open(log, "wb") as out:
         spawned_at = time.monotonic()
         # A session of its own, so a server that leaves children behind can be cleaned up by its group.
-        proc = subprocess.Popen([*_niced(nice), "taskset", "-c", cpus, *command], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen([*_niced(nice), "taskset", "-c", cpus, *command], cwd=cwd, env=env,
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
     return Server(contender, proc, f"http://127.0.0.1:{ports[0]}", log, spawned_at, command)
 
 
@@ -306,17 +308,13 @@ def stop(server: Server, timeout: float = 30.0) -> dict[str, Any]:
 def kill(server: Server) -> None:
     """For the error path: end the whole group at once."""
     _kill_group(server.proc.pid)
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         server.proc.wait(10)
-    except subprocess.TimeoutExpired:
-        pass
 
 
 def _kill_group(pgid: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def _group_members(pgid: int) -> list[int]:

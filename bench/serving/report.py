@@ -192,7 +192,8 @@ def markdown(results: dict[str, Any]) -> str:
             cells += [f"{load['throughput_rps']:.0f}", f"{load['latency_ms']['p50']:.2f}",
                       f"{load['latency_ms']['p99']:.2f}"]
         stop = run["stop"]
-        lines.append(f"| {run['rep'] + 1} | {run['contender']} | {run.get('cpu_probe_ms', float('nan')):.0f} | {run['loadavg']:.2f} | "
+        probe = run.get("cpu_probe_ms", float("nan"))
+        lines.append(f"| {run['rep'] + 1} | {run['contender']} | {probe:.0f} | {run['loadavg']:.2f} | "
                      f"{run['ready_s']:.2f} | " + " | ".join(cells) + f" | {run['memory']['peak_rss_mib']:.0f} | "
                      f"{stop['exit_seconds']:.1f}{' (SIGKILL)' if stop['killed'] else ''} |")
     lines += ["", "Reproduce: `" + results["command"] + "` (raw numbers: `results.json` beside this file).", ""]

@@ -112,7 +112,8 @@ def test_the_compiled_predictor_loads_without_scikit_learn_or_numpy(trained: Tra
         "row = tuple(float('nan') for _ in p.features)\n"
         "print(p.predict([row])[0])\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], check=False, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    done = subprocess.run([sys.executable, "-c", code], check=False, cwd=ROOT, capture_output=True, text=True,
+                          timeout=60)
     assert done.returncode == 0, done.stderr
     assert 0.0 < float(done.stdout) < 1.0
 

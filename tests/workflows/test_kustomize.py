@@ -125,7 +125,7 @@ def test_the_documented_plain_prometheus_scrape_matches_the_podmonitor(rendered)
         assert targets[relabel["targetLabel"]] == relabel["sourceLabels"]
     keep = [r for r in job["relabel_configs"] if r.get("action") == "keep"]
     selected = dict(zip([s.removeprefix("__meta_kubernetes_pod_label_") for s in keep[0]["source_labels"]],
-                        keep[0]["regex"].split(";")))
+                        keep[0]["regex"].split(";"), strict=True))
     # Prometheus' meta label names: every character outside [a-zA-Z0-9_] becomes `_`.
     assert selected == {re.sub(r"\W", "_", k): v for k, v in monitor["spec"]["selector"]["matchLabels"].items()}
     assert keep[1] == {"source_labels": ["__meta_kubernetes_pod_container_port_name"], "regex": endpoint["port"],

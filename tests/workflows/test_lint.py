@@ -55,7 +55,8 @@ MISTAKES: list[tuple[str, Callable[[dict[str, Any]], None], str, str]] = [
     ("unresolved-input", lambda d: _template(d, "train")["container"]["args"].append("{{inputs.parameters.seed}}"),
      "unresolved-variable", "spec.templates[1].container.args[16]"),
     ("undeclared-task-output",
-     lambda d: _tasks(d)["register"]["arguments"]["parameters"].append({"name": "x", "value": "{{tasks.gate.outputs.parameters.verdict}}"}),
+     lambda d: _tasks(d)["register"]["arguments"]["parameters"].append(
+         {"name": "x", "value": "{{tasks.gate.outputs.parameters.verdict}}"}),
      "unresolved-variable", "spec.templates[4].dag.tasks[3].arguments.parameters[3].value"),
     ("not-an-ancestor", lambda d: _tasks(d)["train"]["arguments"]["parameters"][0].update(
         value="{{tasks.gate.outputs.parameters.passed}}"), "unresolved-variable",
@@ -109,7 +110,8 @@ def test_core_kinds_are_checked_with_kubernetes_validate(schemas_dir):
 
 def test_rollout_typos_are_caught_against_the_crd(schemas_dir):
     rollout = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "metadata": {"name": "m"},
-               "spec": {"selector": {"matchLabels": {"a": "b"}}, "strategy": {"canary": {"steps": [{"setWieght": 10}]}}}}
+               "spec": {"selector": {"matchLabels": {"a": "b"}},
+                        "strategy": {"canary": {"steps": [{"setWieght": 10}]}}}}
     problems = _problems(rollout, Schemas(schemas_dir))
     assert ("spec.strategy.canary.steps[0].setWieght", "unknown-field") in {(p.path, p.rule) for p in problems}
 

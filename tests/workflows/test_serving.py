@@ -324,7 +324,7 @@ def test_queries_measure_only_the_canary_and_return_nothing_at_low_traffic(analy
     conditions on their results: what Argo Rollouts would decide in each scenario."""
     metrics = {m["name"]: m for m in analysis["spec"]["metrics"]}
     tests = []
-    for name, (series, p95, ratio) in SCENARIOS.items():
+    for series, p95, ratio in SCENARIOS.values():
         checks = []
         for metric, expected in (("latency-p95-ms", p95), ("error-ratio", ratio)):
             # Rounded to 1e-3: PromQL's float arithmetic (47.500000000000001) is exact-compared by promtool.

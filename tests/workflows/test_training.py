@@ -96,7 +96,8 @@ def test_every_path_argument_is_an_argo_path_variable(template):
 def test_artifacts_pass_between_tasks_through_the_artifact_repository(template):
     assert template["spec"]["artifactRepositoryRef"] == {"configMap": "artifact-repositories", "key": "mlops"}
     tasks = {t["name"]: t for t in _templates(template)["training"]["dag"]["tasks"]}
-    froms = {(t, a["name"]): a["from"] for t, task in tasks.items() for a in task.get("arguments", {}).get("artifacts", [])}
+    froms = {(t, a["name"]): a["from"]
+             for t, task in tasks.items() for a in task.get("arguments", {}).get("artifacts", [])}
     assert froms == {
         ("train", "data"): "{{tasks.validate.outputs.artifacts.validated}}",
         ("gate", "bundle"): "{{tasks.train.outputs.artifacts.bundle}}",
@@ -104,7 +105,8 @@ def test_artifacts_pass_between_tasks_through_the_artifact_repository(template):
         ("register", "bundle"): "{{tasks.train.outputs.artifacts.bundle}}",
         ("register", "gate-report"): "{{tasks.gate.outputs.artifacts.gate-report}}",
     }
-    outputs = {n: [p["name"] for p in t.get("outputs", {}).get("parameters", [])] for n, t in _templates(template).items()}
+    outputs = {n: [p["name"] for p in t.get("outputs", {}).get("parameters", [])]
+               for n, t in _templates(template).items()}
     assert outputs["train"] == ["fingerprint"] and outputs["gate"] == ["passed"] and outputs["register"] == ["version"]
 
 
