@@ -52,10 +52,11 @@ from steps._core.policy import Policy, PolicyError, load_policy
 DEFAULT_DIR = Path("mlops-demo")
 MARKER = ".mlops-demo"  # a folder holding it is the demo's own, and may be emptied
 DEFAULT_ROWS = 40_000
-# Every process the demo starts carries this variable (children inherit it): how the last sweep finds them.
+# Every process the demo starts carries this variable (children inherit it): how the stop finds them all.
 RUN_ENV = "MLOPS_DEMO_RUN"
 RUN_FOLDER = re.compile(r"^mlops run: \S+ \((\S+)/workflow\.yaml\)")  # `mlops run`'s first line names its folder
 STOP_GRACE_SECONDS = 15.0
+_POLL_SECONDS = 0.1
 # Traffic replayed through the local deployment: requests per second over a few connections, rows per request.
 # At 10% canary weight, 120/s gives the canary 12 requests/s: the demo's min_requests in well under a window.
 TRAFFIC_RATE = 120
@@ -182,28 +183,38 @@ class Processes:
         self.started.append(process)
         return process
 
-    def stop_all(self) -> tuple[int, int]:
-        """SIGINT each process group (each command cleans up on Ctrl-C: the runner kills its tasks, the deployment
-        its servers), then SIGKILL whatever is left; then sweep for anything carrying this run's mark.
-        Returns (processes stopped, of which killed because they had not stopped on SIGINT in time)."""
-        stopped = killed = 0
-        for process in reversed(self.started):
-            if process.poll() is None:
-                stopped += 1
-                _signal_group(process.pid, signal.SIGINT)
-        deadline = time.monotonic() + STOP_GRACE_SECONDS
-        for process in reversed(self.started):
-            with suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            if process.poll() is None:
-                killed += 1
-                _signal_group(process.pid, signal.SIGKILL)
+    def stop_all(self, grace: float = STOP_GRACE_SECONDS) -> tuple[int, int]:
+        """SIGINT each command's process group (each cleans up on Ctrl-C: the runner stops its tasks, the
+        deployment its servers), and wait until every process of the run has ended, those in other sessions (a
+        task of `mlops run`) or left behind by their parent included; after `grace` seconds, SIGKILL what is left.
+        Returns (processes stopped, of which killed because they had not ended on SIGINT in time)."""
+        leaders = [process for process in self.started if process.poll() is None]
+        stopped = len(self._alive())
+        for process in reversed(leaders):
+            _signal_group(process.pid, signal.SIGINT)
+        deadline = time.monotonic() + grace
+        left = self._alive()
+        while left and time.monotonic() < deadline:
+            time.sleep(_POLL_SECONDS)
+            left = self._alive()
+        killed = len(left)
+        if left:
+            for process in leaders:
+                if process.poll() is None:
+                    _signal_group(process.pid, signal.SIGKILL)
+            for pid in left:
+                with suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+            for process in leaders:
                 process.wait()
         for process in self.started:
             if process.stdout:
                 process.stdout.close()
-        swept = sweep(self.run_id)
-        return stopped + swept, killed + swept
+        return stopped, killed
+
+    def _alive(self) -> set[int]:
+        """The commands still running and every other process carrying the run's mark."""
+        return {p.pid for p in self.started if p.poll() is None} | set(marked_processes(self.run_id))
 
 
 def _signal_group(pid: int, sig: int) -> None:
@@ -224,15 +235,6 @@ def marked_processes(run_id: str) -> list[int]:
         except OSError:
             continue
     return found
-
-
-def sweep(run_id: str) -> int:
-    """Kill anything of this run still alive (a task process orphaned by a killed parent)."""
-    pids = marked_processes(run_id)
-    for pid in pids:
-        with suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, signal.SIGKILL)
-    return len(pids)
 
 
 # --- traffic --------------------------------------------------------------------------------------------------
@@ -369,8 +371,8 @@ class Demo:
 
         self.traffic = Traffic(deploy_url, model, replay_rows(policy, str(data.current), 5000)).start()
         need = policy.drift.min_samples
-        self.say(f"replaying drifted traffic (up to {TRAFFIC_RATE} requests/s of {TRAFFIC_BATCH} rows) until the stable "
-                 f"version has scored {need} rows (drift.min_samples)")
+        self.say(f"replaying drifted traffic (up to {TRAFFIC_RATE} requests/s of {TRAFFIC_BATCH} rows) until the "
+                 f"stable version has scored {need} rows (drift.min_samples)")
         self.wait_rows(need)
 
         source_args = (["--prometheus", prometheus] if prometheus
