@@ -9,7 +9,7 @@ The version moves to `canary` first. Then:
   (its init container fetches that version), and the step watches it until Healthy (the canary steps and
   analyses passed), Degraded or aborted, or the timeout. Healthy: canary -> production (the previous production
   is archived). Degraded/aborted: -> rejected, with the failed analysis metrics in the history.
-- local: the same schedule and thresholds against a local deployment (`mlops deploy`, steps/_canary/local/deploy.py),
+- local: the same schedule and thresholds against a local deployment (`mlops deploy`, steps/_canary/local/),
   the analysis computed from the servers' /metrics, or, with `--prometheus URL` or PROMETHEUS_URL, through the
   AnalysisTemplate's own queries and conditions on that Prometheus (over a time-scaled rate window; it must scrape
   the deployment: `mlops deploy --print-scrape-config`); without a running deployment the step starts one for its
@@ -23,121 +23,19 @@ Exit 0 promoted; 1 rejected (recorded), or no verdict before the timeout (the ve
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from urllib.parse import urlsplit
 
-from steps._canary.kubernetes import VERSION_ANNOTATION, server_name
-from steps._canary.outcome import Outcome, RolloutTimeout
+from steps._canary import argo
+from steps._canary.outcome import Outcome
+from steps._core.documents import VersionRecord
 from steps._core.errors import UsageError, run
-from steps._core.policy import Policy, duration_seconds, load_policy, policy_path
+from steps._core.policy import Policy, load_policy, policy_path
 from steps._storage.registry import Registry, check_model
 
 TARGETS = ("kubernetes", "local")
-POLL_SECONDS = 10.0
-# Beyond the schedule's own pauses and analyses: pods starting, the progress deadline, the controller's resyncs.
-TIMEOUT_MARGIN_SECONDS = 1800
-
-
-def version_patch(version: int) -> dict[str, Any]:
-    """The merge patch that points the Rollout at `version`; nothing else in the spec changes."""
-    return {"spec": {"template": {"metadata": {"annotations": {VERSION_ANNOTATION: str(version)}}}}}
-
-
-def default_timeout(policy: Policy) -> float:
-    """The schedule's pauses plus each analysis (count x interval), plus a margin."""
-    analysis = policy.canary.analysis
-    total = 0
-    for step in policy.canary.steps:
-        total += duration_seconds(step.pause) if step.pause else 0
-        total += analysis.count * max(duration_seconds(analysis.interval), 60) if step.analysis else 0
-    return float(total + TIMEOUT_MARGIN_SECONDS)
-
-
-# --- kubernetes ---------------------------------------------------------------------------------------------
-
-
-def rollout_state(rollout: dict[str, Any]) -> str:
-    """'healthy', 'failed' or 'waiting' for a Rollout object, counting only a status about its current spec."""
-    meta, status = rollout.get("metadata") or {}, rollout.get("status") or {}
-    generation = meta.get("generation")
-    # Argo Rollouts writes observedGeneration as a string; a status about an older spec says nothing about ours.
-    if generation is not None and str(status.get("observedGeneration")) != str(generation):
-        return "waiting"
-    if status.get("abort"):
-        return "failed"
-    phase = status.get("phase")
-    if phase == "Degraded":
-        return "failed"
-    if phase == "Healthy":
-        current, stable = status.get("currentPodHash"), status.get("stableRS")
-        return "healthy" if not current or not stable or current == stable else "waiting"
-    return "waiting"
-
-
-def analysis_result(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The newest unsuccessful AnalysisRun, as {run, phase, message, metrics: [{name, phase, message, value}]}."""
-    for analysis in runs:
-        status = analysis.get("status") or {}
-        if status.get("phase") in (None, "Successful", "Running", "Pending"):
-            continue
-        metrics = []
-        for result in status.get("metricResults") or []:
-            if result.get("phase") in ("Successful", "Running"):
-                continue
-            measurements = result.get("measurements") or []
-            last = measurements[-1] if measurements else {}
-            metrics.append({"name": result.get("name"), "phase": result.get("phase"),
-                            "message": result.get("message") or last.get("message"), "value": last.get("value"),
-                            "failed": result.get("failed", 0), "inconclusive": result.get("inconclusive", 0)})
-        return {"run": (analysis.get("metadata") or {}).get("name"), "phase": status.get("phase"),
-                "message": status.get("message"), "metrics": metrics}
-    return None
-
-
-def watch_kubernetes(client: Any, model: str, version: int, timeout: float, poll: float = POLL_SECONDS,
-                     clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
-                     say: Callable[[str], None] = print) -> Outcome:
-    """Patch the Rollout to `version` and wait for its verdict. Raises RolloutTimeout."""
-    name = server_name(model)
-    patched = client.patch_rollout(name, version_patch(version))
-    say(f"rollout: patched Rollout {client.namespace}/{name}: {VERSION_ANNOTATION}={version} "
-        f"(generation {(patched.get('metadata') or {}).get('generation')})")
-    deadline = clock() + timeout
-    last_phase = None
-    while True:
-        rollout = client.get_rollout(name)
-        status = rollout.get("status") or {}
-        state = rollout_state(rollout)
-        phase = status.get("phase")
-        if phase != last_phase:
-            say(f"rollout: {name} is {phase or 'unknown'}" + (f": {status['message']}" if status.get("message") else ""))
-            last_phase = phase
-        if state == "healthy":
-            return Outcome(True, f"Argo Rollout {name} Healthy: canary steps and analysis passed",
-                           {"target": "kubernetes", "rollout": name, "namespace": client.namespace})
-        if state == "failed":
-            analysis = analysis_result(client.analysis_runs(name))
-            why = "aborted" if status.get("abort") else str(phase)
-            text = status.get("message") or ""
-            if analysis:
-                failed = "; ".join(f"{m['name']} {m['phase']}" + (f" ({m['message']})" if m.get("message") else "")
-                                   + (f" value {m['value']}" if m.get("value") is not None else "")
-                                   for m in analysis["metrics"])
-                text = f"analysis {analysis['run']} {analysis['phase']}: {failed or analysis.get('message') or ''}"
-            return Outcome(False, f"Argo Rollout {name} {why}" + (f": {text}" if text else ""),
-                           {"target": "kubernetes", "rollout": name, "namespace": client.namespace,
-                            "phase": phase, "abort": bool(status.get("abort")), "message": status.get("message"),
-                            "analysis": analysis})
-        if clock() >= deadline:
-            raise RolloutTimeout(f"Rollout {client.namespace}/{name}: no verdict after {timeout:.0f}s (phase "
-                                 f"{phase or 'unknown'}); {model} v{version} stays canary")
-        sleep(max(0.0, min(poll, deadline - clock())))
-
-
-# --- the step -----------------------------------------------------------------------------------------------
 
 
 def rollout(model: str, version: int, target: str, registry: Registry, policy: Policy, *,
@@ -158,31 +56,34 @@ def rollout(model: str, version: int, target: str, registry: Registry, policy: P
     version = int(record["version"])
     if record["status"] == "production":
         return Outcome(True, f"{model} v{version} is already production")
-    client: Any = None
+    client = None
     if target == "kubernetes":
         from steps._canary.kubernetes import KubeClient
 
         client = KubeClient.from_environment(namespace)  # before any change: bad configuration changes nothing
     if prometheus:
-        from steps._canary.analysis import Prometheus
+        from steps._canary.analysis import QUERY_TIMEOUT_SECONDS
+        from steps._core.prometheus import Prometheus
 
-        Prometheus(prometheus).check()  # unreachable: exit 3 before the version or the deployment changes
+        # Unreachable: exit 3 before the version or the deployment changes.
+        Prometheus(prometheus, timeout=QUERY_TIMEOUT_SECONDS).check()
     registry.promote(model, version, "canary", reason=f"rollout started ({target})")
     if client is not None:
-        outcome = watch_kubernetes(client, model, version, timeout or default_timeout(policy),
-                                   poll=POLL_SECONDS if poll is None else poll)
+        outcome = argo.watch(client, model, version, timeout or argo.default_timeout(policy),
+                             poll=argo.POLL_SECONDS if poll is None else poll)
     else:
-        from steps._canary.local import deploy as _local_deploy
+        from steps._canary.local.controller import local_rollout
 
-        outcome = _local_deploy.local_rollout(model, version, registry, policy, time_scale=time_scale,
-                                              deploy_url=deploy_url, dataset=dataset, prometheus_url=prometheus)
+        outcome = local_rollout(model, version, registry, policy, time_scale=time_scale, deploy_url=deploy_url,
+                                dataset=dataset, prometheus_url=prometheus)
     record_outcome(registry, model, version, outcome)
     return outcome
 
 
-def record_outcome(registry: Registry, model: str, version: int, outcome: Outcome) -> dict[str, Any]:
+def record_outcome(registry: Registry, model: str, version: int, outcome: Outcome) -> VersionRecord:
     to = "production" if outcome.promoted else "rejected"
-    return registry.transition(model, version, to, reason=outcome.reason, details=outcome.details or None)
+    details = dict(outcome.details) if outcome.details else None
+    return registry.transition(model, version, to, reason=outcome.reason, details=details)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -215,8 +116,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
 
     def body() -> int:
-        import os
-
         scale_text = args.time_scale if args.time_scale is not None else os.environ.get("MLOPS_ROLLOUT_TIME_SCALE", "1")
         try:
             scale = float(scale_text)
@@ -244,8 +143,6 @@ def main(argv: list[str] | None = None) -> int:
 def _prometheus_url(flag: str | None, target: str, env: str | None) -> str | None:
     """--prometheus, else $PROMETHEUS_URL for the local target (a pod's environment does not switch the
     Kubernetes target, whose analysis Argo Rollouts runs), checked to be an http(s) URL."""
-    from urllib.parse import urlsplit
-
     name, url = ("--prometheus", flag) if flag else ("$PROMETHEUS_URL", env if target == "local" else None)
     if not url:
         return None

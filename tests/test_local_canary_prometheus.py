@@ -1,6 +1,6 @@
 """The local rollout's canary analysis through a real Prometheus: the router of `mlops deploy` scraped with the
 configuration `mlops deploy --print-scrape-config` prints, real `python -m steps.serve` processes behind it (a bad
-candidate is the real server with MLOPS_DEPLOY_CANARY_FAULT faults), and the rollout step running the
+candidate is the real server with tests/support/faults' faults), and the rollout step running the
 AnalysisTemplate's own queries and conditions there (`--prometheus` or PROMETHEUS_URL) over a time-scaled window."""
 
 from __future__ import annotations
@@ -19,13 +19,17 @@ import yaml
 
 from steps import rollout as step
 from steps._canary import analysis as _analysis
-from steps._canary.local.deploy import FAULT_ENV, DeployClient, Deployment, Router
+from steps._canary.local.client import DeployClient
+from steps._canary.local.deployment import Deployment
+from steps._canary.local.router import Router
 from steps._core.errors import UsageError
 from steps._core.policy import Policy
+from steps._core.prometheus import Prometheus
 from steps._storage.registry import Registry
 from tests.conftest import free_port, prometheus
 from tests.steps.test_predictor import Trained, trained_bundle
 from tests.steps.test_rollout_local import short_canary_policy, v1_production_v2_staged
+from tests.support import faults
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -67,7 +71,7 @@ def _eventually(scraping: Scraping, query: str, found: bool = True, timeout: flo
     """The query's values once it has (found=True) or has not (found=False) a result; scrapes take a second."""
     deadline = time.monotonic() + timeout
     while True:
-        values = _analysis.Prometheus(scraping.prometheus).query(query)
+        values = Prometheus(scraping.prometheus).values(query)
         if bool(values) == found:
             return values
         if time.monotonic() >= deadline:
@@ -128,7 +132,7 @@ def test_the_scrape_config_labels_each_role_and_an_idle_canary_has_no_series(
     seconds = _analysis.LOCAL_MIN_WINDOW_SECONDS
     # Another test's canary may have served within the window: its samples must first leave it.
     _eventually(scraping, _analysis.requests_query(policy, seconds), found=False)
-    reading = _analysis.Prometheus(scraping.prometheus).read(policy, seconds)
+    reading = _analysis.read(Prometheus(scraping.prometheus), policy, seconds)
     assert (reading.latency_phase, reading.error_phase) == ("Inconclusive", "Inconclusive")
 
 
@@ -159,7 +163,7 @@ def test_with_prometheus_url_a_good_candidate_is_promoted_by_the_rendered_querie
 def test_with_prometheus_a_faulty_candidate_is_rolled_back_and_rejected_with_the_failed_query(
         scraping: Scraping, registry: Registry, policy: Policy, deployment: Router, dataset: Path,
         monkeypatch: pytest.MonkeyPatch, fault: str, metric: str, broken: str) -> None:
-    monkeypatch.setenv(FAULT_ENV, fault)
+    faults.inject(monkeypatch, fault)
     monkeypatch.delenv("PROMETHEUS_URL", raising=False)
     assert _rollout(policy, registry, deployment, dataset, "--prometheus", scraping.prometheus) == 1
     record = registry.get(policy.model_name, 2)
@@ -189,8 +193,9 @@ def test_without_a_running_deployment_the_step_starts_one_where_prometheus_scrap
 
 
 def test_a_query_prometheus_refuses_is_a_usage_error_naming_the_url(scraping: Scraping) -> None:
-    with pytest.raises(UsageError, match=f"prometheus {scraping.prometheus}: query refused.*400"):
-        _analysis.Prometheus(scraping.prometheus).query("sum(")
+    # The one Prometheus client's wording (steps._core.prometheus), which the drift step's tests match too.
+    with pytest.raises(UsageError, match=f"prometheus {scraping.prometheus}: the query was refused \\(HTTP 400"):
+        Prometheus(scraping.prometheus).query("sum(")
 
 
 def test_the_printed_scrape_config_is_valid_for_promtool(tmp_path: Path) -> None:

@@ -1,5 +1,5 @@
 """The serving loop's Prometheus half with real components: real `python -m steps.serve` processes (the bad
-canaries are the real server with the MLOPS_DEPLOY_CANARY_FAULT faults of steps/_canary/local/deploy.py), a real
+canaries are the real server with the MLOPS_DEPLOY_CANARY_FAULT faults of tests/support/faults), a real
 Prometheus scraping them with the role label the PodMonitor relabelling sets in the cluster, the rendered
 AnalysisTemplate's own queries and conditions, and the drift step reading the live bin counters.
 
@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from steps import drift
-from steps._canary.local.deploy import FAULT_ENV, ServerProcess
+from steps._canary.local.servers import ServerProcess
 from steps._core.data import generate
 from steps._core.policy import Policy, load_policy
 from steps._storage.registry import Registry
@@ -32,6 +32,7 @@ from tests.conftest import PROMETHEUS, prometheus
 from tests.steps.test_drift_step import Hook
 from tests.steps.test_predictor import Trained, trained_bundle
 from tests.steps.test_rollout_local import candidate
+from tests.support.faults import FAULT_ENV, inject
 from tests.workflows.test_serving import _argo_verdict
 from workflows import serving
 
@@ -67,10 +68,10 @@ def policy(trained: Trained, tmp_path_factory: pytest.TempPathFactory) -> Policy
 
 
 def _start(model: str, version: int, registry: str, role: str, fault: str) -> ServerProcess:
-    # ServerProcess reads the fault knob when it builds the command line, as `mlops deploy` does.
+    # The server reads the fault knob from the environment it starts with (ServerProcess names its role).
     with pytest.MonkeyPatch.context() as patch:
         if fault:
-            patch.setenv(FAULT_ENV, fault)
+            inject(patch, fault)
         else:
             patch.delenv(FAULT_ENV, raising=False)
         return ServerProcess(model, version, registry, role)

@@ -44,8 +44,9 @@ from typing import IO, Any
 
 import yaml
 
-from steps._canary.local.deploy import DEFAULT_PORT as DEPLOY_PORT
-from steps._canary.local.deploy import free_port, replay_rows
+from steps._canary.local.router import DEFAULT_PORT as DEPLOY_PORT
+from steps._canary.local.servers import free_port
+from steps._canary.local.traffic import replay_rows
 from steps._core.errors import StepError
 from steps._core.policy import Policy, PolicyError, load_policy
 

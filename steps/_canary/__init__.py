@@ -1,1 +1,2 @@
-"""The canary: its outcome, the analysis (PromQL and verdicts), the Kubernetes adapter and the local deployment."""
+"""The canary: its outcome, the analysis (PromQL and verdicts), the Argo Rollouts watch and its Kubernetes adapter,
+and the local deployment."""

@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
-from steps._core.errors import TransientError, UsageError
 from steps._core.policy import Policy, duration_seconds
+from steps._core.prometheus import Prometheus
 
 ROLE_LABEL = "role"  # the pod label Argo Rollouts sets (stable/canary); the scrape configuration keeps it
 # Prometheus needs a rate window of a few scrape intervals; a shorter analysis interval still measures 1m.
 MIN_WINDOW_SECONDS = 60
 # A time-scaled local window still spans a few scrapes (`mlops deploy --print-scrape-config` scrapes every 1s).
 LOCAL_MIN_WINDOW_SECONDS = 5
-QUERY_TIMEOUT_SECONDS = 30
+QUERY_TIMEOUT_SECONDS = 30  # each query's, in the AnalysisTemplate and in the local rollout
+LATENCY_METRIC, ERROR_METRIC = "latency-p95-ms", "error-ratio"  # the AnalysisTemplate's metric names
 SUCCESSFUL, FAILED, INCONCLUSIVE = "Successful", "Failed", "Inconclusive"
 
 
@@ -101,13 +101,14 @@ def number(value: float) -> str:
     return f"{value:.10f}".rstrip("0").rstrip(".") or "0"
 
 
-# --- running them against a Prometheus -----------------------------------------------------------------------
+# --- one measurement -------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Reading:
-    """One measurement of both metrics through Prometheus: each query's first value (NaN when empty) and the
-    phase its own conditions give, as the AnalysisRun would record them."""
+    """One measurement of both metrics: each query's first value (NaN when empty) and the phase its own
+    conditions give, as the AnalysisRun would record them. The local rollout reads the same from the canary's
+    /metrics (steps/_canary/local/measurement.py)."""
 
     latency_p95_ms: float
     error_ratio: float
@@ -125,63 +126,28 @@ class Reading:
             return FAILED
         return INCONCLUSIVE if INCONCLUSIVE in phases else SUCCESSFUL
 
-
-class Prometheus:
-    """Instant queries through prometheus-api-client (what Argo Rollouts users query with), errors as exit codes:
-    unreachable or a 5xx is transient (3), a refused query is a usage error (2)."""
-
-    def __init__(self, url: str, timeout: float = QUERY_TIMEOUT_SECONDS):
-        self.url = url.rstrip("/")
-        self.timeout = timeout
-
-    def query(self, promql: str) -> list[float]:
-        """The values of an instant vector (or scalar) query; [] when it has no series."""
-        import requests
-        from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
-        from urllib3.util.retry import Retry
-
-        # The client's default retries back off for ~7 s per call; the step's own retry (exit 3) is the one
-        # that waits, so fail fast here.
-        retry = Retry(total=1, backoff_factor=0.2, status_forcelist=(502, 503, 504))
-        client = PrometheusConnect(url=self.url, disable_ssl=True, retry=retry, timeout=int(self.timeout))
-        try:
-            result: Any = client.custom_query(query=promql)
-        except requests.RequestException as err:
-            raise TransientError(f"prometheus {self.url}: unreachable: {err}") from err
-        except PrometheusApiClientException as err:
-            if "Status Code 5" in str(err):
-                raise TransientError(f"prometheus {self.url}: {err}") from err
-            raise UsageError(f"prometheus {self.url}: query refused: {err} (query: {promql!r})") from err
-        except ValueError as err:  # a 200 whose body is not JSON: not a Prometheus at that address
-            raise UsageError(f"prometheus {self.url}: the answer is not a Prometheus query result: {err}") from err
-        finally:
-            client.close()
-        return _values(self.url, promql, result)
-
-    def check(self) -> None:
-        """Fail now (TransientError naming the URL) rather than in the middle of a canary."""
-        self.query("vector(1)")
-
-    def read(self, policy: Policy, seconds: int | None = None) -> Reading:
-        """One measurement: the AnalysisTemplate's two queries (and the canary's request count, for the record)
-        over `seconds` (default: the policy's window), judged by the template's conditions."""
-        analysis = policy.canary.analysis
-        latency = self.query(latency_query(policy, seconds))
-        errors = self.query(error_ratio_query(policy, seconds))
-        requests = self.query(requests_query(policy, seconds))
-        return Reading(latency_p95_ms=latency[0] if latency else math.nan,
-                       error_ratio=errors[0] if errors else math.nan,
-                       requests=requests[0] if requests else 0.0,
-                       latency_phase=verdict(latency, analysis.latency_p95_ms),
-                       error_phase=verdict(errors, analysis.error_ratio),
-                       window=window(policy, seconds))
+    @property
+    def metrics(self) -> dict[str, str]:
+        """Each AnalysisTemplate metric's own phase, by the metric's name in the template."""
+        return {LATENCY_METRIC: self.latency_phase, ERROR_METRIC: self.error_phase}
 
 
-def _values(url: str, promql: str, result: Any) -> list[float]:
-    # custom_query returns data.result: a list of {metric, value: [t, "v"]} for a vector, [t, "v"] for a scalar.
-    try:
-        if isinstance(result, list) and len(result) == 2 and not isinstance(result[0], dict):
-            return [float(result[1])]
-        return [float(sample["value"][1]) for sample in result]
-    except (TypeError, KeyError, IndexError, ValueError) as err:
-        raise UsageError(f"prometheus {url}: not an instant vector: {str(result)[:200]} (query: {promql!r})") from err
+def judge(policy: Policy, latency: list[float], errors: list[float], requests: float, window: str) -> Reading:
+    """The Reading of the two queries' results (`latency` in ms, `errors` a ratio; each empty when the traffic
+    condition held them back), judged by the template's conditions."""
+    analysis = policy.canary.analysis
+    return Reading(latency_p95_ms=latency[0] if latency else math.nan,
+                   error_ratio=errors[0] if errors else math.nan,
+                   requests=requests,
+                   latency_phase=verdict(latency, analysis.latency_p95_ms),
+                   error_phase=verdict(errors, analysis.error_ratio),
+                   window=window)
+
+
+def read(prometheus: Prometheus, policy: Policy, seconds: int | None = None) -> Reading:
+    """One measurement through Prometheus: the AnalysisTemplate's two queries (and the canary's request count,
+    for the record) over `seconds` (default: the policy's window), judged by the template's conditions."""
+    latency = prometheus.values(latency_query(policy, seconds))
+    errors = prometheus.values(error_ratio_query(policy, seconds))
+    requests = prometheus.values(requests_query(policy, seconds))
+    return judge(policy, latency, errors, requests[0] if requests else 0.0, window(policy, seconds))

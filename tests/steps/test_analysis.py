@@ -1,6 +1,6 @@
-"""steps/_canary/analysis.py: the one source of the canary analysis' PromQL. The local rollout's queries are the rendered
-AnalysisTemplate's, only the rate window differs; its verdicts are Argo Rollouts' reading of the template's own
-conditions; an unreachable Prometheus is a transient failure that names the URL."""
+"""steps/_canary/analysis.py: the one source of the canary analysis' PromQL. The local rollout's queries are the
+rendered AnalysisTemplate's, only the rate window differs; its verdicts are Argo Rollouts' reading of the template's
+own conditions; an unreachable Prometheus is a transient failure that names the URL."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import pytest
 from steps._canary import analysis as _analysis
 from steps._core.errors import TransientError
 from steps._core.policy import Policy, load_policy
+from steps._core.prometheus import Prometheus
 from tests.conftest import free_port
 from tests.workflows.test_serving import VERDICTS, _argo_verdict, write_policy
 from workflows import serving
@@ -106,7 +107,16 @@ def test_a_measurement_fails_on_any_failed_metric_and_passes_only_when_both_pass
     assert reading.phase == expected
 
 
-def test_an_unreachable_prometheus_is_transient_and_named() -> None:
+def test_a_reading_keeps_each_metrics_value_and_phase_and_nan_for_an_empty_result(policy: Policy) -> None:
+    limit = policy.canary.analysis.latency_p95_ms
+    reading = _analysis.judge(policy, [limit + 1], [], 7.0, "6s")
+    assert (reading.latency_p95_ms, reading.requests, reading.window) == (limit + 1, 7.0, "6s")
+    assert math.isnan(reading.error_ratio)
+    assert reading.metrics == {"latency-p95-ms": "Failed", "error-ratio": "Inconclusive"}
+    assert reading.phase == "Failed"
+
+
+def test_an_unreachable_prometheus_is_transient_and_named(policy: Policy) -> None:
     url = f"http://127.0.0.1:{free_port()}"
     with pytest.raises(TransientError, match=re.escape(f"prometheus {url}: unreachable")):
-        _analysis.Prometheus(url).check()
+        _analysis.read(Prometheus(url), policy)

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from steps import drift
-from steps._canary.local.deploy import ServerProcess
+from steps._canary.local.servers import ServerProcess
 from steps._core.data import DRIFTED_FEATURES, generate, write_frame
 from steps._core.policy import load_policy
 from steps._drift import cooldown, sources

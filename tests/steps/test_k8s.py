@@ -1,5 +1,5 @@
-"""The Kubernetes adapter (steps/_canary/kubernetes.py) against a small fake Kubernetes API: a real HTTP server on 127.0.0.1
-that answers GET/PATCH for one Rollout (moving its status as the Argo Rollouts controller would) and lists
+"""The Kubernetes adapter (steps/_canary/kubernetes.py) against a small fake Kubernetes API: a real HTTP server on
+127.0.0.1 that answers GET/PATCH for one Rollout (moving its status as the Argo Rollouts controller would) and lists
 AnalysisRuns. There is no API server here; this one speaks the same HTTP, paths, verbs and content types."""
 
 from __future__ import annotations

@@ -5,7 +5,6 @@ Rollout and validated against the Rollout CRD's openAPIV3Schema."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ import pytest
 import yaml
 
 from steps import rollout as step
+from steps._canary import argo
 from steps._canary.kubernetes import merge_patch
 from steps._core.policy import Policy, load_policy
 from steps._model.bundle import write_manifest
@@ -156,7 +156,7 @@ def test_the_command_line_exits_1_and_says_why_when_rejected(
         monkeypatch: pytest.MonkeyPatch, kube_env: None, registry: Registry, tmp_path: Path, policy: Policy,
         generated_rollout: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
     version = add_version(registry, tmp_path, "aaa")
-    monkeypatch.setattr(step, "POLL_SECONDS", 0.01)
+    monkeypatch.setattr(argo, "POLL_SECONDS", 0.01)
     with serve_api(monkeypatch, generated_rollout, [{"phase": "Degraded", "abort": True, "message": ABORT_MESSAGE}]):
         code = step.main(["--model", MODEL, "--version", "latest", "--registry", registry.location,
                           "--policy", str(policy.path), "--target", "kubernetes", "--timeout", "5"])
@@ -169,7 +169,7 @@ def test_the_schema_check_catches_a_patch_the_crd_would_refuse(
     bad = {"spec": {"template": {"metadata": {"annotations": {"model-version": 3}}}}}  # annotations are strings
     with pytest.raises(jsonschema.ValidationError):
         rollout_schema.validate(merge_patch(generated_rollout, bad))
-    rollout_schema.validate(merge_patch(generated_rollout, step.version_patch(3)))
+    rollout_schema.validate(merge_patch(generated_rollout, argo.version_patch(3)))
 
 
 def test_a_policy_of_another_model_is_refused(registry: Registry, tmp_path: Path, policy_file: Path) -> None:
@@ -177,23 +177,3 @@ def test_a_policy_of_another_model_is_refused(registry: Registry, tmp_path: Path
     with pytest.raises(step.UsageError, match="not --model 'churn-model'"):
         step.rollout(MODEL, version, "kubernetes", registry, load_policy(policy_file))
     assert registry.get(MODEL, version)["status"] == "staged", "nothing may change on bad usage"
-
-
-def test_the_default_timeout_covers_the_schedule(policy: Policy) -> None:
-    # 30m + 30m + 1h of pauses, two analyses of 3 x 5m, and the margin.
-    assert step.default_timeout(policy) == 2 * 1800 + 3600 + 2 * 3 * 300 + step.TIMEOUT_MARGIN_SECONDS
-
-
-def test_rollout_state_reads_phase_abort_and_generation() -> None:
-    def obj(**status: Any) -> dict[str, Any]:
-        return {"metadata": {"generation": 3}, "status": {"observedGeneration": "3", **status}}
-
-    assert step.rollout_state(obj(phase="Healthy")) == "healthy"
-    assert step.rollout_state(obj(phase="Healthy", currentPodHash="new", stableRS="old")) == "waiting"
-    assert step.rollout_state(obj(phase="Paused", abort=True)) == "failed"
-    assert step.rollout_state(obj(phase="Degraded")) == "failed"
-    assert step.rollout_state(obj(phase="Progressing")) == "waiting"
-    assert step.rollout_state({"metadata": {"generation": 4}, "status": {"observedGeneration": "3",
-                                                                         "phase": "Healthy"}}) == "waiting"
-    assert json.dumps(step.version_patch(7)) == '{"spec": {"template": {"metadata": {"annotations": ' \
-                                                '{"model-version": "7"}}}}}'

@@ -1,7 +1,7 @@
-"""The rollout step's local target (steps/rollout.py + steps/_canary/local/deploy.py) with real components: a real
-trained bundle in a local registry, real `python -m steps.serve` processes behind the router, replayed traffic,
-and the analysis computed from the servers' own /metrics. A bad candidate is the real server with faults in its
-model's predictions (the MLOPS_DEPLOY_CANARY_FAULT knob), so its metrics show them as a bad model's would."""
+"""The rollout step's local target (steps/rollout.py + steps/_canary/local/) with real components: a real trained
+bundle in a local registry, real `python -m steps.serve` processes behind the router, replayed traffic, and the
+analysis computed from the servers' own /metrics. A bad candidate is the real server with faults in its model's
+predictions (tests/support/faults), so its metrics show them as a bad model's would."""
 
 from __future__ import annotations
 
@@ -20,22 +20,17 @@ import pytest
 import yaml
 
 from steps import rollout as step
-from steps._canary.local.deploy import (
-    FAULT_ENV,
-    DeployClient,
-    Deployment,
-    Router,
-    Snapshot,
-    judge,
-    parse_metrics,
-    quantile,
-)
+from steps._canary.local.client import DeployClient
+from steps._canary.local.deployment import Deployment
+from steps._canary.local.router import Router
+from steps._canary.local.traffic import replay_rows
 from steps._core.data import generate, write_frame
 from steps._core.policy import Policy, load_policy
 from steps._model import bundle as _bundle
 from steps._storage.registry import Registry
 from tests.conftest import free_port
 from tests.steps.test_predictor import Trained, trained_bundle
+from tests.support import faults
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
@@ -113,8 +108,6 @@ def run_rollout(policy: Policy, registry: Registry, *extra: str) -> int:
 
 
 def predict(router: Router, policy: Policy, dataset: Path) -> tuple[int, str, str]:
-    from steps._canary.local.deploy import replay_rows
-
     body = json.dumps({"instances": replay_rows(policy, str(dataset), limit=1)}).encode()
     request = urllib.request.Request(f"{router.url}/v1/models/{policy.model_name}:predict", data=body,
                                      headers={"Content-Type": "application/json"})
@@ -142,7 +135,7 @@ def test_a_good_candidate_is_promoted_and_the_previous_production_archived(
 def test_a_bad_candidate_is_rolled_back_and_rejected_with_the_reason(
         registry: Registry, policy: Policy, deployment: Router, dataset: Path, monkeypatch: pytest.MonkeyPatch,
         fault: str, broken: str) -> None:
-    monkeypatch.setenv(FAULT_ENV, fault)
+    faults.inject(monkeypatch, fault)
     code = run_rollout(policy, registry, "--deploy-url", deployment.url, "--dataset", str(dataset))
     assert code == 1
     record = registry.get(policy.model_name, 2)
@@ -271,34 +264,3 @@ def test_the_kubernetes_target_ignores_prometheus_url_in_the_environment() -> No
     # A pod may carry PROMETHEUS_URL for other tools; Argo Rollouts runs the cluster's analysis, not the step.
     assert step._prometheus_url(None, "kubernetes", "http://prom:9090") is None
     assert step._prometheus_url(None, "local", "http://prom:9090") == "http://prom:9090"
-
-
-def test_quantile_interpolates_within_the_bucket_like_prometheus() -> None:
-    before = Snapshot(0, 0, ((0.01, 0), (0.1, 0), (float("inf"), 0)))
-    after = Snapshot(100, 0, ((0.01, 50), (0.1, 100), (float("inf"), 100)))
-    # rank 95 of 100 lies 45/50 of the way through the 0.01-0.1 bucket.
-    assert quantile(0.95, before, after) == pytest.approx(0.01 + 0.09 * 45 / 50)
-    assert quantile(0.95, after, after) != quantile(0.95, after, after)  # no traffic: NaN, never a number
-
-
-def test_too_little_traffic_is_inconclusive_never_a_pass(policy: Policy) -> None:
-    before = Snapshot(0, 0, ((0.01, 0), (float("inf"), 0)))
-    after = Snapshot(5, 0, ((0.01, 5), (float("inf"), 5)))
-    assert judge(policy, before, after, 1.0).phase == "Inconclusive"
-    busy = Snapshot(50, 0, ((0.01, 50), (float("inf"), 50)))
-    assert judge(policy, before, busy, 1.0).phase == "Successful"
-    failing = Snapshot(50, 10, ((0.01, 50), (float("inf"), 50)))
-    assert judge(policy, before, failing, 1.0).phase == "Failed"
-
-
-def test_parse_metrics_sums_the_series_of_the_server() -> None:
-    text = """# TYPE model_requests_total counter
-model_requests_total{model="m",version="1",code="200"} 7
-model_requests_total{model="m",version="1",code="500"} 3
-model_inference_errors_total{model="m",version="1"} 3
-model_inference_duration_seconds_bucket{model="m",version="1",le="0.005"} 4
-model_inference_duration_seconds_bucket{model="m",version="1",le="+Inf"} 10
-"""
-    snap = parse_metrics(text)
-    assert (snap.requests, snap.errors) == (10, 3)
-    assert snap.buckets == ((0.005, 4), (float("inf"), 10))
