@@ -12,7 +12,6 @@ import re
 import signal
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 import uuid
@@ -22,8 +21,7 @@ from pathlib import Path
 import pytest
 
 from steps._storage.registry import Registry
-from workflows import demo
-from workflows.demo import RUN_ENV, Processes, marked_processes
+from workflows.demo import workspace
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -107,7 +105,7 @@ def test_ctrl_c_stops_every_process_and_leaves_the_registry_readable(folder: Pat
     assert interrupted.code == 130, interrupted.out[-3000:]
     assert "nothing is left running" in interrupted.out
     assert "did not stop on SIGINT" not in interrupted.out, interrupted.out[-2000:]  # each cleaned up, none killed
-    registry = Registry.open(str(folder / demo.DEFAULT_DIR / "registry"))
+    registry = Registry.open(str(folder / workspace.DEFAULT_DIR / "registry"))
     versions = registry.versions("fraud-detection")
     # The canary was cut short: v1 stays in production, v2 is a candidate that was never promoted.
     assert [v["version"] for v in versions] == [1, 2] and registry.production("fraud-detection") == 1
@@ -140,7 +138,7 @@ def test_the_demo_runs_the_whole_loop_and_ends_with_the_registry_table(folder: P
 
 def test_a_second_run_started_afresh_in_the_same_folder(folder: Path, full: Finished) -> None:
     assert full.code == 0
-    registry = Registry.open(str(folder / demo.DEFAULT_DIR / "registry"))
+    registry = Registry.open(str(folder / workspace.DEFAULT_DIR / "registry"))
     assert [v["version"] for v in registry.versions("fraud-detection")] == [1, 2, 3]  # not 2, 3, 4
 
 
@@ -150,72 +148,3 @@ def test_a_folder_that_is_not_a_demo_folder_is_refused(tmp_path: Path) -> None:
                           capture_output=True, text=True, check=False)
     assert code.returncode != 0 and "not empty and not a demo folder" in code.stderr
     assert (tmp_path / "notes.txt").read_text() == "mine"
-
-
-def test_a_clean_up_cut_short_by_ctrl_c_is_finished_by_the_next_run(tmp_path: Path) -> None:
-    folder = tmp_path / "mlops-demo"
-    folder.mkdir()
-    (folder / demo.MARKER).write_text("")
-    (folder / "registry").mkdir()
-    half_deleted = tmp_path / ".mlops-demo.old-1a2b3c4d"  # what an interrupted previous clean-up leaves
-    (half_deleted / "registry").mkdir(parents=True)
-    demo.prepare_dir(folder)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["mlops-demo"]
-    assert sorted(p.name for p in folder.iterdir()) == [demo.MARKER]
-
-
-# A command that exits at once on SIGINT while its child (same process group, as `mlops events serve` and the
-# `mlops run` it started) takes `linger` seconds to clean up; `ignore` makes the child ignore SIGINT altogether.
-COMMAND = textwrap.dedent("""
-    import signal, subprocess, sys, time
-    child = subprocess.Popen([sys.executable, "-c", '''
-    import signal, sys, time
-    def stop(*_):
-        time.sleep(float(sys.argv[1]))
-        sys.exit(0)
-    signal.signal(signal.SIGINT, signal.SIG_IGN if sys.argv[2] == "ignore" else stop)
-    print("ready", flush=True)
-    while True:
-        time.sleep(1)
-    ''', sys.argv[1], sys.argv[2]], stdout=subprocess.PIPE, text=True)
-    child.stdout.readline()
-    print("ready", flush=True)
-    try:
-        while True:
-            time.sleep(1)
-    except KeyboardInterrupt:
-        sys.exit(0)
-""")
-
-
-def start_command(processes: Processes, linger: float, mode: str) -> subprocess.Popen[str]:
-    """Started as Processes.start starts an `mlops` command: own session, the run's mark, output piped."""
-    process = subprocess.Popen([sys.executable, "-c", COMMAND, str(linger), mode],
-                               env={**processes.env, RUN_ENV: processes.run_id}, stdout=subprocess.PIPE, text=True,
-                               start_new_session=True)
-    assert process.stdout is not None and process.stdout.readline() == "ready\n"
-    processes.started.append(process)
-    return process
-
-
-def test_a_child_that_outlives_its_command_is_waited_for_not_killed(tmp_path: Path) -> None:
-    processes = Processes(f"test-{os.getpid()}-wait", tmp_path, dict(os.environ))
-    start_command(processes, 1.5, "linger")
-    began = time.monotonic()
-    stopped, killed = processes.stop_all(grace=10)
-    assert (stopped, killed) == (2, 0)
-    assert 1.0 < time.monotonic() - began < 10
-    assert marked_processes(processes.run_id) == []
-
-
-def test_what_ignores_sigint_is_killed_after_the_grace_period_and_counted(tmp_path: Path) -> None:
-    processes = Processes(f"test-{os.getpid()}-kill", tmp_path, dict(os.environ))
-    start_command(processes, 0, "ignore")
-    began = time.monotonic()
-    stopped, killed = processes.stop_all(grace=1)
-    assert (stopped, killed) == (2, 1)
-    assert time.monotonic() - began < 5
-    deadline = time.monotonic() + 5  # SIGKILL is immediate, the kernel's clean-up nearly so
-    while marked_processes(processes.run_id) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert marked_processes(processes.run_id) == []
