@@ -26,17 +26,9 @@ from typing import Any
 from steps._core.documents import BundleManifest
 from steps._core.errors import StepError, UsageError
 from steps._serving import loader, supervisor
-from steps._serving.app import ServedModel, Settings
+from steps._serving.app import Settings
 from steps._serving.loader import PREDICTORS
 from steps._serving.log import log
-
-
-def load_model(bundle_dir: Path, predictor: str = "auto", max_rows: int = 1000, version: str | None = None,
-               verified: BundleManifest | None = None) -> ServedModel:
-    """steps._serving.loader.load_model, looked up when called, so that a test's patch of either name takes
-    effect. This name stays while steps._canary.local.deploy's faulty-serve still patches it here."""
-    return loader.load_model(bundle_dir, predictor, max_rows, version, verified)
-
 
 # --- command line ---------------------------------------------------------------------------------------------
 
@@ -140,7 +132,8 @@ def _serve_main(argv: list[str]) -> int:
 
 def _serve(bundle_dir: Path, verified: BundleManifest | None, predictor: str, settings: Settings,
            version: str | None) -> int:
-    model = load_model(bundle_dir, predictor, settings.max_rows, version, verified)
+    # Through the module: tests/support/faults patches loader.load_model to inject faults into the model.
+    model = loader.load_model(bundle_dir, predictor, settings.max_rows, version, verified)
     log("loaded", model=model.name, model_version=model.version, bundle=str(bundle_dir), **model.description)
     return supervisor.serve(model, settings)
 

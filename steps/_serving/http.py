@@ -268,7 +268,7 @@ class Worker:
                 error=f"{type(err).__name__}: {err}")
             return STARTUP_FAILED
         try:
-            warm_up(app.model)
+            _app.warm_up(app.model)  # through the module: tests/support/faults patches it
         except Exception as err:  # noqa: BLE001 - whatever breaks the first prediction keeps the worker unready
             log("warm_up_failed", "error", worker=self.index, error=f"{type(err).__name__}: {err}")
             return STARTUP_FAILED
@@ -346,12 +346,6 @@ class Worker:
             self.loop.stop()
             return
         self.loop.call_later(0.05 if self.stopping else 1.0, self._sweep)
-
-
-def warm_up(model: ServedModel) -> float:
-    """steps._serving.app.warm_up, looked up when called, so that a test's patch of it takes effect. This name
-    stays while steps._canary.local.deploy's faulty-serve still patches it here."""
-    return _app.warm_up(model)
 
 
 def listen_socket(host: str, port: int, reuse_port: bool) -> socket.socket:
