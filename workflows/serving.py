@@ -18,6 +18,8 @@ from typing import Any
 
 # The analysis' queries and conditions live in steps/_canary/analysis.py: the local rollout runs the same ones.
 from steps._canary.analysis import (  # noqa: F401 (re-exported: the builders of the AnalysisTemplate's parts)
+    ERROR_METRIC,
+    LATENCY_METRIC,
     MIN_WINDOW_SECONDS,
     QUERY_TIMEOUT_SECONDS,
     ROLE_LABEL,
@@ -277,9 +279,9 @@ def build_analysis_template(policy: Policy) -> dict[str, Any]:
             "annotations": _provenance(policy, "build_analysis_template"),
         },
         "spec": {"metrics": [
-            {"name": "latency-p95-ms", **common, "successCondition": latency_ok, "failureCondition": latency_bad,
+            {"name": LATENCY_METRIC, **common, "successCondition": latency_ok, "failureCondition": latency_bad,
              "provider": prometheus(latency_query(policy))},
-            {"name": "error-ratio", **common, "successCondition": errors_ok, "failureCondition": errors_bad,
+            {"name": ERROR_METRIC, **common, "successCondition": errors_ok, "failureCondition": errors_bad,
              "provider": prometheus(error_ratio_query(policy))},
         ]},
     }
