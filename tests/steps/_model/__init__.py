@@ -1,0 +1,1 @@
+"""Tests of steps/_model/, one file per module."""
