@@ -1,28 +1,30 @@
 """Fixtures shared across the suite: the reference policy, small generated datasets, the official schemas,
-a real S3 API server (moto in server mode) on 127.0.0.1, and Prometheus and the Pushgateway as plain processes."""
+a real S3 API server (moto in server mode) on 127.0.0.1, and the reference model trained once per session.
+The helpers behind them (paths, free ports, Prometheus and the Pushgateway as plain processes) are in tests.support."""
 
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-import subprocess
 import threading
-import time
-import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-SCHEMAS = ROOT.parent / "shared" / "schemas"
-POLICY = ROOT / "gates" / "fraud-detection.yaml"
-# Debian's packages (`.ci/run` installs them); tests that need one skip, saying so, where it is absent.
-PROMETHEUS = Path(shutil.which("prometheus") or "/usr/bin/prometheus")
-PUSHGATEWAY = Path(shutil.which("prometheus-pushgateway") or "/usr/bin/prometheus-pushgateway")
+# The helpers in tests.support hold assertions that moved there from test modules: pytest rewrites them as it does
+# a test module's, so a failure still shows the values. It must be said before their first import.
+pytest.register_assert_rewrite("tests.support")
+
+from tests.support.paths import POLICY, ROOT, SCHEMAS  # noqa: E402
+from tests.support.processes import PROMETHEUS, PUSHGATEWAY, free_port, prometheus, running  # noqa: E402
+
+# Test modules import helpers from tests.support; these names stay here for the modules that still import them
+# from this file (a conftest is not a module to import from: move them to tests.support).
+__all__ = ["POLICY", "PROMETHEUS", "PUSHGATEWAY", "ROOT", "SCHEMAS", "free_port", "prometheus", "running"]
+
+if TYPE_CHECKING:
+    from tests.support.models import Trained
 
 
 @pytest.fixture(scope="session")
@@ -45,12 +47,6 @@ def dataset_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("data") / "transactions.csv"
     write_frame(generate(20000, seed=7), out)
     return out
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class AtomicWrites:
@@ -122,42 +118,9 @@ def _no_progress_bars(monkeypatch: pytest.MonkeyPatch) -> None:
     os.environ.setdefault("MPLBACKEND", "Agg")
 
 
-@contextmanager
-def running(binary: Path, args: list[str], folder: Path, port: int | None = None,
-            timeout: float = 30) -> Iterator[str]:
-    """Prometheus or the Pushgateway as a plain process on 127.0.0.1 (`port`, else a free one), once its
-    /-/ready answers; yields its URL and stops it on exit. Skips the test when the binary is not installed."""
-    if not binary.is_file():
-        pytest.skip(f"{binary.name} is not installed at {binary} (Debian package {binary.name}; CI installs it)")
-    port = port or free_port()
-    url = f"http://127.0.0.1:{port}"
-    log_path = folder / f"{binary.name}.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen([str(binary), *args, f"--web.listen-address=127.0.0.1:{port}"],
-                                   stdout=subprocess.DEVNULL, stderr=log)
-        try:
-            deadline = time.monotonic() + timeout
-            while True:
-                if process.poll() is not None:
-                    raise AssertionError(f"{binary.name} exited with {process.returncode}: "
-                                         f"{log_path.read_text(errors='replace')[-2000:]}")
-                try:
-                    urllib.request.urlopen(f"{url}/-/ready", timeout=1).close()
-                    break
-                except OSError as err:
-                    if time.monotonic() > deadline:
-                        raise AssertionError(f"{binary.name} at {url} not ready after {timeout:.0f}s: {err}") from err
-                    time.sleep(0.2)
-            yield url
-        finally:
-            process.terminate()
-            process.wait(timeout=20)
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
+    """The reference policy's model trained on 20k generated rows, once per session."""
+    from tests.support.models import trained_bundle  # scikit-learn: only for the tests that train
 
-
-@contextmanager
-def prometheus(config: Path, folder: Path, port: int | None = None) -> Iterator[str]:
-    """A real Prometheus scraping as `config` says, its data in `folder`; yields its URL."""
-    with running(PROMETHEUS, [f"--config.file={config}", f"--storage.tsdb.path={folder / 'tsdb'}"], folder,
-                 port) as url:
-        yield url
-
+    return trained_bundle(tmp_path_factory)

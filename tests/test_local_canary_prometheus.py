@@ -20,20 +20,19 @@ import yaml
 from steps import rollout as step
 from steps._canary import analysis as _analysis
 from steps._canary.local.client import DeployClient
-from steps._canary.local.deployment import Deployment
 from steps._canary.local.router import Router
 from steps._core.errors import UsageError
 from steps._core.policy import Policy
 from steps._core.prometheus import Prometheus
 from steps._storage.registry import Registry
-from tests.conftest import free_port, prometheus
-from tests.steps.test_predictor import Trained, trained_bundle
-from tests.steps.test_rollout_local import short_canary_policy, v1_production_v2_staged
 from tests.support import faults
+from tests.support.canary import short_canary_policy, stable_deployment, v1_production_v2_staged
+from tests.support.models import Trained
+from tests.support.paths import ROOT
+from tests.support.processes import free_port, prometheus
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parents[1]
 SCALE = "0.05"  # 1m pause and interval -> 3 s; the rate window is the local floor, 5 s (five 1 s scrapes)
 
 
@@ -41,11 +40,6 @@ SCALE = "0.05"  # 1m pause and interval -> 3 s; the rate window is the local flo
 class Scraping:
     prometheus: str  # the Prometheus URL
     router_port: int  # where each test's router listens: the port the scrape configuration names
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
-    return trained_bundle(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -88,15 +82,11 @@ def registry(tmp_path: Path, trained: Trained, policy: Policy) -> Registry:
 def deployment(scraping: Scraping, registry: Registry, policy: Policy) -> Iterator[Router]:
     """What `mlops deploy` runs, on the port Prometheus scrapes, with v1 as the stable server; the canary's
     scrape is up (an empty exposition) before the rollout starts one."""
-    router = Router(Deployment(policy.model_name, registry.location), port=scraping.router_port).start()
-    try:
-        DeployClient(router.url).set_stable(1)
+    with stable_deployment(registry, policy, port=scraping.router_port) as router:
         # This router's v1 scraped (an earlier test's series went stale when its router closed).
         _eventually(scraping, f'model_requests_total{{model="{policy.model_name}", role="stable", '
                               'model_version="1"}')
         yield router
-    finally:
-        router.close()
 
 
 @pytest.fixture(scope="module")

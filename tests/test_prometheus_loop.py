@@ -28,12 +28,11 @@ from steps._canary.local.servers import ServerProcess
 from steps._core.data import generate
 from steps._core.policy import Policy, load_policy
 from steps._storage.registry import Registry
-from tests.conftest import PROMETHEUS, prometheus
-from tests.steps.test_drift_step import Hook
-from tests.steps.test_predictor import Trained, trained_bundle
-from tests.steps.test_rollout_local import candidate
+from tests.support.argo import argo_verdict
 from tests.support.faults import FAULT_ENV, inject
-from tests.workflows.test_serving import _argo_verdict
+from tests.support.models import Trained, candidate
+from tests.support.processes import PROMETHEUS, prometheus
+from tests.support.webhooks import Hook
 from workflows import serving
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -50,11 +49,6 @@ class Loop:
     registry: Registry
     prometheus: str
     servers: dict[str, ServerProcess]  # "stable", the canary scenarios, and "drift" (the production version)
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
-    return trained_bundle(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -193,7 +187,7 @@ def test_the_rendered_analysis_passes_a_good_canary_and_fails_a_slow_or_failing_
         _wait_for(loop.prometheus, traffic.format(m=model, s=scenario), lambda v: v >= REQUESTS * 0.95,
                   f"{scenario} canary's {REQUESTS} requests")
 
-    verdicts = {(scenario, name): _argo_verdict(metric, _query(loop.prometheus, _scenario_query(metric, scenario)))
+    verdicts = {(scenario, name): argo_verdict(metric, _query(loop.prometheus, _scenario_query(metric, scenario)))
                 for scenario in CANARIES for name, metric in metrics.items()}
     assert verdicts == {
         ("good", "latency-p95-ms"): "Successful", ("good", "error-ratio"): "Successful",

@@ -15,8 +15,9 @@ from steps._canary import analysis as _analysis
 from steps._core.errors import TransientError
 from steps._core.policy import Policy, load_policy
 from steps._core.prometheus import Prometheus
-from tests.conftest import free_port
-from tests.workflows.test_serving import VERDICTS, _argo_verdict, write_policy
+from tests.support.argo import VERDICTS, argo_verdict
+from tests.support.policies import write_policy
+from tests.support.processes import free_port
 from workflows import serving
 
 
@@ -87,7 +88,7 @@ def test_a_reading_is_judged_as_argo_rollouts_judges_the_rendered_conditions(
     threshold = {"latency-p95-ms": policy.canary.analysis.latency_p95_ms,
                  "error-ratio": policy.canary.analysis.error_ratio}[metric]
     assert _analysis.verdict(result, threshold) == expected
-    assert _analysis.verdict(result, threshold) == _argo_verdict(_rendered(policy)[metric], result)
+    assert _analysis.verdict(result, threshold) == argo_verdict(_rendered(policy)[metric], result)
 
 
 PHASES = [

@@ -29,40 +29,13 @@ from steps._model import bundle as _bundle
 from steps._model.bundle import write_manifest
 from steps._model.profile import build_profile
 from steps._storage.registry import Registry
-from tests.conftest import PUSHGATEWAY, free_port, prometheus, running
-from tests.steps.test_predictor import Trained, trained_bundle
+from tests.support.models import Trained
+from tests.support.paths import ROOT
+from tests.support.processes import PUSHGATEWAY, free_port, prometheus, running
+from tests.support.webhooks import Hook
 
-ROOT = Path(__file__).resolve().parents[2]
 MODEL = "fraud-detection"
 TOKEN = "s3cret-token"
-
-
-class Hook:
-    """A real webhook on 127.0.0.1 recording every request; `statuses` answers the first requests in order."""
-
-    def __init__(self, statuses: list[int] | None = None):
-        self.requests: list[dict[str, Any]] = []
-        self.statuses = list(statuses or [])
-        hook = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                hook.requests.append({"auth": self.headers.get("Authorization"), "body": json.loads(body)})
-                status = hook.statuses.pop(0) if hook.statuses else 200
-                self.send_response(status)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/drift"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
@@ -306,11 +279,6 @@ def copy_of(bundle: Path, folder: Path, name: str, drop: str | None = None) -> P
     manifest["fingerprint"] = f"{manifest['fingerprint']}-{name}"
     _bundle.write_manifest(out, manifest)
     return out
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
-    return trained_bundle(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,5 @@
 """The compiled predictor: HistGradientBoosting trees exported as data, compiled back into Python at load, scoring
-exactly as the skops model does (missing values and unseen categories included), and the gate's parity check.
-
-`trained_bundle` (one 20k-row training per test session) is shared with tests/steps/test_serve*.py.
-"""
+exactly as the skops model does (missing values and unseen categories included), and the gate's parity check."""
 
 from __future__ import annotations
 
@@ -10,7 +7,6 @@ import json
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,42 +21,8 @@ from steps._model import bundle as _bundle
 from steps._model import parity as _parity
 from steps._model import skops as _model
 from steps._model import trees as _predictor
-
-ROOT = Path(__file__).resolve().parents[2]
-POLICY = ROOT / "gates" / "fraud-detection.yaml"
-ROWS = 20_000
-
-
-@dataclass(frozen=True)
-class Trained:
-    bundle: Path
-    holdout: Path
-    policy: Path
-
-
-def trained_bundle(tmp_path_factory: pytest.TempPathFactory) -> Trained:
-    """The reference policy's model trained on 20k generated rows, once per session (steps.train's own code)."""
-    root = tmp_path_factory.getbasetemp() / "serve-trained"
-    done = Trained(root / "bundle", root / "holdout.parquet", root / POLICY.name)
-    if (done.bundle / _bundle.MANIFEST).is_file():
-        return done
-    root.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(POLICY, done.policy)  # a snapshot: gates/ may change while the session runs
-    validated = root / "validated"
-    validated.mkdir(exist_ok=True)
-    frame = generate(ROWS, seed=11)
-    frame.to_parquet(validated / "data.parquet", index=False)
-    source = {"uri": "generated", "sha256": _bundle.sha256_file(validated / "data.parquet"), "format": "parquet",
-              "rows": len(frame)}
-    (validated / "source.json").write_text(json.dumps(source))
-    result = train.train(validated, load_policy(done.policy), git_commit="0" * 40)
-    result.write(done.bundle, done.holdout)
-    return done
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
-    return trained_bundle(tmp_path_factory)
+from tests.support.models import Trained
+from tests.support.paths import POLICY, ROOT
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,9 @@ import pytest
 
 from steps._storage.registry import Registry
 from steps.register import main
-from tests.conftest import free_port
-from tests.steps.test_registry import FAILED, MODEL, PASSED, ROOT, make_bundle
+from tests.support.bundles import FAILED, MODEL, PASSED, make_bundle
+from tests.support.paths import ROOT
+from tests.support.processes import free_port
 
 
 def write_report(tmp_path: Path, report: dict[str, Any], name: str = "gate.json") -> Path:

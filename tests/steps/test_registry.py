@@ -17,33 +17,8 @@ from steps._model.bundle import BundleError, write_manifest
 from steps._storage.registry import IllegalTransition, Registry, RegistryError, VersionNotFound
 from steps._storage.store import open_store
 from steps.registry import main as registry_main
-
-ROOT = Path(__file__).resolve().parents[2]
-MODEL = "churn-model"  # not the reference model: nothing in the registry may depend on it
-PASSED = {
-    "model": MODEL,
-    "passed": True,
-    "candidate": {"accuracy": 0.95, "pr_auc": 0.71, "roc_auc": 0.9},
-    "gates": [{"name": "accuracy", "passed": True}, {"name": "pr_auc", "passed": True}],
-    "failed": [],
-}
-FAILED = {
-    "model": MODEL,
-    "passed": False,
-    "candidate": {"accuracy": 0.95, "pr_auc": 0.2},
-    "gates": [{"name": "accuracy", "passed": True}, {"name": "pr_auc", "passed": False}],
-    "failed": ["pr_auc"],
-}
-
-
-def make_bundle(root: Path, fingerprint: str, model: str = MODEL) -> Path:
-    """A tiny hand-made bundle: what the registry needs is files, hashes, a fingerprint and a model name."""
-    folder = root / f"bundle-{fingerprint}"
-    folder.mkdir(parents=True)
-    (folder / "model.skops").write_bytes(f"weights of {fingerprint}".encode() * 50)
-    (folder / "profile.json").write_text(json.dumps({"features": {}, "rows": 10}))
-    write_manifest(folder, {"model": model, "fingerprint": fingerprint, "git_commit": "0123abcd", "reason": "test"})
-    return folder
+from tests.support.bundles import FAILED, MODEL, PASSED, make_bundle, register
+from tests.support.paths import ROOT
 
 
 def overwrite(location: str, key: str, data: bytes) -> None:
@@ -72,10 +47,6 @@ def reg(location: str) -> Registry:
 @pytest.fixture
 def bundles(tmp_path: Path) -> Path:
     return tmp_path / "bundles"
-
-
-def register(reg: Registry, bundles: Path, fingerprint: str, report: dict[str, Any] = PASSED) -> dict[str, Any]:
-    return reg.register(MODEL, make_bundle(bundles, fingerprint), passed=report["passed"], gate_report=report)
 
 
 # ---- registration -------------------------------------------------------------------------------------------

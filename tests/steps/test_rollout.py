@@ -19,7 +19,7 @@ from steps._canary.kubernetes import merge_patch
 from steps._core.policy import Policy, load_policy
 from steps._model.bundle import write_manifest
 from steps._storage.registry import Registry
-from tests.steps.test_k8s import ABORT_MESSAGE, NAMESPACE, TOKEN, FakeKubeAPI, analysis_run
+from tests.support.kube import ABORT_MESSAGE, NAMESPACE, TOKEN, FakeKubeAPI, analysis_run
 
 MODEL = "churn-model"  # not the reference model: nothing here may depend on it
 PASSED = {"model": MODEL, "passed": True, "candidate": {"accuracy": 0.95}, "gates": [], "failed": []}

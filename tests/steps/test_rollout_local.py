@@ -6,7 +6,6 @@ predictions (tests/support/faults), so its metrics show them as a bad model's wo
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import time
@@ -17,45 +16,28 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from steps import rollout as step
 from steps._canary.local.client import DeployClient
-from steps._canary.local.deployment import Deployment
 from steps._canary.local.router import Router
 from steps._canary.local.traffic import replay_rows
 from steps._core.data import generate, write_frame
-from steps._core.policy import Policy, load_policy
+from steps._core.policy import Policy
 from steps._model import bundle as _bundle
 from steps._storage.registry import Registry
-from tests.conftest import free_port
-from tests.steps.test_predictor import Trained, trained_bundle
 from tests.support import faults
+from tests.support.canary import short_canary_policy, stable_deployment, v1_production_v2_staged
+from tests.support.models import Trained, candidate
+from tests.support.paths import ROOT
+from tests.support.processes import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-ROOT = Path(__file__).resolve().parents[2]
 SCALE = "0.01"  # 1m pauses and intervals -> 0.6 s
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
-    return trained_bundle(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
 def policy(trained: Trained, tmp_path_factory: pytest.TempPathFactory) -> Policy:
     return short_canary_policy(trained, tmp_path_factory)
-
-
-def short_canary_policy(trained: Trained, tmp_path_factory: pytest.TempPathFactory) -> Policy:
-    """The trained model's policy with a short canary: 50% for 1m with an analysis of 2 x 1m, then 100%."""
-    raw = yaml.safe_load(trained.policy.read_text())
-    raw["canary"]["steps"] = [{"set_weight": 50, "pause": "1m", "analysis": True}, {"set_weight": 100}]
-    raw["canary"]["analysis"].update(interval="1m", count=2, failure_limit=0, inconclusive_limit=1,
-                                     latency_p95_ms=100, error_ratio=0.05, min_requests=20)
-    out = tmp_path_factory.mktemp("gates") / trained.policy.name
-    out.write_text(yaml.safe_dump(raw))
-    return load_policy(out)
 
 
 @pytest.fixture(scope="module")
@@ -65,41 +47,16 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def candidate(trained: Trained, root: Path, name: str) -> Path:
-    """A copy of the trained bundle under another training fingerprint: a new registry version."""
-    folder = root / name
-    shutil.copytree(trained.bundle, folder)
-    manifest = json.loads((folder / _bundle.MANIFEST).read_text())
-    for key in ("files", "format_version"):
-        manifest.pop(key, None)
-    manifest["fingerprint"] = f"{manifest['fingerprint']}-{name}"
-    _bundle.write_manifest(folder, manifest)
-    return folder
-
-
 @pytest.fixture
 def registry(tmp_path: Path, trained: Trained, policy: Policy) -> Registry:
     return v1_production_v2_staged(tmp_path, trained, policy)
 
 
-def v1_production_v2_staged(tmp_path: Path, trained: Trained, policy: Policy) -> Registry:
-    """A registry with two versions of the trained model: v1 in production, v2 staged."""
-    reg = Registry.open(str(tmp_path / "registry"))
-    for name in ("one", "two"):
-        reg.register(policy.model_name, candidate(trained, tmp_path, name), passed=True, gate_report={"passed": True})
-    reg.promote(policy.model_name, 1, "production")
-    return reg
-
-
 @pytest.fixture
 def deployment(registry: Registry, policy: Policy) -> Iterator[Router]:
     """What `mlops deploy` runs: the router with v1 as the stable server."""
-    router = Router(Deployment(policy.model_name, registry.location), port=0).start()
-    try:
-        DeployClient(router.url).set_stable(1)
+    with stable_deployment(registry, policy) as router:
         yield router
-    finally:
-        router.close()
 
 
 def run_rollout(policy: Policy, registry: Registry, *extra: str) -> int:

@@ -29,8 +29,9 @@ from steps._core.policy import load_policy
 from steps._model import bundle as _bundle
 from steps._model import skops as _model
 from steps._model import trees as _predictor
-from tests.conftest import free_port
-from tests.steps.test_predictor import ROOT, Trained, trained_bundle
+from tests.support.models import Trained
+from tests.support.paths import ROOT
+from tests.support.processes import free_port
 
 pytestmark = pytest.mark.integration
 MODEL = "fraud-detection"
@@ -106,11 +107,6 @@ def wait_ready(server: Server, timeout: float = 60) -> None:
             pass
         time.sleep(0.05)
     raise AssertionError(f"server not ready in {timeout} s: {server.log.read_text()[-3000:]}")
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
-    return trained_bundle(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

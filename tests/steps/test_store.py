@@ -19,7 +19,7 @@ from steps._storage.store import (
     StoreError,
     open_store,
 )
-from tests.conftest import free_port
+from tests.support.processes import free_port
 
 
 @pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.integration)])

@@ -22,7 +22,8 @@ from steps._core.data import generate, write_frame
 from steps._core.policy import load_policy
 from steps._quality.expectations import contract_checks
 from steps.validate import main
-from tests.conftest import ROOT, free_port
+from tests.support.paths import ROOT
+from tests.support.processes import free_port
 
 
 @dataclass

@@ -18,13 +18,12 @@ import pytest
 import yaml
 
 from steps._core.policy import load_policy
-from tests.conftest import PROMETHEUS, free_port
-from tests.conftest import prometheus as start_prometheus
+from tests.support.processes import PROMETHEUS, free_port
+from tests.support.processes import prometheus as start_prometheus
+from tests.support.workflows import container, workflow
 from workflows import events, render
 from workflows._schemas import Schemas
 from workflows.local import events as events_serve
-
-from .conftest import container, workflow
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = "fraud-detection"

@@ -17,10 +17,10 @@ import pytest
 import yaml
 
 from steps._core.policy import load_policy
+from tests.support.workflows import container, workflow
 from workflows import events
 from workflows.local import events as events_serve
 
-from .conftest import container, workflow
 from .test_events import MODEL, PARAMS, TINY_CODE, TOKEN, Served, alert
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,14 +10,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
-from tests.workflows.conftest import container, run_file, workflow
+from tests.support.paths import ROOT
+from tests.support.workflows import Ran, container, run_file, workflow
 from workflows.local.runner import RunnerError
-
-ROOT = Path(__file__).resolve().parents[2]
 
 # A task that records when it ran: argv[1] is a file name, the times go to <name>.times.
 STAMP = ("import sys, time; t0 = time.time(); time.sleep(float(sys.argv[2])); "
@@ -37,6 +37,19 @@ def stamp_task(name: str, sleep: float = 0.0, **extra: object) -> dict[str, obje
 
 STAMP_TEMPLATE = container("stamp", STAMP, args=["{{inputs.parameters.id}}", "{{inputs.parameters.sleep}}"],
                            inputs={"parameters": [{"name": "id"}, {"name": "sleep"}]})
+
+
+@pytest.fixture
+def run_yaml(tmp_path: Path):
+    """Write documents to tmp/workflow.yaml and run them from disk."""
+
+    def run(*docs: dict[str, Any], params: dict[str, str] | None = None,
+            config_maps: dict[str, dict[str, str]] | None = None) -> Ran:
+        path = tmp_path / "workflow.yaml"
+        path.write_text(yaml.safe_dump_all(docs, sort_keys=False), encoding="utf-8")
+        return run_file(path, tmp_path, params, config_maps)
+
+    return run
 
 
 def test_parameters_and_artifacts_flow_from_task_to_task(run_yaml, tmp_path):

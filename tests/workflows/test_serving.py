@@ -4,7 +4,6 @@ leave too little traffic inconclusive (checked on Prometheus' own engine with `p
 
 from __future__ import annotations
 
-import math
 import re
 import shutil
 import subprocess
@@ -15,6 +14,8 @@ import pytest
 import yaml
 
 from steps._core.policy import Policy, load_policy
+from tests.support.argo import VERDICTS, argo_verdict
+from tests.support.policies import write_policy
 from workflows import render, serving
 from workflows._common import package_version
 from workflows._schemas import Schemas
@@ -33,15 +34,6 @@ def rollout(policy: Policy) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def analysis(policy: Policy) -> dict[str, Any]:
     return serving.build_analysis_template(policy)
-
-
-def write_policy(folder: Path, policy_file: Path, canary: str, model: str = "churn") -> Path:
-    """A copy of the reference policy with another model name and `canary:` section."""
-    text = policy_file.read_text().replace("model_name: fraud-detection", f"model_name: {model}")
-    text = re.sub(r"\ncanary:\n(?:  .*\n|\s*\n)*", "\n" + canary.strip("\n") + "\n\n", text)
-    path = folder / f"{model}.yaml"
-    path.write_text(text)
-    return path
 
 
 def _pod(rollout: dict[str, Any]) -> dict[str, Any]:
@@ -219,43 +211,11 @@ def test_each_query_selects_the_models_canary_pods_and_requires_minimum_traffic(
     assert denominator.startswith("sum(increase(model_requests_total{")
 
 
-def _argo_verdict(metric: dict[str, Any], result: list[float]) -> str:
-    """What Argo Rollouts records for one measurement: success is checked first, then failure, else
-    Inconclusive. The expr conditions are evaluated as Python after a literal translation of their syntax."""
-
-    def holds(condition: str) -> bool:
-        assert re.fullmatch(r"[\w\s\[\]().<>=!&|]+", condition), condition  # nothing but what we translate
-        text = condition.replace("&&", " and ").replace("||", " or ")
-        text = re.sub(r"!(?!=)", " not ", text)
-        return bool(eval(text, {"__builtins__": {}}, {"len": len, "isNaN": math.isnan, "result": result}))
-
-    if holds(metric["successCondition"]):
-        return "Successful"
-    if holds(metric["failureCondition"]):
-        return "Failed"
-    return "Inconclusive"
-
-
-VERDICTS = [
-    ("latency-p95-ms", [], "Inconclusive"),
-    ("latency-p95-ms", [math.nan], "Inconclusive"),
-    ("latency-p95-ms", [47.5], "Successful"),
-    ("latency-p95-ms", [100.0], "Successful"),
-    ("latency-p95-ms", [100.001], "Failed"),
-    ("latency-p95-ms", [math.inf], "Failed"),
-    ("error-ratio", [], "Inconclusive"),
-    ("error-ratio", [math.nan], "Inconclusive"),
-    ("error-ratio", [0.0], "Successful"),
-    ("error-ratio", [0.01], "Successful"),
-    ("error-ratio", [0.1], "Failed"),
-]
-
-
 @pytest.mark.parametrize(("metric", "result", "verdict"), VERDICTS,
                          ids=[f"{m}-{r or 'empty'}" for m, r, _ in VERDICTS])
 def test_conditions_pass_fail_or_leave_a_measurement_inconclusive(analysis, metric, result, verdict):
     metrics = {m["name"]: m for m in analysis["spec"]["metrics"]}
-    assert _argo_verdict(metrics[metric], result) == verdict
+    assert argo_verdict(metrics[metric], result) == verdict
 
 
 # --- the queries on Prometheus' engine (promtool) ---------------------------------------------------------
@@ -338,7 +298,7 @@ def test_queries_measure_only_the_canary_and_return_nothing_at_low_traffic(analy
                           timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
     for name, (_, p95, ratio) in SCENARIOS.items():
-        verdicts = tuple(_argo_verdict(metrics[m], [] if v is None else [v])
+        verdicts = tuple(argo_verdict(metrics[m], [] if v is None else [v])
                          for m, v in (("latency-p95-ms", p95), ("error-ratio", ratio)))
         assert verdicts == EXPECTED_VERDICTS[name], name
 

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from steps._core.policy import load_policy
-from tests.conftest import free_port
+from tests.support.processes import free_port
 from workflows import render, submit
 from workflows._schemas import Schemas
 

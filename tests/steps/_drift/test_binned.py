@@ -14,7 +14,7 @@ from scipy import spatial, stats
 from steps._drift import binned as _binned
 from steps._drift import rule as _rule
 from steps._model import profile as _profile
-from tests.steps._drift.conftest import COLOUR, NUMBER, POLICY, ROWS, rule, tiny_profile
+from tests.support.drift import COLOUR, NUMBER, POLICY, ROWS, rule, tiny_profile
 
 
 def test_psi_of_a_known_shift_matches_the_hand_computation() -> None:

@@ -15,7 +15,7 @@ from scipy import stats
 
 from steps._drift import ecdf as _ecdf
 from steps._drift import rule as _rule
-from tests.steps._drift.conftest import rule
+from tests.support.drift import rule
 
 
 @pytest.mark.parametrize("kind", ["float", "integer", "ties", "negative-integers", "unequal-sizes", "equal-sizes"])

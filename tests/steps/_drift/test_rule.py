@@ -15,7 +15,7 @@ from steps._drift import binned as _binned
 from steps._drift import methods as _methods
 from steps._drift import rule as _rule
 from steps._model import profile as _profile
-from tests.steps._drift.conftest import COLOUR, NUMBER, POLICY, ROWS, rule, tiny_profile
+from tests.support.drift import COLOUR, NUMBER, POLICY, ROWS, rule, tiny_profile
 
 
 @pytest.mark.parametrize("method", ["psi", "jensen_shannon", "wasserstein", "ks"])

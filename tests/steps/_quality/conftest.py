@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
-import numpy as np
-import pandas as pd
 import pytest
 
 from steps._core.data import generate
-from steps._core.policy import Policy, load_policy
+from steps._core.policy import load_policy
 from steps._model import features as _features
-from tests.conftest import POLICY
-
-
-@dataclass(frozen=True)
-class SmallModel:
-    policy: Policy
-    pipeline: Any
-    X: pd.DataFrame
-    y: np.ndarray
-    holdout: pd.DataFrame
+from tests.support.models import SmallModel
+from tests.support.paths import POLICY
 
 
 @pytest.fixture(scope="package")

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from steps._quality.edge_cases import edge_cases
-from tests.steps._quality.conftest import SmallModel
+from tests.support.models import SmallModel
 
 
 def test_a_real_model_handles_every_case(small_model: SmallModel) -> None:

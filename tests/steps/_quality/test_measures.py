@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from steps._quality import measures
-from tests.steps._quality.conftest import SmallModel
+from tests.support.models import SmallModel
 
 
 def test_recall_gap_is_the_spread_between_segments_with_enough_positives() -> None:

@@ -13,7 +13,7 @@ from steps._core.documents import SourceRecord
 from steps._core.errors import UsageError
 from steps._core.policy import load_policy
 from steps._quality import validated
-from tests.conftest import POLICY
+from tests.support.paths import POLICY
 
 
 def test_rows_and_source_read_back_with_one_dtype_per_contract_type(tmp_path: Path) -> None:

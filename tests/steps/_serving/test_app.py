@@ -11,23 +11,11 @@ from typing import Any
 
 import pytest
 
-from steps._core.documents import ContractRecord
 from steps._serving.app import App, ServedModel, warm_up
 from steps._serving.batcher import Batcher
-from steps._serving.contract import RequestContract
 from steps._serving.exchange import Request
 from steps._serving.metrics import Metrics
-
-MODEL = "fraud-detection"
-CONTRACT: ContractRecord = {
-    "target": "is_fraud", "positive_label": 1, "segment": None,
-    "features": [
-        {"name": "amount", "type": "numeric", "nullable": False, "min": 0.0, "max": 100.0},
-        {"name": "channel", "type": "categorical", "nullable": False, "categories": ["web", "app"],
-         "unknown": "reject"},
-    ],
-}
-ROW = {"amount": 40.0, "channel": "app"}
+from tests.support.serving import MODEL, ROW, Amount, served
 
 
 class Answer:
@@ -53,22 +41,6 @@ class Answer:
 
     def json(self) -> Any:
         return json.loads(self.body)
-
-
-class Amount:
-    """A pure-Python model: the score is amount / 100 (or a fixed, broken score)."""
-
-    kind = "compiled"
-
-    def __init__(self, broken: float | None = None):
-        self.broken = broken
-
-    def predict(self, rows: Sequence[Sequence[float]]) -> list[float]:
-        return [self.broken if self.broken is not None else row[0] / 100 for row in rows]
-
-
-def served(predictor: Any = None) -> ServedModel:
-    return ServedModel(MODEL, "3", 0.5, RequestContract(CONTRACT), predictor or Amount(), True, {})
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from steps._model import features as _features
 from steps._model import profile as _profile
 from steps._model.contract import contract_to_dict
 from steps._serving.contract import RequestContract, RequestError
-from tests.steps.test_predictor import POLICY
+from tests.support.paths import POLICY
 
 NAN = float("nan")
 

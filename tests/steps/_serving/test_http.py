@@ -18,7 +18,7 @@ import pytest
 from steps._serving.app import Settings
 from steps._serving.http import Worker, listen_socket
 from steps._serving.metrics import Metrics
-from tests.steps._serving.test_app import MODEL, served
+from tests.support.serving import MODEL, served
 
 pytestmark = pytest.mark.integration
 PREDICT = f"/v1/models/{MODEL}:predict"

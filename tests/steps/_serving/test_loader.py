@@ -12,14 +12,9 @@ import pytest
 from steps._model import bundle as _bundle
 from steps._serving.loader import ServeError, fetch, load_model, parse_model_reference
 from steps._storage.registry import Registry, RegistryError
-from tests.steps.test_predictor import Trained, trained_bundle
+from tests.support.models import Trained
 
 MODEL = "fraud-detection"
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
-    return trained_bundle(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

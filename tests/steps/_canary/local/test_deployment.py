@@ -15,8 +15,7 @@ from steps._canary.local.deployment import Deployment
 from steps._canary.local.servers import DeployError
 from steps._core.policy import load_policy
 from steps._storage.registry import Registry
-from tests.steps.test_predictor import trained_bundle
-from tests.steps.test_rollout_local import candidate
+from tests.support.models import candidate, trained_bundle
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

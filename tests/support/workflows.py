@@ -1,5 +1,5 @@
-"""Helpers for the workflow tests: tiny WorkflowTemplates whose containers run `python -c ...`, and a way
-to run them through the same path as `mlops run --from FILE` (written to disk, loaded back, executed)."""
+"""Tiny WorkflowTemplates for the local runner's tests, whose containers run `python -c ...`, and a way to run
+them through the same path as `mlops run --from FILE` (written to disk, loaded back, executed)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,6 @@ import copy
 import io
 from pathlib import Path
 from typing import Any
-
-import pytest
-import yaml
 
 from workflows.local import runner
 
@@ -57,16 +54,3 @@ def run_file(path: Path, cwd: Path, params: dict[str, str] | None = None,
                            local_config_maps=config_maps, cwd=cwd, progress=runner.Progress(stream))
     result = engine.run()
     return Ran(result, stream.getvalue(), path)
-
-
-@pytest.fixture
-def run_yaml(tmp_path: Path):
-    """Write documents to tmp/workflow.yaml and run them from disk."""
-
-    def run(*docs: dict[str, Any], params: dict[str, str] | None = None,
-            config_maps: dict[str, dict[str, str]] | None = None) -> Ran:
-        path = tmp_path / "workflow.yaml"
-        path.write_text(yaml.safe_dump_all(docs, sort_keys=False), encoding="utf-8")
-        return run_file(path, tmp_path, params, config_maps)
-
-    return run
