@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from steps._core.policy import load_policy
-from tests.conftest import POLICY, ROOT
+from tests.support.paths import POLICY, ROOT
 from workflows._schemas import NoSchema, SchemaIssue, Schemas, locate
 from workflows.events import build_event_source
 from workflows.render import render_documents

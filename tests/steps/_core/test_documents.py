@@ -22,7 +22,7 @@ import yaml
 from steps import drift, gate, register, registry, train, validate
 from steps._core import documents
 from steps._core.data import generate, write_frame
-from tests.conftest import POLICY
+from tests.support.paths import POLICY
 from workflows.local import run as local_run
 
 MODEL = "fraud-detection"

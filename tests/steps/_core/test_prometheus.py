@@ -17,7 +17,7 @@ import pytest
 
 from steps._core.errors import TransientError, UsageError
 from steps._core.prometheus import Prometheus, parse_exposition, read_page
-from tests.conftest import PUSHGATEWAY, free_port, prometheus, running
+from tests.support.processes import PUSHGATEWAY, free_port, prometheus, running
 
 pytestmark = pytest.mark.integration
 

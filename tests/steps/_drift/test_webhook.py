@@ -17,7 +17,7 @@ import pytest
 
 from steps._core.errors import TransientError, UsageError
 from steps._drift.webhook import TOKEN_ENV, Delivery, post, read_token
-from tests.conftest import free_port
+from tests.support.processes import free_port
 
 pytestmark = pytest.mark.integration
 

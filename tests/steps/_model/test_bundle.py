@@ -28,7 +28,7 @@ from steps._model.bundle import (
 from steps._model.features import model_input
 from steps._model.skops import ModelError
 from steps._quality import validated
-from tests.conftest import POLICY
+from tests.support.paths import POLICY
 
 TRAINED_FILES = ["model.skops", "model.trees.json", "profile.json", "reference_ecdf.npz"]
 

@@ -10,7 +10,7 @@ import pytest
 
 from steps._core.policy import DataPolicy, Feature, load_policy
 from steps._model.contract import contract_to_dict, feature_to_dict, features_from_contract
-from tests.conftest import POLICY
+from tests.support.paths import POLICY
 
 EVERY_KIND = (
     Feature("amount", "numeric", min=0, max=100000.5),

@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from steps._canary import analysis
 from steps._core.policy import load_policy
 from steps._serving.metrics import CODES, DURATION_BUCKETS, Metrics
-from tests.conftest import POLICY
+from tests.support.paths import POLICY
 
 FEATURES = ["amount", "channel"]
 BINS = [["0", "1", "2", "missing"], ["0", "1", "other", "missing"]]

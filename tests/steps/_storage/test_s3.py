@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from steps._storage import s3
-from tests.conftest import free_port
+from tests.support.processes import free_port
 
 pytestmark = pytest.mark.integration
 
