@@ -159,6 +159,7 @@ def loop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     yield folder
 
 
+@pytest.mark.integration  # the loop's drift check posts to a real HTTP receiver
 def test_bundle_json_written_by_train_is_a_bundle_manifest(loop: Path) -> None:
     manifest = read(loop / "bundle" / "bundle.json")
     assert problems(manifest, documents.BundleManifest, "bundle.json") == []
@@ -166,24 +167,28 @@ def test_bundle_json_written_by_train_is_a_bundle_manifest(loop: Path) -> None:
     assert "version" not in manifest and "gate" not in manifest
 
 
+@pytest.mark.integration  # the loop's drift check posts to a real HTTP receiver
 def test_the_registrys_copy_of_bundle_json_adds_version_and_gate(loop: Path) -> None:
     manifest = read(loop / "registry" / "models" / MODEL / "versions" / "1" / "bundle.json")
     assert problems(manifest, documents.BundleManifest, "versions/1/bundle.json") == []
     assert manifest["version"] == 1 and manifest["gate"]["model"] == MODEL
 
 
+@pytest.mark.integration  # the loop's drift check posts to a real HTTP receiver
 def test_source_json_written_by_validate_is_a_source_record(loop: Path) -> None:
     source = read(loop / "data" / "source.json")
     assert problems(source, documents.SourceRecord, "source.json") == []
     assert source["rows"] == 3000
 
 
+@pytest.mark.integration  # the loop's drift check posts to a real HTTP receiver
 def test_gate_json_is_a_gate_report_with_its_baseline(loop: Path) -> None:
     report = read(loop / "report" / "gate.json")
     assert problems(report, documents.GateReport, "gate.json") == []
     assert report["baseline"] is not None and report["gates"]  # the nested records were checked too
 
 
+@pytest.mark.integration  # the loop's drift check posts to a real HTTP receiver
 def test_index_json_is_a_registry_index_with_its_history(loop: Path) -> None:
     index = read(loop / "registry" / "models" / MODEL / "index.json")
     assert problems(index, documents.RegistryIndex, "index.json") == []
@@ -192,6 +197,7 @@ def test_index_json_is_a_registry_index_with_its_history(loop: Path) -> None:
     assert [entry["to"] for entry in version["history"]] == ["staged", "production"]
 
 
+@pytest.mark.integration  # the loop's drift check posts to a real HTTP receiver
 def test_drift_json_is_a_drift_report_with_the_sent_trigger(loop: Path) -> None:
     report = read(loop / "drift" / "drift.json")
     assert problems(report, documents.DriftReport, "drift.json") == []
