@@ -20,15 +20,15 @@ README = (ROOT / "README.md").read_text()
 
 # Each README command (a regular expression over the line, comment removed) and the test that exercises it.
 EXERCISED_BY: dict[str, str] = {
-    r"python3 -m venv .venv .* && \.venv/bin/mlops demo$": "tests/workflows/test_demo.py::"
+    r"python3 -m venv .venv .* && \.venv/bin/mlops demo$": "tests/workflows/demo/test_demo.py::"
     "test_the_demo_runs_the_whole_loop_and_ends_with_the_registry_table",
     r"python3 -m venv .venv .* pytest -q -p no:cacheprovider$": "tests/test_readme.py::"
     "test_ci_runs_exactly_the_readme_test_command",
-    r"^\.venv/bin/mlops run training$": "tests/workflows/test_run.py::"
+    r"^\.venv/bin/mlops run training$": "tests/workflows/local/test_run.py::"
     "test_run_training_generates_data_runs_the_rendered_yaml_and_summarises",
     r"^\.venv/bin/mlops run training -p dataset=\S+$": "tests/test_training_pipeline.py::"
     "test_run_training_registers_the_first_version_and_rolls_it_out_to_production",
-    r"^\.venv/bin/mlops run training --model \S+ -p dataset=\S+$": "tests/workflows/test_run.py::"
+    r"^\.venv/bin/mlops run training --model \S+ -p dataset=\S+$": "tests/workflows/local/test_run.py::"
     "test_model_option_picks_the_template",
     r"^\.venv/bin/mlops registry list --model \S+$": "tests/test_readme.py::test_the_cheap_readme_commands_run",
     r"^\.venv/bin/mlops data generate .*": "tests/test_readme.py::test_the_cheap_readme_commands_run",
@@ -41,7 +41,7 @@ EXERCISED_BY: dict[str, str] = {
     "test_mlops_deploy_serves_the_production_version_and_answers_the_control_endpoint",
     r"^\.venv/bin/mlops drift check --model \S+ --current \S+$": "tests/steps/test_drift_step.py::"
     "test_drifted_dataset_triggers_one_retrain_naming_the_drifted_features",
-    r"^\.venv/bin/mlops events serve --port \d+$": "tests/workflows/test_events.py::"
+    r"^\.venv/bin/mlops events serve --port \d+$": "tests/workflows/local/test_events.py::"
     "test_mlops_events_serve_command_answers_401_and_logs_ignored_alerts",
     # Cluster commands: their offline equivalents.
     r"^kubectl create namespace mlops$": "tests/test_readme.py::test_the_cluster_commands_match_the_manifests",
