@@ -17,7 +17,7 @@ from typing import Any
 MODEL_FILE = "model.skops"
 
 # Types skops does not trust by default that our pipelines (steps._model.features.build_pipeline, every estimator)
-# contain. tests/steps/test_features.py proves this list covers every type in a saved file.
+# contain. tests/steps/_model/test_skops.py proves this list covers every type in a saved file.
 TRUSTED_TYPES: list[str] = [
     # our contract encoder
     "steps._model.features.ContractEncoder",
