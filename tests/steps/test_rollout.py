@@ -1,5 +1,5 @@
 """The rollout step, Kubernetes target (steps/rollout.py): a real local registry, the Rollout that `mlops compile`
-generates for a second model, served by a fake Kubernetes API on 127.0.0.1 (tests/steps/test_k8s.py) that moves
+generates for a second model, served by a fake Kubernetes API on 127.0.0.1 (tests/support/kube.py) that moves
 the Rollout's status as the Argo Rollouts controller would. Every patch the step sends is applied to the generated
 Rollout and validated against the Rollout CRD's openAPIV3Schema."""
 

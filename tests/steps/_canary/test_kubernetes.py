@@ -1,6 +1,6 @@
-"""The Kubernetes adapter (steps/_canary/kubernetes.py) against a small fake Kubernetes API: a real HTTP server on
-127.0.0.1 that answers GET/PATCH for one Rollout (moving its status as the Argo Rollouts controller would) and lists
-AnalysisRuns. There is no API server here; this one speaks the same HTTP, paths, verbs and content types."""
+"""The Kubernetes adapter (steps/_canary/kubernetes.py) against a small fake Kubernetes API (tests/support/kube.py): a
+real HTTP server on 127.0.0.1 that answers GET/PATCH for one Rollout (moving its status as the Argo Rollouts
+controller would) and lists AnalysisRuns, speaking the API server's HTTP, paths, verbs and content types."""
 
 from __future__ import annotations
 
