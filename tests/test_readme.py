@@ -37,7 +37,7 @@ EXERCISED_BY: dict[str, str] = {
     r"^\.venv/bin/mlops submit .*--dry-run$": "tests/test_readme.py::test_the_cheap_readme_commands_run",
     r"^\.venv/bin/mlops serve --model \S+@production .*": "tests/steps/test_serve.py::"
     "test_serve_a_registry_reference",
-    r"^\.venv/bin/mlops deploy --port \d+$": "tests/steps/test_rollout_local.py::"
+    r"^\.venv/bin/mlops deploy --port \d+$": "tests/steps/test_deploy.py::"
     "test_mlops_deploy_serves_the_production_version_and_answers_the_control_endpoint",
     r"^\.venv/bin/mlops drift check --model \S+ --current \S+$": "tests/steps/test_drift_step.py::"
     "test_drifted_dataset_triggers_one_retrain_naming_the_drifted_features",

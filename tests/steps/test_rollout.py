@@ -177,3 +177,9 @@ def test_a_policy_of_another_model_is_refused(registry: Registry, tmp_path: Path
     with pytest.raises(step.UsageError, match="not --model 'churn-model'"):
         step.rollout(MODEL, version, "kubernetes", registry, load_policy(policy_file))
     assert registry.get(MODEL, version)["status"] == "staged", "nothing may change on bad usage"
+
+
+def test_the_kubernetes_target_ignores_prometheus_url_in_the_environment() -> None:
+    # A pod may carry PROMETHEUS_URL for other tools; Argo Rollouts runs the cluster's analysis, not the step.
+    assert step._prometheus_url(None, "kubernetes", "http://prom:9090") is None
+    assert step._prometheus_url(None, "local", "http://prom:9090") == "http://prom:9090"

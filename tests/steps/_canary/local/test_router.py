@@ -1,6 +1,7 @@
-"""steps/_canary/local/router.py on 127.0.0.1, before any server starts: the control endpoint refuses what it cannot
-do, naming the field, the rule and the value (version numbers in the registry's grammar); the metrics routes
-know only the two roles, and an empty role is an empty exposition, not an error."""
+"""steps/_canary/local/router.py on 127.0.0.1. Before any server starts: the control endpoint refuses what it cannot
+do, naming the field, the rule and the value (version numbers in the registry's grammar); the metrics routes know only
+the two roles, and an empty role is an empty exposition, not an error. With a real stable server (what `mlops deploy`
+runs): the canary's metrics route answers an empty exposition while there is no canary."""
 
 from __future__ import annotations
 
@@ -8,12 +9,16 @@ import json
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from steps._canary.local.client import DeployClient
 from steps._canary.local.deployment import Deployment
 from steps._canary.local.router import Router
+from tests.support.canary import short_canary_policy, stable_deployment, v1_production_v2_staged
+from tests.support.models import Trained
 
 
 @pytest.fixture
@@ -59,3 +64,25 @@ def test_without_a_stable_version_predictions_are_503_and_metrics_empty(router: 
     assert call(router, "/metrics/blue")[0] == 404
     assert call(router, "/control/status") == (200, {"model": "fraud-detection", "registry": router.deployment.registry,
                                                      "weight": 0, "stable": None, "canary": None})
+
+
+@pytest.fixture
+def deployment(tmp_path: Path, trained: Trained, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Router]:
+    """What `mlops deploy` runs: the router with v1 of the trained model as the stable server."""
+    policy = short_canary_policy(trained, tmp_path_factory)
+    with stable_deployment(v1_production_v2_staged(tmp_path, trained, policy), policy) as router:
+        yield router
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_the_router_answers_an_empty_canary_exposition_while_there_is_no_canary(deployment: Router) -> None:
+    # A Prometheus scraping /metrics/canary between canaries must see a healthy target with no series, not a
+    # failing scrape (which would alert, and drop the `up` of the job).
+    with urllib.request.urlopen(f"{deployment.url}/metrics/canary", timeout=10) as answer:
+        assert answer.status == 200 and answer.read() == b""
+        assert answer.headers["Content-Type"].startswith("text/plain")
+    assert "model_requests_total" in DeployClient(deployment.url).metrics("stable")
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(f"{deployment.url}/metrics/blue", timeout=10)
+    assert err.value.code == 404

@@ -1,19 +1,15 @@
-"""The rollout step's local target (steps/rollout.py + steps/_canary/local/) with real components: a real trained
-bundle in a local registry, real `python -m steps.serve` processes behind the router, replayed traffic, and the
-analysis computed from the servers' own /metrics. A bad candidate is the real server with faults in its model's
-predictions (tests/support/faults), so its metrics show them as a bad model's would."""
+"""The rollout step's local target, the canary controller (steps/_canary/local/controller.py), with real components:
+a real trained bundle in a local registry, real `python -m steps.serve` processes behind the router, replayed
+traffic, and the analysis computed from the servers' own /metrics; and the step's --prometheus option, which only
+the local target takes. A bad candidate is the real server with faults in its model's predictions
+(tests/support/faults), so its metrics show them as a bad model's would."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import time
-import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -28,7 +24,6 @@ from steps._storage.registry import Registry
 from tests.support import faults
 from tests.support.canary import short_canary_policy, stable_deployment, v1_production_v2_staged
 from tests.support.models import Trained, candidate
-from tests.support.paths import ROOT
 from tests.support.processes import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -145,43 +140,6 @@ def test_without_a_running_deployment_the_step_brings_one_up_and_replays_generat
     assert all(m["requests"] >= 20 for m in record["history"][-1]["details"]["analysis"][0]["measurements"])
 
 
-def test_mlops_deploy_serves_the_production_version_and_answers_the_control_endpoint(
-        registry: Registry, policy: Policy, dataset: Path) -> None:
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "workflows.cli", "deploy", "--model", policy.model_name,
-                             "--registry", registry.location, "--port", str(port)], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        client = DeployClient(f"http://127.0.0.1:{port}")
-        deadline = time.monotonic() + 60
-        status: dict[str, Any] = {}
-        while time.monotonic() < deadline and not status.get("stable"):
-            try:
-                status = client.status()
-            except Exception:  # noqa: BLE001 - not listening yet
-                time.sleep(0.2)
-        assert status.get("stable", {}).get("version") == 1, status
-        assert "model_requests_total" in client.metrics("stable")
-        with pytest.raises(Exception, match="HTTP 409.*weight: must be 0-100"):
-            client.set_canary(2, 150)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-    assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
-
-
-def test_the_router_answers_an_empty_canary_exposition_while_there_is_no_canary(deployment: Router) -> None:
-    # A Prometheus scraping /metrics/canary between canaries must see a healthy target with no series, not a
-    # failing scrape (which would alert, and drop the `up` of the job).
-    with urllib.request.urlopen(f"{deployment.url}/metrics/canary", timeout=10) as answer:
-        assert answer.status == 200 and answer.read() == b""
-        assert answer.headers["Content-Type"].startswith("text/plain")
-    assert "model_requests_total" in DeployClient(deployment.url).metrics("stable")
-    with pytest.raises(urllib.error.HTTPError) as err:
-        urllib.request.urlopen(f"{deployment.url}/metrics/blue", timeout=10)
-    assert err.value.code == 404
-
-
 @pytest.mark.parametrize("how", ["flag", "env"])
 def test_an_unreachable_prometheus_exits_3_naming_it_before_anything_changes(
         registry: Registry, policy: Policy, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
@@ -215,9 +173,3 @@ def test_a_bad_prometheus_option_is_refused_by_name(
     assert code == 2
     assert message in capsys.readouterr().err
     assert registry.get(policy.model_name, 2)["status"] == "staged"
-
-
-def test_the_kubernetes_target_ignores_prometheus_url_in_the_environment() -> None:
-    # A pod may carry PROMETHEUS_URL for other tools; Argo Rollouts runs the cluster's analysis, not the step.
-    assert step._prometheus_url(None, "kubernetes", "http://prom:9090") is None
-    assert step._prometheus_url(None, "local", "http://prom:9090") == "http://prom:9090"
