@@ -39,7 +39,7 @@ EXERCISED_BY: dict[str, str] = {
     "test_serve_a_registry_reference",
     r"^\.venv/bin/mlops deploy --port \d+$": "tests/steps/test_deploy.py::"
     "test_mlops_deploy_serves_the_production_version_and_answers_the_control_endpoint",
-    r"^\.venv/bin/mlops drift check --model \S+ --current \S+$": "tests/steps/test_drift_step.py::"
+    r"^\.venv/bin/mlops drift check --model \S+ --current \S+$": "tests/steps/test_drift.py::"
     "test_drifted_dataset_triggers_one_retrain_naming_the_drifted_features",
     r"^\.venv/bin/mlops events serve --port \d+$": "tests/workflows/local/test_events.py::"
     "test_mlops_events_serve_command_answers_401_and_logs_ignored_alerts",
