@@ -1,6 +1,6 @@
 """Fixtures shared across the suite: the reference policy, small generated datasets, the official schemas,
 a real S3 API server (moto in server mode) on 127.0.0.1, and the reference model trained once per session.
-The helpers behind them (paths, free ports, Prometheus and the Pushgateway as plain processes) are in tests.support."""
+Helpers that tests import (paths, free ports, Prometheus as a process, fake APIs...) are in tests.support."""
 
 from __future__ import annotations
 
@@ -16,12 +16,8 @@ import pytest
 # a test module's, so a failure still shows the values. It must be said before their first import.
 pytest.register_assert_rewrite("tests.support")
 
-from tests.support.paths import POLICY, ROOT, SCHEMAS  # noqa: E402
-from tests.support.processes import PROMETHEUS, PUSHGATEWAY, free_port, prometheus, running  # noqa: E402
-
-# Test modules import helpers from tests.support; these names stay here for the modules that still import them
-# from this file (a conftest is not a module to import from: move them to tests.support).
-__all__ = ["POLICY", "PROMETHEUS", "PUSHGATEWAY", "ROOT", "SCHEMAS", "free_port", "prometheus", "running"]
+from tests.support.paths import POLICY, SCHEMAS  # noqa: E402
+from tests.support.processes import free_port  # noqa: E402
 
 if TYPE_CHECKING:
     from tests.support.models import Trained

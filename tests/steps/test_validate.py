@@ -26,7 +26,6 @@ from tests.support.paths import ROOT
 from tests.support.processes import free_port
 from tests.support.validation import Run, run_validate
 
-
 # --- a valid dataset -----------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
