@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -16,6 +17,8 @@ from steps._canary.local.router import Router
 from steps._core.policy import Policy, load_policy
 from steps._storage.registry import Registry
 from tests.support.models import Trained, candidate
+
+PASSED: Any = {"passed": True}  # a part of gate.json, as the registry accepts it
 
 
 def short_canary_policy(trained: Trained, tmp_path_factory: pytest.TempPathFactory) -> Policy:
@@ -33,7 +36,7 @@ def v1_production_v2_staged(tmp_path: Path, trained: Trained, policy: Policy) ->
     """A registry with two versions of the trained model: v1 in production, v2 staged."""
     reg = Registry.open(str(tmp_path / "registry"))
     for name in ("one", "two"):
-        reg.register(policy.model_name, candidate(trained, tmp_path, name), passed=True, gate_report={"passed": True})
+        reg.register(policy.model_name, candidate(trained, tmp_path, name), passed=True, gate_report=PASSED)
     reg.promote(policy.model_name, 1, "production")
     return reg
 

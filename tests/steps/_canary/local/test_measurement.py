@@ -18,7 +18,8 @@ from steps._core.policy import Policy, load_policy
 
 @pytest.fixture(scope="module")
 def policy(policy_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Policy:
-    """The reference policy with test_rollout_local's short canary thresholds: p95 100 ms, errors 5%, 20 requests."""
+    """The reference policy with short_canary_policy's thresholds (tests.support.canary): p95 100 ms, errors 5%, 20
+    requests."""
     raw = yaml.safe_load(policy_file.read_text())
     raw["canary"]["analysis"].update(interval="1m", count=2, failure_limit=0, inconclusive_limit=1,
                                      latency_p95_ms=100, error_ratio=0.05, min_requests=20)
