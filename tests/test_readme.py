@@ -9,6 +9,7 @@ import re
 import shlex
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -95,14 +96,83 @@ def test_both_setup_commands_install_from_a_fresh_venv() -> None:
     assert "'.[dev]'" not in main_job, "the main job needs no test dependencies"
 
 
+# Cluster commands have no `mlops` words to look for: the words of their offline equivalent.
+OFFLINE_WORDS: dict[str, tuple[str, ...]] = {
+    r"^kubectl apply -k manifests/overlays/\w+$": ("kustomize", "overlays"),
+}
+# A test that reads the README's commands runs them as written.
+README_READERS = {"readme_commands", "_readme_command", "setup_commands", "mlops_invocations", "README"}
+
+
 @pytest.mark.parametrize("command", readme_commands())
 def test_every_readme_command_is_exercised_by_a_test(command: str) -> None:
-    matches = [test for pattern, test in EXERCISED_BY.items() if re.search(pattern, command)]
+    """Mapped to one test, which (with the fixtures and helpers it uses) names the command's words: its
+    subcommand, options and `-p` parameters. A test that stops running the command fails here, not only one
+    whose name disappears."""
+    matches = [(pattern, test) for pattern, test in EXERCISED_BY.items() if re.search(pattern, command)]
     assert len(matches) == 1, f"README command with {len(matches)} tests mapped (want 1): {command}"
-    path, _, name = matches[0].partition("::")
-    tree = ast.parse((ROOT / path).read_text())
-    names = {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
-    assert name in names, f"{matches[0]} does not exist (it should exercise `{command}`)"
+    pattern, test = matches[0]
+    path, _, name = test.partition("::")
+    functions = _functions(ROOT / path)
+    assert name in functions, f"{test} does not exist (it should exercise `{command}`)"
+    used = _tokens(name, functions)
+    if used & README_READERS:
+        return
+    wanted = OFFLINE_WORDS.get(pattern) or command_words(command)
+    assert wanted, f"`{command}`: no words to look for in {test}; map it in OFFLINE_WORDS"
+    missing = [w for w in wanted if w not in used]
+    assert not missing, f"{test} no longer runs `{command}`: it never names {missing}"
+
+
+def command_words(command: str) -> list[str]:
+    """An `mlops` invocation's subcommand (up to two words), its options and its `-p` parameter names."""
+    for part in command.split("&&"):
+        words = shlex.split(part.strip())
+        if not words or not words[0].endswith("mlops"):
+            continue
+        args = words[1:]
+        path = [a for a in args[: next((i for i, a in enumerate(args) if a.startswith("-")), len(args))]][:2]
+        options: list[str] = []
+        for i, arg in enumerate(args):
+            if arg.startswith("--"):
+                options.append(arg.split("=", 1)[0])
+            elif arg == "-p" and i + 1 < len(args):
+                options += ["-p", args[i + 1].split("=", 1)[0]]
+        return path + options
+    return []
+
+
+def _functions(test_file: Path) -> dict[str, ast.FunctionDef]:
+    """Every function a test can lean on: its module's, the conftest.py files above it, tests/support's."""
+    files = [test_file, *(p / "conftest.py" for p in test_file.parents if ROOT / "tests" in (p, *p.parents)),
+             *(ROOT / "tests" / "support").rglob("*.py")]
+    found: dict[str, ast.FunctionDef] = {}
+    for path in reversed(files):  # the test's own module last: its names win
+        if path.is_file():
+            found.update({n.name: n for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.FunctionDef)})
+    return found
+
+
+def _tokens(name: str, functions: dict[str, ast.FunctionDef]) -> set[str]:
+    """The words, names and attributes of `name` and of every fixture or helper it reaches (fixtures by
+    parameter name, helpers by call)."""
+    seen, todo, words = set(), [name], set()
+    while todo:
+        current = todo.pop()
+        if current in seen or current not in functions:
+            continue
+        seen.add(current)
+        node = functions[current]
+        todo += [a.arg for a in node.args.args]
+        for child in ast.walk(node):
+            if isinstance(child, ast.Constant) and isinstance(child.value, str):
+                words.update(child.value.replace("=", " ").split())
+            elif isinstance(child, ast.Name):
+                words.add(child.id)
+                todo.append(child.id)
+            elif isinstance(child, ast.Attribute):
+                words.add(child.attr)
+    return words
 
 
 def mlops_invocations() -> list[list[str]]:
@@ -219,3 +289,27 @@ def test_argo_submit_in_the_readme_is_the_request_mlops_submit_validates(schemas
     assert workflow["spec"]["workflowTemplateRef"] == {"name": template}
     assert workflow["metadata"]["namespace"] == namespace
     assert [p["name"] for p in workflow["spec"]["arguments"]["parameters"]] == parameters
+
+
+def test_the_check_notices_a_test_that_no_longer_runs_its_command(tmp_path: Path) -> None:
+    """What `test_every_readme_command_is_exercised_by_a_test` relies on: a test's words, through its fixtures."""
+    module = tmp_path / "test_x.py"
+    module.write_text(textwrap.dedent("""\
+        import pytest
+
+        @pytest.fixture
+        def served(tmp_path):
+            return run(["serve", "--model", "m@production", "--port", "8080"])
+
+        def test_runs_it(served):
+            assert served
+
+        def test_stopped_running_it():
+            assert run(["serve", "--model", "m@3"])
+        """))
+    functions = _functions(module)
+    wanted = command_words(".venv/bin/mlops serve --model fraud-detection@production --port 8080")
+    assert wanted == ["serve", "--model", "--port"]
+    assert set(wanted) <= _tokens("test_runs_it", functions)
+    assert "--port" not in _tokens("test_stopped_running_it", functions)
+    assert command_words(".venv/bin/mlops run training -p dataset=data.csv") == ["run", "training", "-p", "dataset"]

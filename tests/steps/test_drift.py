@@ -91,8 +91,9 @@ def token_file(tmp_path: Path) -> Path:
 
 def args(registry_dir: Path, policy: Path, current: Path, hook: Hook, token_file: Path, report: Path,
          *extra: str) -> list[str]:
-    return ["--model", MODEL, "--registry", str(registry_dir), "--policy", str(policy), "--current", str(current),
-            "--webhook", hook.url, "--token-file", str(token_file), "--report-dir", str(report),
+    # `check` first, as `mlops drift check` passes it along (the README's command line).
+    return ["check", "--model", MODEL, "--registry", str(registry_dir), "--policy", str(policy), "--current",
+            str(current), "--webhook", hook.url, "--token-file", str(token_file), "--report-dir", str(report),
             "--webhook-backoff", "0.01", *extra]
 
 
