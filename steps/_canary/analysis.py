@@ -11,8 +11,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from steps._core.policy import Policy, duration_seconds
+from steps._core.policy import Policy
 from steps._core.prometheus import Prometheus
+from steps._core.values import duration_seconds
 
 ROLE_LABEL = "role"  # the pod label Argo Rollouts sets (stable/canary); the scrape configuration keeps it
 # Prometheus needs a rate window of a few scrape intervals; a shorter analysis interval still measures 1m.

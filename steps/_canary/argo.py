@@ -10,7 +10,8 @@ from typing import Any, Protocol
 
 from steps._canary.kubernetes import VERSION_ANNOTATION, server_name
 from steps._canary.outcome import AnalysisRunRecord, MetricResultRecord, Outcome, RolloutTimeout
-from steps._core.policy import Policy, duration_seconds
+from steps._core.policy import Policy
+from steps._core.values import duration_seconds
 
 POLL_SECONDS = 10.0
 # Beyond the schedule's own pauses and analyses: pods starting, the progress deadline, the controller's resyncs.

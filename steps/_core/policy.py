@@ -9,34 +9,45 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import re
-from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
-from urllib.parse import urlsplit
 
 import yaml
-from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import Field, TypeAdapter, ValidationError
 from pydantic.dataclasses import dataclass
-from pydantic.functional_validators import AfterValidator, BeforeValidator, model_validator
+from pydantic.functional_validators import model_validator
 from pydantic.json_schema import WithJsonSchema
 from pydantic.types import Strict, StrictBool, StrictInt, StrictStr
-from pydantic_core import ErrorDetails, PydanticCustomError
 
 from steps._core.errors import UsageError
+from steps._core.values import (
+    CONFIG,
+    DURATION,
+    Count,
+    Duration,
+    Fraction,
+    NonNegative,
+    Number,
+    Positive,
+    Quantity,
+    Section,
+    doc,
+    error_message,
+    fail,
+    is_url,
+    one_of,
+    quantity_value,
+    rule,
+    schema_string,
+)
 
 FEATURE_TYPES = ("numeric", "integer", "categorical")
 ESTIMATORS = ("hist_gradient_boosting", "logistic_regression", "random_forest")
 DRIFT_METHODS = ("psi", "jensen_shannon", "wasserstein", "ks")
 SCHEMA_FILE = "policy.schema.json"  # beside the policies, which name it in a `yaml-language-server` comment
-_DURATION = re.compile(r"^(\d+)(s|m|h|d)$")
 _MODEL_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,40}[a-z0-9])?$")
 _CRON = re.compile(r"^\s*\S+(\s+\S+){4}\s*$")  # five fields
-# A Kubernetes resource quantity as the policy may write it: 2, "500m", "4Gi", 1.5.
-_QUANTITY = re.compile(r"^(\d+(?:\.\d+)?)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
-_QUANTITY_FACTOR = {"": 1.0, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
-                    "Ki": 2.0**10, "Mi": 2.0**20, "Gi": 2.0**30, "Ti": 2.0**40, "Pi": 2.0**50, "Ei": 2.0**60}
-
 # The quality gates we know how to measure: name -> (direction, extra settings with their defaults).
 # Direction says which bound the gate takes: "min" (higher is better) or "max" (lower is better).
 GATES: dict[str, tuple[str, dict[str, Any]]] = {
@@ -57,116 +68,22 @@ class PolicyError(UsageError, ValueError):
     """The policy file breaks a rule; the message names the file, the key and the value. A step exits 2."""
 
 
-def duration_seconds(text: str) -> int:
-    """'30m' -> 1800. Raises ValueError for anything else."""
-    m = _DURATION.match(text)
-    if not m:
-        raise ValueError(f"{text!r} is not a duration like 30s, 5m, 1h or 2d")
-    return int(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
-
-
-def quantity_value(text: str) -> float:
-    """'500m' -> 0.5, '4Gi' -> 4294967296.0. Raises ValueError for anything else."""
-    m = _QUANTITY.match(text)
-    if not m:
-        raise ValueError(f"{text!r} is not a Kubernetes quantity like 500m, 2, 512Mi or 4Gi")
-    return float(m.group(1)) * _QUANTITY_FACTOR[m.group(2) or ""]
-
-
-# --- value types: strict (`true` is not 1, "1" is not a number), each with the schema editors see ---------------
-
-
-def _rule(ok: Callable[[str], object], rule: str) -> AfterValidator:
-    """Refuses the strings `ok` rejects, with `rule (got value)`."""
-    def check(value: str) -> str:
-        if not ok(value):
-            raise ValueError(f"{rule} (got {value!r})")
-        return value
-    return AfterValidator(check)
-
-
-def _one_of(*choices: str) -> AfterValidator:
-    return _rule(lambda value: value in choices, f"must be one of {', '.join(choices)}")
-
-
-def _is_url(value: str) -> bool:
-    parts = urlsplit(value)
-    return parts.scheme in ("http", "https") and bool(parts.hostname)
-
-
-def _quantity(value: object) -> str:
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise ValueError(f"must be a quantity like 500m, 2 or 4Gi (got {value!r})")
-    if quantity_value(str(value)) <= 0:  # its ValueError names the value
-        raise ValueError(f"{str(value)!r} must be more than zero")
-    return str(value)
-
-
-def _string(**schema: Any) -> WithJsonSchema:
-    return WithJsonSchema({"type": "string", **schema})
-
-
-def _doc(description: str) -> Any:
-    """The key's description in the schema (what an editor shows beside it)."""
-    return Field(description=description)
-
-
-Number = Annotated[float, Strict()]  # an int or a float (read as a float), never a bool or a string
-NonNegative = Annotated[float, Strict(), Field(ge=0)]
-Fraction = Annotated[float, Strict(), Field(ge=0, le=1)]
-Count = Annotated[StrictInt, Field(ge=0)]
-Positive = Annotated[StrictInt, Field(ge=1)]
-Duration = Annotated[StrictStr, _rule(_DURATION.match, "must be a duration like 30s, 5m, 1h or 2d"),
-                     _string(pattern=_DURATION.pattern)]
-Quantity = Annotated[str, BeforeValidator(_quantity), WithJsonSchema(
-    {"anyOf": [{"type": "string", "pattern": _QUANTITY.pattern}, {"type": "number", "exclusiveMinimum": 0}]})]
-
-
-def _fail(key: str, rule: str, value: object = ...) -> PydanticCustomError:
-    """An error at `key` of the section raising it, reported by load_policy as `file: section.key: rule`."""
-    shown = "" if value is ... else f" (got {value!r})"
-    return PydanticCustomError("policy", "{rule}", {"key": key, "rule": rule + shown})
-
-
-_CONFIG = ConfigDict(extra="forbid", frozen=True)
-
-
-@dataclass(config=_CONFIG)
-class _Section:
-    """A mapping of the file. An unknown key is refused, naming the allowed ones; so is null for the keys in
-    `_not_null` (optional, and with no value to fall back on: left empty, they are a mistake, not a default)."""
-
-    _not_null: ClassVar[dict[str, str]] = {}  # key -> the rule a null breaks
-
-    @model_validator(mode="before")
-    @classmethod
-    def _known_keys(cls, data: Any) -> Any:
-        if isinstance(data, dict):  # read from the file (built in Python, the signature checks the keys)
-            allowed = sorted(f.name for f in dataclasses.fields(cls))
-            for key, value in data.items():
-                if key not in allowed:
-                    raise _fail(str(key), f"unknown key (allowed: {', '.join(allowed)})")
-                if value is None and key in cls._not_null:
-                    raise _fail(key, cls._not_null[key], value)
-        return data
-
-
 # --- the sections -----------------------------------------------------------------------------------------------
 
 
-@dataclass(config=_CONFIG)
-class Feature(_Section):
+@dataclass(config=CONFIG)
+class Feature(Section):
     """One column of the data contract."""
 
     _not_null: ClassVar[dict[str, str]] = {"min": "must be a number", "max": "must be a number"}
 
     name: StrictStr
-    type: Annotated[StrictStr, _one_of(*FEATURE_TYPES), _string(enum=list(FEATURE_TYPES))]
+    type: Annotated[StrictStr, one_of(*FEATURE_TYPES), schema_string(enum=list(FEATURE_TYPES))]
     min: Annotated[Number | None, WithJsonSchema({"type": "number"})] = None
     max: Annotated[Number | None, WithJsonSchema({"type": "number"})] = None
     nullable: StrictBool = False
-    categories: Annotated[tuple[StrictStr, ...], _doc("Categorical only: the values, typed as in the data.")] = ()
-    unknown: Annotated[StrictStr, _one_of("other", "reject"), _string(enum=["other", "reject"]), _doc(
+    categories: Annotated[tuple[StrictStr, ...], doc("Categorical only: the values, typed as in the data.")] = ()
+    unknown: Annotated[StrictStr, one_of("other", "reject"), schema_string(enum=["other", "reject"]), doc(
         "Categorical only: `other` maps an unseen value to the other bucket, `reject` refuses it.")] = "reject"
 
     @model_validator(mode="before")
@@ -177,28 +94,28 @@ class Feature(_Section):
             categorical = data.get("type") == "categorical"
             for key in ("min", "max") if categorical else ("categories", "unknown"):
                 if key in data:
-                    raise _fail(key, "only numeric and integer features have bounds" if categorical
+                    raise fail(key, "only numeric and integer features have bounds" if categorical
                                 else "only categorical features have categories")
         return data
 
     @model_validator(mode="after")
     def _consistent(self) -> Feature:
         if self.type == "categorical" and not self.categories:
-            raise _fail("categories", "must be a non-empty list of strings")
+            raise fail("categories", "must be a non-empty list of strings")
         if self.min is not None and self.max is not None and self.min > self.max:
-            raise _fail("min", f"must not exceed max {self.max}", self.min)
+            raise fail("min", f"must not exceed max {self.max}", self.min)
         return self
 
 
-@dataclass(config=_CONFIG)
-class DataPolicy(_Section):
+@dataclass(config=CONFIG)
+class DataPolicy(Section):
     """The dataset and its contract: what validate checks, train learns from, serve accepts and drift bins."""
 
-    source: Annotated[StrictStr, _doc("The default dataset: CSV or Parquet; a path, file://, s3:// or generate:")]
+    source: Annotated[StrictStr, doc("The default dataset: CSV or Parquet; a path, file://, s3:// or generate:")]
     target: StrictStr
     features: tuple[Feature, ...]
     positive_label: Any = 1
-    segment: Annotated[StrictStr | None, _doc("The column whose values the recall_gap gate compares.")] = None
+    segment: Annotated[StrictStr | None, doc("The column whose values the recall_gap gate compares.")] = None
 
     @property
     def feature_names(self) -> list[str]:
@@ -212,23 +129,23 @@ class DataPolicy(_Section):
         names = self.feature_names
         dupes = sorted({n for n in names if names.count(n) > 1})
         if not names:
-            raise _fail("features", "must list at least one feature")
+            raise fail("features", "must list at least one feature")
         if dupes:
-            raise _fail("features", "feature names must be unique", dupes)
+            raise fail("features", "feature names must be unique", dupes)
         if self.target in names:
-            raise _fail("target", "must not also be a feature", self.target)
+            raise fail("target", "must not also be a feature", self.target)
         if self.segment is not None and self.segment not in names:
-            raise _fail("segment", "must name one of the features", self.segment)
+            raise fail("segment", "must name one of the features", self.segment)
         return self
 
 
-@dataclass(config=_CONFIG)
-class ModelPolicy(_Section):
+@dataclass(config=CONFIG)
+class ModelPolicy(Section):
     """The estimator, its hyper-parameters, the decision threshold, the seed and the holdout."""
 
-    estimator: Annotated[StrictStr, _one_of(*ESTIMATORS), _string(enum=list(ESTIMATORS))]
+    estimator: Annotated[StrictStr, one_of(*ESTIMATORS), schema_string(enum=list(ESTIMATORS))]
     params: dict[str, Any] = dataclasses.field(default_factory=dict)  # as scikit-learn names them
-    threshold: Annotated[Fraction, _doc("A row is labelled positive when its score is at or above this.")] = 0.5
+    threshold: Annotated[Fraction, doc("A row is labelled positive when its score is at or above this.")] = 0.5
     seed: Count = 42
     holdout_fraction: Annotated[float, Strict(), Field(ge=0.05, le=0.5)] = 0.2
 
@@ -256,46 +173,48 @@ def _gate_section(name: str, direction: str, extras: dict[str, Any]) -> Any:
         bound, comparison = ("minimum", "gte") if direction == "min" else ("maximum", "lte")
         doc = (f"{name}: `{bound}` is an absolute bound; `comparison: {comparison}` also compares the candidate to the "
                "production model on the same holdout, within `tolerance`.")
-        fields = {bound: Number, "comparison": Annotated[StrictStr, _one_of(comparison), _string(enum=[comparison])]
-                  | None, "tolerance": NonNegative, **dict.fromkeys(extras, Positive)}
+        compared = Annotated[StrictStr, one_of(comparison), schema_string(enum=[comparison])]
+        fields = {bound: Number, "comparison": compared | None, "tolerance": NonNegative,
+                  **dict.fromkeys(extras, Positive)}
         defaults = {"comparison": None, "tolerance": 0.0, **extras}
-    return dataclass(type(name, (_Section,), {"__doc__": doc, "__annotations__": fields, **defaults}), config=_CONFIG)
+    return dataclass(type(name, (Section,), {"__doc__": doc, "__annotations__": fields, **defaults}), config=CONFIG)
 
 
 # One field per gate, optional, but typed without None: a gate left empty (null) is refused, not quietly dropped.
-_QualitySection = dataclass(type("QualitySection", (_Section,), {
+_QualitySection = dataclass(type("QualitySection", (Section,), {
     "__doc__": "The quality gates: a gate left out is not evaluated.",
     "__annotations__": {name: _gate_section(name, *spec) for name, spec in GATES.items()},
     **dict.fromkeys(GATES),
-}), config=_CONFIG)
+}), config=CONFIG)
 
 
-@dataclass(config=_CONFIG)
-class CanaryStep(_Section):
+@dataclass(config=CONFIG)
+class CanaryStep(Section):
     """One step of the canary schedule."""
 
     _not_null: ClassVar[dict[str, str]] = {"pause": "must be a duration like 30s, 5m, 1h or 2d"}
 
-    set_weight: Annotated[StrictInt, Field(ge=0, le=100), _doc("The canary's share of the replicas, in percent.")]
-    pause: Annotated[Duration | None, _string(pattern=_DURATION.pattern)] = None
-    analysis: Annotated[StrictBool, _doc("Run the canary analysis after the pause.")] = False
+    set_weight: Annotated[StrictInt, Field(ge=0, le=100), doc("The canary's share of the replicas, in percent.")]
+    pause: Annotated[Duration | None, schema_string(pattern=DURATION.pattern)] = None
+    analysis: Annotated[StrictBool, doc("Run the canary analysis after the pause.")] = False
 
 
-@dataclass(config=_CONFIG)
-class CanaryAnalysis(_Section):
+@dataclass(config=CONFIG)
+class CanaryAnalysis(Section):
     """`count` measurements, one per `interval`, of the canary's pods only."""
 
     interval: Duration = "5m"
     count: Positive = 3
     failure_limit: Count = 1
-    inconclusive_limit: Annotated[Count, _doc(
+    inconclusive_limit: Annotated[Count, doc(
         "Measurements with too little traffic (or no data) are inconclusive, neither passed nor failed; more than "
         "this many make the analysis Inconclusive and the Rollout pauses for a person. Default min(1, count - 1).")] = 1
     latency_p95_ms: NonNegative = 100.0
     error_ratio: Fraction = 0.01
     min_requests: Count = 100
-    prometheus_url: Annotated[StrictStr, _rule(_is_url, "must be an http:// or https:// URL with a host"),
-                              _string(pattern="^https?://"), _doc("The Prometheus the AnalysisTemplate queries.")] = (
+    prometheus_url: Annotated[StrictStr, rule(is_url, "must be an http:// or https:// URL with a host"),
+                              schema_string(pattern="^https?://"),
+                              doc("The Prometheus the AnalysisTemplate queries.")] = (
         "http://prometheus-operated.monitoring.svc:9090")  # the Prometheus Operator's in-cluster service
 
     @model_validator(mode="before")
@@ -310,13 +229,13 @@ class CanaryAnalysis(_Section):
     def _idle_canary_fails(self) -> CanaryAnalysis:
         # Argo Rollouts counts a run whose measurements were all inconclusive (within the limit) as Successful.
         if self.inconclusive_limit >= self.count:
-            raise _fail("inconclusive_limit", f"must be less than canary.analysis.count ({self.count}), or an idle "
+            raise fail("inconclusive_limit", f"must be less than canary.analysis.count ({self.count}), or an idle "
                         "canary passes", self.inconclusive_limit)
         return self
 
 
-@dataclass(config=_CONFIG)
-class CanaryServing(_Section):
+@dataclass(config=CONFIG)
+class CanaryServing(Section):
     """The model server's pods: batching, worker processes and resources (the seed's sizes by default)."""
 
     workers: Positive = 4
@@ -326,14 +245,14 @@ class CanaryServing(_Section):
     memory_request: Quantity = "4Gi"
     cpu_limit: Quantity = "4"
     memory_limit: Quantity = "6Gi"
-    model_volume: Annotated[Quantity, _doc("The size limit of the folder the model is downloaded into.")] = "2Gi"
+    model_volume: Annotated[Quantity, doc("The size limit of the folder the model is downloaded into.")] = "2Gi"
 
     @model_validator(mode="after")
     def _requests_within_limits(self) -> CanaryServing:
         for request, limit in (("cpu_request", "cpu_limit"), ("memory_request", "memory_limit")):
             asked, allowed = getattr(self, request), getattr(self, limit)
             if quantity_value(asked) > quantity_value(allowed):
-                raise _fail(request, f"must not exceed {limit} {allowed}", asked)
+                raise fail(request, f"must not exceed {limit} {allowed}", asked)
         return self
 
 
@@ -342,12 +261,12 @@ DEFAULT_CANARY_STEPS = (CanaryStep(10, "30m", True), CanaryStep(30, "30m", True)
                         CanaryStep(100))
 
 
-@dataclass(config=_CONFIG)
-class CanaryPolicy(_Section):
+@dataclass(config=CONFIG)
+class CanaryPolicy(Section):
     """The Argo Rollouts canary: the serving Rollout, its analysis and the rollout step follow it."""
 
     replicas: Positive = 5
-    steps: Annotated[tuple[CanaryStep, ...], _doc(
+    steps: Annotated[tuple[CanaryStep, ...], doc(
         "Each step: set_weight, then an optional pause, then (analysis: true) the analysis.")] = DEFAULT_CANARY_STEPS
     analysis: CanaryAnalysis = CanaryAnalysis()
     serving: CanaryServing = CanaryServing()
@@ -356,31 +275,31 @@ class CanaryPolicy(_Section):
     def _weights_grow(self) -> CanaryPolicy:
         weights = [s.set_weight for s in self.steps]
         if weights != sorted(weights):
-            raise _fail("steps", "weights must not decrease", weights)
+            raise fail("steps", "weights must not decrease", weights)
         return self
 
 
-@dataclass(config=_CONFIG)
-class DriftPolicy(_Section):
+@dataclass(config=CONFIG)
+class DriftPolicy(Section):
     """The drift rule: drift when at least `drift_share` of the features score `threshold` or more."""
 
-    method: Annotated[StrictStr, _one_of(*DRIFT_METHODS), _string(enum=list(DRIFT_METHODS))] = "psi"
+    method: Annotated[StrictStr, one_of(*DRIFT_METHODS), schema_string(enum=list(DRIFT_METHODS))] = "psi"
     threshold: NonNegative = 0.15
     drift_share: Fraction = 0.3
     min_samples: Count = 10000
     window: Duration = "1h"
-    schedule: Annotated[StrictStr, _rule(_CRON.match, "must be a 5-field cron expression"),
-                        _string(pattern=_CRON.pattern)] = "0 * * * *"
+    schedule: Annotated[StrictStr, rule(_CRON.match, "must be a 5-field cron expression"),
+                        schema_string(pattern=_CRON.pattern)] = "0 * * * *"
     cooldown: Duration = "6h"
 
 
-@dataclass(config=_CONFIG)
-class _Document(_Section):
+@dataclass(config=CONFIG)
+class _Document(Section):
     """A policy file, gates/<model>.yaml: every threshold that decides whether a model moves forward."""
 
-    model_name: Annotated[StrictStr, _rule(_MODEL_NAME.match, "must be lowercase letters, digits and '-' (a "
-                                           "Kubernetes name)"), _string(pattern=_MODEL_NAME.pattern),
-                          _doc("A Kubernetes name, and the policy file's name: gates/<model_name>.yaml.")]
+    model_name: Annotated[StrictStr, rule(_MODEL_NAME.match, "must be lowercase letters, digits and '-' (a "
+                                           "Kubernetes name)"), schema_string(pattern=_MODEL_NAME.pattern),
+                          doc("A Kubernetes name, and the policy file's name: gates/<model_name>.yaml.")]
     data: DataPolicy
     model: ModelPolicy
     quality: _QualitySection  # type: ignore[valid-type]  # a class made from GATES
@@ -441,7 +360,7 @@ def load_policy(path: str | Path) -> Policy:
     try:
         doc = TypeAdapter(_Document).validate_python(raw)
     except ValidationError as err:
-        raise PolicyError("\n".join(f"{path}: {_message(e, raw)}" for e in err.errors())) from err
+        raise PolicyError("\n".join(f"{path}: {error_message(e, raw)}" for e in err.errors())) from err
     if path.suffix in (".yaml", ".yml") and path.stem != doc.model_name and path.parent.name == "gates":
         raise PolicyError(f"{path}: model_name: must match the file name {path.stem!r} (got {doc.model_name!r})")
     quality = tuple(_gate(name, getattr(doc.quality, name)) for name in raw["quality"])  # in the file's order
@@ -457,37 +376,3 @@ def _gate(name: str, spec: Any) -> Gate:
                 comparison=spec.comparison, tolerance=spec.tolerance, settings={k: getattr(spec, k) for k in extras})
 
 
-_TYPE_RULES = {  # pydantic's error types, in the policy's words
-    "float_type": "must be a number", "int_type": "must be an integer", "string_type": "must be a string",
-    "bool_type": "must be true or false", "tuple_type": "must be a list", "dict_type": "must be a mapping",
-    "dataclass_type": "must be a mapping", "greater_than_equal": "must be at least {ge}",
-    "less_than_equal": "must be at most {le}",
-}
-
-
-def _message(error: ErrorDetails, raw: Any) -> str:
-    """`key: rule (got value)` for one of pydantic's errors; the key is a dotted path with list indexes, where a
-    list item with a name shows it: `data.features[3] (amount).min`."""
-    kind, ctx, loc = error["type"], error.get("ctx", {}), list(error["loc"])
-    if kind == "policy":  # ours (_fail): the section's location, then the key
-        loc.append(ctx["key"])
-    key, node = "", raw
-    for i, part in enumerate(loc):
-        key += f"[{part}]" if isinstance(part, int) else f".{part}" if key else part
-        try:
-            node = node[part]
-        except (KeyError, IndexError, TypeError):
-            node = None
-        name = node.get("name") if isinstance(part, int) and isinstance(node, dict) else None
-        if isinstance(name, str) and loc[i + 1:] not in ([], ["name"]):
-            key += f" ({name})"
-    if kind == "policy":
-        rule = ctx["rule"]
-    elif kind == "value_error":
-        rule = str(ctx["error"])
-    elif kind == "missing":
-        rule = "required key is missing"
-    else:
-        text = _TYPE_RULES[kind].format(**ctx) if kind in _TYPE_RULES else error["msg"]
-        rule = f"{text} (got {error['input']!r})"
-    return f"{key or '<top level>'}: {rule}"

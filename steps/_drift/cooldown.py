@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import NotRequired, TypedDict, cast
 
 from steps._core.errors import TransientError
-from steps._core.policy import duration_seconds
+from steps._core.values import duration_seconds
 from steps._storage.registry import Registry
 
 COOLDOWN_STATE = "drift-cooldown"

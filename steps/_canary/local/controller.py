@@ -19,8 +19,9 @@ from steps._canary.local.servers import Unhealthy
 from steps._canary.local.traffic import Traffic, replay_rows
 from steps._canary.outcome import AnalysisRecord, Outcome
 from steps._core.errors import StepError, UsageError, ValidationFailed
-from steps._core.policy import Policy, duration_seconds
+from steps._core.policy import Policy
 from steps._core.prometheus import Prometheus
+from steps._core.values import duration_seconds
 from steps._storage.registry import Registry
 
 

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from steps._canary import analysis as _analysis
 from steps._canary.local.client import DeployClient
 from steps._canary.outcome import MeasurementRecord
-from steps._core.policy import Policy, duration_seconds
+from steps._core.policy import Policy
 from steps._core.prometheus import Prometheus, parse_exposition
+from steps._core.values import duration_seconds
 
 REQUESTS, ERRORS, BUCKETS = ("model_requests_total", "model_inference_errors_total",
                              "model_inference_duration_seconds_bucket")

@@ -28,11 +28,9 @@ from steps._core.policy import (
     Feature,
     PolicyError,
     builtin_policy_dir,
-    duration_seconds,
     load_policy,
     policy_path,
     policy_schema,
-    quantity_value,
 )
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -360,23 +358,6 @@ def test_sections_are_built_by_position_or_keyword_checked_and_frozen():
     assert dataclasses.replace(DriftPolicy(), threshold=0.2).threshold == 0.2
     with pytest.raises(dataclasses.FrozenInstanceError):
         DriftPolicy().threshold = 0.2  # type: ignore[misc]
-
-
-@pytest.mark.parametrize(("text", "seconds"), [("30s", 30), ("5m", 300), ("1h", 3600), ("2d", 172800)])
-def test_duration_seconds(text, seconds):
-    assert duration_seconds(text) == seconds
-
-
-@pytest.mark.parametrize(("text", "value"), [("2", 2.0), ("500m", 0.5), ("1.5", 1.5), ("4Gi", 4 * 2.0**30),
-                                             ("1k", 1000.0)])
-def test_quantity_value(text, value):
-    assert quantity_value(text) == value
-
-
-@pytest.mark.parametrize("convert", [duration_seconds, quantity_value], ids=["duration", "quantity"])
-def test_a_malformed_duration_or_quantity_is_a_value_error_naming_it(convert):
-    with pytest.raises(ValueError, match="'lots' is not a"):
-        convert("lots")
 
 
 def test_policy_path_prefers_the_flag_then_local_gates_then_the_packaged_policy(tmp_path, monkeypatch):
