@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from steps._core.policy import Policy, duration_seconds
+from steps._core.policy import Policy
+from steps._core.values import duration_seconds
 from workflows import _common, training
 
 EVENT_SOURCE = "mlops-webhook"

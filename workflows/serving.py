@@ -32,7 +32,8 @@ from steps._canary.analysis import (  # noqa: F401 (re-exported: the builders of
 )
 from steps._canary.analysis import number as _number
 from steps._canary.kubernetes import VERSION_ANNOTATION, server_name
-from steps._core.policy import Policy, PolicyError, duration_seconds
+from steps._core.policy import Policy, PolicyError
+from steps._core.values import duration_seconds
 from workflows import _common
 
 SERVE_IMAGE = "ghcr.io/argo-mlops/serve"

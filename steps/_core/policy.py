@@ -14,19 +14,23 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
 import yaml
-from pydantic import Field, TypeAdapter, ValidationError
+from pydantic import Discriminator, Field, Tag, TypeAdapter, ValidationError
 from pydantic.dataclasses import dataclass
 from pydantic.functional_validators import model_validator
 from pydantic.json_schema import WithJsonSchema
 from pydantic.types import Strict, StrictBool, StrictInt, StrictStr
 
+from steps._core import categories
 from steps._core.errors import UsageError
 from steps._core.values import (
     CONFIG,
     DURATION,
+    NUMBER_TAG,
+    RULE_TAG,
     Count,
     Duration,
     Fraction,
+    Label,
     NonNegative,
     Number,
     Positive,
@@ -44,6 +48,9 @@ from steps._core.values import (
 
 FEATURE_TYPES = ("numeric", "integer", "categorical")
 ESTIMATORS = ("hist_gradient_boosting", "logistic_regression", "random_forest")
+TASKS = ("binary",)
+THRESHOLD_RULES = ("fixed", "max_f1", "target_recall", "target_precision", "min_cost")
+SKIPPED = ("allow", "block")  # what a gate that cannot be evaluated does to the verdict
 DRIFT_METHODS = ("psi", "jensen_shannon", "wasserstein", "ks")
 SCHEMA_FILE = "policy.schema.json"  # beside the policies, which name it in a `yaml-language-server` comment
 _MODEL_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,40}[a-z0-9])?$")
@@ -52,6 +59,9 @@ _CRON = re.compile(r"^\s*\S+(\s+\S+){4}\s*$")  # five fields
 # Direction says which bound the gate takes: "min" (higher is better) or "max" (lower is better).
 GATES: dict[str, tuple[str, dict[str, Any]]] = {
     "accuracy": ("min", {}),
+    "precision": ("min", {}),
+    "recall": ("min", {}),
+    "f1": ("min", {}),
     "pr_auc": ("min", {}),
     "roc_auc": ("min", {}),
     "latency_p95_ms": ("max", {"calls": 1000}),
@@ -82,7 +92,8 @@ class Feature(Section):
     min: Annotated[Number | None, WithJsonSchema({"type": "number"})] = None
     max: Annotated[Number | None, WithJsonSchema({"type": "number"})] = None
     nullable: StrictBool = False
-    categories: Annotated[tuple[StrictStr, ...], doc("Categorical only: the values, typed as in the data.")] = ()
+    categories: Annotated[tuple[Label, ...], doc(
+        "Categorical only: the values as the data writes them: text, or whole numbers for integer codes.")] = ()
     unknown: Annotated[StrictStr, one_of("other", "reject"), schema_string(enum=["other", "reject"]), doc(
         "Categorical only: `other` maps an unseen value to the other bucket, `reject` refuses it.")] = "reject"
 
@@ -101,7 +112,11 @@ class Feature(Section):
     @model_validator(mode="after")
     def _consistent(self) -> Feature:
         if self.type == "categorical" and not self.categories:
-            raise fail("categories", "must be a non-empty list of strings")
+            raise fail("categories", "must be a non-empty list of values")
+        try:
+            categories.lookup(self.categories)
+        except ValueError as err:
+            raise fail("categories", str(err)) from err
         if self.min is not None and self.max is not None and self.min > self.max:
             raise fail("min", f"must not exceed max {self.max}", self.min)
         return self
@@ -114,7 +129,10 @@ class DataPolicy(Section):
     source: Annotated[StrictStr, doc("The default dataset: CSV or Parquet; a path, file://, s3:// or generate:")]
     target: StrictStr
     features: tuple[Feature, ...]
-    positive_label: Any = 1
+    positive_label: Annotated[Label, doc("The target's class the model scores (its score is this class').")] = 1
+    classes: Annotated[tuple[Label, ...] | None, doc(
+        "The target's classes as the data writes them, e.g. [No, Yes]; the server answers with these labels. "
+        "Left out: read from the training data.")] = None
     segment: Annotated[StrictStr | None, doc("The column whose values the recall_gap gate compares.")] = None
 
     @property
@@ -136,18 +154,76 @@ class DataPolicy(Section):
             raise fail("target", "must not also be a feature", self.target)
         if self.segment is not None and self.segment not in names:
             raise fail("segment", "must name one of the features", self.segment)
+        if self.classes is not None:
+            try:
+                keys = categories.lookup(self.classes)
+            except ValueError as err:
+                raise fail("classes", str(err)) from err
+            if len(keys) != 2:
+                raise fail("classes", "a binary target has exactly two classes", list(self.classes))
+            if categories.key(self.positive_label) not in keys:
+                raise fail("positive_label", f"must be one of classes ({categories.shown(self.classes)})",
+                           self.positive_label)
+        return self
+
+    @property
+    def negative_label(self) -> str | int | None:
+        """The other class, when `classes` names them."""
+        if self.classes is None:
+            return None
+        positive = categories.key(self.positive_label)
+        return next(c for c in self.classes if categories.key(c) != positive)
+
+
+@dataclass(config=CONFIG)
+class ThresholdRule(Section):
+    """How train chooses the decision threshold (a row is labelled positive at or above it), on a validation
+    split of the training share, never on the holdout the gates use."""
+
+    rule: Annotated[StrictStr, one_of(*THRESHOLD_RULES), schema_string(enum=list(THRESHOLD_RULES)), doc(
+        "fixed: `value`; max_f1: the best F1; target_recall / target_precision: the highest threshold that "
+        "reaches `value` recall (the lowest reaching `value` precision); min_cost: the least expected cost.")]
+    value: Annotated[Fraction | None, doc("fixed: the threshold; target_*: the recall or precision.")] = None
+    false_positive_cost: Annotated[NonNegative, doc("min_cost: the cost of a false alarm.")] = 1.0
+    false_negative_cost: Annotated[NonNegative, doc("min_cost: the cost of a missed positive.")] = 1.0
+    validation_fraction: Annotated[float, Strict(), Field(ge=0.05, le=0.5), doc(
+        "The share of the training rows set aside to choose the threshold (not for fixed).")] = 0.2
+
+    @model_validator(mode="after")
+    def _value_where_needed(self) -> ThresholdRule:
+        needs_value = self.rule == "fixed" or self.rule.startswith("target_")
+        if needs_value and self.value is None:
+            raise fail("value", f"required with rule {self.rule}")
+        if not needs_value and self.value is not None:
+            raise fail("value", f"only for the rules fixed, target_recall and target_precision, not {self.rule}",
+                       self.value)
+        if self.rule.startswith("target_") and self.value == 0:
+            raise fail("value", "must be more than 0", self.value)
         return self
 
 
 @dataclass(config=CONFIG)
 class ModelPolicy(Section):
-    """The estimator, its hyper-parameters, the decision threshold, the seed and the holdout."""
+    """The task, the estimator, its hyper-parameters, the decision threshold, the seed and the holdout."""
 
     estimator: Annotated[StrictStr, one_of(*ESTIMATORS), schema_string(enum=list(ESTIMATORS))]
-    params: dict[str, Any] = dataclasses.field(default_factory=dict)  # as scikit-learn names them
-    threshold: Annotated[Fraction, doc("A row is labelled positive when its score is at or above this.")] = 0.5
+    task: Annotated[StrictStr, one_of(*TASKS), schema_string(enum=list(TASKS)), doc(
+        "What the model predicts: binary (a class out of two, with a score).")] = "binary"
+    params: Annotated[dict[str, Any], doc("The estimator's parameters, as scikit-learn names them.")] = (
+        dataclasses.field(default_factory=dict))
+    threshold: Annotated[
+        Annotated[Fraction, Tag(NUMBER_TAG)] | Annotated[ThresholdRule, Tag(RULE_TAG)],
+        Discriminator(lambda value: RULE_TAG if isinstance(value, dict | ThresholdRule) else NUMBER_TAG),
+        doc("A number (a fixed threshold), or a rule that chooses it at training.")] = 0.5
     seed: Count = 42
     holdout_fraction: Annotated[float, Strict(), Field(ge=0.05, le=0.5)] = 0.2
+
+    @property
+    def threshold_rule(self) -> ThresholdRule:
+        """The threshold as a rule: a number is the rule `fixed` with that value."""
+        if isinstance(self.threshold, ThresholdRule):
+            return self.threshold
+        return ThresholdRule("fixed", value=float(self.threshold))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,23 +237,26 @@ class Gate:
     tolerance: float = 0.0
     required: bool = True
     settings: dict[str, Any] = dataclasses.field(default_factory=dict)
+    if_skipped: str = "allow"  # a gate that cannot be evaluated: "allow" (reported, not blocking) or "block"
 
 
 def _gate_section(name: str, direction: str, extras: dict[str, Any]) -> Any:
     """The section one gate takes in the file, made from its GATES entry."""
+    skipped = Annotated[StrictStr, one_of(*SKIPPED), schema_string(enum=list(SKIPPED))]
     if direction == "required":
-        doc = f"{name}: with `required: true` a failure rejects the candidate; with false it is only reported."
+        text = f"{name}: with `required: true` a failure rejects the candidate; with false it is only reported."
         fields: dict[str, Any] = {"required": StrictBool}
         defaults: dict[str, Any] = {}
     else:
         bound, comparison = ("minimum", "gte") if direction == "min" else ("maximum", "lte")
-        doc = (f"{name}: `{bound}` is an absolute bound; `comparison: {comparison}` also compares the candidate to the "
-               "production model on the same holdout, within `tolerance`.")
+        text = (f"{name}: `{bound}` is an absolute bound; `comparison: {comparison}` also compares the candidate to "
+                "the production model on the same holdout, within `tolerance` and the sampling noise (a bootstrap "
+                "interval); `if_skipped: block` rejects a candidate when the gate cannot be evaluated.")
         compared = Annotated[StrictStr, one_of(comparison), schema_string(enum=[comparison])]
-        fields = {bound: Number, "comparison": compared | None, "tolerance": NonNegative,
+        fields = {bound: Number, "comparison": compared | None, "tolerance": NonNegative, "if_skipped": skipped,
                   **dict.fromkeys(extras, Positive)}
-        defaults = {"comparison": None, "tolerance": 0.0, **extras}
-    return dataclass(type(name, (Section,), {"__doc__": doc, "__annotations__": fields, **defaults}), config=CONFIG)
+        defaults = {"comparison": None, "tolerance": 0.0, "if_skipped": "allow", **extras}
+    return dataclass(type(name, (Section,), {"__doc__": text, "__annotations__": fields, **defaults}), config=CONFIG)
 
 
 # One field per gate, optional, but typed without None: a gate left empty (null) is refused, not quietly dropped.
@@ -373,6 +452,7 @@ def _gate(name: str, spec: Any) -> Gate:
     if direction == "required":
         return Gate(name, required=spec.required)
     return Gate(name, minimum=getattr(spec, "minimum", None), maximum=getattr(spec, "maximum", None),
-                comparison=spec.comparison, tolerance=spec.tolerance, settings={k: getattr(spec, k) for k in extras})
+                comparison=spec.comparison, tolerance=spec.tolerance, settings={k: getattr(spec, k) for k in extras},
+                if_skipped=spec.if_skipped)
 
 

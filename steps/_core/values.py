@@ -93,6 +93,19 @@ Quantity = Annotated[str, BeforeValidator(_quantity), WithJsonSchema(
     {"anyOf": [{"type": "string", "pattern": _QUANTITY.pattern}, {"type": "number", "exclusiveMinimum": 0}]})]
 
 
+def _label(value: object) -> object:
+    if isinstance(value, bool):
+        raise ValueError(f"is a YAML boolean (got {value!r}): YAML reads an unquoted {_YAML_BOOLEANS} as true or "
+                         "false; quote the value as the data writes it, e.g. 'Yes'")
+    if not isinstance(value, str | int):
+        raise ValueError(f"must be a string or a whole number, as the data writes it (got {value!r})")
+    return value
+
+
+# A category or a class label as the data writes it: text, or a whole number for integer codes (0/1, 1..10).
+Label = Annotated[str | int, BeforeValidator(_label), WithJsonSchema({"type": ["string", "integer"]})]
+
+
 def fail(key: str, rule: str, value: object = ...) -> PydanticCustomError:
     """An error at `key` of the section raising it, reported by load_policy as `file: section.key: rule`."""
     shown = "" if value is ... else f" (got {value!r})"
@@ -122,6 +135,10 @@ class Section:
         return data
 
 
+# The tags of a key that takes a number or a mapping (model.threshold): pydantic puts them in an error's location.
+NUMBER_TAG, RULE_TAG = "number", "mapping"
+_TAGS = {NUMBER_TAG, RULE_TAG}
+
 _TYPE_RULES = {  # pydantic's error types, in the policy's words
     "float_type": "must be a number", "int_type": "must be an integer", "string_type": "must be a string",
     "bool_type": "must be true or false", "tuple_type": "must be a list", "dict_type": "must be a mapping",
@@ -133,7 +150,8 @@ _TYPE_RULES = {  # pydantic's error types, in the policy's words
 def error_message(error: ErrorDetails, raw: Any) -> str:
     """`key: rule (got value)` for one of pydantic's errors; the key is a dotted path with list indexes, where a
     list item with a name shows it: `data.features[3] (amount).min`."""
-    kind, ctx, loc = error["type"], error.get("ctx", {}), list(error["loc"])
+    kind, ctx = error["type"], error.get("ctx", {})
+    loc = [part for part in error["loc"] if part not in _TAGS]
     if kind == "policy":  # ours (_fail): the section's location, then the key
         loc.append(ctx["key"])
     key, node = "", raw

@@ -27,6 +27,7 @@ from steps._core.policy import (
     DriftPolicy,
     Feature,
     PolicyError,
+    ThresholdRule,
     builtin_policy_dir,
     load_policy,
     policy_path,
@@ -158,6 +159,25 @@ def test_feature_and_data_defaults(tmp_path):
     assert (data.positive_label, data.segment) == (1, None)
 
 
+def test_a_threshold_is_a_number_or_a_rule(tmp_path):
+    fixed = load_policy(write(tmp_path, changed(("model.threshold", 0.3)))).model
+    assert fixed.threshold_rule == ThresholdRule("fixed", value=0.3)
+    rule = load_policy(write(tmp_path, changed(("model.threshold", {"rule": "target_recall", "value": 0.8})))).model
+    assert (rule.threshold_rule.rule, rule.threshold_rule.value, rule.threshold_rule.validation_fraction) == (
+        "target_recall", 0.8, 0.2)
+    cost = load_policy(write(tmp_path, changed(("model.threshold", {"rule": "min_cost", "false_negative_cost": 9})))
+                       ).model.threshold_rule
+    assert (cost.false_positive_cost, cost.false_negative_cost) == (1.0, 9.0)
+
+
+def test_labels_and_categories_keep_the_type_the_data_has(tmp_path):
+    doc = changed(("data.positive_label", "Yes"), ("data.classes", ["No", "Yes"]),
+                  ("data.features.17.categories", [0, 1, 2]))
+    data = load_policy(write(tmp_path, doc)).data
+    assert data.features[17].categories == (0, 1, 2)
+    assert (data.positive_label, data.negative_label, data.classes) == ("Yes", "No", ("No", "Yes"))
+
+
 @pytest.mark.parametrize(("count", "limit"), [(1, 0), (2, 1), (5, 1)], ids=["count-1", "count-2", "count-5"])
 def test_inconclusive_limit_defaults_to_one_below_count_at_most_one(tmp_path, count, limit):
     policy = load_policy(write(tmp_path, changed(("canary.analysis", {"count": count}))))
@@ -184,6 +204,14 @@ BAD: list[tuple[str, tuple[tuple[str, Any], ...], str]] = [
     ("target-is-a-feature", (("data.target", "amount"),), "data.target: must not also be a feature (got 'amount')"),
     ("segment-not-a-feature", (("data.segment", "city"),), "data.segment: must name one of the features (got 'city')"),
     ("source-missing", (("data.source", DELETE),), "data.source: required key is missing"),
+    ("positive-label-a-yaml-boolean", (("data.positive_label", True),),
+     "data.positive_label: is a YAML boolean (got True): YAML reads an unquoted yes/no, on/off, true/false, y/n as "
+     "true or false; quote the value as the data writes it, e.g. 'Yes'"),
+    ("classes-a-yaml-boolean", (("data.classes", ["No", False]),), "data.classes[1]: is a YAML boolean (got False)"),
+    ("classes-not-two", (("data.classes", [0, 1, 2]),),
+     "data.classes: a binary target has exactly two classes (got [0, 1, 2])"),
+    ("positive-label-not-a-class", (("data.classes", ["No", "Yes"]),),
+     "data.positive_label: must be one of classes (No, Yes) (got 1)"),
     # a feature: its name in the key
     ("feature-not-a-mapping", (("data.features.0", "amount"),), "data.features[0]: must be a mapping (got 'amount')"),
     ("feature-name-not-a-string", (("data.features.0.name", 3),), "data.features[0].name: must be a string (got 3)"),
@@ -201,9 +229,14 @@ BAD: list[tuple[str, tuple[tuple[str, Any], ...], str]] = [
     ("bounds-on-categorical", (("data.features.16.min", 1),),
      "data.features[16] (merchant_category).min: only numeric and integer features have bounds"),
     ("categorical-without-categories", (("data.features.17.categories", DELETE),),
-     "data.features[17] (channel).categories: must be a non-empty list of strings"),
-    ("category-not-a-string", (("data.features.17.categories", ["pos", 1]),),
-     "data.features[17] (channel).categories[1]: must be a string (got 1)"),
+     "data.features[17] (channel).categories: must be a non-empty list of values"),
+    ("category-a-yaml-boolean", (("data.features.17.categories", ["pos", True]),),
+     "data.features[17] (channel).categories[1]: is a YAML boolean (got True): YAML reads an unquoted"),
+    ("category-a-float", (("data.features.17.categories", ["pos", 1.5]),),
+     "data.features[17] (channel).categories[1]: must be a string or a whole number, as the data writes it "
+     "(got 1.5)"),
+    ("category-twice-as-text-and-number", (("data.features.17.categories", ["1", 1]),),
+     "data.features[17] (channel).categories: categories '1' and 1 are the same value"),
     ("categories-on-number", (("data.features.0.categories", ["a"]),),
      "data.features[0] (amount).categories: only categorical features have categories"),
     ("unknown-on-number", (("data.features.0.unknown", "reject"),),
@@ -217,19 +250,31 @@ BAD: list[tuple[str, tuple[tuple[str, Any], ...], str]] = [
      "model.estimator: must be one of hist_gradient_boosting, logistic_regression, random_forest (got 'magic')"),
     ("params-not-a-mapping", (("model.params", None),), "model.params: must be a mapping (got None)"),
     ("threshold-above-one", (("model.threshold", 1.5),), "model.threshold: must be at most 1.0 (got 1.5)"),
+    ("threshold-rule-unknown", (("model.threshold", {"rule": "best"}),),
+     "model.threshold.rule: must be one of fixed, max_f1, target_recall, target_precision, min_cost (got 'best')"),
+    ("threshold-target-without-value", (("model.threshold", {"rule": "target_recall"}),),
+     "model.threshold.value: required with rule target_recall"),
+    ("threshold-value-where-none-is-read", (("model.threshold", {"rule": "max_f1", "value": 0.3}),),
+     "model.threshold.value: only for the rules fixed, target_recall and target_precision, not max_f1 (got 0.3)"),
+    ("threshold-rule-misspelt-key", (("model.threshold", {"rule": "min_cost", "false_negativ_cost": 5}),),
+     "model.threshold.false_negativ_cost: unknown key (allowed: false_negative_cost, false_positive_cost, rule, "
+     "validation_fraction, value)"),
+    ("task-unknown", (("model.task", "ranking"),), "model.task: must be one of binary (got 'ranking')"),
     ("threshold-a-bool", (("model.threshold", True),), "model.threshold: must be a number (got True)"),
     ("seed-negative", (("model.seed", -1),), "model.seed: must be at least 0 (got -1)"),
     ("seed-a-float", (("model.seed", 1.0),), "model.seed: must be an integer (got 1.0)"),
     ("holdout-too-small", (("model.holdout_fraction", 0.01),),
      "model.holdout_fraction: must be at least 0.05 (got 0.01)"),
     ("misspelt-model-key", (("model.treshold", 0.4),),
-     "model.treshold: unknown key (allowed: estimator, holdout_fraction, params, seed, threshold)"),
+     "model.treshold: unknown key (allowed: estimator, holdout_fraction, params, seed, task, threshold)"),
     # quality
-    ("unknown-gate", (("quality.f1", {"minimum": 0.5}),), f"quality.f1: unknown key (allowed: {GATE_NAMES})"),
+    ("unknown-gate", (("quality.f2", {"minimum": 0.5}),), f"quality.f2: unknown key (allowed: {GATE_NAMES})"),
+    ("gate-if-skipped", (("quality.recall_gap.if_skipped", "fail"),),
+     "quality.recall_gap.if_skipped: must be one of allow, block (got 'fail')"),
     ("gate-without-bound", (("quality.accuracy.minimum", DELETE),), "quality.accuracy.minimum: required key is "
                                                                     "missing"),
     ("gate-with-the-other-bound", (("quality.accuracy.maximum", 1),),
-     "quality.accuracy.maximum: unknown key (allowed: comparison, minimum, tolerance)"),
+     "quality.accuracy.maximum: unknown key (allowed: comparison, if_skipped, minimum, tolerance)"),
     ("gate-comparison-direction", (("quality.accuracy.comparison", "lte"),),
      "quality.accuracy.comparison: must be one of gte (got 'lte')"),
     ("gate-tolerance-negative", (("quality.roc_auc.tolerance", -1),),
@@ -237,7 +282,7 @@ BAD: list[tuple[str, tuple[tuple[str, Any], ...], str]] = [
     ("gate-setting-zero", (("quality.latency_p95_ms.calls", 0),),
      "quality.latency_p95_ms.calls: must be at least 1 (got 0)"),
     ("gate-setting-of-another-gate", (("quality.latency_p95_ms.rows", 10),),
-     "quality.latency_p95_ms.rows: unknown key (allowed: calls, comparison, maximum, tolerance)"),
+     "quality.latency_p95_ms.rows: unknown key (allowed: calls, comparison, if_skipped, maximum, tolerance)"),
     ("required-not-a-bool", (("quality.edge_cases.required", "yes"),),
      "quality.edge_cases.required: must be true or false (got 'yes')"),
     ("empty-gate", (("quality.accuracy", None),), "quality.accuracy: must be a mapping (got None)"),
@@ -394,7 +439,7 @@ def test_the_schema_accepts_the_reference_policy(schema):
     ((("colour", 1),), []),
     ((("model.treshold", 0.4),), ["model"]),
     ((("data.features.0.units", "EUR"),), ["data", "features", 0]),
-    ((("quality.f1", {"minimum": 0.5}),), ["quality"]),
+    ((("quality.f2", {"minimum": 0.5}),), ["quality"]),
     ((("canary.serving.workerz", 2),), ["canary", "serving"]),
 ], ids=["top-level", "model", "feature", "gate", "serving"])
 def test_the_schema_rejects_an_unknown_key_where_it_is(schema, edits, where):
