@@ -26,9 +26,11 @@ from steps._model import features as _features
 from steps._model import skops as _model
 from steps._model.bundle import Bundle, BundleError
 from steps._model.skops import ModelError
+from steps._quality import noise
 from steps._quality import report as _report
-from steps._quality.judge import NO_BASELINE, judge
+from steps._quality.judge import NO_BASELINE, SKIPPED, judge
 from steps._quality.measures import CHEAP, Measured, importance_stability, measure
+from steps._quality.noise import Interval
 from steps._quality.report import Evidence
 from steps._storage.registry import Registry, VersionNotFound, parse_version
 
@@ -45,6 +47,29 @@ class GateResult:
     def failure_lines(self) -> list[str]:
         failed = set(self.report["failed"])
         return [f"gate: FAILED {g['name']} {g['note']}" for g in self.report["gates"] if g["name"] in failed]
+
+    def gate_lines(self, baseline: str | None) -> list[str]:
+        """One line a gate: its status, the candidate's value, the bound and, where measured, the baseline's."""
+        lines = []
+        for g in self.report["gates"]:
+            status = g.get("status", "pass" if g["passed"] else "fail")
+            bound = f" ({g['bound_kind']} {_number(g['bound'])})" if g["bound"] is not None else ""
+            compared = (f"; baseline {baseline} {_number(g['baseline_value'])}"
+                        if baseline and g["baseline_value"] is not None else "")
+            why = f": {g['note']}" if status != "pass" and g["note"] else ""
+            lines.append(f"gate:   {status.upper() if status == 'fail' else status:<7} {g['name']} "
+                         f"{_number(g['value'])}{bound}{compared}{why}")
+        return lines
+
+    def verdict(self) -> str:
+        skipped = self.report.get("skipped") or []
+        blocking = [n for n in skipped if n in self.report["failed"]]
+        verdict = "passed" if self.passed else f"REJECTED ({', '.join(self.report['failed'])})"
+        if skipped:
+            verdict += (f"; {len(skipped)} gate(s) skipped, not evaluated ({', '.join(skipped)})"
+                        + ("" if blocking == skipped else "; a skipped gate does not block unless its policy says "
+                           "if_skipped: block"))
+        return verdict
 
     def write(self, report_dir: Path, passed_out: Path) -> None:
         report_dir = Path(report_dir)
@@ -129,8 +154,15 @@ def gate(
     for name in gates:  # every gate has a candidate value, None where it could not be measured
         cand.metrics.setdefault(name, None)
 
-    entries = [judge(g, cand, base, baseline_note) for g in policy.quality]
+    intervals: dict[str, Interval | None] = {}
+    if base is not None and baseline is not None:
+        for g in policy.quality:
+            if g.comparison and g.name in noise.METRICS:
+                intervals[g.name] = noise.paired_difference(g.name, y, cand.scores, candidate.threshold, base.scores,
+                                                            baseline.threshold, policy.model.seed)
+    entries = [judge(g, cand, base, baseline_note, intervals.get(g.name)) for g in policy.quality]
     failed = [e["name"] for e in entries if not e["passed"] and gates[e["name"]].required]
+    skipped = [e["name"] for e in entries if e.get("status") == SKIPPED]
     report = GateReport(
         model=policy.model_name,
         passed=not failed,
@@ -141,6 +173,7 @@ def gate(
         else BaselineRecord(version=baseline.version, metrics=base.metrics),
         gates=entries,
         failed=failed,
+        skipped=skipped,
     )
     return GateResult(report, evidence)
 
@@ -198,15 +231,20 @@ def main(argv: list[str] | None = None) -> int:
         result.write(args.report_dir, args.passed_out)
         for line in result.failure_lines():
             print(line, file=sys.stderr)
+        for line in result.gate_lines(baseline.label if baseline is not None else None):
+            print(line)
         against = f"against baseline {baseline.label}" if baseline is not None else "with no baseline yet"
-        verdict = "passed" if result.passed else f"REJECTED ({', '.join(result.report['failed'])})"
         print(
-            f"gate: {policy.model_name} {verdict}: {len(result.report['gates'])} gates on "
+            f"gate: {policy.model_name} {result.verdict()}: {len(result.report['gates'])} gates on "
             f"{result.report['holdout_rows']} holdout rows {against}; report in {args.report_dir}"
         )
         return 0
 
     return run("gate", body)
+
+
+def _number(value: object) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else "-" if value is None else str(value)
 
 
 if __name__ == "__main__":

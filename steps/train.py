@@ -26,15 +26,17 @@ from typing import Any
 
 import pandas as pd
 
+from steps._core.categories import key
 from steps._core.documents import BundleManifest, CompiledPredictorRecord, TrainingRecord
 from steps._core.errors import UsageError, run
 from steps._core.files import replacing, write_json, write_text
-from steps._core.policy import Policy, load_policy
+from steps._core.policy import DataPolicy, Policy, load_policy
 from steps._drift import ecdf as _drift
 from steps._model import bundle as _bundle
 from steps._model import features as _features
 from steps._model import profile as _profile
 from steps._model import skops as _model
+from steps._model import threshold as _threshold
 from steps._model import trees as _predictor
 from steps._model.bundle import PROFILE_FILE
 from steps._model.contract import contract_to_dict
@@ -94,7 +96,14 @@ def train(
     drifted_features: list[str] | None = None,
 ) -> TrainResult:
     """Split, fit and profile; returns everything the bundle holds. Deterministic for the same inputs."""
-    from sklearn.metrics import accuracy_score, average_precision_score, roc_auc_score
+    from sklearn.metrics import (
+        accuracy_score,
+        average_precision_score,
+        f1_score,
+        precision_score,
+        recall_score,
+        roc_auc_score,
+    )
     from sklearn.model_selection import train_test_split
     from sklearn.utils._param_validation import InvalidParameterError
 
@@ -136,17 +145,38 @@ def train(
             f"--data: cannot split {len(y)} rows with model.holdout_fraction={spec.holdout_fraction}: {err}"
         ) from err
 
+    rule = spec.threshold_rule
+    X_fit, y_fit, X_val, y_val = X_train, y_train, None, None
+    if rule.rule != "fixed":
+        # The threshold is chosen on rows the model did not learn from, and not on the holdout the gates judge.
+        try:
+            X_fit, X_val, y_fit, y_val = train_test_split(
+                X_train, y_train, test_size=rule.validation_fraction, stratify=y_train, random_state=spec.seed)
+        except ValueError as err:
+            raise UsageError(f"--data: cannot set aside model.threshold.validation_fraction="
+                             f"{rule.validation_fraction} of {len(y_train)} training rows: {err}") from err
+
     pipeline = _features.build_pipeline(data.features, spec.estimator, spec.params, spec.seed)
     started = time.perf_counter()
     try:
         with _model.compute_threads():
-            pipeline.fit(X_train, y_train)
+            pipeline.fit(X_fit, y_fit)
             scores = pipeline.predict_proba(X_hold)[:, 1]
+            validation_scores = None if X_val is None else pipeline.predict_proba(X_val)[:, 1]
     except InvalidParameterError as err:
         raise UsageError(f"model.params: {err}") from err
     except (ValueError, TypeError) as err:  # the data or parameters do not suit the estimator
         raise UsageError(f"cannot fit {spec.estimator} on --data {data_dir}: {err}") from err
     fit_seconds = time.perf_counter() - started
+    if validation_scores is None or y_val is None:
+        threshold, threshold_record = float(rule.value or 0.5), {"rule": "fixed", "threshold": rule.value}
+    else:
+        choice = _threshold.choose(y_val, validation_scores, rule)
+        threshold, threshold_record = choice.threshold, choice.record(rule, len(y_val), int(y_val.sum()))
+        if not choice.reached:
+            print(f"train: warning: model.threshold {rule.rule} {rule.value} is out of reach on the validation "
+                  f"rows; took {choice.threshold:.4g} (precision {choice.precision:.3f}, recall "
+                  f"{choice.recall:.3f})", file=sys.stderr)
 
     # The holdout keeps the original target values; gate recomputes the labels from the contract.
     holdout = frame.loc[X_hold.index, [*data.feature_names, data.target]].reset_index(drop=True)
@@ -155,7 +185,10 @@ def train(
         "holdout_rows": len(y_hold),
         "train_positive_rate": float(y_train.mean()),
         "holdout_positive_rate": float(y_hold.mean()),
-        "holdout_accuracy": float(accuracy_score(y_hold, scores >= spec.threshold)),
+        "holdout_accuracy": float(accuracy_score(y_hold, scores >= threshold)),
+        "holdout_precision": float(precision_score(y_hold, scores >= threshold, zero_division=0)),
+        "holdout_recall": float(recall_score(y_hold, scores >= threshold, zero_division=0)),
+        "holdout_f1": float(f1_score(y_hold, scores >= threshold, zero_division=0)),
         "holdout_pr_auc": float(average_precision_score(y_hold, scores)),
         "holdout_roc_auc": float(roc_auc_score(y_hold, scores)),
         "fit_seconds": round(fit_seconds, 3),
@@ -172,9 +205,10 @@ def train(
         estimator=spec.estimator,
         params=spec.params,
         seed=spec.seed,
-        threshold=spec.threshold,
+        threshold=threshold,
+        threshold_rule=threshold_record,
         policy_sha256=policy.sha256,
-        contract=contract_to_dict(data),
+        contract={**contract_to_dict(data), "classes": _classes(frame[data.target], data)},
         library_versions=_model.library_versions(),
         metrics=metrics,
         compiled_predictor=compiled,
@@ -183,6 +217,32 @@ def train(
     # The same rows as the profile: the training split, which is what the model learned from.
     ecdfs = _drift.reference_ecdfs(profile, X_train, max_values=_drift.MAX_ECDF_VALUES)
     return TrainResult(pipeline=pipeline, profile=profile, meta=meta, holdout=holdout, trees=trees, ecdfs=ecdfs)
+
+
+def _classes(target: pd.Series, data: DataPolicy) -> list[str | int]:
+    """The target's two classes as the data writes them, the negative first: what the server answers with."""
+    if data.classes is not None:
+        positive = key(data.positive_label)
+        return sorted(data.classes, key=lambda c: key(c) == positive)
+    values = target.dropna().unique().tolist()
+    positive_key = key(data.positive_label)
+    negatives = [v for v in values if key(v) != positive_key]
+    positives = [v for v in values if key(v) == positive_key]
+    if len(negatives) != 1 or len(positives) != 1:
+        shown = ", ".join(map(str, values[:10]))
+        raise UsageError(f"--data: target {data.target!r} has {len(values)} values ({shown}); a binary model needs "
+                         f"two, one of them data.positive_label={data.positive_label!r}")
+    return [_plain(negatives[0]), _plain(positives[0])]
+
+
+def _plain(value: Any) -> str | int:
+    """A label as JSON writes it: numpy's integers as int; anything else as its text."""
+    if isinstance(value, str):
+        return value
+    number = float(value) if isinstance(value, int | float) or hasattr(value, "__index__") else None
+    if number is not None and number.is_integer():
+        return int(number)
+    return str(value)
 
 
 def _compiled_predictor(pipeline: Any, estimator: str) -> tuple[dict[str, Any] | None, CompiledPredictorRecord]:

@@ -76,7 +76,8 @@ def write_outputs(report: ValidationReport, frame: pd.DataFrame, data: DataPolic
         return
     dataset = report.dataset
     source = SourceRecord(uri=dataset.uri, sha256=dataset.sha256, rows=len(frame), format=dataset.format)
-    _validated.write(out, frame, data, source)
+    # From the rows as read, not as checked: the checks see keys, the target keeps the type the data gave it.
+    _validated.write(out, dataset.frame, data, source)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -29,7 +29,7 @@ class FeatureRecord(TypedDict):
     nullable: bool
     min: NotRequired[float | None]
     max: NotRequired[float | None]
-    categories: NotRequired[list[str]]
+    categories: NotRequired[list[str | int]]
     unknown: NotRequired[str]  # categorical only: reject | other
 
 
@@ -38,6 +38,8 @@ class ContractRecord(TypedDict):
     positive_label: Any
     segment: str | None
     features: list[FeatureRecord]
+    # the target's classes as the data writes them, the negative first (bundles trained before: absent)
+    classes: NotRequired[list[str | int]]
 
 
 class SourceRecord(TypedDict):
@@ -74,6 +76,9 @@ class TrainingRecord(TypedDict):
     params: dict[str, Any]
     seed: int
     threshold: float
+    # how the threshold was chosen (model.threshold): the rule, and on a validation split its precision, recall,
+    # F1 and whether a target was reached (bundles trained before: absent)
+    threshold_rule: NotRequired[dict[str, Any]]
     policy_sha256: str
     contract: ContractRecord
     library_versions: dict[str, str]
@@ -98,13 +103,15 @@ class GateEntry(TypedDict):
     """One gate's verdict in gate.json."""
 
     name: str
-    passed: bool
+    passed: bool  # false only for a failure (or a skip the policy blocks on): the gate does not hold the model back
+    status: NotRequired[str]  # pass | fail | skipped (gate reports written before: absent)
     value: float | None
     bound: float | None
     bound_kind: str  # minimum | maximum | required
     comparison: str | None  # gte | lte
     baseline_value: float | None
     tolerance: float | None
+    interval: NotRequired[list[float] | None]  # bootstrap bounds of (candidate - baseline), where measured
     note: str
 
 
@@ -123,6 +130,7 @@ class GateReport(TypedDict):
     baseline: BaselineRecord | None
     gates: list[GateEntry]
     failed: list[str]
+    skipped: NotRequired[list[str]]  # gates that could not be evaluated (whether or not they block)
 
 
 # --- the registry ----------------------------------------------------------------------------------------------

@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
+from steps._core.categories import key as category_key
+from steps._core.categories import keys as category_keys
 from steps._drift import columns
 from steps._drift.methods import BINNED_METHODS, DriftMethodError
 from steps._model.profile import MISSING_LABEL, bin_labels
@@ -92,11 +94,12 @@ def count_column(fp: Mapping[str, Any], values: pd.Series, name: str) -> np.ndar
     if "categories" in fp:
         # Count the distinct values once (a hash pass over the column), then place the few distinct ones.
         tally = values.value_counts(dropna=False, sort=False)
-        keys = np.asarray(tally.index.to_numpy(dtype=object), dtype=object)
+        # By key (steps._core.categories): a CSV's integer codes meet a contract's, whatever type each was read as.
+        keys = category_keys(tally.index.to_numpy(dtype=object))
         n_bins = len(fp["categories"])
-        index = pd.Index(fp["categories"][:-1]).get_indexer(keys)
+        index = pd.Index([category_key(c) for c in fp["categories"][:-1]]).get_indexer(pd.Index(keys))
         index[index < 0] = n_bins - 1  # unseen values go to `other`, as bin_index does
-        index[pd.isna(keys)] = n_bins  # the missing bucket
+        index[keys == None] = n_bins  # noqa: E711 - the missing bucket (an elementwise comparison)
         return np.bincount(index, weights=tally.to_numpy(dtype=np.float64), minlength=n_bins + 1)
     numbers = columns.numbers(values, name)
     inner = np.asarray(fp["edges"][1:-1], dtype=np.float64)

@@ -21,6 +21,9 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
+from steps._core.categories import CategoryError, lookup
+from steps._core.categories import key as category_key
+from steps._core.categories import keys as category_keys
 from steps._core.errors import UsageError
 from steps._core.policy import Feature
 from steps._model.contract import feature_to_dict
@@ -54,8 +57,8 @@ def model_input(frame: pd.DataFrame, features: Iterable[Feature], where: str = "
 
 
 def target_vector(values: pd.Series, positive_label: Any) -> np.ndarray:
-    """1 where the target equals the policy's positive label, else 0."""
-    vector: np.ndarray = (values.to_numpy() == positive_label).astype(np.int64)
+    """1 where the target is the policy's positive label (compared by key: a CSV's 1 is the label 1 or "1"), else 0."""
+    vector: np.ndarray = (category_keys(values) == category_key(positive_label)).astype(np.int64)
     return vector
 
 
@@ -81,7 +84,7 @@ class ContractEncoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]  #
             if f["type"] == "categorical":
                 if not f.get("categories"):
                     raise ValueError(f"feature {f['name']!r}: categorical without categories")
-                codes.append({c: i for i, c in enumerate(f["categories"])})
+                codes.append(lookup(f["categories"]))
                 other_codes.append(float(len(f["categories"])) if f.get("unknown") == "other" else np.nan)
             else:
                 codes.append(None)
@@ -113,12 +116,13 @@ class ContractEncoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]  #
                     raise ValueError(f"feature {name!r}: expected numbers ({err})") from err
             else:
                 try:
-                    out[:, j] = [
-                        np.nan if m else codes.get(v, other)
-                        for v, m in zip(values[:, j], missing[:, j], strict=True)
-                    ]
-                except TypeError as err:  # an unhashable value, e.g. a list
+                    column = category_keys(values[:, j])
+                except CategoryError as err:  # e.g. a list
                     raise ValueError(f"feature {name!r}: expected a category ({err})") from err
+                positions = pd.Index(list(codes)).get_indexer(pd.Index(column))  # -1: unseen, or missing
+                coded = np.where(positions >= 0, np.asarray(list(codes.values()), dtype=np.float64)[positions], other)
+                coded[column == None] = np.nan  # noqa: E711 - an elementwise comparison
+                out[:, j] = coded
         return out
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:

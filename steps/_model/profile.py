@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from steps._core.categories import key as category_key
+from steps._core.categories import keys as category_keys
 from steps._core.policy import Feature
 
 MISSING = -1  # bin_index of a missing value
@@ -65,8 +67,11 @@ def bin_index(feature_profile: dict[str, Any], values: Sequence[Any] | np.ndarra
     missing = pd.isna(array)
     if "categories" in feature_profile:
         categories = feature_profile["categories"]
-        # Only the contract's categories are looked up: a live value spelled "other" is unseen too.
-        index = pd.Index(categories[:-1]).get_indexer(array)
+        # Only the contract's categories are looked up, by their keys (steps._core.categories: the integer 1, the
+        # float 1.0 and the text "1" are one value): a live value spelled "other" is unseen too.
+        value_keys = category_keys(array)
+        missing = value_keys == None  # noqa: E711 - an elementwise comparison
+        index = pd.Index([category_key(c) for c in categories[:-1]]).get_indexer(pd.Index(value_keys))
         index[index < 0] = len(categories) - 1
     else:
         numbers = _as_float(pd.Series(array, dtype=object))

@@ -12,8 +12,9 @@
   `other` bucket, and a literal `other` is that bucket), so unseen values are reported as a warning
   (GX severity `warning`) and do not fail it: a new merchant category must not stop retraining.
 
-The target: it exists, has no nulls, and holds both classes. With a 0/1 `positive_label` its values must be
-in {0, 1}; with any other label it must have exactly two values, the positive label being one of them.
+The target: it exists, has no nulls, and holds both classes, compared by key. With `data.classes` its values must
+be those two; else with a 0/1 `positive_label` they must be 0 and 1; else it must have exactly two values, the
+positive label being one of them.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from steps._core.categories import CategoryError, key, keys
 from steps._core.policy import DataPolicy
 
 # Map expectations report "n of N rows <verb>"; the verb says what was wrong with those rows.
@@ -49,6 +51,8 @@ class Check:
     column: str
     kwargs: dict[str, Any] = field(default_factory=dict)
     severity: str = "critical"  # "critical" fails the dataset; "warning" is reported only
+    # A value set holds keys (steps._core.categories); messages show them as the policy writes them (1, not '1').
+    labels: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -96,24 +100,30 @@ def contract_checks(data: DataPolicy) -> list[Check]:
         if not f.nullable:
             checks.append(Check("expect_column_values_to_not_be_null", f.name))
         if f.type == "categorical":
+            # By key (steps._core.categories): `prepare` writes the column's values as their keys too.
+            labels = _labels(f.categories)
+            allowed = list(labels)
             if f.unknown == "other":
-                allowed = list(f.categories) + ([] if "other" in f.categories else ["other"])
+                allowed += [] if "other" in allowed else ["other"]
                 checks.append(Check("expect_column_values_to_be_in_set", f.name, {"value_set": allowed},
-                                    "warning"))
+                                    "warning", labels))
             else:
-                checks.append(Check("expect_column_values_to_be_in_set", f.name,
-                                    {"value_set": list(f.categories)}))
+                checks.append(Check("expect_column_values_to_be_in_set", f.name, {"value_set": allowed},
+                                    labels=labels))
 
-    target, positive = data.target, data.positive_label
+    target, positive = data.target, str(key(data.positive_label))
     checks.append(Check("expect_column_to_exist", target))
     checks.append(Check("expect_column_values_to_not_be_null", target))
-    if _is_binary_number(positive):
-        checks.append(Check("expect_column_values_to_be_in_set", target, {"value_set": [0, 1]}))
+    classes = _labels(data.classes) if data.classes else _labels([0, 1]) if positive in ("0", "1") else None
+    if classes is not None:
+        checks.append(Check("expect_column_values_to_be_in_set", target, {"value_set": list(classes)},
+                            labels=classes))
         # One expectation says "both classes present" and names the class that is missing.
-        checks.append(Check("expect_column_distinct_values_to_contain_set", target, {"value_set": [0, 1]}))
+        checks.append(Check("expect_column_distinct_values_to_contain_set", target, {"value_set": list(classes)},
+                            labels=classes))
     else:
-        checks.append(Check("expect_column_distinct_values_to_contain_set", target,
-                            {"value_set": [positive]}))
+        checks.append(Check("expect_column_distinct_values_to_contain_set", target, {"value_set": [positive]},
+                            labels=_labels([data.positive_label])))
         checks.append(Check("expect_column_unique_value_count_to_be_between", target,
                             {"min_value": 2, "max_value": 2}))
     return checks
@@ -124,8 +134,9 @@ def prepare(frame: pd.DataFrame, data: DataPolicy, fmt: str) -> pd.DataFrame:
 
     Numeric and integer columns that pandas read as numbers become float64 (NaN for null), so range checks
     take GX's vectorised path and pandas' nullable `pd.NA` never reaches it; a column that holds text stays
-    as read, so the type check can show the text. A CSV has no types: a categorical column that pandas read
-    as whole numbers is the text of those numbers.
+    as read, so the type check can show the text. Categorical columns and the target hold their values' keys
+    (steps._core.categories): the integer 1, the float 1.0 and the text "1" are one category, however the file
+    stored it; a value that cannot be a category (a list) stays as it is, for the type check to show.
     """
     columns: dict[str, pd.Series] = {}
     for f in data.features:
@@ -135,16 +146,19 @@ def prepare(frame: pd.DataFrame, data: DataPolicy, fmt: str) -> pd.DataFrame:
         if f.type in ("numeric", "integer"):
             if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
                 col = pd.Series(col.to_numpy(dtype="float64", na_value=np.nan), index=col.index, name=f.name)
-        elif isinstance(col.dtype, (pd.StringDtype, pd.CategoricalDtype)):
-            text = col.astype(object)
-            text[col.isna()] = None  # None, not pd.NA or NaN, as a row from JSON would have it
-            col = text
-        elif fmt == "csv" and pd.api.types.is_integer_dtype(col):
-            col = col.astype(str)
+        else:
+            col = _as_keys(col)
         columns[f.name] = col
     if data.target in frame.columns:
-        columns[data.target] = frame[data.target]
+        columns[data.target] = _as_keys(frame[data.target])
     return pd.DataFrame(columns, index=frame.index)
+
+
+def _as_keys(col: pd.Series) -> pd.Series:
+    try:
+        return pd.Series(keys(col), index=col.index, name=col.name, dtype=object)
+    except CategoryError:  # e.g. a list in a cell: left as read, for the type check to name
+        return col.astype(object)
 
 
 def run_checks(frame: pd.DataFrame, checks: list[Check]) -> list[Outcome]:
@@ -227,6 +241,7 @@ def _describe(check: Check, result: dict[str, Any], exception: dict[str, Any], f
         return observed, f"{count} of {total} rows {verb}, e.g. {shown}"
     if "missing_count" in result:
         missing = list(result.get("partial_missing_list") or [])
+        missing = [check.labels.get(v, v) for v in missing]
         if not missing:
             return {"missing": []}, "every value is present"
         return {"missing": missing}, "no row has " + " or ".join(_show(v) for v in missing)
@@ -238,6 +253,11 @@ def _describe(check: Check, result: dict[str, Any], exception: dict[str, Any], f
             shown = value if isinstance(value, str) else _show(value)
         return value, f"observed {shown}"
     return None, "no observation"
+
+
+def _labels(values: Any) -> dict[str, Any]:
+    """key -> the value as the policy writes it (steps._core.categories)."""
+    return {str(key(v)): v for v in values}
 
 
 def _raised(exception: dict[str, Any]) -> str | None:
@@ -266,7 +286,7 @@ def _rule(check: Check) -> str:
         hi = "inf" if k.get("max_value") is None else _show(k["max_value"])
         return f"[{lo}, {hi}]"
     if "value_set" in k:
-        return "{" + ", ".join(_show(v) for v in k["value_set"]) + "}"
+        return "{" + ", ".join(_show(check.labels.get(v, v)) for v in k["value_set"]) + "}"
     if "type_" in k:
         return str(k["type_"])
     return ""
@@ -282,10 +302,6 @@ def _show(value: Any) -> str:
 
 def _number(value: float | None) -> int | float | None:
     return int(value) if value is not None and float(value).is_integer() else value
-
-
-def _is_binary_number(label: Any) -> bool:
-    return isinstance(label, (int, float)) and not isinstance(label, bool) and label in (0, 1)
 
 
 def _plain(value: Any) -> Any:

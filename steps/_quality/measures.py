@@ -23,7 +23,7 @@ from steps._quality.edge_cases import EdgeCase, edge_cases
 
 MIB = 1024 * 1024
 # Always measured for the baseline too: cheap, and the report compares them.
-CHEAP = frozenset({"accuracy", "pr_auc", "roc_auc", "recall_gap", "model_size_mb"})
+CHEAP = frozenset({"accuracy", "precision", "recall", "f1", "pr_auc", "roc_auc", "recall_gap", "model_size_mb"})
 # Permutation importances: a fixed subsample holding every positive (up to half of it), 3 repeats, log loss
 # (it uses every row's probability, so it is less noisy than average precision on a few positives).
 # Stability is the Pearson correlation of the two models' importances: it weighs each feature by how much the
@@ -66,8 +66,9 @@ def measure(
     gates: dict[str, Gate],
     wanted: Set[str],
 ) -> Measured:
-    """Score the holdout with the bundle's model and take the `wanted` measures (accuracy and AUCs always)."""
-    from sklearn.metrics import accuracy_score, average_precision_score, roc_auc_score
+    """Score the holdout with the bundle's model and take the `wanted` measures (the label and score metrics
+    always: precision, recall and F1 of the positive class at the bundle's own threshold)."""
+    from sklearn.metrics import accuracy_score, average_precision_score, precision_recall_fscore_support, roc_auc_score
 
     pipeline = bundle.pipeline
     try:
@@ -75,8 +76,13 @@ def measure(
     except Exception as err:  # any failure to score the holdout means we cannot evaluate: say which model
         raise UsageError(f"bundle {bundle.path}: cannot score the holdout: {type(err).__name__}: {err}") from err
     predicted = scores >= bundle.threshold
+    precision, recall, f1, _ = precision_recall_fscore_support(
+        y, predicted, average="binary", pos_label=1, zero_division=0)
     m: dict[str, float | None] = {
         "accuracy": float(accuracy_score(y, predicted)),
+        "precision": float(precision),
+        "recall": float(recall),
+        "f1": float(f1),
         "pr_auc": float(average_precision_score(y, scores)),
         "roc_auc": float(roc_auc_score(y, scores)),
     }

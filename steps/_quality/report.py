@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from steps._core.documents import GateReport
+from steps._core.documents import GateEntry, GateReport
 from steps._quality.edge_cases import EdgeCase
 from steps._quality.measures import SegmentRecall
 
@@ -22,6 +22,7 @@ _STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1100px}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}
 th{background:#f4f4f4}.pass{color:#137333;font-weight:bold}.fail{color:#b3261e;font-weight:bold}
+.skipped{color:#8a6d00;font-weight:bold}
 .verdict{font-size:1.4em;padding:.5em 1em;display:inline-block;border-radius:4px}
 .verdict.pass{background:#e6f4ea}.verdict.fail{background:#fce8e6}
 figure{display:inline-block;margin:0 1em 1em 0}img{max-width:520px}
@@ -46,6 +47,9 @@ def render(report: GateReport, evidence: Evidence) -> str:
     """gate.json's content plus the evidence (scores, segments, importances, edge cases) as an HTML page."""
     e = html.escape
     verdict = "PASSED" if report["passed"] else f"REJECTED: {', '.join(report['failed'])}"
+    skipped = report.get("skipped") or []
+    if skipped:
+        verdict += f" ({len(skipped)} skipped, not evaluated: {', '.join(skipped)})"
     baseline = report["baseline"]
     against = (
         f"baseline version {e(str(baseline['version']))}"
@@ -55,8 +59,8 @@ def render(report: GateReport, evidence: Evidence) -> str:
         else "no baseline yet"
     )
     rows = "".join(
-        f"<tr><td>{e(g['name'])}</td><td class='{'pass' if g['passed'] else 'fail'}'>"
-        f"{'pass' if g['passed'] else 'FAIL'}</td><td>{_cell(g['value'])}</td>"
+        f"<tr><td>{e(g['name'])}</td><td class='{_status(g)}'>"
+        f"{_status(g).upper() if _status(g) == 'fail' else _status(g)}</td><td>{_cell(g['value'])}</td>"
         f"<td>{e(str(g['bound_kind']))} {_cell(g['bound'])}</td><td>{e(str(g['comparison'] or ''))}</td>"
         f"<td>{_cell(g['baseline_value'])}</td><td>{_cell(g['tolerance'])}</td><td>{e(g['note'])}</td></tr>"
         for g in report["gates"]
@@ -96,6 +100,11 @@ def render(report: GateReport, evidence: Evidence) -> str:
 <table><tr><th>case</th><th>rows</th><th>outcome</th><th>result</th><th>detail</th></tr>{cases}</table>
 </body></html>
 """
+
+
+def _status(gate: GateEntry) -> str:
+    """pass, fail or skipped (reports written before skipped existed: from `passed`)."""
+    return gate.get("status") or ("pass" if gate["passed"] else "fail")
 
 
 def _cell(value: Any) -> str:

@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from steps._core.categories import keys
 from steps._core.documents import SourceRecord
 from steps._core.errors import UsageError
 from steps._core.files import replacing, write_json
@@ -32,9 +33,9 @@ def validated_frame(frame: pd.DataFrame, data: DataPolicy) -> pd.DataFrame:
         elif f.type == "integer":
             out[f.name] = pd.to_numeric(col).astype("Int64")
         else:
-            text = col.astype(object)
-            text[col.isna()] = None
-            out[f.name] = text
+            # Each value as its key (steps._core.categories): the integer 1 of a Parquet file and the 1.0 of a CSV
+            # column with holes are the one category "1" for training, the profile and the holdout.
+            out[f.name] = pd.Series(keys(col), index=col.index, dtype=object)
     target = frame[data.target]
     if pd.api.types.is_numeric_dtype(target) and not pd.api.types.is_bool_dtype(target):
         target = target.astype("int64") if (target == target.round()).all() else target

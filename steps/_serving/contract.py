@@ -19,6 +19,9 @@ from dataclasses import dataclass, field
 from math import isfinite, isnan
 from typing import Any, cast
 
+from steps._core.categories import key as category_key
+from steps._core.categories import lookup as category_lookup
+from steps._core.categories import shown as shown_categories
 from steps._core.documents import ContractRecord
 
 MISSING_LABEL = "missing"  # as steps._model.profile
@@ -27,8 +30,8 @@ NAN = float("nan")
 # Open Inference Protocol tensor types a feature accepts (BYTES travel as JSON strings).
 _INTS = ("INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64")
 _FLOATS = ("FP16", "FP32", "FP64")
-DATATYPES = {"numeric": _FLOATS + _INTS, "integer": _INTS + _FLOATS, "categorical": ("BYTES",)}
-V2_DATATYPE = {"numeric": "FP64", "integer": "INT64", "categorical": "BYTES"}
+# A category travels as text (BYTES), or as the integer or boolean the data has it as: it is looked up by its key.
+DATATYPES = {"numeric": _FLOATS + _INTS, "integer": _INTS + _FLOATS, "categorical": ("BYTES", "BOOL", *_INTS)}
 
 
 class RequestError(ValueError):
@@ -56,7 +59,7 @@ class FeatureSpec:
     min: float | None
     max: float | None
     nullable: bool
-    categories: tuple[str, ...]
+    categories: tuple[str | int, ...]
     unknown: str
     codes: dict[str, float] = field(default_factory=dict)
     other: float | None = None  # the `other` code, when unknown categories map to it
@@ -64,10 +67,7 @@ class FeatureSpec:
     # ... of which those whose values need no check beyond the encoder's (an integer feature checks that every
     # value is whole; a numeric one does not, so an INT tensor for it is checked here)
     trusted: frozenset[str] = frozenset()
-
-    @property
-    def v2_datatype(self) -> str:
-        return V2_DATATYPE[self.type]
+    v2_datatype: str = "FP64"  # what the model metadata names: FP64, INT64, or for a category BYTES or INT64
 
 
 def parse_features(contract: ContractRecord) -> tuple[FeatureSpec, ...]:
@@ -81,7 +81,7 @@ def parse_features(contract: ContractRecord) -> tuple[FeatureSpec, ...]:
         if not isinstance(raw, Mapping) or type(raw.get("name")) is not str:
             raise ContractError(f"{where}: must be an object with a string 'name'")
         kind = raw.get("type")
-        if kind is None or kind not in V2_DATATYPE:
+        if kind is None or kind not in DATATYPES:
             raise ContractError(f"{where} ({raw['name']}): type must be numeric, integer or categorical, got {kind!r}")
         bounds: list[float | None] = []
         for key, value in (("min", raw.get("min")), ("max", raw.get("max"))):
@@ -90,15 +90,20 @@ def parse_features(contract: ContractRecord) -> tuple[FeatureSpec, ...]:
             bounds.append(None if value is None else float(value))
         categories = tuple(raw.get("categories") or ())
         unknown = raw.get("unknown", "reject")
-        if kind == "categorical" and (not categories or not all(type(c) is str for c in categories)):
-            raise ContractError(f"{where} ({raw['name']}): categories must be a non-empty list of strings")
+        if kind == "categorical" and (not categories or not all(type(c) in (str, int) for c in categories)):
+            raise ContractError(f"{where} ({raw['name']}): categories must be a non-empty list of strings or "
+                                "whole numbers")
         if unknown not in ("other", "reject"):
             raise ContractError(f"{where} ({raw['name']}): unknown must be other or reject, got {unknown!r}")
-        codes = {c: float(j) for j, c in enumerate(categories)}
+        try:
+            codes = {k: float(j) for k, j in category_lookup(categories).items()}
+        except ValueError as err:
+            raise ContractError(f"{where} ({raw['name']}): {err}") from err
         other = float(len(categories)) if kind == "categorical" and unknown == "other" else None
         specs.append(FeatureSpec(raw["name"], kind, bounds[0], bounds[1], bool(raw.get("nullable", False)),
                                  categories, unknown, codes, other, frozenset(DATATYPES[kind]),
-                                 frozenset(_FLOATS if kind == "numeric" else DATATYPES[kind])))
+                                 frozenset(_FLOATS if kind == "numeric" else DATATYPES[kind]),
+                                 _v2_datatype(kind, categories)))
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
         raise ContractError(f"bundle.json contract: feature names repeat: {names}")
@@ -239,21 +244,25 @@ def _encoder(f: FeatureSpec) -> Callable[[Any, int, bool], float]:
         raise RequestError(f"{at(row, v2)}: {what}, but {name} is not nullable in the contract", "nullable", name)
 
     if f.type == "categorical":
-        codes, other, categories = f.codes, f.other, f.categories
+        codes, other, allowed = f.codes, f.other, shown_categories(f.categories)
 
         def categorical(value: Any, row: int, v2: bool) -> float:
-            if type(value) is str:
+            kind = type(value)
+            if kind is str:  # most requests: a text category is its own key
                 code = codes.get(value)
-                if code is not None:
-                    return code
-                if other is not None:
-                    return other
-                raise RequestError(f"{at(row, v2)}: unknown category {_short(value)} "
-                                   f"(allowed: {', '.join(categories)})", "category", name)
-            if value is None or (type(value) is float and isnan(value)):
+            elif kind is int or kind is bool or (kind is float and not isnan(value)):
+                code = codes.get(category_key(value))  # type: ignore[arg-type]  # these kinds always have a key
+            elif value is None or kind is float:
                 return missing(row, v2, "missing value")
-            raise RequestError(f"{at(row, v2)}: must be a string, one of {', '.join(categories)}; "
-                               f"got {_kind(value)}", "type", name)
+            else:
+                raise RequestError(f"{at(row, v2)}: must be one of the categories {allowed}; got {_kind(value)}",
+                                   "type", name)
+            if code is not None:
+                return code
+            if other is not None:
+                return other
+            raise RequestError(f"{at(row, v2)}: unknown category {_short(value)} (allowed: {allowed})", "category",
+                               name)
 
         return categorical
 
@@ -345,12 +354,14 @@ def _bins(features: Sequence[FeatureSpec], profile: Mapping[str, Any]) -> tuple[
         if f.type == "categorical":
             categories = list(fp["categories"]) if isinstance(fp, Mapping) and "categories" in fp else [
                 *f.categories, OTHER_LABEL]
-            if not categories or not all(type(c) is str for c in categories):
-                raise ContractError(f"profile.json features.{f.name}.categories: must be a list of strings")
+            if not categories or not all(type(c) in (str, int) for c in categories):
+                raise ContractError(f"profile.json features.{f.name}.categories: must be a list of strings or "
+                                    "whole numbers")
             names = [str(i) for i in range(len(categories) - 1)] + [OTHER_LABEL]
-            # Contract code -> profile bin; a category the profile lacks (or `other`) is its last bin.
-            positions = {c: i for i, c in enumerate(categories[:-1])}
-            table = [positions.get(c, len(categories) - 1) for c in f.categories] + [len(categories) - 1]
+            # Contract code -> profile bin, by key; a category the profile lacks (or `other`) is its last bin.
+            positions = {category_key(c): i for i, c in enumerate(categories[:-1])}
+            table = [positions.get(category_key(c), len(categories) - 1) for c in f.categories] + [
+                len(categories) - 1]
             functions.append(_categorical_bin(table, len(names)))
         else:
             edges = fp.get("edges") if isinstance(fp, Mapping) else None
@@ -378,6 +389,12 @@ def _numeric_bin(inner: list[float], missing: int) -> Callable[[float], int]:
         return missing if isnan(value) else bisect_left(inner, value)
 
     return position
+
+
+def _v2_datatype(kind: str, categories: Sequence[str | int]) -> str:
+    if kind == "categorical":
+        return "INT64" if all(type(c) is int for c in categories) else "BYTES"
+    return "INT64" if kind == "integer" else "FP64"
 
 
 def _kind(value: Any) -> str:

@@ -212,7 +212,7 @@ def test_with_no_baseline_comparisons_pass_and_say_so(good_gated: Gated) -> None
 
 def test_gate_json_has_the_documented_shape(good_gated: Gated, policy_file: Path) -> None:
     report = good_gated.report
-    assert set(report) == {"model", "passed", "holdout_rows", "candidate", "baseline", "gates", "failed"}
+    assert set(report) == {"model", "passed", "holdout_rows", "candidate", "baseline", "gates", "failed", "skipped"}
     assert report["model"] == "fraud-detection" and report["holdout_rows"] == ROWS // 5
     gates_in_policy = list(yaml.safe_load(policy_file.read_text())["quality"])
     assert [g["name"] for g in report["gates"]] == gates_in_policy
@@ -220,6 +220,8 @@ def test_gate_json_has_the_documented_shape(good_gated: Gated, policy_file: Path
         assert set(g) == {
             "name",
             "passed",
+            "status",
+            "interval",
             "value",
             "bound",
             "bound_kind",
@@ -231,6 +233,8 @@ def test_gate_json_has_the_documented_shape(good_gated: Gated, policy_file: Path
     assert entry(report, "accuracy") | {"value": None, "note": None} == {
         "name": "accuracy",
         "passed": True,
+        "status": "pass",
+        "interval": None,
         "value": None,
         "bound": 0.92,
         "bound_kind": "minimum",

@@ -103,13 +103,21 @@ def _gate_lines(report: GateReport) -> list[str]:
     metrics = report.get("candidate") or {}
     if isinstance(metrics, dict) and metrics:
         lines.append("  metrics: " + ", ".join(f"{k}={_number(v)}" for k, v in metrics.items()))
+    baseline: Any = report.get("baseline") or {}
+    against = f"v{baseline.get('version')}" if isinstance(baseline, dict) and baseline.get("version") else "baseline"
     for gate in report.get("gates") or []:
         if not isinstance(gate, dict):
             continue
+        status = gate.get("status") or ("pass" if gate.get("passed") else "fail")
         bound = f" {gate.get('bound_kind', '')} {_number(gate.get('bound'))}" if gate.get("bound") is not None else ""
-        note = f" ({_clip(str(gate['note']), 100)})" if gate.get("note") else ""
-        lines.append(f"  {'pass' if gate.get('passed') else 'FAIL'}  {gate.get('name')}: "
-                     f"{_number(gate.get('value'))}{bound}{note}")
+        compared = (f", {against} {_number(gate.get('baseline_value'))}"
+                    if gate.get("baseline_value") is not None else "")
+        note = f" ({_clip(str(gate['note']), 100)})" if gate.get("note") and status != "pass" else ""
+        lines.append(f"  {status.upper() if status == 'fail' else status:<7} {gate.get('name')}: "
+                     f"{_number(gate.get('value'))}{bound}{compared}{note}")
+    skipped = report.get("skipped") or []
+    if skipped:
+        lines.append(f"  {len(skipped)} gate(s) skipped, not evaluated: {', '.join(skipped)}")
     return lines
 
 

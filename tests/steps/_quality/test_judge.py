@@ -47,12 +47,13 @@ def test_a_candidate_within_the_tolerance_of_the_baseline_passes() -> None:
     assert entry["passed"] is False and entry["note"] == "26 > baseline 20 + 5"
 
 
-def test_without_a_baseline_a_comparison_passes_and_says_why() -> None:
+def test_without_a_baseline_a_comparison_passes_on_its_bound_and_says_why() -> None:
     gate = Gate("roc_auc", minimum=0.8, comparison="gte", tolerance=0.01)
-    assert judge(gate, measured({"roc_auc": 0.9}), None)["note"] == "no baseline yet"
+    assert judge(gate, measured({"roc_auc": 0.9}), None)["note"] == "not compared: no baseline yet"
     why = "baseline v3 not comparable: the holdout lacks its features ['age']"
     entry = judge(gate, measured({"roc_auc": 0.9}), None, why)
-    assert entry["passed"] is True and entry["baseline_value"] is None and entry["note"] == why
+    assert entry["passed"] is True and entry["status"] == "pass" and entry["baseline_value"] is None
+    assert entry["note"] == f"not compared: {why}"
 
 
 def test_a_baseline_value_that_could_not_be_measured_is_not_compared() -> None:
@@ -62,19 +63,29 @@ def test_a_baseline_value_that_could_not_be_measured_is_not_compared() -> None:
     assert entry["note"] == "the baseline's value could not be measured: not compared"
 
 
-def test_an_unmeasurable_value_passes_with_its_reason_or_fails_without_one() -> None:
+def test_an_unmeasurable_value_is_skipped_with_its_reason_never_passed() -> None:
     why = "fewer than 2 segments of 'region' with >= 20 positives (eu: 3): nothing to compare"
     entry = judge(Gate("recall_gap", maximum=0.2), measured({"recall_gap": None}, {"recall_gap": why}), None)
-    assert entry["passed"] is True and entry["value"] is None and entry["note"] == why
+    assert entry["status"] == "skipped" and entry["value"] is None and entry["note"] == f"skipped: {why}"
+    assert entry["passed"] is True  # it does not hold the model back (if_skipped: allow, the default)
     entry = judge(Gate("peak_memory_mb", maximum=256.0), measured({"peak_memory_mb": None}), None)
-    assert entry["passed"] is False and entry["note"] == "could not be measured"
+    assert entry["status"] == "skipped" and entry["note"] == "skipped: could not be measured"
+
+
+def test_a_skipped_gate_blocks_the_candidate_when_the_policy_says_so() -> None:
+    gate = Gate("recall_gap", maximum=0.2, if_skipped="block")
+    entry = judge(gate, measured({"recall_gap": None}, {"recall_gap": "too few positives"}), None)
+    assert entry["status"] == "skipped" and entry["passed"] is False
+    assert entry["note"] == ("could not be evaluated, and the policy says if_skipped: block; "
+                             "skipped: too few positives")
 
 
 def test_importance_stability_needs_a_baseline_and_a_defined_correlation() -> None:
     gate = Gate("feature_importance_stability", minimum=0.9, comparison="gte")
     candidate = measured({"feature_importance_stability": None})
     entry = judge(gate, candidate, None)
-    assert entry["passed"] is True and entry["note"] == "no baseline yet"
+    assert entry["passed"] is True and entry["status"] == "skipped"
+    assert entry["note"] == "skipped: no baseline yet: no importances to compare with"
     entry = judge(gate, candidate, measured({}))
     assert entry["passed"] is False
     assert entry["note"] == "importances are constant, so their correlation is undefined"

@@ -125,7 +125,9 @@ V1_MISTAKES = {
     "below_minimum": (lambda r: r.update(customer_age=17), 422, "min", "customer_age"),
     "huge_integer": (lambda r: r.update(amount=10**400), 422, "max", "amount"),
     "unknown_category_rejected": (lambda r: r.update(channel="fax"), 422, "category", "channel"),
-    "number_for_category": (lambda r: r.update(channel=3), 422, "type", "channel"),
+    # A number is a category value (integer codes): 3 is simply not one of channel's categories.
+    "number_for_category": (lambda r: r.update(channel=3), 422, "category", "channel"),
+    "list_for_category": (lambda r: r.update(channel=["pos"]), 422, "type", "channel"),
     "unknown_field": (lambda r: r.update(amout=3), 422, "unknown_field", "amout"),
 }
 

@@ -159,7 +159,7 @@ def test_a_rejected_candidate_is_registered_and_the_run_fails(project, capsys, t
     assert state["tasks"]["register"]["phase"] == "Failed"
     assert json.loads((project / "registered.json").read_text())["env_registry"] == str(tmp_path / "reg")
     assert "Gate: REJECTED (failed: pr_auc)" in out
-    assert "FAIL  pr_auc" in out
+    assert re.search(r"^  FAIL +pr_auc: ", out, flags=re.MULTILINE), out
 
 
 def test_editing_the_rendered_yaml_changes_what_runs(project, dataset_csv, capsys):
