@@ -332,7 +332,8 @@ def main(argv: list[str] | None = None) -> int:
         result = train(
             args.data,
             policy,
-            git_commit=args.git_commit or _git_commit(),
+            # The templates pass "unknown" where nothing names the commit: a local checkout can still say it.
+            git_commit=args.git_commit if args.git_commit not in ("", "unknown", None) else _git_commit(),
             reason=args.reason or "manual",
             drifted_features=_drifted(args.drifted_features),
         )

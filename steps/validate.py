@@ -23,6 +23,7 @@ from steps._core.documents import SourceRecord
 from steps._core.errors import UsageError, run
 from steps._core.files import write_text
 from steps._core.policy import DataPolicy, load_policy
+from steps._model.features import check_params
 from steps._quality import expectations as _expectations
 from steps._quality import validated as _validated
 
@@ -61,7 +62,7 @@ class ValidationReport:
 
 def validate(dataset: Dataset, data: DataPolicy) -> tuple[ValidationReport, pd.DataFrame]:
     """Run every expectation of the contract; returns the report and the rows as checked (contract order)."""
-    frame = _expectations.prepare(dataset.frame, data, dataset.format)
+    frame = _expectations.prepare(dataset.frame, data)
     outcomes = _expectations.run_checks(frame, _expectations.contract_checks(data))
     return ValidationReport(dataset, outcomes), frame
 
@@ -101,7 +102,11 @@ def _body(argv: list[str] | None) -> int:
         raise UsageError(f"--out {args.out}: exists and is not a folder")
     if args.report.is_dir():
         raise UsageError(f"--report {args.report}: is a folder, expected a file name")
-    data = load_policy(args.policy).data
+    policy = load_policy(args.policy)
+    # The whole policy is checked before any data is read: the model's parameters too, which train would
+    # otherwise refuse only after validation has run.
+    check_params(policy.model.estimator, policy.model.params)
+    data = policy.data
     dataset = read_dataset(args.dataset)
     report, frame = validate(dataset, data)
     write_outputs(report, frame, data, args.out, args.report)

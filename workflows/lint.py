@@ -429,6 +429,10 @@ def run(args: argparse.Namespace) -> int:
         print("mlops lint: no schemas found (--schemas DIR, $MLOPS_SCHEMAS or ../shared/schemas): "
               "semantic checks only", file=sys.stderr)
     problems = lint_files(files, schemas)
+    if schemas is not None and schemas.unchecked:
+        print(f"mlops lint: Kubernetes kinds not schema-checked ({', '.join(sorted(schemas.unchecked))}): "
+              "kubernetes-validate is not installed; install it with the lint extra: "
+              "uv pip install -e '.[lint]' (or pip install 'argo-mlops[lint]')", file=sys.stderr)
     for problem in problems:
         print(problem)
     if problems:

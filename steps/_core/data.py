@@ -1,4 +1,5 @@
-"""Reading datasets (CSV or Parquet; a local path, file:// or s3://) and generating the reference data."""
+"""Reading datasets: CSV or Parquet from a local path, file:// or s3://, or the synthetic reference data that a
+`generate:` URI names (steps/_core/synthetic.py)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-import numpy as np
 import pandas as pd
 
+from steps._core import synthetic
 from steps._core.errors import TransientError, UsageError
+from steps._core.synthetic import DRIFTED_FEATURES, generate
+
+__all__ = ["DRIFTED_FEATURES", "Dataset", "generate", "read_bytes", "read_dataset", "write_frame"]
 from steps._storage import s3 as _s3
 
 
@@ -20,7 +24,7 @@ class Dataset:
     frame: pd.DataFrame
     uri: str
     sha256: str
-    format: str  # "csv" | "parquet"
+    format: str  # "csv" | "parquet" | "generated"
 
 
 def read_bytes(uri: str) -> bytes:
@@ -47,7 +51,11 @@ def read_bytes(uri: str) -> bytes:
 
 
 def read_dataset(uri: str) -> Dataset:
-    """Read a CSV or Parquet dataset; the format comes from the content (Parquet's magic bytes), not the name."""
+    """Read a CSV or Parquet dataset; the format comes from the content (Parquet's magic bytes), not the name.
+    A `generate:` URI is the synthetic data it names; its sha256 is the URI's (the generator is deterministic)."""
+    if uri.startswith(synthetic.SCHEME):
+        frame = synthetic.from_uri(uri)
+        return Dataset(frame, uri, hashlib.sha256(uri.encode()).hexdigest(), "generated")
     data = read_bytes(uri)
     if not data.strip():
         raise UsageError(f"dataset {uri}: file is empty")
@@ -80,122 +88,3 @@ def write_frame(frame: pd.DataFrame, out: Path) -> None:
     else:
         raise UsageError(f"--out {out}: use a .csv or .parquet file name")
     tmp.replace(out)
-
-
-# --- the synthetic card-transaction dataset -----------------------------------------------------------
-
-MERCHANTS = ["grocery", "fuel", "restaurant", "travel", "electronics", "fashion", "gaming", "digital_goods",
-             "pharmacy", "utilities"]
-_MERCHANT_P = [0.26, 0.14, 0.17, 0.05, 0.06, 0.09, 0.04, 0.05, 0.08, 0.06]
-REGIONS = ["north", "south", "east", "west"]
-
-
-def generate(rows: int, seed: int = 0, drift: float = 0.0) -> pd.DataFrame:
-    """A synthetic card-transaction dataset matching gates/fraud-detection.yaml: 23 features, ~2.5% fraud.
-
-    Fraudulent rows draw several features from shifted distributions, so a good model learns real signal.
-    `drift` in [0, 1] shifts means, scales and category mixes of 12 of the 23 features (more than a third;
-    `amount` and `txn_count_24h` move with the features they are computed from);
-    the label's dependence on the features stays the same, as with real covariate drift.
-    """
-    if rows < 1:
-        raise UsageError(f"--rows: must be at least 1 (got {rows})")
-    if not 0.0 <= drift <= 1.0:
-        raise UsageError(f"--drift: must be between 0 and 1 (got {drift})")
-    rng = np.random.default_rng(seed)
-    d = drift
-    n = rows
-
-    # The label comes first; fraudulent rows draw several features from shifted distributions, except a
-    # camouflaged share that looks like everyone else, so the signal is learnable but not trivial.
-    is_fraud = (rng.random(n) < 0.025).astype(np.int64)
-    f = (is_fraud == 1) & (rng.random(n) < 0.95)
-
-    def cat(values: list[str], p: list[float], shift_to: list[float] | None = None,
-            fraud_p: list[float] | None = None) -> np.ndarray:
-        def draw(probs_list: list[float], size: int) -> np.ndarray:
-            probs = np.asarray(probs_list, dtype=float)
-            if shift_to is not None and d:
-                probs = (1 - d) * probs + d * np.asarray(shift_to, dtype=float)
-            return rng.choice(np.asarray(values, dtype=object), size=size, p=probs / probs.sum())
-
-        out = draw(p, n)
-        if fraud_p is not None:
-            out[f] = draw(fraud_p, int(f.sum()))
-        return out
-
-    def num(legit: np.ndarray, fraud: np.ndarray) -> np.ndarray:
-        return np.where(f, fraud, legit)
-
-    region = cat(REGIONS, [0.3, 0.25, 0.25, 0.2])
-    merchant = cat(MERCHANTS, _MERCHANT_P, [0.05, 0.05, 0.05, 0.2, 0.15, 0.1, 0.15, 0.15, 0.05, 0.05],
-                   fraud_p=[0.05, 0.05, 0.05, 0.15, 0.25, 0.05, 0.15, 0.2, 0.02, 0.03])
-    channel = cat(["pos", "online", "atm", "contactless"], [0.45, 0.3, 0.05, 0.2], [0.15, 0.65, 0.05, 0.15],
-                  fraud_p=[0.2, 0.6, 0.1, 0.1])
-    card_type = cat(["debit", "credit", "prepaid"], [0.55, 0.4, 0.05], fraud_p=[0.4, 0.4, 0.2])
-    entry_mode = cat(["chip", "swipe", "manual", "token"], [0.55, 0.15, 0.1, 0.2], [0.3, 0.1, 0.35, 0.25],
-                     fraud_p=[0.2, 0.25, 0.45, 0.1])
-    device_type = cat(["mobile", "desktop", "terminal", "unknown"], [0.35, 0.15, 0.45, 0.05],
-                      fraud_p=[0.35, 0.3, 0.15, 0.2])
-    international = cat(["no", "yes"], [0.93, 0.07], fraud_p=[0.7, 0.3])
-
-    account_age = np.clip(num(rng.gamma(2.0, 600.0 * (1 - 0.5 * d), n), rng.gamma(1.2, 200.0, n)), 0, 20000)
-    account_age = account_age.astype(np.int64)
-    customer_age = np.clip(rng.normal(44 - 8 * d, 14, n), 18, 110).astype(np.int64)
-    avg_amount_7d = np.clip(rng.lognormal(3.8, 0.7, n), 0, 100000)
-    ratio = np.clip(num(rng.lognormal(0.0 + 0.6 * d, 0.6 * (1 + d), n), rng.lognormal(1.2, 0.8, n)), 0, 1000)
-    amount = np.clip(avg_amount_7d * ratio, 0, 100000)
-    hour = np.round(num(rng.normal(14 + 4 * d, 5, n), rng.normal(2, 3, n))) % 24
-    hour = np.clip(hour, 0, 23).astype(np.int64)
-    day_of_week = rng.integers(0, 7, n)
-    distance_home = np.clip(num(rng.lognormal(2.0 + 1.0 * d, 1.2, n), rng.lognormal(4.0, 1.4, n)), 0, 20000)
-    distance_last = np.clip(num(rng.lognormal(1.5, 1.3, n), rng.lognormal(3.0, 1.5, n)), 0, 20000)
-    txn_1h = num(rng.poisson(0.6 + 2.0 * d, n), rng.poisson(2.5, n))
-    txn_24h = txn_1h + rng.poisson(4.0, n)
-    days_since = np.clip(rng.exponential(2.0, n), 0, 3650)
-    credit_limit = np.round(np.clip(rng.lognormal(8.3, 0.6, n), 0, 1000000), 0)
-    utilization = np.clip(num(rng.beta(2.0 + 2.0 * d, 5.0, n), rng.beta(4.0, 3.0, n)), 0, 2)
-    failed_logins = num(rng.poisson(0.1, n), rng.poisson(0.9, n))
-    device_age = np.clip(num(rng.gamma(2.0, 150.0, n), rng.gamma(1.0, 30.0, n)), 0, 5000).astype(np.int64)
-
-    # Real data has holes: a few distances and device ages are unknown.
-    distance_home = np.where(rng.random(n) < 0.02, np.nan, distance_home)
-    distance_last = np.where(rng.random(n) < 0.02, np.nan, distance_last)
-    device_age_f = np.where(rng.random(n) < 0.03, np.nan, device_age.astype(float))
-
-    return pd.DataFrame(
-        {
-            "amount": np.round(amount, 2),
-            "hour": hour,
-            "day_of_week": day_of_week,
-            "account_age_days": account_age,
-            "customer_age": customer_age,
-            "distance_from_home_km": np.round(distance_home, 3),
-            "distance_from_last_txn_km": np.round(distance_last, 3),
-            "amount_to_median_ratio": np.round(ratio, 4),
-            "txn_count_1h": txn_1h,
-            "txn_count_24h": txn_24h,
-            "avg_amount_7d": np.round(avg_amount_7d, 2),
-            "days_since_last_txn": np.round(days_since, 3),
-            "credit_limit": credit_limit,
-            "utilization": np.round(utilization, 4),
-            "failed_logins_24h": failed_logins,
-            # A nullable integer column, as real data with holes has (pd.NA where unknown).
-            "device_age_days": pd.Series(device_age_f).round().astype("Int64"),
-            "merchant_category": merchant,
-            "channel": channel,
-            "card_type": card_type,
-            "entry_mode": entry_mode,
-            "device_type": device_type,
-            "is_international": international,
-            "region": region,
-            "is_fraud": is_fraud,
-        }
-    )
-
-
-# Features `generate(drift=...)` shifts; tests and benchmarks check that drift detection finds these.
-DRIFTED_FEATURES = (
-    "merchant_category", "channel", "entry_mode", "account_age_days", "customer_age", "amount_to_median_ratio",
-    "hour", "distance_from_home_km", "txn_count_1h", "utilization", "amount", "txn_count_24h",
-)

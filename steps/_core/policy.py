@@ -431,7 +431,8 @@ def load_policy(path: str | Path) -> Policy:
     try:
         raw_bytes = path.read_bytes()
     except FileNotFoundError as err:
-        raise PolicyError(f"{path}: policy file not found") from err
+        raise PolicyError(f"{path}: policy file not found (name the file with --policy FILE, or write one from "
+                          "your data with `mlops init --data FILE --target COLUMN`)") from err
     try:
         raw = yaml.safe_load(raw_bytes)
     except yaml.YAMLError as err:

@@ -140,6 +140,27 @@ class ContractEncoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]  #
             raise ValueError(f"columns {missing} required by the feature contract are missing")
 
 
+def check_params(estimator: str, params: Mapping[str, Any]) -> None:
+    """model.params against the estimator's own rules (names, types, ranges), before any data is read: a typo is
+    a UsageError naming the key and the rule now, not a failed fit after validation. Raises UsageError."""
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    cls = ESTIMATOR_CLASSES[estimator]
+    allowed = set(cls().get_params())
+    for key in params:
+        if key in _RESERVED_PARAMS:
+            raise UsageError(f"model.params.{key}: {_RESERVED_PARAMS[key]}; remove it from the policy")
+        if key not in allowed:
+            raise UsageError(
+                f"model.params.{key}: not a parameter of {cls.__name__} "
+                f"(allowed: {', '.join(sorted(allowed - set(_RESERVED_PARAMS)))})"
+            )
+    try:
+        cls(**params)._validate_params()  # scikit-learn's declared constraints, as fit would check them
+    except InvalidParameterError as err:
+        raise UsageError(f"model.params: {err}") from err
+
+
 def build_pipeline(
     features: Sequence[Feature], estimator: str, params: Mapping[str, Any], seed: int
 ) -> Pipeline:
@@ -153,16 +174,8 @@ def build_pipeline(
         raise UsageError(
             f"model.estimator: must be one of {', '.join(ESTIMATOR_CLASSES)} (got {estimator!r})"
         )
+    check_params(estimator, params)
     cls = ESTIMATOR_CLASSES[estimator]
-    allowed = set(cls().get_params())
-    for key in params:
-        if key in _RESERVED_PARAMS:
-            raise UsageError(f"model.params.{key}: {_RESERVED_PARAMS[key]}; remove it from the policy")
-        if key not in allowed:
-            raise UsageError(
-                f"model.params.{key}: not a parameter of {cls.__name__} "
-                f"(allowed: {', '.join(sorted(allowed - set(_RESERVED_PARAMS)))})"
-            )
     encoder = ContractEncoder([feature_to_dict(f) for f in features])
     codes = [code_count(f) for f in features]
     numeric = [i for i, n in enumerate(codes) if n == 0]

@@ -129,7 +129,7 @@ def contract_checks(data: DataPolicy) -> list[Check]:
     return checks
 
 
-def prepare(frame: pd.DataFrame, data: DataPolicy, fmt: str) -> pd.DataFrame:
+def prepare(frame: pd.DataFrame, data: DataPolicy) -> pd.DataFrame:
     """The frame the expectations see: the contract's columns that are present, in order, then the target.
 
     Numeric and integer columns that pandas read as numbers become float64 (NaN for null), so range checks

@@ -56,6 +56,12 @@ class ServedModel:
     predictor: Predictor
     inline: bool  # predict on the loop's thread (pure Python) or in a helper thread (scikit-learn)
     description: dict[str, Any]
+    # The target's classes as the data writes them, (negative, positive): a prediction's label is one of them.
+    labels: tuple[str | int, str | int] = (0, 1)
+
+    @property
+    def label_datatype(self) -> str:
+        return "INT64" if all(type(label) is int for label in self.labels) else "BYTES"
 
 
 def parse_json(body: bytes) -> Any:
@@ -181,7 +187,7 @@ class App:
 
     def _finish(self, job: Job, scores: list[float]) -> None:
         model = self.model
-        threshold = model.threshold
+        threshold, labels = model.threshold, model.labels
         if job.v2:
             answer: dict[str, Any] = {"model_name": model.name, "model_version": model.version}
             if job.request_id is not None:
@@ -189,10 +195,11 @@ class App:
             n = len(scores)
             answer["outputs"] = [
                 {"name": "score", "datatype": "FP64", "shape": [n], "data": scores},
-                {"name": "label", "datatype": "INT64", "shape": [n], "data": [int(s >= threshold) for s in scores]},
+                {"name": "label", "datatype": model.label_datatype, "shape": [n],
+                 "data": [labels[s >= threshold] for s in scores]},
             ]
         else:
-            answer = {"predictions": [{"score": s, "label": int(s >= threshold)} for s in scores],
+            answer = {"predictions": [{"score": s, "label": labels[s >= threshold]} for s in scores],
                       "model_version": model.version}
         self._send(job.out, job.req, 200, dumps(answer), count=True)
 
@@ -221,8 +228,10 @@ class App:
             "name": model.name, "versions": [model.version], "platform": f"argo-mlops/{model.predictor.kind}",
             "inputs": model.contract.v2_inputs(),
             "outputs": [{"name": "score", "datatype": "FP64", "shape": [-1]},
-                        {"name": "label", "datatype": "INT64", "shape": [-1]}],
-            "parameters": {"threshold": model.threshold},
+                        {"name": "label", "datatype": model.label_datatype, "shape": [-1]}],
+            # The score is the positive class' probability; a row is labelled positive at or above the threshold.
+            "parameters": {"threshold": model.threshold, "classes": list(model.labels),
+                           "positive_label": model.labels[1]},
         }))
 
     def _v2_model_ready(self, out: Responder, req: Request) -> None:

@@ -130,4 +130,13 @@ def load_model(bundle_dir: Path, predictor: str = "auto", max_rows: int = 1000,
     served_version = str(found) if found is not None else (version or "unregistered")
     description["load_seconds"] = round(time.perf_counter() - started, 3)
     return ServedModel(name=bundle.model, version=served_version, threshold=bundle.threshold, contract=contract,
-                       predictor=model, inline=model.kind == "compiled", description=description)
+                       predictor=model, inline=model.kind == "compiled", description=description,
+                       labels=_labels(bundle))
+
+
+def _labels(bundle: Bundle) -> tuple[str | int, str | int]:
+    """(negative, positive) from bundle.json's contract; bundles trained before it recorded classes answer 0/1."""
+    classes = bundle.manifest["contract"].get("classes")
+    if isinstance(classes, list) and len(classes) == 2 and all(type(c) in (str, int) for c in classes):
+        return classes[0], classes[1]
+    return 0, 1

@@ -188,7 +188,7 @@ def test_nothing_is_hard_wired_to_one_model(tmp_path, policy_file):
     gates = tmp_path / "gates"
     gates.mkdir()
     text = policy_file.read_text().replace("model_name: fraud-detection", "model_name: churn")
-    text = text.replace("s3://mlops-data/fraud-detection/", "s3://lake/churn/")
+    text = text.replace("generate:fraud-detection?rows=200000&seed=42", "s3://lake/churn/transactions.parquet")
     (gates / "churn.yaml").write_text(text)
     doc = build_training(load_policy(gates / "churn.yaml")).to_dict()
     assert "fraud" not in yaml.safe_dump(doc)

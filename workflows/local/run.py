@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -24,8 +25,6 @@ from workflows.local.runner import RunnerError
 
 RUNS = Path(".mlops/runs")
 WORKFLOW_FILE = "workflow.yaml"
-REFERENCE_ROWS = 200_000
-REFERENCE_SEED = 42
 LOCAL_ROLLOUT_TIME_SCALE = "0.01"  # the seed's 30 min pauses take 18 s
 
 
@@ -157,17 +156,19 @@ def _local_defaults(workflow: dict[str, Any], given: dict[str, str], policy: Pol
                     run_dir: Path) -> dict[str, str]:
     """What a local run passes for the parameters not given with -p, where the cluster's defaults do not fit.
 
-    From the policy it was rendered from: `policy`, its file; `dataset`, reference data generated into the run
-    folder. Always: the rollout task drives `mlops deploy` (or a short-lived one of its own), not a cluster's
-    Rollout, with the canary's pauses and analysis intervals shortened (a measurement still waits for
-    min_requests): by $MLOPS_ROLLOUT_TIME_SCALE when set (how `mlops events serve`'s runs get the demo's),
-    else 0.01."""
-    runner.check_parameter_names(workflow, given)  # before generating data for nothing
+    From the policy it was rendered from: `policy`, its file (`dataset` keeps the template's default, the
+    policy's data.source). `git-commit`: the checkout's commit when run inside a git work tree. Always: the
+    rollout task drives `mlops deploy` (or a short-lived one of its own), not a cluster's Rollout, with the
+    canary's pauses and analysis intervals shortened (a measurement still waits for min_requests): by
+    $MLOPS_ROLLOUT_TIME_SCALE when set (how `mlops events serve`'s runs get the demo's), else 0.01."""
+    runner.check_parameter_names(workflow, given)
     declared = {p["name"] for p in runner.declared_parameters(workflow)}
     defaults: dict[str, Callable[[], str]] = {}
     if policy is not None:
         defaults["policy"] = lambda: _local_path(policy.path)
-        defaults["dataset"] = lambda: _local_path(_reference_data(policy, run_dir / "data"))
+    commit = checkout_commit()
+    if commit:
+        defaults["git-commit"] = lambda: commit
     scale = os.environ.get("MLOPS_ROLLOUT_TIME_SCALE") or LOCAL_ROLLOUT_TIME_SCALE
     defaults["rollout-target"] = lambda: "local"
     defaults["rollout-time-scale"] = lambda: scale
@@ -176,6 +177,19 @@ def _local_defaults(workflow: dict[str, Any], given: dict[str, str], policy: Pol
         if name in declared and name not in local:
             local[name] = value()
     return local
+
+
+def checkout_commit(folder: Path | None = None) -> str | None:
+    """The commit checked out in `folder` (default: the current one) when it is a git work tree, with `-dirty`
+    when files differ from it, as a local run's lineage records it; None outside a work tree or without git."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=folder, capture_output=True,
+                              text=True, timeout=10, check=True).stdout.strip()
+        changes = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=folder,
+                                 capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{head}-dirty" if head and changes else head or None
 
 
 def choose_policy(policy_file: Path | None, model: str | None) -> Policy:
@@ -197,20 +211,6 @@ def choose_policy(policy_file: Path | None, model: str | None) -> Policy:
         raise RunnerError(f"{len(paths)} policies found: choose one with --model "
                           f"(models: {', '.join(p.stem for p in paths) or 'none'})")
     return load_policy(paths[0])
-
-
-def _reference_data(policy: Policy, folder: Path) -> Path:
-    """No dataset given: generate the reference data (it must fit the policy's contract)."""
-    from steps._core.data import generate, write_frame
-
-    frame = generate(REFERENCE_ROWS, seed=REFERENCE_SEED)
-    missing = [c for c in [*policy.data.feature_names, policy.data.target] if c not in frame.columns]
-    if missing:
-        raise RunnerError(f"no dataset given, and the built-in reference data lacks {policy.model_name}'s columns "
-                          f"({', '.join(missing)}): pass -p dataset=URI")
-    out = folder / f"{policy.model_name}-reference.parquet"
-    write_frame(frame, out)
-    return out
 
 
 def _local_path(path: Path) -> str:

@@ -13,10 +13,10 @@ import re
 import shutil
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import yaml
 
+from steps._core.policy import builtin_policy_dir, load_policy
 from workflows.local import run
 
 FAKE_STEPS = {
@@ -29,8 +29,9 @@ for flag in ("--dataset", "--policy", "--out", "--report"):
 a = p.parse_args()
 assert os.path.isfile(a.policy), a.policy
 os.makedirs(a.out)
-with open(a.dataset, "rb") as src, open(os.path.join(a.out, "data.parquet"), "wb") as dst:
-    dst.write(src.read(64))
+with open(os.path.join(a.out, "data.parquet"), "wb") as dst:
+    # The reference policy's data.source names generated data; another dataset is a file
+    dst.write(a.dataset.encode() if a.dataset.startswith("generate:") else open(a.dataset, "rb").read(64))
 json.dump({"passed": True, "dataset": a.dataset}, open(a.report, "w"))
 ''',
     "train.py": '''
@@ -127,12 +128,12 @@ def test_run_training_generates_data_runs_the_rendered_yaml_and_summarises(proje
     assert state["tasks"]["train"]["outputs"]["parameters"] == {"fingerprint": "f1ngerprint"}
     assert state["tasks"]["gate"]["outputs"]["parameters"] == {"passed": "true"}
     run_dir = Path(state["tasks"]["register"]["log"]).parents[2]
-    # The YAML that ran is the rendered template, and the data was generated into the run folder.
+    # The YAML that ran is the rendered template; no -p dataset: the policy's data.source, generated data.
     docs = yaml.safe_load_all((run_dir / "workflow.yaml").read_text())
     doc = next(d for d in docs if d["kind"] == "WorkflowTemplate")
     assert doc["metadata"]["name"] == "fraud-detection-training"
-    assert state["parameters"]["dataset"] == str(run_dir / "data" / "fraud-detection-reference.parquet")
-    assert len(pd.read_parquet(run_dir / "data" / "fraud-detection-reference.parquet")) == run.REFERENCE_ROWS
+    assert state["parameters"]["dataset"] == load_policy(builtin_policy_dir() / "fraud-detection.yaml").data.source
+    assert state["parameters"]["dataset"].startswith("generate:fraud-detection?rows=")
     registered = json.loads((project / "registered.json").read_text())
     assert registered == {"model": "fraud-detection", "env_registry": ".mlops/registry",
                           "actor": f"argo:{state['name']}", "passed": True, "commit": "abc123"}
