@@ -10,6 +10,7 @@ from pathlib import Path
 
 # name -> (one-line help, module whose `main(argv)` runs it). A new subcommand is one more line here.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "init": ("a policy for a new model, inferred from a dataset: `init --data FILE --target COLUMN`", "steps.init"),
     "data": ("synthetic datasets: `data generate --rows N --seed S --out PATH [--drift X]`", "workflows.cli"),
     "compile": ("render manifests/generated/ from the policies; --check fails when it is stale", "workflows.render"),
     "lint": ("schema and semantic checks of rendered YAML", "workflows.lint"),
