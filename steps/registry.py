@@ -93,9 +93,10 @@ def command(args: argparse.Namespace) -> tuple[Any, str]:
     model = args.model
     if args.command == "list":
         records = reg.versions(model)
+        answer = {"model": model, "versions": records}  # the documented shape: {"versions": [...]}
         if not records:
-            return [], f"{model}: no versions in {reg.location}"
-        return records, table(records)
+            return answer, f"{model}: no versions in {reg.location}"
+        return answer, table(records)
     if args.command == "show":
         record = reg.get(model, parse_version(args.version))
         try:

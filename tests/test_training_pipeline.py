@@ -30,7 +30,7 @@ def mlops(*args: str, cwd: Path, env: dict[str, str] | None = None,
 def versions(registry: Path, cwd: Path) -> list[dict]:
     proc = mlops("registry", "list", "--model", "fraud-detection", "--registry", str(registry), "--json", cwd=cwd)
     assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
+    return json.loads(proc.stdout)["versions"]
 
 
 @pytest.fixture(scope="module")

@@ -35,7 +35,7 @@ def test_cli_list_shows_a_table_newest_first(
     assert oldest.split()[:2] == ["v1", "staged"] and "accuracy=0.95 pr_auc=0.71" in oldest and "0123abcd" in oldest
 
     code, out, _ = run_cli(capsys, "list", "--model", MODEL, "--registry", location, "--json")
-    assert [r["version"] for r in json.loads(out)] == [1, 2]
+    assert [r["version"] for r in json.loads(out)["versions"]] == [1, 2]
 
 
 def test_cli_show_promote_and_rollback(

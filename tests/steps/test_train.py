@@ -276,3 +276,17 @@ def test_bad_input_exits_2_naming_the_problem_and_writes_nothing(
     err = capsys.readouterr().err
     assert err.startswith("train: error: ") and message in err
     assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+
+
+def test_a_threshold_rule_chooses_on_a_validation_split_and_is_recorded(tmp_path: Path, data_dir: Path,
+                                                                        policy_file: Path) -> None:
+    policy = _policy_with(policy_file, tmp_path, "  threshold: 0.5", "  threshold: {rule: max_f1}")
+    trained = run_train(data_dir, tmp_path / "out", policy)
+    assert trained.code == 0, trained.err
+    manifest = json.loads((trained.bundle / "bundle.json").read_text())
+    rule = manifest["threshold_rule"]
+    assert rule["rule"] == "max_f1" and rule["threshold"] == manifest["threshold"] != 0.5
+    # 20% of the training share, set aside from it: the holdout the gates judge was not used to choose.
+    assert abs(rule["validation_rows"] - 0.2 * manifest["metrics"]["train_rows"]) <= 1
+    assert 0 < rule["f1"] <= 1 and manifest["metrics"]["holdout_f1"] > 0
+    assert manifest["contract"]["classes"] == [0, 1]

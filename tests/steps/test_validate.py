@@ -220,3 +220,13 @@ def test_importing_validate_does_not_import_great_expectations() -> None:
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "False"
+
+
+def test_the_model_s_parameters_are_checked_before_any_data_is_read(policy_file: Path, tmp_path: Path) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(policy_file.read_text().replace("learning_rate: 0.1", "learning_rate: -1"))
+    assert "learning_rate: -1" in policy.read_text()
+    run = run_validate(tmp_path / "not-there.csv", policy, tmp_path)
+    assert run.code == 2
+    assert "model.params: The 'learning_rate' parameter of HistGradientBoostingClassifier must be a float" in run.err
+    assert "not-there.csv" not in run.err  # refused before the dataset was looked at

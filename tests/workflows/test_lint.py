@@ -138,3 +138,18 @@ def test_kustomization_resources_must_exist(tmp_path):
 def test_lint_of_a_missing_file_is_a_usage_error(tmp_path, capsys):
     assert lint.main([str(tmp_path / "absent.yaml")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_without_kubernetes_validate_lint_checks_the_rest_and_says_what_it_skipped(schemas_dir, capsys,
+                                                                                   monkeypatch):
+    """After the README's plain install (no lint extra) `mlops lint` must not crash: Argo's kinds are still checked
+    against their schemas, and Kubernetes' own kinds are named as unchecked, with the way to check them."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "kubernetes_validate" else real(name, *a))
+    assert lint.main(["--schemas", str(schemas_dir)]) == 0
+    err = capsys.readouterr().err
+    assert "Kubernetes kinds not schema-checked (ConfigMap," in err
+    assert "install it with the lint extra: uv pip install -e '.[lint]'" in err

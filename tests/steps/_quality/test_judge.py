@@ -9,6 +9,7 @@ from steps._core.policy import Gate
 from steps._quality.edge_cases import EdgeCase
 from steps._quality.judge import judge
 from steps._quality.measures import Measured
+from steps._quality.noise import Interval
 
 
 def measured(metrics: dict[str, float | None], notes: dict[str, str] | None = None, cases: int = 0) -> Measured:
@@ -108,3 +109,17 @@ def test_an_informational_gate_says_so_after_its_verdict() -> None:
     entry = judge(Gate("model_size_mb", maximum=1.0, required=False), measured({"model_size_mb": 3.5}), None)
     assert entry["passed"] is False
     assert entry["note"] == "3.5 > maximum 1; not required (informational)"
+
+
+def test_a_worse_candidate_within_the_holdout_s_noise_passes_and_beyond_it_fails() -> None:
+    """On a small holdout the bootstrap interval of (candidate - baseline) reaches above -tolerance: the
+    difference could be a reshuffle of the rows, so the retrain is not rejected for it; on a large one it cannot."""
+    gate = Gate("pr_auc", minimum=0.1, comparison="gte", tolerance=0.02)
+    noisy = Interval(low=-0.15, high=0.01, resamples=200)
+    entry = judge(gate, measured({"pr_auc": 0.6}), measured({"pr_auc": 0.67}), interval=noisy)
+    assert entry["passed"] is True and entry["interval"] == [-0.15, 0.01]
+    assert "worse than the tolerance 0.02, but within the holdout's sampling noise" in entry["note"]
+    certain = Interval(low=-0.09, high=-0.05, resamples=200)
+    entry = judge(gate, measured({"pr_auc": 0.6}), measured({"pr_auc": 0.67}), interval=certain)
+    assert entry["passed"] is False and entry["status"] == "fail"
+    assert entry["note"].startswith("0.6 < baseline 0.67 - 0.02; 95% bootstrap interval")

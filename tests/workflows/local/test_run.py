@@ -11,6 +11,7 @@ import argparse
 import json
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -247,3 +248,19 @@ def test_parameters_are_name_value_pairs_split_at_the_first_equals_sign(capsys):
     assert run.parse_parameters(["a=1", "b=x=y", "c="]) == {"a": "1", "b": "x=y", "c": ""}
     assert run.main(["training", "-p", "dataset"]) == 2
     assert "-p 'dataset': expected NAME=VALUE" in capsys.readouterr().err
+
+
+def test_a_local_run_records_the_checkout_s_commit(tmp_path):
+    """Inside a git work tree the training run's git-commit is the checkout's (with -dirty for local changes);
+    elsewhere the template's default stands."""
+    assert run.checkout_commit(tmp_path) is None
+    git = ["git", "-c", "user.email=t@example.com", "-c", "user.name=t"]
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / "a.txt").write_text("one")
+    subprocess.run([*git, "-C", str(tmp_path), "add", "a.txt"], check=True)
+    subprocess.run([*git, "-C", str(tmp_path), "commit", "-qm", "one"], check=True)
+    head = subprocess.run(["git", "-C", str(tmp_path), "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    assert run.checkout_commit(tmp_path) == head
+    (tmp_path / "a.txt").write_text("two")
+    assert run.checkout_commit(tmp_path) == f"{head}-dirty"

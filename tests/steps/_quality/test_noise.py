@@ -1,0 +1,42 @@
+"""The paired bootstrap of (candidate - baseline) on one holdout: wide on a few positives, narrow on many, centred
+on the observed difference, None where the metric cannot be resampled."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from steps._quality.noise import paired_difference
+
+
+def _scores(n: int, positives: int, separation: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y = np.zeros(n, dtype=int)
+    y[:positives] = 1
+    scores = 1 / (1 + np.exp(-(rng.normal(0, 1, n) + separation * y)))
+    return y, scores
+
+
+def test_the_interval_shrinks_with_more_positives_and_holds_the_observed_difference():
+    small_y, small = _scores(400, 12, 2.0, 1)
+    _, small_other = _scores(400, 12, 1.8, 2)
+    large_y, large = _scores(8000, 240, 2.0, 1)
+    _, large_other = _scores(8000, 240, 1.8, 2)
+    wide = paired_difference("roc_auc", small_y, small, 0.5, small_other, 0.5, seed=0)
+    narrow = paired_difference("roc_auc", large_y, large, 0.5, large_other, 0.5, seed=0)
+    assert wide is not None and narrow is not None
+    assert (wide.high - wide.low) > 3 * (narrow.high - narrow.low)
+    from sklearn.metrics import roc_auc_score
+
+    observed = roc_auc_score(large_y, large) - roc_auc_score(large_y, large_other)
+    assert narrow.low <= observed <= narrow.high
+
+
+def test_a_metric_it_cannot_resample_has_no_interval():
+    y, s = _scores(200, 20, 1.0, 3)
+    assert paired_difference("latency_p95_ms", y, s, 0.5, s, 0.5, seed=0) is None
+
+
+def test_the_same_model_twice_differs_by_nothing():
+    y, s = _scores(500, 50, 1.0, 4)
+    same = paired_difference("f1", y, s, 0.4, s, 0.4, seed=0)
+    assert same is not None and same.low == same.high == 0.0
