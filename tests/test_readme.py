@@ -29,8 +29,8 @@ EXERCISED_BY: dict[str, str] = {
     "test_run_training_generates_data_runs_the_rendered_yaml_and_summarises",
     r"^\.venv/bin/mlops run training -p dataset=\S+$": "tests/test_training_pipeline.py::"
     "test_run_training_registers_the_first_version_and_rolls_it_out_to_production",
-    r"^\.venv/bin/mlops run training --model \S+ -p dataset=\S+$": "tests/workflows/local/test_run.py::"
-    "test_model_option_picks_the_template",
+    r"^\.venv/bin/mlops init --data \S+ --target \S+( --segment \S+)?$": "tests/test_new_model.py::credit",
+    r"^\.venv/bin/mlops run training --model \S+$": "tests/test_new_model.py::credit",
     r"^\.venv/bin/mlops registry list --model \S+$": "tests/test_readme.py::test_the_cheap_readme_commands_run",
     r"^\.venv/bin/mlops data generate .*": "tests/test_readme.py::test_the_cheap_readme_commands_run",
     r"^\.venv/bin/mlops compile( --check)?$": "tests/test_readme.py::test_the_cheap_readme_commands_run",
