@@ -33,19 +33,33 @@ def feature_to_dict(f: Feature) -> FeatureRecord:
 
 
 def features_from_contract(contract: Mapping[str, Any]) -> tuple[Feature, ...]:
-    """Feature objects back from a bundle's `contract` (the inverse of `contract_to_dict`). Raises ValueError."""
+    """Feature objects back from a bundle's `contract` (the inverse of `contract_to_dict`). Raises ValueError naming
+    the entry (its position and name) and what is wrong with it."""
     try:
-        return tuple(
-            Feature(
-                name=d["name"],
-                type=d["type"],
-                min=d.get("min"),
-                max=d.get("max"),
-                nullable=bool(d.get("nullable", False)),
-                categories=tuple(d.get("categories") or ()),
-                unknown=d.get("unknown", "reject"),
-            )
-            for d in contract["features"]
-        )
+        entries = list(contract["features"])
     except (KeyError, TypeError) as err:
         raise ValueError(f"contract.features: malformed feature entry ({err!r})") from err
+    return tuple(_feature(i, d) for i, d in enumerate(entries))
+
+
+def _feature(i: int, d: Any) -> Feature:
+    where = f"contract.features[{i}]" + (f" ({d['name']})" if isinstance(d, Mapping) and "name" in d else "")
+    if not isinstance(d, Mapping):
+        raise ValueError(f"contract.features: malformed feature entry (TypeError: not an object: {d!r}) at {where}")
+    try:
+        categories = d.get("categories") or ()
+        if not isinstance(categories, list | tuple):
+            raise ValueError(f"categories must be a list, got {type(categories).__name__} {categories!r}")
+        return Feature(
+            name=d["name"],
+            type=d["type"],
+            min=d.get("min"),
+            max=d.get("max"),
+            nullable=bool(d.get("nullable", False)),
+            categories=tuple(categories),
+            unknown=d.get("unknown", "reject"),
+        )
+    except (KeyError, TypeError) as err:
+        raise ValueError(f"contract.features: malformed feature entry ({err!r}) at {where}") from err
+    except ValueError as err:  # a rule of the contract (pydantic's ValidationError is a ValueError)
+        raise ValueError(f"{where}: {err}") from err
