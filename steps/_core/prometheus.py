@@ -14,6 +14,7 @@ import re
 import urllib.error
 import urllib.request
 from typing import Any
+from urllib.parse import urlsplit
 
 from steps._core.errors import TransientError, UsageError
 
@@ -52,6 +53,9 @@ class Prometheus:
             raise UsageError(f"prometheus {self.url}: the answer is not JSON ({err}): is this a Prometheus?") from err
         except requests.exceptions.RequestException as err:
             raise TransientError(f"prometheus {self.url}: unreachable: {err}") from err
+        except (KeyError, TypeError) as err:  # JSON, but without Prometheus' `data.result`
+            raise UsageError(f"prometheus {self.url}: the answer is not a Prometheus query result (no {err}): is "
+                             "this a Prometheus?") from err
         finally:
             client.close()
         return _samples(self.url, promql, result)
@@ -95,6 +99,8 @@ def _api_error(message: str) -> tuple[int | None, str]:
 
 def read_page(url: str, timeout: float = 10.0) -> str:
     """A /metrics page's text. Unreachable or a 5xx: TransientError; a 4xx or not an http(s) URL: UsageError."""
+    if urlsplit(url).scheme not in ("http", "https"):  # `host:port/path` would read as the scheme `host`
+        raise UsageError(f"metrics {url!r}: must be an http:// or https:// URL")
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
             data: bytes = response.read()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -54,7 +55,7 @@ def test_the_summary_names_the_version_the_gates_and_where_the_reports_are(tmp_p
     assert f"Rollout: churn v3 not promoted: exit code 1 (see {tmp_path / 'tasks' / 'rollout' / 'log'})" in out
     assert "Gate: REJECTED (failed: pr_auc)" in out
     assert "  metrics: pr_auc=0.21" in out
-    assert "  FAIL  pr_auc: 0.21 minimum 0.5 (below the minimum)" in out
+    assert re.search(r"^  FAIL +pr_auc: 0\.21 minimum 0\.5 \(below the minimum\)$", out, flags=re.MULTILINE), out
     assert f"  gate.gate-report: {tmp_path / 'tasks' / 'gate' / 'outputs' / 'reports'}/ (gate.json)" in out
     assert out.rstrip().endswith(f"Run folder: {tmp_path} (workflow.yaml, run.json, tasks/<task>/log)")
 
