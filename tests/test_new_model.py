@@ -71,7 +71,7 @@ def credit(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A project folder where `mlops init` and one training run of the credit table happened."""
     project = tmp_path_factory.mktemp("credit")
     shutil.copy(DATA / "credit-default.csv", project / "credit-default.csv")
-    init = mlops("init", "--data", "credit-default.csv", "--target", "default", cwd=project)
+    init = mlops("init", "--data", "credit-default.csv", "--target", "default", "--segment", "student", cwd=project)
     assert init.returncode == 0, init.stderr
     assert (project / "gates" / "credit-default.yaml").is_file()
     trained = mlops("run", "training", "--model", "credit-default", cwd=project)
