@@ -22,6 +22,9 @@ WEBHOOK_SECRET_KEY = "token"
 # The in-cluster address of the EventSource's Service (Argo Events names it `<eventsource>-eventsource-svc`).
 WEBHOOK_URL = f"http://{EVENT_SOURCE}-eventsource-svc:{WEBHOOK_PORT}{WEBHOOK_ENDPOINT}"
 SENSOR_SERVICE_ACCOUNT = "mlops-sensor"
+# The `app.kubernetes.io/component` of the EventSource's and the Sensors' pods (manifests/base's NetworkPolicies).
+EVENT_SOURCE_COMPONENT = "events"
+SENSOR_COMPONENT = "sensor"
 DRIFT_SERVICE_ACCOUNT = "mlops-drift"
 DEPENDENCY = "drift-alert"
 REASON = "automated_drift_detection"
@@ -154,14 +157,34 @@ def build_cron_workflow(policy: Policy, image: str = _common.DEFAULT_IMAGE) -> d
     }
 
 
+def pod_template(labels: dict[str, str], service_account: str | None = None) -> dict[str, Any]:
+    """The `spec.template` of an EventSource or Sensor: the pod hardening of every other generated pod, and labels
+    that the NetworkPolicies select (Argo Events adds its own, `eventsource-name` / `sensor-name`, beside them).
+
+    No volume for /tmp: both controllers mount an emptyDir `tmp` there themselves (it holds the Sensor's
+    workflow file for `argo submit` and the leader election's log), which is what lets the root be read-only;
+    a second volume of that name would make the Deployment they create invalid.
+    """
+    template: dict[str, Any] = {
+        "metadata": {"labels": dict(labels)},
+        "securityContext": _common.pod_security_context(),
+        # The controller copies this onto the pod's only container, `main`.
+        "container": {"securityContext": _common.container_security_context()},
+    }
+    if service_account:
+        template["serviceAccountName"] = service_account
+    return template
+
+
 def build_event_source() -> dict[str, Any]:
     """The one webhook EventSource (manifests/base): POST /drift on port 12000, bearer token from a Secret."""
+    labels = _common.labels(_common.PART_OF, EVENT_SOURCE_COMPONENT)
     return {
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "EventSource",
-        "metadata": {"name": EVENT_SOURCE, "labels": {"app.kubernetes.io/name": "argo-mlops",
-                                                      "app.kubernetes.io/component": "events"}},
+        "metadata": {"name": EVENT_SOURCE, "labels": labels},
         "spec": {
+            "template": pod_template(labels),
             "service": {"ports": [{"port": int(WEBHOOK_PORT), "targetPort": int(WEBHOOK_PORT)}]},
             "webhook": {EVENT_NAME: {
                 "port": WEBHOOK_PORT,
@@ -211,11 +234,11 @@ def build_sensor(policy: Policy) -> dict[str, Any]:
         "kind": "Sensor",
         "metadata": {
             "name": sensor_name(model),
-            "labels": _common.labels(model, "sensor"),
+            "labels": _common.labels(model, SENSOR_COMPONENT),
             "annotations": _common.provenance(policy.path.name, policy.sha256, "workflows/events.py:build_sensor"),
         },
         "spec": {
-            "template": {"serviceAccountName": SENSOR_SERVICE_ACCOUNT},
+            "template": pod_template(_common.labels(model, SENSOR_COMPONENT), SENSOR_SERVICE_ACCOUNT),
             "dependencies": [{
                 "name": DEPENDENCY,
                 "eventSourceName": EVENT_SOURCE,
