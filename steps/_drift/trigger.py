@@ -56,7 +56,8 @@ def trigger(registry: Registry, model: str, version: int, result: DriftResult, p
             url: str | None, token: str | None, *, now: datetime | None = None, backoff: float = 0.5,
             attempts: int = 5) -> Trigger:
     """Send the retrain request if the result says retrain, a webhook is configured and no episode is on.
-    A POST that fails after its retries is recorded on the episode (the next check re-sends it) and raised."""
+    The episode's cooldown stands only once the alert is delivered: a POST that fails in any way (after its
+    retries, refused, interrupted) is recorded on the episode as failed, which the next check re-sends, and raised."""
     if not result.retrain:
         return Trigger("none", detail=result.reason)
     if not url or token is None:
@@ -72,6 +73,9 @@ def trigger(registry: Registry, model: str, version: int, result: DriftResult, p
                                 log=lambda line: print(f"drift: {line}", file=sys.stderr))
     except (TransientError, UsageError) as err:
         cooldown.settle(registry, model, key, "failed", str(err))
+        raise
+    except BaseException as err:  # Ctrl-C or a bug mid-POST: nothing says it was delivered, so release the episode
+        cooldown.settle(registry, model, key, "failed", f"interrupted before the webhook answered: {err!r}")
         raise
     cooldown.settle(registry, model, key, "sent", f"HTTP {delivery.status}")
     return Trigger("sent", key, delivery.attempts, f"HTTP {delivery.status}")

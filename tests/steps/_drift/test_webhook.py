@@ -4,6 +4,8 @@ failures are retried (with what backoff) and which are not, and where the bearer
 from __future__ import annotations
 
 import json
+import re
+import socket
 import sys
 import threading
 import time
@@ -16,7 +18,7 @@ from typing import Any
 import pytest
 
 from steps._core.errors import TransientError, UsageError
-from steps._drift.webhook import TOKEN_ENV, Delivery, post, read_token
+from steps._drift.webhook import MAX_ANSWER_BYTES, TOKEN_ENV, Delivery, post, read_token
 from tests.support.processes import free_port
 
 pytestmark = pytest.mark.integration
@@ -204,27 +206,114 @@ def test_fewer_than_one_attempt_is_a_usage_error(hooks: list[Hook]) -> None:
     assert hook.requests == []
 
 
-# Current behaviour, a known defect (a later issue stops following redirects): urllib follows a 301/302/303 from a
-# POST as a GET without the body, still carrying the Authorization header, to wherever Location points, and post
-# reports the redirect target's 200 as delivered. A 307/308 is not followed: a 4xx-like refusal, not retried.
+# --- redirects and hostile endpoints ---------------------------------------------------------------------------
+# A webhook is one POST to one URL: a redirect is never followed (urllib's default would turn a 301/302/303 into a
+# body-less GET carrying `Authorization: Bearer` to wherever Location points, and report that page's 200 as
+# delivered). A 3xx is a failed delivery, retried like a 5xx (a load balancer mid-change answers one for a while),
+# then exit 3: the alert was not delivered.
 
 
-def test_a_302_is_followed_as_a_bodyless_get_that_carries_the_token_to_the_target(hooks: list[Hook]) -> None:
+@pytest.mark.parametrize(("status", "reason"), [(301, "Moved Permanently"), (302, "Found"), (303, "See Other"),
+                                                (307, "Temporary Redirect"), (308, "Permanent Redirect")])
+def test_a_redirect_is_not_followed_and_is_a_failed_delivery_retried_then_transient(
+        hooks: list[Hook], status: int, reason: str) -> None:
     elsewhere = start(hooks, Reply(200, b"not the webhook"))
-    hook = start(hooks, Reply(302, b"", headers={"Location": f"{elsewhere.url}/landing"}))
-    delivery = post(hook.url, BODY, TOKEN)
-    assert (delivery.status, delivery.attempts, delivery.body) == (200, 1, "not the webhook")
-    [followed] = elsewhere.requests
-    assert (followed.method, followed.path, followed.body) == ("GET", "/landing", b"")
-    assert followed.headers["Authorization"] == f"Bearer {TOKEN}"
+    location = f"{elsewhere.url}/landing"
+    hook = start(hooks, *[Reply(status, b"moved", headers={"Location": location})] * 3)
+    sleeps, lines = Sleeps(), list[str]()
+    with pytest.raises(TransientError) as caught:
+        post(hook.url, BODY, TOKEN, attempts=3, backoff=0.5, sleep=sleeps, log=lines.append)
+    assert str(caught.value) == (f"webhook {hook.url}: not delivered after 3 attempts; last error: HTTP {status} "
+                                 f"{reason}: redirects to {location}, not followed (a webhook is one POST to one URL)")
+    assert elsewhere.requests == []  # neither the body nor the bearer token left for the other origin
+    assert len(hook.requests) == 3 and all(json.loads(r.body) == BODY for r in hook.requests)
+    assert sleeps == [0.5, 1.0]
+    assert all(f"failed: HTTP {status} {reason}: redirects to {location}" in line for line in lines)
 
 
-def test_a_307_is_not_followed_and_not_retried(hooks: list[Hook]) -> None:
+def test_a_redirect_then_the_webhook_back_is_delivered_on_the_retry(hooks: list[Hook]) -> None:
     elsewhere = start(hooks)
-    hook = start(hooks, Reply(307, b"moved", headers={"Location": f"{elsewhere.url}/landing"}))
-    with pytest.raises(UsageError, match=r"HTTP 307 Temporary Redirect: moved \(not retried\)$"):
-        post(hook.url, BODY, TOKEN, sleep=Sleeps())
-    assert (len(hook.requests), elsewhere.requests) == (1, [])
+    hook = start(hooks, Reply(302, b"", headers={"Location": f"{elsewhere.url}/"}), Reply(200, b"ok"))
+    delivery = post(hook.url, BODY, TOKEN, attempts=2, sleep=Sleeps())
+    assert (delivery.status, delivery.attempts, delivery.body) == (200, 2, "ok")
+    assert elsewhere.requests == []
+
+
+class RawEndpoint:
+    """A TCP server on 127.0.0.1 that answers each connection with `reply` (bytes, whatever they are), then, when
+    `stream` is set, keeps sending it until the client hangs up."""
+
+    def __init__(self, reply: bytes, stream: bytes = b""):
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock.settimeout(10)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/drift"
+        self.connections = 0
+        self.reply, self.stream = reply, stream
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            with conn:
+                conn.settimeout(10)
+                try:
+                    conn.recv(65536)
+                    conn.sendall(self.reply)
+                    deadline = time.monotonic() + 10
+                    while self.stream and time.monotonic() < deadline:
+                        conn.sendall(self.stream)
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def raw() -> Iterator[list[RawEndpoint]]:
+    started: list[RawEndpoint] = []
+    yield started
+    for endpoint in started:
+        endpoint.close()
+
+
+def test_an_answer_that_is_not_http_is_retried_then_transient(raw: list[RawEndpoint]) -> None:
+    raw.append(RawEndpoint(b"SSH-2.0-OpenSSH_9.6\r\n\r\n"))
+    with pytest.raises(TransientError, match=r"not delivered after 2 attempts; last error: not an HTTP answer: "):
+        post(raw[0].url, BODY, TOKEN, attempts=2, sleep=Sleeps())
+    assert raw[0].connections == 2
+
+
+def test_an_endless_answer_is_read_only_up_to_its_cap(raw: list[RawEndpoint]) -> None:
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 1000000000000\r\n\r\n"
+    raw.append(RawEndpoint(head, stream=b"x" * 65536))
+    started = time.monotonic()
+    delivery = post(raw[0].url, BODY, TOKEN, attempts=1)
+    assert time.monotonic() - started < 5  # not the endless body
+    assert (delivery.status, delivery.attempts, len(delivery.body)) == (200, 1, MAX_ANSWER_BYTES)
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:abc/drift", "http://:8080/drift", "http://127.0.0.1:99999/"],
+                         ids=["port-not-a-number", "no-host", "port-out-of-range"])
+def test_a_url_that_cannot_be_called_is_a_usage_error_naming_it(url: str) -> None:
+    with pytest.raises(UsageError, match=rf"^--webhook {re.escape(repr(url))}: "):
+        post(url, BODY, TOKEN, attempts=1)
+
+
+@pytest.mark.parametrize(("token", "position"), [("tok\nen", 3), ("token\r\nX-Injected: 1", 5), ("tok\x00en", 3)],
+                         ids=["lf", "crlf", "nul"])
+def test_a_token_with_a_control_character_is_a_usage_error_that_does_not_echo_it(hooks: list[Hook], token: str,
+                                                                                position: int) -> None:
+    hook = start(hooks)
+    with pytest.raises(UsageError) as caught:
+        post(hook.url, BODY, token, attempts=1)
+    assert str(caught.value) == (f"webhook token: has a control character (a line break?) at position {position}; "
+                                 "a bearer token is one line of printable characters")
+    assert hook.requests == []  # nothing sent, and the secret is not in the message
 
 
 # --- the token ----------------------------------------------------------------------------------------------------
