@@ -188,6 +188,28 @@ def test_failing_webhook_is_retried_then_exit_3_and_the_next_check_resends_the_s
         failing.close()
 
 
+def test_a_redirecting_webhook_is_not_a_delivery_exit_3_and_the_next_check_resends_the_same_key(
+        registry_dir: Path, small_policy: Path, data: dict[str, Path], token_file: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A 302 used to be followed and counted as delivered, starting the cooldown though no POST reached the
+    EventSource: now it is a failed delivery (retried, then exit 3) and the episode is left for the next check."""
+    redirecting = Hook(statuses=[302, 302])
+    try:
+        argv = args(registry_dir, small_policy, data["drifted"], redirecting, token_file, tmp_path / "r",
+                    "--webhook-attempts", "2")
+        assert drift.main(argv) == 3
+        assert "not delivered after 2 attempts; last error: HTTP 302 Found" in capsys.readouterr().err
+        assert json.loads((tmp_path / "r" / "drift.json").read_text())["trigger"]["status"] == "error"
+        state, _ = Registry.open(str(registry_dir)).read_state(MODEL, cooldown.COOLDOWN_STATE)
+        assert state is not None and state["status"] == "failed"
+        assert drift.main(argv) == 0  # the webhook answers 200 now: the same episode, the same key, delivered
+        assert len(redirecting.requests) == 3
+        assert len({r["body"]["idempotency_key"] for r in redirecting.requests}) == 1
+        assert json.loads((tmp_path / "r" / "drift.json").read_text())["trigger"]["status"] == "sent"
+    finally:
+        redirecting.close()
+
+
 def test_a_refused_token_is_not_retried(registry_dir: Path, small_policy: Path, data: dict[str, Path],
                                         token_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     refusing = Hook(statuses=[401])
