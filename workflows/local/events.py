@@ -1,7 +1,8 @@
 """`mlops events serve`: the webhook EventSource and the retrain Sensors, locally.
 
 The same contract as the cluster: POST /drift with `Authorization: Bearer <token>` (401 otherwise); each model's
-Sensor, rendered in memory by `workflows.events.build_sensor` (the code `mlops compile` runs), decides: its data
+Sensor (workflows/local/sensors.py), rendered in memory by `workflows.events.build_sensor` (the code `mlops
+compile` runs), decides: its data
 filters (an alert for an unknown model or reason is ignored, logged, and answered 200 as Argo Events does), its
 parameter mapping from the body to the Workflow, the Workflow's name from the idempotency key (a name already
 used is refused, like AlreadyExists), and its trigger's `rateLimit` (a trigger beyond the rate waits for its
@@ -15,11 +16,9 @@ with the local runner (`mlops run`), in the background, one at a time.
 from __future__ import annotations
 
 import argparse
-import copy
 import hmac
 import json
 import queue
-import re
 import subprocess
 import sys
 import threading
@@ -34,221 +33,10 @@ from steps._core.errors import StepError
 from steps._core.policy import PolicyError, load_policy
 from steps._drift.webhook import read_token
 from workflows import events, render
+from workflows.local.sensors import SensorError, Sensors
 
 DEFAULT_PORT = int(events.WEBHOOK_PORT)
 STATE_DIR = Path(".mlops/events")
-_TEMPLATE = re.compile(r"\{\{\s*\.Input\.([A-Za-z0-9_.-]+)\s*\}\}")
-# A trigger's rateLimit.unit as Argo Events reads it (an absent unit is a second there too).
-RATE_UNITS = {"Second": 1.0, "Minute": 60.0, "Hour": 3600.0}
-# go.uber.org/ratelimit's default slack: after an idle time, up to this many triggers may go at once.
-RATE_LIMIT_SLACK = 10
-
-
-class SensorError(ValueError):
-    """The Sensor cannot build a Workflow from this event (a missing key, an unsupported template)."""
-
-
-@dataclass
-class Decision:
-    status: str  # submitted | ignored | duplicate | error
-    detail: str
-    workflow: dict[str, Any] | None = None
-    delay: float = 0.0  # seconds the trigger waits for its turn under the trigger's rateLimit
-
-    @property
-    def name(self) -> str | None:
-        return self.workflow["metadata"]["name"] if self.workflow else None
-
-
-# --- the Sensor's semantics, read from the rendered Sensor ----------------------------------------------------
-
-def lookup(data: Any, path: str) -> Any:
-    """A gjson-style dotted path into the event (`body.model`); raises KeyError when absent."""
-    for part in _split(path):
-        if isinstance(data, list) and part.isdigit() and int(part) < len(data):
-            data = data[int(part)]
-        elif isinstance(data, dict) and part in data:
-            data = data[part]
-        else:
-            raise KeyError(path)
-    return data
-
-
-def as_text(value: Any) -> str:
-    """A value as Argo Events passes it on: strings as they are, everything else as its JSON text."""
-    if isinstance(value, str):
-        return value
-    return json.dumps(value)
-
-
-def passes_filters(dependency: dict[str, Any], event: dict[str, Any]) -> tuple[bool, str]:
-    """The dependency's data filters (type string: each value a regular expression, any may match; all
-    filters must pass, Argo's default `and`)."""
-    for f in (dependency.get("filters") or {}).get("data") or []:
-        if f.get("type") != "string":
-            raise SensorError(f"data filter on {f.get('path')}: type {f.get('type')!r} is not supported locally")
-        try:
-            actual = as_text(lookup(event, f["path"]))
-        except KeyError:
-            return False, f"{f['path']} is missing"
-        if not any(re.search(pattern, actual) for pattern in f["value"]):
-            return False, f"{f['path']} is {actual!r}, not {' or '.join(f['value'])}"
-    return True, ""
-
-
-def build_workflow(trigger: dict[str, Any], event: dict[str, Any]) -> dict[str, Any]:
-    """The trigger's Workflow with each parameter's source written to its destination."""
-    spec = trigger["template"]["argoWorkflow"]
-    if spec.get("operation", "submit") != "submit":
-        raise SensorError(f"argoWorkflow operation {spec.get('operation')!r}: only submit runs locally")
-    workflow = copy.deepcopy(spec["source"]["resource"])
-    for parameter in spec.get("parameters") or []:
-        src = parameter["src"]
-        if "dataKey" in src:
-            try:
-                value = as_text(lookup(event, src["dataKey"]))
-            except KeyError:
-                if "value" not in src:
-                    raise SensorError(f"the event has no {src['dataKey']}") from None
-                value = src["value"]
-        elif "dataTemplate" in src:
-            value = _render_template(src["dataTemplate"], event)
-        elif "value" in src:
-            value = src["value"]
-        else:
-            raise SensorError(f"parameter for {parameter['dest']}: source {sorted(src)} is not supported locally")
-        _set(workflow, parameter["dest"], value)
-    return workflow
-
-
-def _render_template(template: str, event: dict[str, Any]) -> str:
-    def one(match: re.Match[str]) -> str:
-        try:
-            return as_text(lookup(event, match.group(1)))
-        except KeyError:
-            raise SensorError(f"the event has no {match.group(1)}") from None
-
-    text = _TEMPLATE.sub(one, template)
-    if "{{" in text:
-        raise SensorError(f"dataTemplate {template!r}: only {{{{ .Input.<path> }}}} is supported locally")
-    return text
-
-
-def _split(path: str) -> list[str]:
-    # sjson/gjson paths: dots separate, a backslash escapes a dot inside a key (argo-mlops\.io/drift-share).
-    parts = re.split(r"(?<!\\)\.", path)
-    return [p.replace("\\.", ".") for p in parts]
-
-
-def _set(doc: Any, path: str, value: str) -> None:
-    parts = _split(path)
-    for i, part in enumerate(parts):
-        last = i == len(parts) - 1
-        if isinstance(doc, list):
-            index = int(part)
-            if last:
-                doc[index] = value
-            else:
-                doc = doc[index]
-        else:
-            if last:
-                doc[part] = value
-            else:
-                doc = doc.setdefault(part, [] if parts[i + 1].isdigit() else {})
-
-
-class RateLimiter:
-    """A trigger's rate limit as Argo Events applies it: go.uber.org/ratelimit's limiter,
-    `ratelimit.New(requestsPerUnit, ratelimit.Per(unit))`, whose Take() blocks before the trigger runs.
-
-    Each trigger is due one `unit / requestsPerUnit` after the one before it; a trigger asking earlier waits
-    (it is delayed, never dropped). After an idle time the wait owed is forgiven up to RATE_LIMIT_SLACK
-    triggers' worth, so a burst after a quiet spell goes through at once, as there.
-    """
-
-    def __init__(self, requests_per_unit: int, unit_seconds: float, slack: int = RATE_LIMIT_SLACK,
-                 clock: Callable[[], float] = time.monotonic):
-        self.per_request = unit_seconds / requests_per_unit
-        self.max_slack = slack * self.per_request
-        self.clock = clock
-        self._due: float | None = None  # when the last trigger was let through
-        self._lock = threading.Lock()
-
-    @classmethod
-    def from_trigger(cls, trigger: dict[str, Any], where: str) -> RateLimiter | None:
-        """The limiter of a rendered trigger's `rateLimit`; None (no limit) without one. SensorError when the
-        Sensor's rateLimit is not one Argo Events can run."""
-        limit = trigger.get("rateLimit")
-        if limit is None:
-            return None
-        unit = limit.get("unit") or "Second"
-        if unit not in RATE_UNITS:
-            raise SensorError(f"{where}: rateLimit.unit {unit!r}: must be one of {', '.join(RATE_UNITS)}")
-        count = limit.get("requestsPerUnit")
-        if type(count) is not int or count < 1:
-            raise SensorError(f"{where}: rateLimit.requestsPerUnit {count!r}: must be an integer of at least 1")
-        return cls(count, RATE_UNITS[unit])
-
-    def take(self) -> float:
-        """Claim the next turn; the seconds to wait for it (0 when it is now)."""
-        with self._lock:
-            now = self.clock()
-            if self._due is None:
-                due = now
-            elif now - self._due > self.max_slack + self.per_request:
-                due = now - self.max_slack
-            else:
-                due = self._due + self.per_request
-            self._due = due
-        return max(0.0, due - now)
-
-
-class Sensors:
-    """Every model's Sensor; `handle(body)` is what Argo Events does with one webhook event."""
-
-    def __init__(self, sensors: list[dict[str, Any]]):
-        self.sensors = sensors
-        self.used: set[str] = set()
-        self.lock = threading.Lock()
-        # One limiter per trigger, read from the Sensor itself (Argo Events keys them by trigger name).
-        self.limiters: dict[tuple[str, str], RateLimiter | None] = {}
-        for sensor in sensors:
-            name = sensor["metadata"]["name"]
-            for trigger in sensor["spec"]["triggers"]:
-                key = (name, trigger["template"]["name"])
-                self.limiters[key] = RateLimiter.from_trigger(trigger, f"Sensor {name}, trigger {key[1]}")
-
-    @classmethod
-    def from_policies(cls, policies: list[Path]) -> Sensors:
-        return cls([events.build_sensor(load_policy(p)) for p in policies])
-
-    def handle(self, event: dict[str, Any]) -> Decision:
-        reasons = []
-        for sensor in self.sensors:
-            name = sensor["metadata"]["name"]
-            for dependency in sensor["spec"]["dependencies"]:
-                ok, why = passes_filters(dependency, event)
-                if not ok:
-                    reasons.append(f"{name}: {why}")
-                    continue
-                trigger = sensor["spec"]["triggers"][0]
-                # Argo Events takes the trigger's turn before it builds and creates the resource: an event that
-                # then fails (a missing key, AlreadyExists) has used its turn too.
-                limiter = self.limiters.get((name, trigger["template"]["name"]))
-                delay = limiter.take() if limiter is not None else 0.0
-                try:
-                    workflow = build_workflow(trigger, event)
-                except SensorError as err:
-                    return Decision("error", f"{name}: {err}", delay=delay)
-                wf_name = workflow["metadata"]["name"]
-                with self.lock:
-                    if wf_name in self.used:
-                        return Decision("duplicate", f"{name}: workflow {wf_name} already exists (AlreadyExists)",
-                                        workflow, delay)
-                    self.used.add(wf_name)
-                waits = f" in {delay:.1f}s (trigger rateLimit)" if delay > 0 else ""
-                return Decision("submitted", f"{name}: submitted {wf_name}{waits}", workflow, delay)
-        return Decision("ignored", "; ".join(reasons) or "no sensor")
 
 
 # --- running the Workflows, one at a time ---------------------------------------------------------------------

@@ -1,8 +1,8 @@
-"""`mlops events serve` (workflows/local/events.py), the local stand-in for the EventSource and the Sensors, over
-real HTTP on 127.0.0.1 running a real (tiny) template locally: the token, the Sensors' filters and mapping (read from
-the rendered or the committed Sensor), the trigger's `rateLimit` as Argo Events runs it (a trigger beyond the rate is
-delayed, never dropped), the registry and the policy file passed on to the runs, the command line, and a retrain
-started by drift that a real Prometheus saw in served bin counters."""
+"""`mlops events serve` (workflows/local/events.py, its Sensors in workflows/local/sensors.py), the local stand-in
+for the EventSource and the Sensors, over real HTTP on 127.0.0.1 running a real (tiny) template locally: the token,
+the Sensors' filters and mapping (read from the rendered or the committed Sensor), the trigger's `rateLimit` as Argo
+Events runs it (a trigger beyond the rate is delayed, never dropped), the registry and the policy file passed on to
+the runs, the command line, and a retrain started by drift that a real Prometheus saw in served bin counters."""
 
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ from tests.support.processes import prometheus as start_prometheus
 from tests.support.workflows import container, workflow
 from workflows import events
 from workflows.local import events as events_serve
+from workflows.local import sensors as local_sensors
 
 MODEL = "fraud-detection"
 TOKEN = "local-token"
@@ -83,7 +84,7 @@ def served(tmp_path: Path, other_policy: Path, monkeypatch: pytest.MonkeyPatch) 
     template = tmp_path / "tiny-training.yaml"
     template.write_text(yaml.safe_dump(doc, sort_keys=False))
     log: list[str] = []
-    sensors = events_serve.Sensors.from_policies([ROOT / "gates" / f"{MODEL}.yaml", other_policy])
+    sensors = local_sensors.Sensors.from_policies([ROOT / "gates" / f"{MODEL}.yaml", other_policy])
     runs = events_serve.Runs(tmp_path / "state", template_file=template, log=log.append)
     (tmp_path / "state").mkdir()
     runs.start()
@@ -139,8 +140,8 @@ def test_the_local_sensor_reads_the_committed_sensor_file_the_same_way():
     """events serve and the cluster use one mapping: the committed YAML gives the same Workflow as the builder."""
     committed = yaml.safe_load((ROOT / "manifests" / "generated" / MODEL / "retrain-sensor.yaml").read_text())
     event = {"body": alert(), "header": {}}
-    from_file = events_serve.Sensors([committed]).handle(event)
-    built = events_serve.Sensors.from_policies([ROOT / "gates" / f"{MODEL}.yaml"]).handle(event)
+    from_file = local_sensors.Sensors([committed]).handle(event)
+    built = local_sensors.Sensors.from_policies([ROOT / "gates" / f"{MODEL}.yaml"]).handle(event)
     assert from_file.status == built.status == "submitted"
     assert from_file.workflow == built.workflow
     wf = built.workflow
@@ -152,7 +153,7 @@ def test_the_local_sensor_reads_the_committed_sensor_file_the_same_way():
 def test_an_alert_missing_the_idempotency_key_submits_nothing(policy):
     body = alert()
     del body["idempotency_key"]
-    decision = events_serve.Sensors([events.build_sensor(policy)]).handle({"body": body, "header": {}})
+    decision = local_sensors.Sensors([events.build_sensor(policy)]).handle({"body": body, "header": {}})
     assert decision.status == "error" and "idempotency_key" in decision.detail
 
 
@@ -181,8 +182,8 @@ def test_the_rendered_rate_limit_spaces_triggers_and_forgives_idle_time_up_to_it
     after a quiet spell up to `slack` waits are forgiven, then the spacing is back."""
     trigger = events.build_sensor(load_policy(POLICY))["spec"]["triggers"][0]
     limit = trigger["rateLimit"]
-    spacing = events_serve.RATE_UNITS[limit["unit"]] / limit["requestsPerUnit"]
-    limiter = events_serve.RateLimiter.from_trigger(trigger, "the Sensor")
+    spacing = local_sensors.RATE_UNITS[limit["unit"]] / limit["requestsPerUnit"]
+    limiter = local_sensors.RateLimiter.from_trigger(trigger, "the Sensor")
     assert limiter is not None
     clock = Clock()
     limiter.clock = clock
@@ -193,8 +194,8 @@ def test_the_rendered_rate_limit_spaces_triggers_and_forgives_idle_time_up_to_it
     assert limiter.take() == pytest.approx(2.5 * spacing)
     # After a long quiet spell, a burst of slack + 1 goes at once; the next waits a spacing again.
     clock.now += 1000 * spacing
-    burst = [limiter.take() for _ in range(events_serve.RATE_LIMIT_SLACK + 1)]
-    assert burst == [0.0] * (events_serve.RATE_LIMIT_SLACK + 1)
+    burst = [limiter.take() for _ in range(local_sensors.RATE_LIMIT_SLACK + 1)]
+    assert burst == [0.0] * (local_sensors.RATE_LIMIT_SLACK + 1)
     assert limiter.take() == pytest.approx(spacing)
 
 
@@ -203,13 +204,13 @@ def test_the_rendered_rate_limit_spaces_triggers_and_forgives_idle_time_up_to_it
     ({"unit": "Second", "requestsPerUnit": 0}, "rateLimit.requestsPerUnit 0: must be an integer of at least 1"),
 ], ids=["unit", "zero-requests"])
 def test_a_rate_limit_argo_events_cannot_run_is_refused_naming_it(rate_limit: dict[str, Any], message: str) -> None:
-    with pytest.raises(events_serve.SensorError, match=message) as error:
-        events_serve.Sensors([rendered_sensor(rate_limit)])
+    with pytest.raises(local_sensors.SensorError, match=message) as error:
+        local_sensors.Sensors([rendered_sensor(rate_limit)])
     assert f"Sensor {MODEL}-retrain, trigger submit-training" in str(error.value)
 
 
 def test_a_trigger_without_a_rate_limit_is_not_limited() -> None:
-    sensors = events_serve.Sensors([rendered_sensor(None)])
+    sensors = local_sensors.Sensors([rendered_sensor(None)])
     decisions = [sensors.handle({"body": alert(idempotency_key=f"{i:012x}"), "header": {}}) for i in range(20)]
     assert {d.status for d in decisions} == {"submitted"} and {d.delay for d in decisions} == {0.0}
 
@@ -233,7 +234,7 @@ def serve(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[
         state.mkdir()
         runs = events_serve.Runs(state, template_file=template, log=log.append)
         runs.start()
-        server = events_serve.make_server("127.0.0.1", 0, TOKEN, events_serve.Sensors([sensor]), runs, log=log.append)
+        server = events_serve.make_server("127.0.0.1", 0, TOKEN, local_sensors.Sensors([sensor]), runs, log=log.append)
         threading.Thread(target=server.serve_forever, daemon=True).start()
 
         def stop() -> None:
@@ -283,7 +284,7 @@ def test_runs_pass_the_registry_and_the_served_policy_file_on_to_mlops_run(tmp_p
     elsewhere = tmp_path / "elsewhere" / "churn.yaml"
     elsewhere.parent.mkdir()
     elsewhere.write_text(text)
-    decision = events_serve.Sensors.from_policies([elsewhere]).handle(
+    decision = local_sensors.Sensors.from_policies([elsewhere]).handle(
         {"body": alert(model="churn", idempotency_key="0123456789ab"), "header": {}})
     assert decision.status == "submitted" and decision.workflow is not None
     runs = events_serve.Runs(tmp_path, registry="s3://models/registry", policies={"churn": elsewhere},
