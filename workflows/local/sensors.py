@@ -1,7 +1,8 @@
 """The retrain Sensors as Argo Events runs them, read from the rendered Sensor (`workflows.events.build_sensor`, the
-code `mlops compile` runs) or a committed one: the dependency's data filters, the trigger's parameter mapping from
-the event to the Workflow, the Workflow's name (a name already used is AlreadyExists) and the trigger's
-`rateLimit`. `mlops events serve` (workflows/local/events.py) hands each webhook event to `Sensors.handle`.
+code `mlops compile` runs) or a committed one: the dependency's data filters (matched as Go's regexp matches), the
+trigger's parameter mapping from the event to the Workflow, the Workflow's name (checked as Argo checks it; a name
+already used is AlreadyExists) and the trigger's `rateLimit`. `mlops events serve` (workflows/local/events.py) hands
+each webhook event to `Sensors.handle`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,14 @@ _TEMPLATE = re.compile(r"\{\{\s*\.Input\.([A-Za-z0-9_.-]+)\s*\}\}")
 RATE_UNITS = {"Second": 1.0, "Minute": 60.0, "Hour": 3600.0}
 # go.uber.org/ratelimit's default slack: after an idle time, up to this many triggers may go at once.
 RATE_LIMIT_SLACK = 10
+# Argo Workflows' workflow/validate/validate.go, maxCharsInObjectName: a Workflow's name is also a label value.
+MAX_WORKFLOW_NAME = 63
+# Kubernetes' DNS-1123 subdomain: how the API server takes a custom resource's metadata.name.
+_DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+# Python's re takes these and Go's regexp (RE2) refuses them: a Sensor using one could never pass there.
+_NOT_IN_GO = {"(?=": "a lookaround", "(?!": "a lookaround", "(?<=": "a lookaround", "(?<!": "a lookaround",
+              "(?>": "an atomic group", "(?P=": "a backreference", "(?#": "a comment group"}
+_FLAGS = re.compile(r"\(\?([A-Za-z]*)(?:-[A-Za-z]*)?[:)]")
 
 
 class SensorError(ValueError):
@@ -32,7 +41,7 @@ class SensorError(ValueError):
 
 @dataclass
 class Decision:
-    status: str  # submitted | ignored | duplicate | error
+    status: str  # submitted | ignored | duplicate | error | invalid (no Workflow could have that name)
     detail: str
     workflow: dict[str, Any] | None = None
     delay: float = 0.0  # seconds the trigger waits for its turn under the trigger's rateLimit
@@ -63,19 +72,129 @@ def as_text(value: Any) -> str:
     return json.dumps(value)
 
 
-def passes_filters(dependency: dict[str, Any], event: dict[str, Any]) -> tuple[bool, str]:
-    """The dependency's data filters (type string: each value a regular expression, any may match; all
-    filters must pass, Argo's default `and`)."""
-    for f in (dependency.get("filters") or {}).get("data") or []:
-        if f.get("type") != "string":
-            raise SensorError(f"data filter on {f.get('path')}: type {f.get('type')!r} is not supported locally")
+@dataclass(frozen=True)
+class DataFilter:
+    """A dependency's `type: string` data filter, compiled once: it passes when any value matches the text at `path`
+    (with the `!=` comparator: when any does not), as Argo Events' filterData decides."""
+
+    path: str
+    values: tuple[str, ...]
+    patterns: tuple[re.Pattern[str], ...]
+    negate: bool = False
+
+    def check(self, event: dict[str, Any]) -> tuple[bool, str]:
         try:
-            actual = as_text(lookup(event, f["path"]))
+            actual = as_text(lookup(event, self.path))
         except KeyError:
-            return False, f"{f['path']} is missing"
-        if not any(re.search(pattern, actual) for pattern in f["value"]):
-            return False, f"{f['path']} is {actual!r}, not {' or '.join(f['value'])}"
-    return True, ""
+            return False, f"{self.path} is missing"
+        if any((pattern.search(actual) is not None) is not self.negate for pattern in self.patterns):
+            return True, ""
+        if self.negate:
+            return False, f"{self.path} is {actual!r}, which matches {' and '.join(self.values)}"
+        return False, f"{self.path} is {actual!r}, not {' or '.join(self.values)}"
+
+
+def data_filters(dependency: dict[str, Any], where: str) -> list[DataFilter]:
+    """The dependency's data filters, all of which must pass (Argo's default `and`); SensorError for a filter
+    that cannot run here as it runs in Argo Events."""
+    filters = dependency.get("filters") or {}
+    others = sorted(key for key, value in filters.items() if value and key not in ("data", "dataLogicalOperator"))
+    if others:
+        raise SensorError(f"{where}: filters {', '.join(others)}: only data filters are supported locally")
+    if (filters.get("dataLogicalOperator") or "and") != "and":
+        raise SensorError(f"{where}: dataLogicalOperator {filters['dataLogicalOperator']!r}: only 'and' is supported "
+                          "locally")
+    compiled = []
+    for f in filters.get("data") or []:
+        at = f"{where}, data filter on {f.get('path')}"
+        if f.get("type") != "string":
+            raise SensorError(f"{at}: type {f.get('type')!r} is not supported locally")
+        comparator = f.get("comparator") or "="
+        if comparator not in ("=", "!="):
+            raise SensorError(f"{at}: comparator {comparator!r} is not supported locally")
+        if f.get("template"):
+            raise SensorError(f"{at}: a template is not supported locally")
+        values = tuple(str(value) for value in f.get("value") or [])
+        if not values:
+            raise SensorError(f"{at}: no values (Argo Events fails such a filter for every event)")
+        compiled.append(DataFilter(f["path"], values, tuple(go_regexp(v, at) for v in values), comparator == "!="))
+    return compiled
+
+
+def go_regexp(pattern: str, where: str) -> re.Pattern[str]:
+    """`pattern` compiled to match as Go's regexp (RE2 syntax) does. Go's `$` (without the m flag) and `\\z` are the
+    end of the text; Python's `$` also matches before a trailing newline, so both become Python's `\\Z`. Go's \\d,
+    \\w, \\s and \\b are ASCII. What Go refuses and Python takes (lookarounds, backreferences, possessive
+    quantifiers, `\\Z`) is refused, as is the m flag."""
+    def refuse(what: str) -> SensorError:
+        return SensorError(f"{where}: {pattern!r}: {what}")
+
+    out: list[str] = []
+    i, in_class, quantified = 0, False, False
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\" and i + 1 < len(pattern):
+            escaped = pattern[i + 1]
+            if escaped == "Z":
+                raise refuse("\\Z, which Go's regexp does not have (\\z is the end)")
+            if escaped in "123456789":
+                raise refuse("a backreference, which Go's regexp does not have")
+            out.append("\\Z" if escaped == "z" and not in_class else pattern[i:i + 2])
+            i, quantified = i + 2, False
+            continue
+        if in_class:
+            in_class = c != "]"
+            out.append(c)
+            i += 1
+            continue
+        if c == "[":  # a `]` first in a class (after an optional `^`) is a literal one, in Go as in Python
+            end = i + 1 + pattern.startswith("^", i + 1)
+            end += pattern.startswith("]", end)
+            out.append(pattern[i:end])
+            i, in_class, quantified = end, True, False
+            continue
+        if c == "(":
+            for prefix, what in _NOT_IN_GO.items():
+                if pattern.startswith(prefix, i):
+                    raise refuse(f"{what}, which Go's regexp does not have")
+            flags = _FLAGS.match(pattern, i)
+            if flags and "m" in flags.group(1):
+                raise refuse("the m flag is not supported locally")
+        if c == "+" and quantified:
+            raise refuse("a possessive quantifier, which Go's regexp does not have")
+        quantified = c in "*+?}"
+        out.append("\\Z" if c == "$" else c)
+        i += 1
+    try:
+        return re.compile("".join(out), re.ASCII)
+    except re.error as err:
+        raise refuse(str(err)) from err
+
+
+def workflow_name_problem(trigger: dict[str, Any], workflow: dict[str, Any], event: dict[str, Any]) -> str | None:
+    """Why Argo could never create this Workflow under its name, naming where the name came from; None if it can."""
+    name = str(workflow["metadata"].get("name", ""))
+    if len(name) > MAX_WORKFLOW_NAME:
+        problem = f"has {len(name)} characters, more than the {MAX_WORKFLOW_NAME} Argo allows in a Workflow name"
+    elif not _DNS1123_SUBDOMAIN.fullmatch(name):
+        problem = ("is not a DNS-1123 name (lowercase letters, digits, '-' and '.', beginning and ending with a "
+                   "letter or digit)")
+    else:
+        return None
+    sources = []
+    for parameter in trigger["template"]["argoWorkflow"].get("parameters") or []:
+        if parameter["dest"] == "metadata.name":
+            src = parameter["src"]
+            sources += [src["dataKey"]] if "dataKey" in src else _TEMPLATE.findall(src.get("dataTemplate", ""))
+    given = " and ".join(f"{path} {_shown(event, path)}" for path in sources) or "metadata.name"
+    return f"{given} makes the Workflow name {name!r}, which {problem}"
+
+
+def _shown(event: dict[str, Any], path: str) -> str:
+    try:
+        return repr(as_text(lookup(event, path)))
+    except KeyError:
+        return "(absent: the parameter's default value)"
 
 
 def build_workflow(trigger: dict[str, Any], event: dict[str, Any]) -> dict[str, Any]:
@@ -194,11 +313,15 @@ class Sensors:
         self.lock = threading.Lock()
         # One limiter per trigger, read from the Sensor itself (Argo Events keys them by trigger name).
         self.limiters: dict[tuple[str, str], RateLimiter | None] = {}
+        # Each dependency's filters, compiled once: a Sensor that cannot run as it runs in Argo is refused here.
+        self.filters: dict[tuple[str, int], list[DataFilter]] = {}
         for sensor in sensors:
             name = sensor["metadata"]["name"]
             for trigger in sensor["spec"]["triggers"]:
                 key = (name, trigger["template"]["name"])
                 self.limiters[key] = RateLimiter.from_trigger(trigger, f"Sensor {name}, trigger {key[1]}")
+            for index, dependency in enumerate(sensor["spec"]["dependencies"]):
+                self.filters[(name, index)] = data_filters(dependency, f"Sensor {name}")
 
     @classmethod
     def from_policies(cls, policies: list[Path]) -> Sensors:
@@ -208,20 +331,27 @@ class Sensors:
         reasons = []
         for sensor in self.sensors:
             name = sensor["metadata"]["name"]
-            for dependency in sensor["spec"]["dependencies"]:
-                ok, why = passes_filters(dependency, event)
-                if not ok:
+            for index in range(len(sensor["spec"]["dependencies"])):
+                why = next((why for ok, why in (f.check(event) for f in self.filters[(name, index)]) if not ok), "")
+                if why:
                     reasons.append(f"{name}: {why}")
                     continue
                 trigger = sensor["spec"]["triggers"][0]
+                workflow: dict[str, Any] | None = None
+                error = ""
+                try:
+                    workflow = build_workflow(trigger, event)
+                except SensorError as err:
+                    error = str(err)
+                problem = workflow_name_problem(trigger, workflow, event) if workflow is not None else None
+                if problem:  # refused before it reaches the trigger (answered 400): it takes no turn, no name
+                    return Decision("invalid", f"{name}: {problem}")
                 # Argo Events takes the trigger's turn before it builds and creates the resource: an event that
                 # then fails (a missing key, AlreadyExists) has used its turn too.
                 limiter = self.limiters.get((name, trigger["template"]["name"]))
                 delay = limiter.take() if limiter is not None else 0.0
-                try:
-                    workflow = build_workflow(trigger, event)
-                except SensorError as err:
-                    return Decision("error", f"{name}: {err}", delay=delay)
+                if workflow is None:
+                    return Decision("error", f"{name}: {error}", delay=delay)
                 wf_name = workflow["metadata"]["name"]
                 with self.lock:
                     if wf_name in self.used:
