@@ -233,9 +233,6 @@ def test_the_build_requirements_pin_pyprojects_build_backend_with_hashes() -> No
     assert len(copied) == len(IMAGES)
 
 
-@pytest.mark.xfail(strict=True, reason="requirements.lock is the lead's: regenerate it with hashes (images/README.md: "
-                                       "uv pip compile pyproject.toml -o requirements.lock --python-version 3.11 "
-                                       "--python-platform linux --generate-hashes) and drop this marker")
 def test_the_lock_carries_a_sha256_for_every_pin() -> None:
     for name, (_, hashes) in requirements(LOCK).items():
         assert hashes and all(re.fullmatch(r"sha256:[0-9a-f]{64}", h) for h in hashes), \
