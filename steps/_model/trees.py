@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -29,6 +30,7 @@ MAX_DEPTH = 150
 # A guard against a file that would take minutes and gigabytes to compile.
 MAX_NODES = 2_000_000
 MAX_CATEGORY_CODE = 255  # HGB's categorical bitsets hold 256 codes
+_FLOAT_MAX = int(sys.float_info.max)
 _TREE_KEYS = ("feature", "threshold", "missing_left", "left", "right", "leaf", "value", "left_codes")
 
 
@@ -250,7 +252,8 @@ def _check_tree(tree: Any, inputs: list[dict[str, Any]], fail: Callable[..., Tre
 
 
 def _is_finite(value: Any) -> bool:
-    return (type(value) is float and math.isfinite(value)) or type(value) is int
+    # JSON integers have no bound; the generated code writes every number as a float.
+    return (type(value) is float and math.isfinite(value)) or (type(value) is int and abs(value) <= _FLOAT_MAX)
 
 
 def _short(value: Any) -> str:

@@ -133,6 +133,12 @@ def _broken(change: str) -> dict[str, Any]:
         tree["feature"][0] = 7
     elif change == "categorical_split_on_number":
         tree["left_codes"][0] = [1]
+    elif change == "integer_leaf_beyond_a_float":
+        tree["value"][2] = 10 ** 400
+    elif change == "integer_threshold_beyond_a_float":
+        tree["threshold"][0] = -(10 ** 400)
+    elif change == "integer_baseline_beyond_a_float":
+        doc["baseline"] = 10 ** 400
     return doc
 
 
@@ -141,6 +147,8 @@ def _broken(change: str) -> dict[str, Any]:
     ("shared_child", "trees[0].right[1]"), ("nan_leaf", "trees[0].value[3]"), ("unknown_key", "top level"),
     ("threshold_word", "trees[0].threshold[0]"), ("ragged_lists", "trees[0].value"),
     ("input_out_of_range", "trees[0].feature[0]"), ("categorical_split_on_number", "trees[0].left_codes[0]"),
+    ("integer_leaf_beyond_a_float", "trees[0].value[2]"), ("integer_threshold_beyond_a_float", "trees[0].threshold[0]"),
+    ("integer_baseline_beyond_a_float", "baseline"),
 ], ids=lambda v: v if "[" not in v else "")
 def test_malformed_trees_files_are_refused_naming_the_place(change: str, place: str, tmp_path: Path) -> None:
     path = tmp_path / _predictor.TREES_FILE
