@@ -497,6 +497,19 @@ def test_fetch_refuses_a_bad_reference(registry: Path, tmp_path: Path, ref: str,
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("command", [["-m", "steps.serve", "fetch", "--out", "out"], ["-m", "steps.serve"],
+                                     ["-m", "workflows.cli", "serve"]], ids=["fetch", "serve", "mlops-serve"])
+def test_a_version_that_is_not_ascii_digits_is_refused_cleanly(tmp_path: Path, command: list[str]) -> None:
+    # str.isdigit() says yes to '²', int() says no: the reference grammar takes ASCII digits only.
+    (tmp_path / "tmp").mkdir()
+    done = subprocess.run([sys.executable, *command, "--model", f"{MODEL}@²", "--registry", str(tmp_path / "reg")],
+                          check=False, cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp_path / "tmp")})
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert "version '²': expected a number (3)" in done.stderr
+    assert list((tmp_path / "tmp").iterdir()) == [] and not (tmp_path / "out").exists()
+
+
 def test_fetch_refuses_a_tampered_version(registry: Path, tmp_path: Path) -> None:
     copy = tmp_path / "registry"
     shutil.copytree(registry, copy)
