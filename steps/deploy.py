@@ -15,6 +15,13 @@ canary ReplicaSet behind one Service:
 - the control endpoint: GET /control/status; POST /control/stable {"version"} (start and health-check a new
   stable), /control/canary {"version", "weight"}, /control/weight {"weight"}, /control/promote (the canary
   becomes stable), /control/abort (the canary stops; the stable keeps serving). Bodies and answers are JSON.
+  Only for `Authorization: Bearer <token>` (else 401): a token made at each start, kept while it runs in
+  ~/.mlops/deploy/<port>.token (readable by its user only), where the rollout step and `mlops demo` find it from
+  the port of their URL ($MLOPS_DEPLOY_TOKEN_FILE names another file: a copy, for a URL not of this machine).
+- limits, each answered and the connection closed: request line and headers 64 KiB (431), body 16 MiB (413),
+  256 connections (503), a request arriving within 30 s (408); idle keep-alive connections closed after 75 s; a
+  model server that does not answer within 30 s: 504. Ambiguous framing (Content-Length with Transfer-Encoding, two
+  Content-Lengths, a bad chunk) and protocol upgrades: 400.
 
 `python -m steps.rollout --target local` runs the policy's canary schedule against it: set_weight, the pause and
 the analysis of each step (durations multiplied by the time scale), the analysis computed from the canary server's
@@ -62,8 +69,8 @@ def deploy(model: str, registry: Registry, host: str, port: int, stop: threading
         if production is not None:
             router.deployment.set_stable(production)
         print(f"mlops deploy: {model} on {router.url} (stable: "
-              f"{f'v{production}' if production is not None else 'none yet'}); control: {router.url}/control/status",
-              flush=True)
+              f"{f'v{production}' if production is not None else 'none yet'}); control: {router.url}/control/status "
+              f"with the bearer token in {router.token_file}", flush=True)
         print(f"mlops deploy: for a Prometheus to scrape it: mlops deploy --print-scrape-config --host {host} "
               f"--port {router.port}", flush=True)
         stop.wait()

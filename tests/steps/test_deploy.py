@@ -1,11 +1,14 @@
 """The deploy step, `mlops deploy` (steps/deploy.py), as a real process: it serves the registry's production
-version behind the router and answers the control endpoint on the port it was given."""
+version behind the router and answers the control endpoint on the port it was given, to a caller with the token it
+keeps in ~/.mlops/deploy/<port>.token (where DeployClient finds it) and says so."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +52,7 @@ def test_mlops_deploy_serves_the_production_version_and_answers_the_control_endp
     try:
         client = DeployClient(f"http://127.0.0.1:{port}")
         deadline = time.monotonic() + 60
-        status: dict[str, Any] = {}
+        status: Any = {}  # a Status once it answers
         while time.monotonic() < deadline and not status.get("stable"):
             try:
                 status = client.status()
@@ -59,7 +62,15 @@ def test_mlops_deploy_serves_the_production_version_and_answers_the_control_endp
         assert "model_requests_total" in client.metrics("stable")
         with pytest.raises(Exception, match="HTTP 409.*weight: must be 0-100"):
             client.set_canary(2, 150)
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{port}/control/abort", data=b"{}"),
+                                   timeout=10)
+        assert refused.value.code == 401
+        assert DeployClient(f"http://127.0.0.1:{port}").status()["stable"] is not None, "nothing was aborted"
     finally:
         proc.terminate()
-        proc.wait(timeout=20)
-    assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
+        out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    token_file = Path.home() / ".mlops" / "deploy" / f"{port}.token"
+    assert f"bearer token in {token_file}" in out, out
+    assert not token_file.exists()

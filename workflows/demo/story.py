@@ -111,7 +111,8 @@ class Demo:
         self.say(f"starting the local deployment: mlops deploy --model {model} --port {deploy_port}")
         deploy = self.procs.start(["deploy", "--model", model, "--registry", self.registry,
                                    "--port", str(deploy_port)], log=logs / "deploy.log")
-        self.wait_http(f"{deploy_url}/control/status", deploy, logs / "deploy.log", "mlops deploy")
+        # Its control endpoint answers only with its token: its public metrics route says it is listening.
+        self.wait_http(f"{deploy_url}/metrics/stable", deploy, logs / "deploy.log", "mlops deploy")
         self.say(f"starting the local webhook EventSource and Sensor: mlops events serve --port {events_port}")
         events = self.procs.start(["events", "serve", "--port", str(events_port), "--registry", self.registry,
                                    "--policy", str(policy.path), "--dataset", str(data.current),

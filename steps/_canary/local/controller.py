@@ -46,8 +46,8 @@ def local_rollout(model: str, version: int, registry: Registry, policy: Policy, 
         port = _loopback_port(url) if prometheus is not None and found is None else 0
         say(f"rollout: no local deployment of {model} at {url}; starting one for this rollout"
             + (f" on port {port}, where Prometheus scrapes it" if port else ""))
-        owned = Router(Deployment(model, registry.location), port=port).start()
-        client = DeployClient(owned.url)
+        owned = Router(Deployment(model, registry.location), port=port, publish_token=False).start()
+        client = DeployClient(owned.url, owned.token)
     try:
         if production is None:
             try:

@@ -35,6 +35,10 @@ class Unhealthy(DeployError):
     """A version's server exited or never became ready: a verdict on the version, not on the deployment."""
 
 
+class Unauthorized(DeployError):
+    """A local deployment answered, but refused the control token given (or found none): 401."""
+
+
 class ServerRecord(TypedDict):
     """A server in the control endpoint's status."""
 

@@ -2,7 +2,8 @@
 a real trained bundle in a local registry, real `python -m steps.serve` processes behind the router, replayed
 traffic, and the analysis computed from the servers' own /metrics; and the step's --prometheus option, which only
 the local target takes. A bad candidate is the real server with faults in its model's predictions
-(tests/support/faults), so its metrics show them as a bad model's would."""
+(tests/support/faults), so its metrics show them as a bad model's would. A deployment that refuses the step's
+control token stops the rollout with the token file named."""
 
 from __future__ import annotations
 
@@ -117,6 +118,23 @@ def test_a_candidate_whose_server_cannot_start_is_rejected_and_the_stable_keeps_
     record = registry.get(policy.model_name, version)
     assert record["status"] == "rejected" and "never became healthy" in record["history"][-1]["why"]
     assert predict(deployment, policy, dataset) == (200, "stable", "1")
+
+
+def test_a_deployment_that_refuses_the_token_stops_the_rollout_naming_the_token_file(
+        registry: Registry, policy: Policy, deployment: Router, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # Not taken for a free port (a second deployment would be started beside it), nor driven without its token.
+    copied = tmp_path / "copied.token"
+    copied.write_text("not-this-routers-token\n")
+    monkeypatch.setenv("MLOPS_DEPLOY_TOKEN_FILE", str(copied))
+    code = run_rollout(policy, registry, "--deploy-url", deployment.url)
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "HTTP 401" in err and f"the token in {copied} is not this router's" in err, err
+    monkeypatch.delenv("MLOPS_DEPLOY_TOKEN_FILE")
+    status = DeployClient(deployment.url).status()
+    assert status["stable"]["version"] == 1 and status["canary"] is None, "the deployment must not have changed"
+    assert registry.get(policy.model_name, 1)["status"] == "production"
 
 
 def test_the_first_version_is_promoted_after_a_health_check_without_a_running_deployment(

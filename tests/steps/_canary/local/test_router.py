@@ -1,4 +1,5 @@
-"""steps/_canary/local/router.py on 127.0.0.1. Before any server starts: the control endpoint refuses what it cannot
+"""steps/_canary/local/router.py on 127.0.0.1. Before any server starts: the control endpoint answers only a caller
+with the router's bearer token (kept, while it runs, in a file only its user can read), and refuses what it cannot
 do, naming the field, the rule and the value (version numbers in the registry's grammar); the metrics routes know only
 the two roles, and an empty role is an empty exposition, not an error. With a real stable server (what `mlops deploy`
 runs): the canary's metrics route answers an empty exposition while there is no canary."""
@@ -17,6 +18,7 @@ import pytest
 from steps._canary.local.client import DeployClient
 from steps._canary.local.deployment import Deployment
 from steps._canary.local.router import Router
+from steps._canary.local.servers import Unauthorized
 from tests.support.canary import short_canary_policy, stable_deployment, v1_production_v2_staged
 from tests.support.models import Trained
 
@@ -28,15 +30,67 @@ def router(tmp_path: Any) -> Iterator[Router]:
     started.close()
 
 
-def call(router: Router, path: str, body: Any = None) -> tuple[int, Any]:
+def call(router: Router, path: str, body: Any = None, authorization: str | None = "") -> tuple[int, Any]:
+    """A call as DeployClient makes it: with the router's token unless `authorization` says otherwise (None: no
+    Authorization header)."""
     data = json.dumps(body).encode() if body is not None else None
+    headers = {"Content-Type": "application/json"}
+    if authorization is not None:
+        headers["Authorization"] = authorization or f"Bearer {router.token}"
     request = urllib.request.Request(router.url + path, data=data, method="POST" if data is not None else "GET",
-                                     headers={"Content-Type": "application/json"})
+                                     headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=10) as answer:
             return answer.status, json.loads(answer.read() or b"null")
     except urllib.error.HTTPError as err:
         return err.code, json.loads(err.read())
+
+
+CALLERS = {"no-header": None, "wrong-token": "Bearer not-the-token", "basic": "Basic dXNlcjpwYXNz",
+           "token-without-scheme": "TOKEN", "empty-bearer": "Bearer "}
+CALLS = [("/control/status", None), ("/control/abort", {}), ("/control/stable", {"version": 1}),
+         ("/control/weight", {"weight": 0})]
+
+
+@pytest.mark.parametrize("path,body", CALLS, ids=[path.rsplit("/", 1)[1] for path, _ in CALLS])
+@pytest.mark.parametrize("authorization", CALLERS.values(), ids=CALLERS.keys())
+def test_a_control_call_without_the_token_is_refused(router: Router, path: str, body: Any,
+                                                     authorization: str | None) -> None:
+    if authorization == "TOKEN":
+        authorization = router.token
+    request = urllib.request.Request(router.url + path, method="POST" if body is not None else "GET",
+                                     data=json.dumps(body).encode() if body is not None else None,
+                                     headers={} if authorization is None else {"Authorization": authorization})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    assert refused.value.code == 401
+    assert refused.value.headers["WWW-Authenticate"].startswith("Bearer")
+    error = json.loads(refused.value.read())
+    assert error["rule"] == "control token" and "Authorization: Bearer" in error["error"], error
+    assert call(router, "/control/status")[1]["stable"] is None
+
+
+def test_the_router_keeps_its_token_in_a_file_only_its_user_can_read_while_it_runs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("MLOPS_DEPLOY_TOKEN_FILE", raising=False)
+    router = Router(Deployment("fraud-detection", str(tmp_path / "registry")), port=0).start()
+    try:
+        path = tmp_path / "home" / ".mlops" / "deploy" / f"{router.port}.token"
+        assert path.read_text().strip() == router.token and len(router.token) >= 32
+        assert path.stat().st_mode & 0o777 == 0o600 and path.parent.stat().st_mode & 0o077 == 0
+        assert DeployClient(router.url).status()["model"] == "fraud-detection"  # found by the URL's port
+        with pytest.raises(Unauthorized, match=f"HTTP 401.*{path}"):
+            DeployClient(router.url, token="not-the-token").abort()
+    finally:
+        router.close()
+    assert not path.exists(), "a stopped router's token must not outlive it"
+
+
+def test_the_metrics_and_model_routes_need_no_token(router: Router) -> None:
+    assert call(router, "/v1/models/fraud-detection:predict", {"instances": []}, authorization=None)[0] == 503
+    with urllib.request.urlopen(f"{router.url}/metrics/canary", timeout=10) as answer:
+        assert answer.status == 200
 
 
 BAD = [
