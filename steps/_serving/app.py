@@ -21,6 +21,8 @@ from steps._serving.log import log
 from steps._serving.metrics import CONTENT_TYPE as METRICS_TYPE
 from steps._serving.metrics import Metrics
 
+_INTERNAL_ERROR = b'{"error":"internal error; see the server log","rule":"server"}'
+
 
 class Predictor(Protocol):
     kind: str
@@ -66,14 +68,17 @@ class ServedModel:
 
 def parse_json(body: bytes) -> Any:
     """orjson first; the standard library reads what orjson refuses but JSON clients send (NaN, Infinity,
-    integers beyond 64 bits), so the contract check can name the field instead of 'malformed JSON'."""
+    integers beyond 64 bits), so the contract check can name the field instead of 'malformed JSON'. It also reads
+    a lone surrogate ("\\ud800"), which is no text (no answer could carry it): that stays refused."""
     try:
         return loads(body)
     except JSONError as first:
         try:
-            return json.loads(body)
+            value = json.loads(body)
+            json.dumps(value, ensure_ascii=False).encode()  # UnicodeEncodeError on a lone surrogate
         except (ValueError, RecursionError):
             raise RequestError(f"the body is not valid JSON: {first}", "json", None, 400) from None
+        return value
 
 
 class App:
@@ -131,7 +136,7 @@ class App:
             if _is_prediction(req.path):
                 self.metrics.request(500, time.perf_counter() - req.started)
             if not out.answered:
-                out.respond(500, b'{"error":"internal error; see the server log","rule":"server"}', JSON, True)
+                out.respond(500, _INTERNAL_ERROR, JSON, True)
 
     def rejected(self, path: bytes, status: int) -> None:
         """The transport refused a request before it arrived whole (e.g. 413): a prediction counts."""
@@ -175,7 +180,12 @@ class App:
         start = 0
         for job in jobs:
             end = start + len(job.rows)
-            self._finish(job, scores[start:end] if len(jobs) > 1 else scores)
+            try:
+                self._finish(job, scores[start:end] if len(jobs) > 1 else scores)
+            except Exception as err:  # noqa: BLE001 - a bug in one answer is that request's 500, not the batch's
+                log("answer_failed", "error", error=f"{type(err).__name__}: {err}")
+                if not job.out.answered:
+                    self._send(job.out, job.req, 500, _INTERNAL_ERROR, count=True)
             start = end
 
     def failed(self, jobs: list[Job], err: BaseException) -> None:

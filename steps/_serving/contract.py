@@ -409,9 +409,49 @@ def _kind(value: Any) -> str:
     return f"{type(value).__name__} {_short(value)}"
 
 
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+def _short(value: Any, limit: int = 60) -> str:
+    """A client's value as JSON-like text of at most `limit` characters. Never `repr` of the whole: a value can
+    be nested thousands deep (repr raises RecursionError) or megabytes long; this walks only what it shows."""
+    out: list[str] = []
+    size = 0
+    todo: list[Any] = [value]  # values to show, and the literal text between them (as _Text)
+    while todo and size <= limit:
+        item = todo.pop()
+        kind = type(item)
+        if kind is _Text:
+            text = str(item)
+        elif kind is str:
+            text = repr(item[:limit])
+        elif kind is list or kind is tuple:
+            text = "["
+            todo.append(_Text("]"))
+            for i in range(min(len(item), limit) - 1, -1, -1):  # a list longer than the limit cannot all be shown
+                todo.append(item[i])
+                if i:
+                    todo.append(_Text(", "))
+        elif kind is dict:
+            text = "{"
+            todo.append(_Text("}"))
+            pairs = [pair for _, pair in zip(range(limit), item.items(), strict=False)]
+            for i in range(len(pairs) - 1, -1, -1):
+                todo.append(pairs[i][1])
+                todo.append(_Text(repr(str(pairs[i][0])[:limit]) + ": "))
+                if i:
+                    todo.append(_Text(", "))
+        elif kind is int and item.bit_length() > 256:
+            text = f"<an integer of {item.bit_length()} bits>"
+        elif item is None or kind in (bool, int, float):
+            text = repr(item)
+        else:
+            text = f"<{kind.__name__}>"
+        out.append(text)
+        size += len(text)
+    shown = "".join(out)
+    return shown if size <= limit and not todo else shown[:limit - 3] + "..."
+
+
+class _Text(str):
+    """Literal text in _short's work list (brackets, commas), told apart from a client's strings."""
 
 
 def _num(x: float) -> str:

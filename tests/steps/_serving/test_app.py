@@ -193,3 +193,63 @@ def test_warm_up_scores_a_row_the_contract_allows() -> None:
     assert warm_up(served()) == 0.0  # amount at its minimum
     with pytest.raises(ValueError, match=r"not one score in \[0, 1\]"):
         warm_up(served(Amount(broken=-1.0)))
+
+
+INFER = f"/v2/models/{MODEL}/infer"
+TENSORS = [{"name": "amount", "datatype": "FP64", "shape": [1], "data": [40.0]},
+           {"name": "channel", "datatype": "BYTES", "shape": [1], "data": ["app"]}]
+
+
+def _with(where: str, raw: str, v2: bool = True) -> bytes:
+    """A valid body with `raw` JSON text in place of one value."""
+    body: Any = {"id": "r", "inputs": json.loads(json.dumps(TENSORS))} if v2 else {"instances": [dict(ROW)]}
+    if v2:
+        body["inputs"][0][where] = "@@"
+    else:
+        body["instances"][0][where] = "@@"
+    return json.dumps(body).replace('"@@"', raw).encode()
+
+
+@pytest.mark.parametrize(("where", "v2"), [("datatype", True), ("shape", True), ("name", True), ("data", True),
+                                            ("amount", False), ("channel", False)])
+def test_a_deeply_nested_value_is_a_4xx_that_never_counts_as_a_server_error(
+        where: str, v2: bool, loop: asyncio.AbstractEventLoop) -> None:
+    app = app_for(served(), loop)
+    answer = ask(app, "POST", INFER if v2 else f"/v1/models/{MODEL}:predict",
+                 _with(where, "[" * 1000 + "]" * 1000, v2), loop=loop)
+    assert answer.status is not None and 400 <= answer.status < 500, answer.body[:300]
+    assert answer.json()["rule"] and len(answer.body) < 500
+    assert app.metrics.value("model_inference_errors_total") == 0 and requests(app, 500) == 0
+
+
+@pytest.mark.parametrize(("where", "v2"), [("name", True), ("id", True), ("channel", False), ("\ud800", False)],
+                         ids=["v2-name", "v2-id", "v1-category", "v1-key"])
+def test_a_lone_surrogate_is_not_text_and_gets_400(where: str, v2: bool, loop: asyncio.AbstractEventLoop) -> None:
+    # orjson refuses "\ud800"; the standard library, which reads what orjson refuses (NaN), would let it through
+    # into answers that cannot be encoded.
+    if where == "id":
+        raw = json.dumps({"id": "@@", "inputs": TENSORS}).replace('"@@"', '"\\ud800"').encode()
+    elif where == "\ud800":
+        raw = json.dumps({"instances": [{**ROW, "other": 1}]}).replace('"other"', '"\\ud800"').encode()
+    else:
+        raw = _with(where, '"\\ud800"', v2)
+    answer = ask(app := app_for(served(), loop), "POST", INFER if v2 else f"/v1/models/{MODEL}:predict", raw,
+                 loop=loop)
+    assert (answer.status, answer.json()["rule"]) == (400, "json")
+    assert app.metrics.value("model_inference_errors_total") == 0
+
+
+def test_an_answer_that_cannot_be_encoded_is_a_500_and_the_others_in_its_batch_are_answered(
+        loop: asyncio.AbstractEventLoop) -> None:
+    model = served()
+    app = app_for(model, loop)
+    app.model = ServedModel(model.name, model.version, model.threshold, model.contract, model.predictor, True, {},
+                            labels=(b"no", b"yes"))  # type: ignore[arg-type]  # bytes: not JSON
+    first, second = Answer(), Answer()
+    body = json.dumps({"instances": [ROW]}).encode()
+    app.handle(Request(b"POST", f"/v1/models/{MODEL}:predict".encode(), b"application/json", body, True), first)
+    app.handle(Request(b"POST", INFER.encode(), b"application/json", json.dumps({"inputs": TENSORS}).encode(), True),
+               second)
+    loop.run_until_complete(asyncio.sleep(0.02))
+    assert (first.status, second.status) == (500, 500)
+    assert app.metrics.value("model_inference_errors_total") == 2

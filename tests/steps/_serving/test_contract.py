@@ -199,3 +199,31 @@ def test_v2_mistakes_name_the_input_and_the_rule(mistake: str, policy: Any, cont
     with pytest.raises(RequestError) as caught:
         contract.rows_from_v2(json.loads(json.dumps(body)))
     assert (caught.value.status, caught.value.rule, caught.value.field) == (422, *V2_MISTAKES[mistake])
+
+
+def _deep(depth: int) -> Any:
+    value: Any = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize("where", ["datatype", "shape", "name", "data"])
+def test_a_deeply_nested_v2_field_is_refused_with_a_short_message(where: str, policy: Any,
+                                                                  contract: RequestContract) -> None:
+    # Deeper than Python's recursion limit: showing the value must not walk all of it.
+    body = v2_body(policy, [_valid(policy)])
+    body["inputs"][0][where] = _deep(5000) if where != "data" else [_deep(5000)]
+    with pytest.raises(RequestError) as caught:
+        contract.rows_from_v2(body)
+    assert 400 <= caught.value.status < 500 and caught.value.field is not None
+    assert len(caught.value.message) < 300
+
+
+@pytest.mark.parametrize("value", ["x" * 100_000, 10 ** 4000, {"k" * 10: [1] * 100_000}], ids=["text", "int", "object"])
+def test_a_huge_value_is_shown_in_at_most_a_line(value: Any, policy: Any, contract: RequestContract) -> None:
+    body = v2_body(policy, [_valid(policy)])
+    body["inputs"][0]["datatype"] = value
+    with pytest.raises(RequestError) as caught:
+        contract.rows_from_v2(body)
+    assert caught.value.rule == "datatype" and len(caught.value.message) < 300
