@@ -16,6 +16,7 @@ from typing import Any
 
 from workflows.local.lang import exprops as ops
 from workflows.local.lang.errors import ExprRuntimeError, Unsupported
+from workflows.local.lang.exprlex import is_space
 from workflows.local.lang.gotypes import (
     GoStruct,
     IntList,
@@ -58,8 +59,6 @@ def _case(text: str, upper: bool) -> str:
 
 
 def _go_space(c: str) -> bool:
-    from workflows.local.lang.exprparse import is_space
-
     return is_space(c)
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from workflows.local.lang import exprast as ast
 from workflows.local.lang import exprbuiltins, exprops
-from workflows.local.lang import exprparse as ast
 from workflows.local.lang.errors import ExprRuntimeError, LangError, Unsupported
 from workflows.local.lang.goregexp import RegexpError, compile_go
 from workflows.local.lang.gotypes import Uint8, go_type

@@ -15,9 +15,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from workflows.local.lang import exprast as ast
 from workflows.local.lang import exprbuiltins, exprcheck, expreval
-from workflows.local.lang import exprparse as ast
 from workflows.local.lang.errors import ExprRuntimeError, LangError, Unsupported
+from workflows.local.lang.exprparse import parse
 from workflows.local.lang.gotypes import GoFunc, GoStruct, JSONError, to_json
 
 # util/template/expression_template.go variablesToCheck: values that exist only late in a node's life
@@ -38,7 +39,7 @@ class Program:
         tree = self.tree
         shadowed = self.calls & env.keys()
         if shadowed:  # an environment name shadows a builtin: expr-lang parses the call as a call of that value
-            tree = _validated(ast.parse(self.text, frozenset(shadowed)))[0]
+            tree = _validated(parse(self.text, frozenset(shadowed)))[0]
         tree = exprcheck.check(copy.deepcopy(tree), env)
         return expreval.evaluate(tree, env)
 
@@ -74,7 +75,7 @@ def _shown(value: Any) -> str:
 def compile_expr(text: str) -> Program:
     """Parse an expression; ExprSyntaxError where expr-lang's parser refuses it, Unsupported (naming the construct)
     where it is valid for Argo but not evaluated locally."""
-    tree, calls = _validated(ast.parse(text))
+    tree, calls = _validated(parse(text))
     return Program(text, tree, frozenset(calls))
 
 
