@@ -23,7 +23,7 @@ from steps._core.policy import Policy
 from steps._model import bundle as _bundle
 from steps._storage.registry import Registry
 from tests.support import faults
-from tests.support.canary import short_canary_policy, stable_deployment, v1_production_v2_staged
+from tests.support.canary import PASSED, short_canary_policy, stable_deployment, v1_production_v2_staged
 from tests.support.models import Trained, candidate
 from tests.support.processes import free_port
 
@@ -79,7 +79,7 @@ def test_a_good_candidate_is_promoted_and_the_previous_production_archived(
     assert analysis["verdict"] == "successful" and all(m["requests"] >= 20 for m in analysis["measurements"])
     assert registry.get(policy.model_name, 1)["status"] == "archived"
     status = DeployClient(deployment.url).status()
-    assert status["stable"]["version"] == 2 and status["canary"] is None
+    assert status["stable"] is not None and status["stable"]["version"] == 2 and status["canary"] is None
     assert predict(deployment, policy, dataset) == (200, "stable", "2")
 
 
@@ -97,7 +97,8 @@ def test_a_bad_candidate_is_rolled_back_and_rejected_with_the_reason(
     assert "canary analysis failed at weight 50" in why and broken in why, why
     assert registry.get(policy.model_name, 1)["status"] == "production"
     status = DeployClient(deployment.url).status()
-    assert status["stable"]["version"] == 1 and status["canary"] is None, "the stable version must serve alone"
+    assert status["stable"] is not None and status["stable"]["version"] == 1, "the stable version must serve"
+    assert status["canary"] is None, "the stable version must serve alone"
     assert predict(deployment, policy, dataset) == (200, "stable", "1")
 
 
@@ -110,7 +111,7 @@ def test_a_candidate_whose_server_cannot_start_is_rejected_and_the_stable_keeps_
     for key in ("files", "format_version"):
         manifest.pop(key)
     _bundle.write_manifest(broken, manifest)
-    version = registry.register(policy.model_name, broken, passed=True, gate_report={"passed": True})["version"]
+    version = registry.register(policy.model_name, broken, passed=True, gate_report=PASSED)["version"]
     code = step.main(["--model", policy.model_name, "--version", str(version), "--registry", registry.location,
                       "--policy", str(policy.path), "--target", "local", "--time-scale", SCALE,
                       "--deploy-url", deployment.url])
@@ -133,14 +134,15 @@ def test_a_deployment_that_refuses_the_token_stops_the_rollout_naming_the_token_
     assert "HTTP 401" in err and f"the token in {copied} is not this router's" in err, err
     monkeypatch.delenv("MLOPS_DEPLOY_TOKEN_FILE")
     status = DeployClient(deployment.url).status()
-    assert status["stable"]["version"] == 1 and status["canary"] is None, "the deployment must not have changed"
+    assert status["stable"] is not None and status["stable"]["version"] == 1, "the deployment must not have changed"
+    assert status["canary"] is None, "the deployment must not have changed"
     assert registry.get(policy.model_name, 1)["status"] == "production"
 
 
 def test_the_first_version_is_promoted_after_a_health_check_without_a_running_deployment(
         tmp_path: Path, trained: Trained, policy: Policy, capsys: pytest.CaptureFixture[str]) -> None:
     reg = Registry.open(str(tmp_path / "fresh"))
-    reg.register(policy.model_name, candidate(trained, tmp_path, "first"), passed=True, gate_report={"passed": True})
+    reg.register(policy.model_name, candidate(trained, tmp_path, "first"), passed=True, gate_report=PASSED)
     code = step.main(["--model", policy.model_name, "--version", "1", "--registry", reg.location, "--policy",
                       str(policy.path), "--target", "local", "--deploy-url", f"http://127.0.0.1:{free_port()}"])
     assert code == 0, capsys.readouterr().err

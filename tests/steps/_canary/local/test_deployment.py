@@ -15,6 +15,7 @@ from steps._canary.local.deployment import Deployment
 from steps._canary.local.servers import DeployError
 from steps._core.policy import load_policy
 from steps._storage.registry import Registry
+from tests.support.canary import PASSED
 from tests.support.models import candidate, trained_bundle
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -28,7 +29,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> tuple[Registry, str]:
     root = tmp_path_factory.mktemp("deployment")
     reg = Registry.open(str(root / "registry"))
     for name in ("one", "two"):
-        reg.register(model, candidate(trained, root, name), passed=True, gate_report={"passed": True})
+        reg.register(model, candidate(trained, root, name), passed=True, gate_report=PASSED)
     return reg, model
 
 
