@@ -39,10 +39,17 @@ class Settings:
     max_batch_latency_ms: float = 5.0
     max_rows: int = 1000
     max_body_bytes: int = 4 * 1024 * 1024
+    # The request's head, as nginx and Envoy bound it: a longer target gets 414, a longer header line, more
+    # header bytes or more headers get 431 (and the connection is closed).
+    max_request_line_bytes: int = 8 * 1024  # the request target
+    max_header_bytes: int = 8 * 1024  # one header line, name and value
+    max_header_block_bytes: int = 64 * 1024  # every header line together
+    max_headers: int = 100
     drain_seconds: float = 0.0  # after SIGTERM: keep accepting (readiness false) this long, then stop
     grace_seconds: float = 25.0  # then at most this long for in-flight requests (Kubernetes gives 30 s)
     keepalive_seconds: float = 75.0  # idle keep-alive connections are closed after this
     request_timeout_seconds: float = 30.0  # a request still arriving after this gets 408
+    send_timeout_seconds: float = 30.0  # a client that reads none of its answers this long is disconnected
     inference_log: str = ""  # where sampled rows go as Parquet (steps._serving.inference_log); empty: off
     inference_log_sample: float = 0.01
     inference_log_batch_rows: int = 10_000

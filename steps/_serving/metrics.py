@@ -20,7 +20,8 @@ DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 SCORE_BUCKETS = (0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
 # Every status the server answers a predict or infer request with (pre-declared, so rate() sees the first one).
-CODES = (200, 400, 404, 405, 408, 413, 415, 422, 500, 503)
+# The transport's refusals count too when the target was read (408, 413, 417, 431); a 414's target never was.
+CODES = (200, 400, 404, 405, 408, 413, 415, 417, 422, 431, 500, 503)
 _DOUBLE = 8
 
 
