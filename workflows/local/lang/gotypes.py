@@ -248,6 +248,7 @@ def fmt_v(value: Any) -> str:
 
 # --- encoding/json ---------------------------------------------------------------------------------------
 
+# encoding/json as Argo v4.1.2 is built (Go 1.26): since Go 1.22, \b and \f are written as themselves
 _JSON_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f",
                  "<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
 
