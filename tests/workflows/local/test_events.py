@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -251,7 +252,8 @@ def serve(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[
 
 
 @pytest.mark.integration
-def test_two_alerts_inside_one_rate_unit_start_their_workflows_a_unit_apart_and_both_run(serve) -> None:  # type: ignore[no-untyped-def]
+def test_two_alerts_inside_one_rate_unit_start_their_workflows_a_unit_apart_and_both_run(
+        serve: Callable[[dict[str, Any]], Served]) -> None:
     # The shortest unit Argo Events has, so the test takes seconds, not the rendered Sensor's hour.
     served = serve(rendered_sensor({"unit": "Second", "requestsPerUnit": 1}))
     asked = time.monotonic()
@@ -268,7 +270,8 @@ def test_two_alerts_inside_one_rate_unit_start_their_workflows_a_unit_apart_and_
 
 
 @pytest.mark.integration
-def test_without_the_rate_limit_the_same_two_alerts_start_back_to_back(serve) -> None:  # type: ignore[no-untyped-def]
+def test_without_the_rate_limit_the_same_two_alerts_start_back_to_back(
+        serve: Callable[[dict[str, Any]], Served]) -> None:
     """The control for the test above: what makes the second workflow wait is the Sensor's rateLimit."""
     served = serve(rendered_sensor(None))
     answers = [served.post(alert(idempotency_key=key)) for key in ("cccccccccccc", "dddddddddddd")]
@@ -401,7 +404,8 @@ def _production_registry(folder: Path, policy_path: Path) -> tuple[Path, dict[st
     (bundle / "model.skops").write_bytes(b"never loaded by drift")
     write_manifest(bundle, {"model": MODEL, "fingerprint": "e" * 16})
     registry = Registry.open(str(folder / "registry"))
-    record = registry.register(MODEL, bundle, passed=True, gate_report={"passed": True})
+    passed: Any = {"passed": True}  # a part of gate.json, as the registry accepts it
+    record = registry.register(MODEL, bundle, passed=True, gate_report=passed)
     registry.promote(MODEL, record["version"], "production")
     return folder / "registry", profile
 
@@ -429,7 +433,7 @@ def test_drift_from_prometheus_counters_triggers_one_retrain_through_events_serv
     url, start = prometheus
     try:
         start(target.port)
-        query = f"{url}/api/v1/query?query=" + urllib.request.quote(
+        query = f"{url}/api/v1/query?query=" + urllib.parse.quote(
             f'sum(increase(model_feature_bin_total{{model="{MODEL}",feature="amount"}}[1h]))')
         deadline, total = time.monotonic() + 30, 0.0
         while time.monotonic() < deadline:
