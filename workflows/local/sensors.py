@@ -19,6 +19,8 @@ from typing import Any
 
 from steps._core.policy import load_policy
 from workflows import events
+from workflows.local.lang import goregexp
+from workflows.local.lang.errors import LangError
 
 _TEMPLATE = re.compile(r"\{\{\s*\.Input\.([A-Za-z0-9_.-]+)\s*\}\}")
 # A trigger's rateLimit.unit as Argo Events reads it (an absent unit is a second there too).
@@ -29,10 +31,6 @@ RATE_LIMIT_SLACK = 10
 MAX_WORKFLOW_NAME = 63
 # Kubernetes' DNS-1123 subdomain: how the API server takes a custom resource's metadata.name.
 _DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
-# Python's re takes these and Go's regexp (RE2) refuses them: a Sensor using one could never pass there.
-_NOT_IN_GO = {"(?=": "a lookaround", "(?!": "a lookaround", "(?<=": "a lookaround", "(?<!": "a lookaround",
-              "(?>": "an atomic group", "(?P=": "a backreference", "(?#": "a comment group"}
-_FLAGS = re.compile(r"\(\?([A-Za-z]*)(?:-[A-Za-z]*)?[:)]")
 
 
 class SensorError(ValueError):
@@ -122,53 +120,13 @@ def data_filters(dependency: dict[str, Any], where: str) -> list[DataFilter]:
 
 
 def go_regexp(pattern: str, where: str) -> re.Pattern[str]:
-    """`pattern` compiled to match as Go's regexp (RE2 syntax) does. Go's `$` (without the m flag) and `\\z` are the
-    end of the text; Python's `$` also matches before a trailing newline, so both become Python's `\\Z`. Go's \\d,
-    \\w, \\s and \\b are ASCII. What Go refuses and Python takes (lookarounds, backreferences, possessive
-    quantifiers, `\\Z`) is refused, as is the m flag."""
-    def refuse(what: str) -> SensorError:
-        return SensorError(f"{where}: {pattern!r}: {what}")
-
-    out: list[str] = []
-    i, in_class, quantified = 0, False, False
-    while i < len(pattern):
-        c = pattern[i]
-        if c == "\\" and i + 1 < len(pattern):
-            escaped = pattern[i + 1]
-            if escaped == "Z":
-                raise refuse("\\Z, which Go's regexp does not have (\\z is the end)")
-            if escaped in "123456789":
-                raise refuse("a backreference, which Go's regexp does not have")
-            out.append("\\Z" if escaped == "z" and not in_class else pattern[i:i + 2])
-            i, quantified = i + 2, False
-            continue
-        if in_class:
-            in_class = c != "]"
-            out.append(c)
-            i += 1
-            continue
-        if c == "[":  # a `]` first in a class (after an optional `^`) is a literal one, in Go as in Python
-            end = i + 1 + pattern.startswith("^", i + 1)
-            end += pattern.startswith("]", end)
-            out.append(pattern[i:end])
-            i, in_class, quantified = end, True, False
-            continue
-        if c == "(":
-            for prefix, what in _NOT_IN_GO.items():
-                if pattern.startswith(prefix, i):
-                    raise refuse(f"{what}, which Go's regexp does not have")
-            flags = _FLAGS.match(pattern, i)
-            if flags and "m" in flags.group(1):
-                raise refuse("the m flag is not supported locally")
-        if c == "+" and quantified:
-            raise refuse("a possessive quantifier, which Go's regexp does not have")
-        quantified = c in "*+?}"
-        out.append("\\Z" if c == "$" else c)
-        i += 1
+    """`pattern` compiled to match as Go's regexp does (workflows/local/lang/goregexp.py: `$` is the end of the text,
+    never before a trailing newline; \\d, \\w, \\s ASCII); SensorError where Go refuses it or it has no faithful
+    translation."""
     try:
-        return re.compile("".join(out), re.ASCII)
-    except re.error as err:
-        raise refuse(str(err)) from err
+        return goregexp.compile_go(pattern)
+    except LangError as err:
+        raise SensorError(f"{where}: {pattern!r}: {err}") from err
 
 
 def workflow_name_problem(trigger: dict[str, Any], workflow: dict[str, Any], event: dict[str, Any]) -> str | None:
