@@ -184,8 +184,8 @@ def _validate(name: str, args: list[Nature]) -> Nature:
     if name in ("first", "last"):
         if one() == "interface":
             return ANY
-        if kinds[0] == "slice":
-            return args[0].element()
+        if kinds[0] == "slice":  # Validate sees the Go type, so a []interface{} literal's element type is lost
+            return {"[]string": STRING, "[]int": INT}.get(args[0].type or "", ANY)
         raise bad(f"cannot get {name} element from")
     if name in ("keys", "values", "toPairs"):
         if one() not in ("interface", "map"):
@@ -366,9 +366,9 @@ class Checker:
 
     def _call(self, node: ast.Call) -> Nature:
         callee = self.visit(node.callee)
-        args = [self.visit(a) for a in node.args]
-        if callee.unknown:
+        if callee.unknown:  # checker.go callNode: the arguments of an untyped call are not checked at all
             return UNKNOWN
+        args = [self.visit(a) for a in node.args]
         name = node.callee.name if isinstance(node.callee, ast.Ident) else "function"
         if callee.func is not None:
             return check_arguments(name, callee.func, args)

@@ -14,6 +14,7 @@ from workflows.local.lang.gotypes import (
     INT_MIN,
     GoFunc,
     GoStruct,
+    Int64,
     IntList,
     StrList,
     StrMap,
@@ -136,8 +137,13 @@ def power(x: float, y: float) -> float:
 
 
 def negate(value: Any) -> Any:
+    """runtime.Negate keeps the operand's type: a byte wraps within a byte."""
     if isinstance(value, float):
         return -value
+    if isinstance(value, Uint8):
+        return Uint8(-int(value) % 256)
+    if isinstance(value, Int64):
+        return Int64(wrap(-int(value)))
     if is_int(value):
         return wrap(-int(value))
     raise panic(f"invalid operation: - {go_type(value)}")

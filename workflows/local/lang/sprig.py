@@ -333,7 +333,7 @@ def _strings_and_numbers() -> dict[str, GoFunc]:
         ("trimAll", lambda a, b: b.strip(a), (_S, _S), _S, False),
         ("trimSuffix", lambda a, b: b.removesuffix(a), (_S, _S), _S, False),
         ("trimPrefix", lambda a, b: b.removeprefix(a), (_S, _S), _S, False),
-        ("nospace", lambda s: "".join(c for c in s if not exprbuiltins._go_space(c)), *s1, False),
+        ("nospace", _nospace, *s1, False),
         ("contains", lambda sub, s: sub in s, (_S, _S), "bool", False),
         ("hasPrefix", lambda p, s: s.startswith(p), (_S, _S), "bool", False),
         ("hasSuffix", lambda p, s: s.endswith(p), (_S, _S), "bool", False),
@@ -403,6 +403,16 @@ def _strings_and_numbers() -> dict[str, GoFunc]:
         ("fail", _fail, (_S,), _S, False),
     ]
     return {name: _f(name, fn, params, result, variadic) for name, fn, params, result, variadic in table}
+
+
+def _nospace(text: str) -> str:
+    """goutils DeleteWhiteSpace: it reads the string byte by byte, each byte as a rune (so the bytes 0x85 and 0xA0
+    inside a multi-byte character count as spaces, and the rest of such characters come out as Latin-1)."""
+    data = text.encode()
+    spaces = {0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x20, 0x85, 0xA0}
+    if not any(b in spaces for b in data):
+        return text
+    return "".join(chr(b) for b in data if b not in spaces)
 
 
 def _indent(spaces: int, text: str) -> str:

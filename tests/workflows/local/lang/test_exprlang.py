@@ -196,3 +196,27 @@ def test_go_panics_are_errors() -> None:
                           ("!x.y", "not bool"), ("x.n in ['a']", "not assignable")]:
         with pytest.raises(ExprRuntimeError, match=message):
             run(code, {"x": {"y": "a", "n": 1}})
+
+
+def test_untyped_calls_are_not_checked_when_compiling() -> None:
+    # expr-lang v1.17.8 checker/checker.go callNode returns before visiting the arguments of a call whose callee's
+    # type is unknown (every sprig.NAME): their errors, and unknown names in them (nil), appear only when running
+    env = argo_env({"p.s": "hello"})
+    with pytest.raises(ExprRuntimeError, match="cannot fetch l from <nil>"):
+        run("sprig.toString(q.l)", env)
+    assert run("sprig.toString(q)", env) == ""
+    with pytest.raises(ExprCompileError, match="unknown name q"):
+        run("upper(q)", env)
+
+
+def test_bytes_of_a_string_keep_their_go_type() -> None:
+    # vm/runtime/runtime.go Fetch gives a uint8 for a string index; Negate keeps the operand's type
+    assert run("-p.n[0]", argo_env({"p.n": "2"})) == 206
+    assert run("p.n[0] + 1", argo_env({"p.n": "2"})) == 51
+
+
+def test_nospace_reads_bytes_as_goutils_does() -> None:
+    # Masterminds/goutils DeleteWhiteSpace (sprig's nospace) takes each byte as a rune
+    env = argo_env({})
+    assert run("sprig.nospace(' a\tb ')", env) == "ab"
+    assert run("sprig.nospace('é à')", env) == "Ã©Ã"
