@@ -204,7 +204,7 @@ def test_untyped_calls_are_not_checked_when_compiling() -> None:
     env = argo_env({"p.s": "hello"})
     with pytest.raises(ExprRuntimeError, match="cannot fetch l from <nil>"):
         run("sprig.toString(q.l)", env)
-    assert run("sprig.toString(q)", env) == ""
+    assert run("sprig.toString(q)", env) == "<nil>"  # sprig strval(nil) is fmt.Sprintf("%v", nil)
     with pytest.raises(ExprCompileError, match="unknown name q"):
         run("upper(q)", env)
 
