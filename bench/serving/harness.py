@@ -155,12 +155,14 @@ def verify(server: Server, ctx: Context, model: ReferenceModel, tolerance: float
 
 
 def run_wrk(server: Server, ctx: Context, model: ReferenceModel, *, connections: int, duration: float,
-            cpus: str, script: str = "post.lua", extra_args: tuple[str, ...] = (), nice: int = 0) -> dict[str, Any]:
-    """One wrk run (one thread, `connections` connections, single-row requests); the Lua `done` prints JSON."""
+            cpus: str, script: str = "post.lua", extra_args: tuple[str, ...] = (), nice: int = 0,
+            requests: Path | None = None) -> dict[str, Any]:
+    """One wrk run (one thread, `connections` connections, single-row requests, or the whole requests of a
+    `#raw` file, bench/serving/mixed.py); the Lua `done` prints JSON."""
     url = server.base_url + render(server.contender.infer_path, ctx.fields())
     command = [*_niced(nice), "taskset", "-c", cpus, "wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s",
                "--timeout", "10s", "-s", str(HERE / script), url, "--",
-               str(model.body_files[server.contender.protocol]), *extra_args]
+               str(requests or model.body_files[server.contender.protocol]), *extra_args]
     done = subprocess.run(command, check=False, capture_output=True, text=True, timeout=duration + 120)
     found = {line.split(" ", 1)[0]: json.loads(line.split(" ", 1)[1])
              for line in done.stdout.splitlines() if line.startswith(("BENCH_JSON ", "SOAK_STATUS "))}

@@ -5,12 +5,22 @@
 local prepared = {}
 local next_index = 0
 
+-- A file whose first line is `#raw` holds whole requests instead, hex-encoded, one per line (bench/serving/mixed.py):
+-- sent as they are, whatever they hold.
+
+local function unhex(line)
+  return (line:gsub("%x%x", function(pair) return string.char(tonumber(pair, 16)) end))
+end
+
 function init(args)
   local path = args[1]
   if path == nil then error("post.lua: pass the request-body file after --") end
   local headers = { ["Content-Type"] = "application/json" }
+  local raw = nil
   for line in io.lines(path) do
-    if #line > 0 then prepared[#prepared + 1] = wrk.format("POST", nil, headers, line) end
+    if raw == nil then raw = (line == "#raw") end
+    if raw and line ~= "#raw" and #line > 0 then prepared[#prepared + 1] = unhex(line)
+    elseif not raw and #line > 0 then prepared[#prepared + 1] = wrk.format("POST", nil, headers, line) end
   end
   if #prepared == 0 then error("post.lua: no request bodies in " .. path) end
 end

@@ -4,6 +4,7 @@
     .venv/bin/python -m bench.serving.run                                # full: writes bench/serving/results.*
     .venv/bin/python -m bench.serving.run --contender mlserver-batch --contender argo-mlops
     .venv/bin/python -m bench.serving.run --soak 300 --rate 80% --contender argo-mlops
+    .venv/bin/python -m bench.serving.run --soak 120 --rate 80% --mixed --contender argo-mlops
 
 Peer servers live in their own venvs under bench/.venvs/ (made here), never in the project's dependencies.
 """
@@ -18,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench.serving import harness, model, report
+from bench.serving import harness, mixed, model, report
 from bench.serving.contenders import (
     CONTENDERS,
     DEFAULT_CONTENDERS,
@@ -34,6 +35,7 @@ from bench.serving.model import ModelError, ReferenceModel
 from steps._core.errors import UsageError
 from steps._core.files import write_json
 from steps._core.policy import PolicyError, load_policy
+from steps._core.prometheus import parse_exposition
 
 REPO = Path(__file__).resolve().parents[2]
 PEER_ONLY_NOTE = "Peer only: our server (argo-mlops) is not plugged in yet; MLServer's numbers, measured now."
@@ -81,6 +83,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--rate", help="soak rate: requests/s, or N%% of the contender's measured throughput at the "
                                   "highest concurrency in --out-dir's results.json")
     p.add_argument("--soak-connections", type=int, default=64)
+    p.add_argument("--mixed", action="store_true",
+                   help="soak with good requests interleaved with careless and hostile ones (bench/serving/mixed.py); "
+                        "--rate N%% is then of the throughput of this traffic, measured just before")
+    p.add_argument("--capacity-seconds", type=float, default=10.0,
+                   help="--mixed: seconds of unpaced load that measure the capacity (default 10)")
     return p
 
 
@@ -318,26 +325,36 @@ def soak(args: argparse.Namespace) -> int:
     if len(contenders) != 1:
         raise UsageError(f"--soak: pass exactly one --contender (got {[c.name for c in contenders]})")
     c = contenders[0]
-    rate = _soak_rate(args, c.name)
+    rate = 0.0 if args.mixed and str(args.rate).strip().endswith("%") else _soak_rate(args, c.name)
     ref, ctx, details = _prepare(args, contenders)
     log = args.workdir / "logs" / f"{c.name}-soak.log"
+    requests, mix = _mixed_requests(args, ref) if args.mixed else (None, {})
     _prime(c, ref, ctx, args)
     server = harness.start(c, ctx, log, args.server_cpus, args.nice)
     try:
         ready = harness.wait_ready(server, ctx, args.ready_timeout)
         harness.verify(server, ctx, ref, args.tolerance, args.verify_parallel)
+        if not rate:  # --mixed N%: of what this traffic reaches unpaced, now
+            capacity = harness.run_wrk(server, ctx, ref, connections=args.soak_connections,
+                                       duration=args.capacity_seconds, cpus=args.client_cpus, nice=args.nice,
+                                       requests=requests)["throughput_rps"]
+            rate = _soak_rate(args, c.name, capacity)
+            mix["capacity_rps"] = capacity
+            print(f"{c.name}: {capacity:.0f} req/s of this traffic unpaced", flush=True)
         print(f"{c.name}: soaking {args.soak:.0f} s at {rate:.0f} req/s over {args.soak_connections} "
-              "connections ...", flush=True)
+              f"connections{' (mixed traffic)' if args.mixed else ''} ...", flush=True)
         with harness.MemorySampler(server.proc.pid, interval=2.0) as sampler:
             load = harness.run_wrk(server, ctx, ref, connections=args.soak_connections, duration=args.soak,
                                    cpus=args.client_cpus, script="soak.lua", extra_args=(f"{rate:.3f}", "1"),
-                                   nice=args.nice)
+                                   nice=args.nice, requests=requests)
+        counted = _server_counters(server)
         stopped = harness.stop(server, args.stop_timeout)
     except BaseException:
         harness.kill(server)
         raise
     statuses = {int(k): v for k, v in load.get("statuses", {}).items()}
     errors = load["errors"]
+    memory = sampler.summary()
     result = {
         "contender": c.name, "rate_rps": rate, "seconds": load["seconds"], "connections": args.soak_connections,
         "offered_requests": round(rate * load["seconds"]), "completed": load["requests"],
@@ -346,24 +363,70 @@ def soak(args: argparse.Namespace) -> int:
         "other_non_2xx": sum(v for k, v in statuses.items() if k < 200 or 300 <= k < 500),
         "dropped": errors["connect"] + errors["read"] + errors["write"] + errors["timeout"],
         "socket_errors": {k: v for k, v in errors.items() if k != "status"},
-        "ready_s": round(ready, 3), "memory": sampler.summary(), "stop": stopped,
+        "server_counters": counted,
+        "ready_s": round(ready, 3), "memory": memory, "stop": stopped,
         "machine": harness.machine(REPO), "contender_details": details[c.name], "model": ref.describe(),
     }
+    problems = []
+    if args.mixed:
+        result["mix"] = mix
+        # The clients' mistakes are expected 4xx, each at its share; none may reach the server's error counter.
+        problems = mixed.check(statuses, mix["status_shares"], load["requests"], slack=args.soak_connections)
+        if counted.get("model_inference_errors_total", 0) != 0:
+            problems.append(f"model_inference_errors_total {counted['model_inference_errors_total']}, not 0")
+        if memory["peak_rss_mib"] - memory["first_rss_mib"] > MEMORY_GROWTH_MIB:
+            problems.append(f"RSS grew from {memory['first_rss_mib']} to {memory['peak_rss_mib']} MiB")
+    elif result["other_non_2xx"]:
+        problems.append(f"{result['other_non_2xx']} answers neither 2xx nor 5xx")
+    if result["5xx"] or result["dropped"]:
+        problems.append(f"5xx {result['5xx']}, dropped {result['dropped']}")
+    result["problems"] = problems
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    out = args.out_dir / f"soak-{c.name}.json"
+    out = args.out_dir / f"soak-{c.name}{'-mixed' if args.mixed else ''}.json"
     write_json(out, result)
     print(f"{c.name}: {result['completed']} of ~{result['offered_requests']} offered requests answered "
           f"({result['achieved_rps']:.0f} req/s), 5xx {result['5xx']}, other non-2xx {result['other_non_2xx']}, "
           f"dropped {result['dropped']}; p99 {load['latency_ms']['p99']:.1f} ms; RSS "
-          f"{result['memory']['first_rss_mib']:.0f} -> {result['memory']['last_rss_mib']:.0f} MiB; wrote {out}")
-    return 0 if result["5xx"] == 0 and result["dropped"] == 0 and result["other_non_2xx"] == 0 else 1
+          f"{memory['first_rss_mib']:.0f} -> {memory['last_rss_mib']:.0f} MiB (peak {memory['peak_rss_mib']:.0f}); "
+          f"server counters {counted}; {'; '.join(problems) or 'no problems'}; wrote {out}")
+    return 1 if problems else 0
 
 
-def _soak_rate(args: argparse.Namespace, name: str) -> float:
+MEMORY_GROWTH_MIB = 64  # --mixed: the most the server's RSS may grow over a soak
+
+
+def _mixed_requests(args: argparse.Namespace, ref: ReferenceModel) -> tuple[Path, dict[str, Any]]:
+    """The `#raw` request file of mixed traffic, and what it holds."""
+    bodies = {protocol: [line for line in path.read_bytes().splitlines() if line]
+              for protocol, path in ref.body_files.items()}
+    if "v1" not in bodies:
+        raise UsageError("--mixed needs the v1 request bodies too")
+    path = args.workdir / "mixed.raw"
+    return path, mixed.write(path, mixed.kinds(ref.name, bodies["v2"], bodies["v1"]))
+
+
+def _server_counters(server: harness.Server) -> dict[str, float]:
+    """The server's own counters after the load: requests by code and errors (what the canary analysis reads)."""
+    try:
+        status, text = harness.request(server.base_url, "GET", "/metrics", None)
+    except OSError:
+        return {}
+    if status != 200 or not isinstance(text, str):
+        return {}
+    out: dict[str, float] = {}
+    for name, labels, value in parse_exposition(text, "model_requests_total", "model_inference_errors_total"):
+        out[name if "code" not in labels else f"{name}{{code={labels['code']}}}"] = value
+    return out
+
+
+def _soak_rate(args: argparse.Namespace, name: str, capacity: float | None = None) -> float:
+    """--rate as requests/s: a number, or a share of `capacity` when given, else of results.json's throughput."""
     text = str(args.rate).strip()
     try:
         if not text.endswith("%"):
             rate = float(text)
+        elif capacity is not None:
+            rate = float(text[:-1]) / 100 * capacity
         else:
             share = float(text[:-1]) / 100
             measured = json.loads((args.out_dir / "results.json").read_text())
