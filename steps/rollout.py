@@ -67,6 +67,10 @@ def rollout(model: str, version: int, target: str, registry: Registry, policy: P
 
         # Unreachable: exit 3 before the version or the deployment changes.
         Prometheus(prometheus, timeout=QUERY_TIMEOUT_SECONDS).check()
+    if target == "local":
+        from steps._canary.local.controller import check_deployment
+
+        check_deployment(model, deploy_url)  # a deployment that refuses our token: exit 2 before any change
     registry.promote(model, version, "canary", reason=f"rollout started ({target})")
     if client is not None:
         outcome = argo.watch(client, model, version, timeout or argo.default_timeout(policy),

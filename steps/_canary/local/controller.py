@@ -25,6 +25,16 @@ from steps._core.values import duration_seconds
 from steps._storage.registry import Registry
 
 
+def check_deployment(model: str, deploy_url: str | None) -> None:
+    """Before the rollout changes anything (the version's status): a deployment that answers at the URL but refuses
+    our token, or one of another model at an explicit --deploy-url, is a usage error now, not after the version
+    was moved to canary. Raises Unauthorized or UsageError."""
+    url = deploy_url or DEFAULT_URL
+    found = DeployClient(url).status().get("model") if reachable(url) else None
+    if found is not None and found != model and deploy_url:
+        raise UsageError(f"--deploy-url {deploy_url}: that local deployment serves {found!r}, not {model!r}")
+
+
 def local_rollout(model: str, version: int, registry: Registry, policy: Policy, *, time_scale: float = 1.0,
                   deploy_url: str | None = None, dataset: str | None = None, prometheus_url: str | None = None,
                   say: Callable[[str], object] = print) -> Outcome:

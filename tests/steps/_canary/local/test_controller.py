@@ -137,6 +137,8 @@ def test_a_deployment_that_refuses_the_token_stops_the_rollout_naming_the_token_
     assert status["stable"] is not None and status["stable"]["version"] == 1, "the deployment must not have changed"
     assert status["canary"] is None, "the deployment must not have changed"
     assert registry.get(policy.model_name, 1)["status"] == "production"
+    # Refused before the rollout changed anything: the candidate was not moved to canary.
+    assert registry.get(policy.model_name, 2)["status"] == "staged"
 
 
 def test_the_first_version_is_promoted_after_a_health_check_without_a_running_deployment(
