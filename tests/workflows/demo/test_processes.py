@@ -13,8 +13,9 @@ from pathlib import Path
 
 from workflows.demo.processes import RUN_ENV, Processes, marked_processes
 
-# A command that exits at once on SIGINT while its child (same process group, as `mlops events serve` and the
-# `mlops run` it started) takes `linger` seconds to clean up; `ignore` makes the child ignore SIGINT altogether.
+# A command that exits at once on SIGINT while its child, in the same process group, takes `linger` seconds to clean
+# up (as `mlops events serve` and the `mlops run` it started once did); `ignore` makes the child ignore SIGINT
+# altogether. The demo's stop must not count on any command waiting for its children.
 COMMAND = textwrap.dedent("""
     import signal, subprocess, sys, time
     child = subprocess.Popen([sys.executable, "-c", '''
