@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import re
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -157,6 +158,33 @@ def test_a_request_target_over_the_limit_gets_414_without_waiting_for_the_rest(p
     path = "/v1/health/live?"
     path += "p" * (LIMITS.max_request_line_bytes - len(path))
     assert statuses(exchange(port, get(path))) == [200]
+
+
+def test_an_endless_target_is_cut_off_while_others_are_served(port: int) -> None:
+    # The probe of issue 12: a 128 MB target was read whole (quadratically) and answered 200 after 20 s, while a
+    # health check took 5.9 s. Here one client streams 64 MB of target while another asks for health.
+    chunk = b"a" * 65536
+    got: list[bytes] = []
+
+    def stream() -> None:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+            with contextlib.suppress(OSError):  # cut off: the server closes while we still send
+                conn.sendall(b"GET /")
+                for _ in range(1024):
+                    conn.sendall(chunk)
+            with contextlib.suppress(OSError):
+                got.append(read(conn, 1))
+
+    streamer = threading.Thread(target=stream, daemon=True)
+    streamer.start()
+    slowest = 0.0
+    while streamer.is_alive() and slowest < 5:
+        started = time.monotonic()
+        assert statuses(exchange(port, get("/v1/health/live"))) == [200]
+        slowest = max(slowest, time.monotonic() - started)
+    streamer.join(10)
+    assert slowest < 0.5, f"a health check took {slowest:.2f} s"
+    assert got and statuses(got[0]) == [414], got
 
 
 def test_a_header_over_the_limit_gets_431_naming_it(port: int) -> None:
