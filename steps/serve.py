@@ -10,7 +10,9 @@ INFERENCE_LOG (+ _SAMPLE, _BATCH_ROWS, _FLUSH_SECONDS: sampled rows as Parquet, 
 MODEL_VERSION names the version when the bundle does not. The bundle's sha256 hashes are checked before
 anything in it is read; a bundle that fails them, or has no model we can load, is refused (exit 2, never
 ready). Logs are JSON lines on stderr. What runs: steps/_serving/ (loader, app and its routes, batcher, http
-transport, supervisor, metrics, inference log).
+transport and its connections, supervisor, metrics, inference log). The limits on a request's head and the
+timeouts a client meets are Settings' defaults (steps/_serving/app.py; steps/_serving/connection.py says what each
+refusal answers).
 """
 
 from __future__ import annotations
