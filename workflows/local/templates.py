@@ -92,6 +92,10 @@ class TemplateStore:
             raise TemplateNotFound(f"{what} {name} not found")
         return found
 
+    def __call__(self, kind: str, name: str) -> dict[str, Any] | None:
+        """The resource of that kind and name, or None: the engine's `TemplateStore` callable."""
+        return self.resources.get((kind, name))
+
     def names(self) -> list[str]:
         return [f"{kind}/{name}" for kind, name in sorted(self.resources)]
 
