@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any, ClassVar, TextIO, cast
 
 from steps._core.documents import GateReport
+from workflows.local.engine.nodes import Node, NodeTree, fnv32a, node_id
 from workflows.local.record import RunResult
 
 
@@ -139,3 +141,99 @@ def _short(value: str) -> str:
 
 def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
+
+
+# --- the node tree, as `argo get` prints it (cmd/argo/commands/common/get.go) ------------------------------
+
+ICONS = {"Pending": "◷", "Running": "●", "Succeeded": "✔", "Skipped": "○", "Failed": "✖", "Error": "⚠"}
+_BOUNDARY, _PARENT = ("DAG", "Steps"), ("StepGroup", "Retry")
+_EXECUTION = ("Pod", "Skipped", "Suspend", "HTTP", "Plugin")
+_INDEX = re.compile(r"\((\d+)[:)]|\[(\d+)\]")
+
+
+def tree_lines(tree: NodeTree) -> list[str]:
+    """The STEP / TEMPLATE / PODNAME / DURATION / MESSAGE table of `argo get`: the entrypoint's tree, then the
+    workflow's exit handler's. Children in start order (ties: the loop or group index, then the name), StepGroup
+    nodes' children indented under them, a Retry node with one attempt and Omitted nodes not shown."""
+    contained: dict[str, list[Node]] = {}
+    parent_of = {child: node.id for node in tree.nodes.values() if node.type in _PARENT for child in node.children}
+    roots: dict[str, Node] = {}
+    for node in tree.nodes.values():
+        if node.type not in (*_BOUNDARY, *_PARENT, *_EXECUTION):
+            continue
+        if node.id in parent_of:
+            contained.setdefault(parent_of[node.id], []).append(node)
+        elif node.boundary_id:
+            contained.setdefault(node.boundary_id, []).append(node)
+        else:
+            roots[node.id] = node
+    rows: list[list[str]] = [["STEP", "TEMPLATE", "PODNAME", "DURATION", "MESSAGE"]]
+    main = roots.get(tree.workflow)
+    if main is not None:
+        _render(tree, main, contained, " ", " ", rows)
+    on_exit = roots.get(node_id(tree.workflow, f"{tree.workflow}.onExit"))
+    if on_exit is not None:
+        rows.append(["", "", "", "", ""])
+        _render(tree, on_exit, contained, " ", " ", rows)
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    return [("".join(f"{cell:<{widths[i]}}  " for i, cell in enumerate(row[:4])) + row[4]).rstrip() for row in rows]
+
+
+def _render(tree: NodeTree, node: Node, contained: dict[str, list[Node]], node_prefix: str, child_prefix: str,
+            rows: list[list[str]]) -> None:
+    filtered = (node.type == "Retry" and len(node.children) == 1) or node.type == "StepGroup" or (
+        node.type == "Skipped" and node.phase == "Omitted")
+    child_indent = node.type == "StepGroup"
+    if not filtered:
+        rows.append(_row(tree, node, node_prefix))
+    children = sorted(contained.get(node.id, []), key=_order)
+    last = len(children) - 1
+    for i, child in enumerate(children):
+        part, sub = "", ""
+        if filtered and child_indent:
+            part, sub = (("──", "  ") if last == 0 else ("┬─", "│ ") if i == 0 else ("└─", "  ") if i == last
+                         else ("├─", "│ "))
+        elif not filtered:
+            part, sub = ("└─", "  ") if i == last else ("├─", "│ ")
+        if not filtered:
+            _render(tree, child, contained, child_prefix + part, child_prefix + sub, rows)
+        else:
+            _render(tree, child, contained, (node_prefix if i == 0 else child_prefix) + part, child_prefix + sub,
+                    rows)
+
+
+def _order(node: Node) -> tuple[float, int, str]:
+    match = _INDEX.search(node.display_name)
+    index = int(match.group(1) or match.group(2)) if match else -1
+    return (int(node.started_at or 0), index, node.display_name)
+
+
+def _row(tree: NodeTree, node: Node, prefix: str) -> list[str]:
+    icon = "ǁ" if node.type == "Suspend" and node.phase in ("Pending", "Running") else ICONS.get(node.phase, "")
+    ref = node.extra.get("templateRef") or {}
+    template = f"{ref.get('name')}/{ref.get('template')}" if ref else node.template_name or ""
+    if node.type != "Pod":
+        return [f"{prefix}{icon} {node.display_name}", template, "", "", node.message]
+    return [f"{prefix}{icon} {node.display_name}", template, pod_name(tree.workflow, node),
+            short_duration(node.started_at, node.finished_at), node.message]
+
+
+def pod_name(workflow: str, node: Node) -> str:
+    """GeneratePodName (pod name version v2): `<workflow>-<template>-<fnv32a(node name)>`."""
+    if node.name == workflow:
+        return workflow
+    ref = node.extra.get("templateRef") or {}
+    template = ref.get("template") or node.template_name or ""
+    prefix = workflow if ".inline" in node.name else f"{workflow}-{template}"
+    return f"{prefix[:242]}-{fnv32a(node.name)}"
+
+
+def short_duration(start: float | None, finish: float | None) -> str:
+    """humanize.RelativeDurationShort: whole seconds, minutes, hours or days."""
+    if start is None:
+        return ""
+    seconds = int((finish if finish is not None else time.time()) - start)
+    for size, unit in ((86400, "d"), (3600, "h"), (60, "m")):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, TypedDict
 
 from steps._core.documents import NodeRecord, RunDocument
 from steps._core.files import write_text
+from workflows.local.engine.nodes import Node, NodeTree, Outputs
 from workflows.local.task import TaskState
 
 RUN_JSON = "run.json"
@@ -44,4 +47,85 @@ def write_run_json(run_dir: Path, name: str, phase: str, message: str, parameter
         "name": name, "phase": phase, "message": message, "parameters": parameters, "duration": round(duration, 3),
         "tasks": {task: node_record(state) for task, state in tasks.items()},
     }
+    write_text(run_dir / RUN_JSON, json.dumps(document, indent=2) + "\n")
+
+
+# --- the new engine's run.json: Argo's status, every node ---------------------------------------------------
+
+
+class NodeDocument(TypedDict, total=False):
+    """One node of run.json's `nodes` (Argo's status.nodes[id]); `outputs.result` only when Argo captured it."""
+
+    id: str
+    name: str
+    displayName: str
+    type: str
+    phase: str
+    message: str
+    templateName: str | None
+    templateScope: str
+    boundaryID: str | None
+    children: list[str]
+    inputs: dict[str, Any]
+    outputs: dict[str, Any]
+    startedAt: str | None
+    finishedAt: str | None
+    memoized: bool
+
+
+class WorkflowDocument(TypedDict):
+    """run.json of `mlops run --from` and the Python API: the workflow's phase, message and outputs, and nodes."""
+
+    name: str
+    phase: str  # Running | Succeeded | Failed | Error
+    message: str
+    parameters: dict[str, str]
+    duration: float
+    outputs: dict[str, Any]
+    nodes: dict[str, NodeDocument]
+
+
+def iso(timestamp: float | None) -> str | None:
+    """Argo's metav1.Time: RFC 3339, UTC, whole seconds."""
+    if timestamp is None:
+        return None
+    return datetime.fromtimestamp(int(timestamp), tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def node_document(node: Node) -> NodeDocument:
+    document: NodeDocument = {
+        "id": node.id, "name": node.name, "displayName": node.display_name, "type": node.type,
+        "phase": node.phase, "message": node.message, "templateName": node.template_name,
+        "templateScope": node.template_scope, "boundaryID": node.boundary_id, "children": list(node.children),
+        "inputs": {"parameters": {p.name: p.value for p in node.inputs.parameters}},
+        "outputs": outputs_document(node.outputs), "startedAt": iso(node.started_at),
+        "finishedAt": iso(node.finished_at), "memoized": node.memoized,
+    }
+    return document
+
+
+def outputs_document(outputs: Outputs | None) -> dict[str, Any]:
+    """`parameters` by name (None: no value), `artifacts` by name (the repository key), `exitCode`, and `result`
+    only when captured."""
+    if outputs is None:
+        return {"parameters": {}, "artifacts": {}, "exitCode": None}
+    document: dict[str, Any] = {
+        "parameters": {p.name: p.value for p in outputs.parameters},
+        "artifacts": {a.name: a.key for a in outputs.artifacts}, "exitCode": outputs.exit_code,
+    }
+    if outputs.result is not None:
+        document["result"] = outputs.result
+    return document
+
+
+def workflow_document(tree: NodeTree, phase: str, message: str, outputs: Outputs | None,
+                      parameters: dict[str, str], duration: float) -> WorkflowDocument:
+    return {
+        "name": tree.workflow, "phase": phase, "message": message, "parameters": parameters,
+        "duration": round(duration, 3), "outputs": outputs_document(outputs),
+        "nodes": {ident: node_document(node) for ident, node in tree.nodes.items()},
+    }
+
+
+def write_workflow_json(run_dir: Path, document: WorkflowDocument) -> None:
     write_text(run_dir / RUN_JSON, json.dumps(document, indent=2) + "\n")

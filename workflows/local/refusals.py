@@ -1,0 +1,303 @@
+"""What cannot run on one machine, found before anything starts (docs/local-runner.md, "What cannot run on one
+machine"): every place at once, each named by its template and field, plus what Argo's own validation rejects
+(validate.py). Cluster-only fields are not refusals: they make one notice.
+
+    report = check(workflow, Resolver(workflow, store), image_commands={"alpine:3.20": ["sh"]})
+    report.refusals    # [] when the workflow can run here
+    report.notices     # what is ignored or stood in for, said once per run
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+from workflows.local.lang.errors import LangError, Unsupported
+from workflows.local.lang.exprlang import compile_expr
+from workflows.local.lang.govaluate import parse as parse_when
+from workflows.local.templates import Base, Resolver, TemplateNotFound, template_type
+from workflows.local.validate import validate
+from workflows.local.validation import Invalid, tags
+
+REMOTE_ARTIFACTS = ("git", "gcs", "azure", "oss", "hdfs", "artifactory", "plugin")
+SECRET_KEYS = ("accessKeySecret", "secretKeySecret", "sessionTokenSecret", "serviceAccountKeySecret",
+               "accountKeySecret", "usernameSecret", "passwordSecret", "sshPrivateKeySecret", "tokenSecret",
+               "clientCertSecret", "caSecret", "krbKeytabSecret", "krbCCacheSecret", "krbConfigConfigMap")
+LOCAL_VOLUMES = ("emptyDir", "configMap", "persistentVolumeClaim")
+VOLUME_META = ("name",)
+POD_CONTAINERS = ("container", "script")
+IGNORED_SPEC = ("podGC", "ttlStrategy", "archiveLogs", "artifactGC", "volumeClaimGC", "podDisruptionBudget",
+                "metrics", "priority", "nodeSelector", "affinity", "tolerations", "schedulerName",
+                "priorityClassName", "securityContext", "podSecurityContext", "serviceAccountName",
+                "automountServiceAccountToken", "executor", "hostAliases", "dnsPolicy", "dnsConfig", "podSpecPatch",
+                "podMetadata", "workflowMetadata", "artifactRepositoryRef", "imagePullSecrets", "hostNetwork",
+                "podPriorityClassName", "shutdown")
+IGNORED_TEMPLATE = ("podSpecPatch", "metadata", "nodeSelector", "affinity", "tolerations", "schedulerName",
+                    "priorityClassName", "securityContext", "serviceAccountName", "automountServiceAccountToken",
+                    "executor", "hostAliases", "metrics", "archiveLocation", "artifactGC", "podResources",
+                    "priority")
+IGNORED_CONTAINER = ("imagePullPolicy", "resources", "securityContext", "livenessProbe", "startupProbe",
+                     "lifecycle", "terminationMessagePath", "terminationMessagePolicy")
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """One place that cannot run here: where (`WorkflowTemplate x, template t` or `template t`), the field, why."""
+
+    template: str
+    field: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.template}" + (f" {self.field}" if self.field else "") + f": {self.reason}"
+
+
+@dataclass
+class Report:
+    refusals: list[Refusal] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
+
+    def refuse(self, where: str, field_: str, reason: str) -> None:
+        refusal = Refusal(where, field_, reason)
+        if refusal not in self.refusals:
+            self.refusals.append(refusal)
+
+
+def check(workflow: Mapping[str, Any], resolver: Resolver, *, image_commands: Mapping[str, list[str]] | None = None,
+          object_store: bool = False, which: Callable[[str], str | None] = shutil.which) -> Report:
+    """Every refusal of this workflow (after workflowTemplateRef's merge and `-p`) and the notices of a run."""
+    report = Report()
+    for problem in validate(workflow, resolver):
+        report.refuse(_validation_place(problem.template), problem.field, problem.message)
+    checker = _Checker(report, image_commands or {}, object_store, which)
+    spec = workflow.get("spec") or {}
+    checker.spec(spec)
+    for base, template in _reachable(resolver):
+        checker.template(_where(base, template), template)
+    ignored = sorted(checker.ignored | {k for k in IGNORED_SPEC if spec.get(k) is not None})
+    report.notices.append("images are not used: each container runs its command on this machine")
+    if ignored:
+        report.notices.append("cluster-only fields ignored: " + ", ".join(ignored))
+    return report
+
+
+def _validation_place(where: str) -> str:
+    """validation.where_of's `name` or `<scope>/<resource>/<name>` as _where writes it."""
+    if not where:
+        return "workflow"
+    scope, _, rest = where.partition("/")
+    if not rest:
+        return f"template {where}"
+    resource, _, name = rest.partition("/")
+    kind = {"namespaced": "WorkflowTemplate", "cluster": "ClusterWorkflowTemplate"}.get(scope, scope)
+    return f"{kind} {resource}, template {name}"
+
+
+def _where(base: Base, template: Mapping[str, Any]) -> str:
+    kind = {"namespaced": "WorkflowTemplate", "cluster": "ClusterWorkflowTemplate"}.get(base.scope)
+    name = template.get("name") or "(inline)"
+    return f"{kind} {base.name}, template {name}" if kind else f"template {name}"
+
+
+def _reachable(resolver: Resolver) -> Iterator[tuple[Base, dict[str, Any]]]:
+    """Every template of the workflow, and every template a templateRef reaches (with those its plain names
+    reach in turn), each once."""
+    queue: list[tuple[Base, dict[str, Any]]] = [(resolver.root, t) for t in resolver.root.spec.get("templates") or []]
+    seen: set[tuple[str, str]] = set()
+    while queue:
+        base, template = queue.pop(0)
+        key = (base.scope_name, str(template.get("name") or id(template)))
+        if key in seen:
+            continue
+        seen.add(key)
+        yield base, template
+        for holder in _holders(template):
+            if holder.get("inline") is not None:
+                queue.append((base, holder["inline"]))
+                continue
+            if holder.get("templateRef") is None or "{{" in str(holder["templateRef"]):
+                continue
+            try:
+                target, found = resolver.resolve(holder, base)
+            except TemplateNotFound:
+                continue  # validation reports it
+            queue.append((target, found))
+            queue.extend((target, t) for t in target.spec.get("templates") or [])
+
+
+def _holders(template: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
+    for group in template.get("steps") or []:
+        yield from group or []
+    yield from (template.get("dag") or {}).get("tasks") or []
+
+
+class _Checker:
+    def __init__(self, report: Report, image_commands: Mapping[str, list[str]], object_store: bool,
+                 which: Callable[[str], str | None]):
+        self.report, self.image_commands, self.object_store, self.which = report, image_commands, object_store, which
+        self.ignored: set[str] = set()
+
+    def spec(self, spec: Mapping[str, Any]) -> None:
+        where = "workflow"
+        for i, volume in enumerate(spec.get("volumes") or []):
+            self.volume(where, f"spec.volumes[{i}]", volume)
+        self.artifacts(where, "spec.arguments.artifacts", (spec.get("arguments") or {}).get("artifacts") or [])
+        self.sync(where, "spec.synchronization", spec.get("synchronization"))
+        for name, hook in (spec.get("hooks") or {}).items():
+            self.expression(where, f"spec.hooks.{name}.expression", hook.get("expression"), bare=True)
+        self.parameters(where, "spec.arguments.parameters", (spec.get("arguments") or {}).get("parameters") or [])
+        self.strings(where, "spec.arguments", spec.get("arguments"))
+
+    def template(self, where: str, template: Mapping[str, Any]) -> None:
+        kind = template_type(template)
+        if kind in ("resource", "plugin", "data"):
+            self.report.refuse(where, kind, f"{kind} template (runs against the cluster)")
+        if kind == "http":
+            for header in (template["http"].get("headers") or []):
+                if (header.get("valueFrom") or {}).get("secretKeyRef") is not None:
+                    self.report.refuse(where, f"http.headers.{header.get('name')}", "http header from a Secret")
+        if kind in POD_CONTAINERS:
+            self.container(where, kind, template[kind], script=kind == "script")
+        if kind == "containerSet":
+            for c in template["containerSet"].get("containers") or []:
+                self.container(where, f"containerSet.containers.{c.get('name')}", c)
+        for key in ("initContainers", "sidecars"):
+            for c in template.get(key) or []:
+                self.container(where, f"{key}.{c.get('name')}", c)
+        for i, volume in enumerate(template.get("volumes") or []):
+            self.volume(where, f"volumes[{i}]", volume)
+        self.artifacts(where, "inputs.artifacts", (template.get("inputs") or {}).get("artifacts") or [])
+        self.artifacts(where, "outputs.artifacts", (template.get("outputs") or {}).get("artifacts") or [])
+        self.parameters(where, "inputs.parameters", (template.get("inputs") or {}).get("parameters") or [])
+        self.parameters(where, "outputs.parameters", (template.get("outputs") or {}).get("parameters") or [])
+        self.sync(where, "synchronization", template.get("synchronization"))
+        self.expression(where, "retryStrategy.expression", (template.get("retryStrategy") or {}).get("expression"),
+                        bare=True)
+        self.ignored |= {k for k in IGNORED_TEMPLATE if template.get(k) is not None}
+        for holder_field, holder in _fields_of_holders(template):
+            self.holder(where, holder_field, holder)
+        self.strings(where, "", template)
+
+    def holder(self, where: str, at: str, holder: Mapping[str, Any]) -> None:
+        when = holder.get("when")
+        if isinstance(when, str) and "{{" not in when:
+            self.unsupported(where, f"{at}.when", lambda: parse_when(when))
+        depends = holder.get("depends")
+        if isinstance(depends, str) and depends:
+            text = depends.replace("-", "_")
+            self.unsupported(where, f"{at}.depends", lambda: compile_expr(text))
+        for name, hook in (holder.get("hooks") or {}).items():
+            self.expression(where, f"{at}.hooks.{name}.expression", hook.get("expression"), bare=True)
+        args = holder.get("arguments") or {}
+        self.artifacts(where, f"{at}.arguments.artifacts", args.get("artifacts") or [])
+        self.parameters(where, f"{at}.arguments.parameters", args.get("parameters") or [])
+
+    def container(self, where: str, at: str, container: Mapping[str, Any], script: bool = False) -> None:
+        self.ignored |= {k for k in IGNORED_CONTAINER if container.get(k) is not None}
+        image = str(container.get("image") or "")
+        command = container.get("command") or self.image_commands.get(image)
+        if not command:
+            what = "script without command" if script else "container without command (image entrypoint)"
+            hint = f"; give one with --image-command {image or 'IMAGE'}=CMD" if image else ""
+            self.report.refuse(where, at, f"{what}: the image's entrypoint is unknown here{hint}")
+        elif "{{" not in str(command[0]) and self.which(str(command[0])) is None:
+            self.report.refuse(where, f"{at}.command", f"command {command[0]!r} not found on this machine")
+        for env in container.get("env") or []:
+            source = env.get("valueFrom") or {}
+            if source.get("secretKeyRef") is not None and not source["secretKeyRef"].get("optional"):
+                self.report.refuse(where, f"{at}.env.{env.get('name')}", "env value from a Secret")
+            elif source.get("fieldRef") is not None or source.get("resourceFieldRef") is not None:
+                self.report.refuse(where, f"{at}.env.{env.get('name')}", "env value from the pod's fields")
+        for i, env_from in enumerate(container.get("envFrom") or []):
+            if env_from.get("secretRef") is not None and not env_from["secretRef"].get("optional"):
+                self.report.refuse(where, f"{at}.envFrom[{i}]", "env from a Secret")
+
+    def volume(self, where: str, at: str, volume: Mapping[str, Any]) -> None:
+        kinds = [k for k in volume if k not in VOLUME_META]
+        if not kinds or any(k not in LOCAL_VOLUMES for k in kinds):
+            self.report.refuse(where, f"{at} ({volume.get('name')})",
+                               f"{', '.join(kinds) or 'unknown'} volume has no local source "
+                               f"(emptyDir, configMap, persistentVolumeClaim and volumeClaimTemplates run here)")
+
+    def artifacts(self, where: str, at: str, artifacts: list[Mapping[str, Any]]) -> None:
+        for art in artifacts:
+            place = f"{at}.{art.get('name')}"
+            for remote in REMOTE_ARTIFACTS:
+                if art.get(remote) is not None:
+                    secrets = [k for k in SECRET_KEYS if (art[remote] or {}).get(k) is not None]
+                    why = f" (credentials from Secrets: {', '.join(secrets)})" if secrets else ""
+                    self.report.refuse(where, place, f"{remote} artifact: not fetched on this machine{why}")
+            if art.get("s3") is not None:
+                if any((art["s3"] or {}).get(k) is not None for k in SECRET_KEYS):
+                    self.report.refuse(where, place, "s3 artifact with credentials from a Secret")
+                elif not self.object_store:
+                    self.report.refuse(where, place, "s3 artifact without a configured object store "
+                                                     "(set AWS_ENDPOINT_URL)")
+            http = art.get("http") or {}
+            if (http.get("auth") or {}) or any((h.get("valueFrom") or {}) for h in http.get("headers") or []):
+                self.report.refuse(where, place, "http artifact with credentials from a Secret")
+            self.expression(where, f"{place}.fromExpression", art.get("fromExpression"), bare=True)
+
+    def parameters(self, where: str, at: str, parameters: list[Mapping[str, Any]]) -> None:
+        for param in parameters:
+            source = param.get("valueFrom") or {}
+            for key in ("event", "jsonPath", "jqFilter"):
+                if source.get(key) is not None:
+                    self.report.refuse(where, f"{at}.{param.get('name')}.valueFrom.{key}",
+                                       f"valueFrom.{key} needs the cluster")
+            self.expression(where, f"{at}.{param.get('name')}.valueFrom.expression", source.get("expression"),
+                            bare=True)
+
+    def sync(self, where: str, at: str, sync: Mapping[str, Any] | None) -> None:
+        for kind in ("mutex", "semaphore", "mutexes", "semaphores"):
+            items = (sync or {}).get(kind)
+            for item in items if isinstance(items, list) else [items] if items else []:
+                if item.get("database"):
+                    self.report.refuse(where, f"{at}.{kind}", f"database {kind} (held in the cluster's database)")
+
+    def expression(self, where: str, at: str, text: Any, bare: bool) -> None:
+        """An expr-lang expression (bare) after `{{...}}` substitution: checked now when it has no tags."""
+        if isinstance(text, str) and text and (not bare or "{{" not in text):
+            self.unsupported(where, at, lambda: compile_expr(text))
+
+    def strings(self, where: str, at: str, value: Any) -> None:
+        """Every `{{=...}}` in the template's text compiles (what expr-lang evaluates at run time)."""
+        for path, text in _walk(value, at):
+            try:
+                found = tags(text)
+            except Invalid:
+                continue  # validation reports an unterminated tag
+            for tag in found:
+                if tag.startswith("="):
+                    self.unsupported(where, path, partial(compile_expr, tag[1:]))
+
+    def unsupported(self, where: str, at: str, compile_: Callable[[], object]) -> None:
+        try:
+            compile_()
+        except Unsupported as err:
+            self.report.refuse(where, at, f"not evaluated locally: {err}")
+        except LangError:
+            pass  # a syntax error is Argo's too, found when the node runs (the node is Error)
+
+
+def _fields_of_holders(template: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    for i, group in enumerate(template.get("steps") or []):
+        for j, step in enumerate(group or []):
+            yield f"steps[{i}][{j}]", step
+    for task in (template.get("dag") or {}).get("tasks") or []:
+        yield f"dag.tasks.{task.get('name')}", task
+
+
+def _walk(value: Any, at: str) -> Iterator[tuple[str, str]]:
+    if isinstance(value, str):
+        if "{{=" in value:
+            yield at, value
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _walk(item, f"{at}.{key}" if at else str(key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _walk(item, f"{at}[{i}]")
