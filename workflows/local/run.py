@@ -1,14 +1,18 @@
 """`mlops run <template>`: render a model's WorkflowTemplate into a run folder and run that YAML locally.
 
 `training` means `<model>-training` for the model named by `--model`, `-p model=`, or the only policy.
-`--from FILE` runs any rendered YAML instead. The run folder is `.mlops/runs/<time>-<workflow name>/`;
-see `workflows.local.runner` for its layout.
+`--from FILE` runs any Argo Workflow or WorkflowTemplate instead: it is checked first (refusals.py: every place
+that cannot run here is listed, exit 2, nothing started), then run by the new engine (workflows/local/engine/,
+through api.execute) when its controller is there, else by the current runner. The run folder is
+`.mlops/runs/<time>-<workflow name>/`; see `workflows.local.runner` for its layout.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -16,12 +20,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from steps._core.errors import UsageError
 from steps._core.files import write_bytes, write_text
 from steps._core.policy import Policy, PolicyError, load_policy
 from steps._storage.store import DEFAULT_LOCATION, default_location
-from workflows.local import runner
-from workflows.local.progress import Progress, print_summary
+from workflows.local import api, runner
+from workflows.local.progress import Progress, print_summary, tree_lines
 from workflows.local.runner import RunnerError
+from workflows.local.templates import TemplateNotFound
 
 RUNS = Path(".mlops/runs")
 WORKFLOW_FILE = "workflow.yaml"
@@ -37,6 +43,12 @@ def parser(p: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     p.add_argument("--from", dest="from_file", type=Path, metavar="FILE", help="run this rendered YAML")
     p.add_argument("--model", help="the model whose template runs (default: the only policy)")
     p.add_argument("--policy", type=Path, help="the model's policy file (default: gates/<model>.yaml)")
+    p.add_argument("--templates", action="append", type=Path, metavar="DIR_OR_FILE",
+                   help="where templateRef and workflowTemplateRef resolve (repeatable; default: manifests/generated)")
+    p.add_argument("--configmaps", action="append", type=Path, default=[], metavar="FILE",
+                   help="ConfigMaps the workflow reads, as the cluster would hold them (repeatable)")
+    p.add_argument("--image-command", dest="image_commands", action="append", default=[], metavar="IMAGE=CMD",
+                   help="the command to run for a container of IMAGE that has none (its entrypoint; repeatable)")
     p.add_argument("--backoff-scale", type=non_negative, default=1.0, metavar="F",
                    help="multiply every retry backoff by F (e.g. 0.01 for quick local retries; default 1)")
     return p
@@ -67,6 +79,18 @@ def _number(text: str, positive: bool) -> float:
     return value
 
 
+def parse_image_commands(items: list[str]) -> dict[str, list[str]]:
+    """`--image-command IMAGE=CMD` items: CMD split as a shell would split it."""
+    commands: dict[str, list[str]] = {}
+    for item in items:
+        image, sep, command = item.partition("=")
+        words = shlex.split(command) if sep else []
+        if not image.strip() or not words:
+            raise RunnerError(f"--image-command {item!r}: expected IMAGE=COMMAND")
+        commands[image.strip()] = words
+    return commands
+
+
 def parse_parameters(items: list[str]) -> dict[str, str]:
     """`-p name=value` items, as `argo submit -p` reads them. Raises RunnerError naming the item."""
     given: dict[str, str] = {}
@@ -87,6 +111,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args: argparse.Namespace) -> int:
     progress = Progress()
+    if args.from_file is not None:
+        checked = _check_from(args, progress)
+        if checked is not None:
+            return checked
     run_dir: Path | None = None
     try:
         given = parse_parameters(args.parameters)
@@ -130,6 +158,45 @@ def run(args: argparse.Namespace) -> int:
         _discard(run_dir)
         return 2
     print_summary(result, progress)
+    return result.exit_code
+
+
+def _check_from(args: argparse.Namespace, progress: Progress) -> int | None:
+    """`--from FILE`: refuse what cannot run (exit 2), run the rest on the new engine when it is there; None
+    means: run it on the current runner."""
+    try:
+        prepared = api.prepare(args.from_file, parse_parameters(args.parameters), name=args.template,
+                               templates=args.templates, configmaps=args.configmaps,
+                               image_commands=parse_image_commands(args.image_commands))
+    except (UsageError, TemplateNotFound) as err:
+        print(f"mlops run: error: {err}", file=sys.stderr)
+        return 2
+    if prepared.report.refusals:
+        print(f"mlops run: {args.from_file}: cannot run on this machine; nothing was started:", file=sys.stderr)
+        for refusal in prepared.report.refusals:
+            print(f"  {refusal}", file=sys.stderr)
+        return 2
+    if importlib.util.find_spec(api.ENGINE) is None:
+        return None
+    for notice in prepared.report.notices:
+        progress.line(f"mlops run: note: {notice}")
+    run_dir = api.new_run_dir(RUNS, prepared.name)
+    write_bytes(run_dir / WORKFLOW_FILE, args.from_file.read_bytes())
+    progress.line(f"mlops run: {prepared.name} ({run_dir / WORKFLOW_FILE})")
+    try:
+        result = api.execute(prepared, run_dir, progress=progress.line)
+    except KeyboardInterrupt:
+        print("mlops run: interrupted", file=sys.stderr)
+        return 130
+    progress.line("")
+    progress.line(f"Name:                {prepared.name}")
+    progress.line(f"Status:              {result.phase}")
+    if result.message:
+        progress.line(f"Message:             {result.message}")
+    progress.line("")
+    for line in tree_lines(result.tree):
+        progress.line(line)
+    progress.line(f"Run folder: {run_dir} (workflow.yaml, run.json)")
     return result.exit_code
 
 

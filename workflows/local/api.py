@@ -1,0 +1,257 @@
+"""Run an Argo Workflow on this machine from Python: a Hera `Workflow`/`WorkflowTemplate` (anything with
+`to_dict()`), a dict, or a YAML file, with Argo's node phases and outputs back (docs/local-runner.md).
+
+    from workflows.local.api import run
+    result = run(workflow, parameters={"message": "hi"}, templates=["manifests/generated"])
+    assert result.phase == "Succeeded"
+    assert result.nodes["print"].outputs["result"] == "hi"
+
+What cannot run here is refused before anything starts (`Refused`, every place listed). `prepare` is the part
+`mlops run --from` shares: the documents read, `-p` applied as `argo submit -p` applies it, a WorkflowTemplate
+submitted as `argo submit --from workflowtemplate/<name>` would be, the workflowTemplateRef merged, the checks run.
+
+The run itself is the engine's (workflows/local/engine/): `execute` calls its entry point,
+`workflows.local.engine.operator.run_workflow(workflow, *, store, config_maps, run_dir, progress)`, which returns
+an object with `tree` (a NodeTree), `outputs` (the workflow's Outputs), `phase` and `message`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from steps._core.errors import UsageError
+from workflows.local.engine.nodes import NodeTree, Outputs
+from workflows.local.record import outputs_document, workflow_document, write_workflow_json
+from workflows.local.refusals import Refusal, Report, check
+from workflows.local.templates import (
+    DEFAULT_STORE,
+    WORKFLOW_TEMPLATE,
+    Resolver,
+    TemplateNotFound,
+    TemplateStore,
+    with_workflow_template,
+)
+
+RUNNABLE = ("Workflow", WORKFLOW_TEMPLATE, "ClusterWorkflowTemplate")
+RUNS = Path(".mlops/runs")
+ENGINE = "workflows.local.engine.operator"
+
+
+class LoadError(UsageError):
+    """The workflow cannot be read or chosen (no such file, not YAML, no or several runnable documents)."""
+
+
+class Refused(UsageError):
+    """What cannot run here, every place at once; nothing was started."""
+
+    def __init__(self, refusals: Sequence[Refusal]):
+        self.refusals = list(refusals)
+        super().__init__("cannot run here:\n" + "\n".join(f"  {r}" for r in self.refusals))
+
+
+class EngineUnavailable(UsageError):
+    """The new engine's entry point is not there (yet)."""
+
+
+@dataclass
+class Prepared:
+    """A workflow ready to run: the spec that runs (workflowTemplateRef merged, `-p` applied), where its
+    templateRefs resolve, the ConfigMaps the controller sees, and what the checks found."""
+
+    workflow: dict[str, Any]
+    store: TemplateStore
+    config_maps: dict[str, dict[str, Any]]
+    report: Report
+    parameters: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return str((self.workflow.get("metadata") or {}).get("name") or "workflow")
+
+
+@dataclass
+class NodeResult:
+    name: str
+    display_name: str
+    type: str
+    phase: str
+    message: str
+    inputs: dict[str, Any]
+    outputs: dict[str, Any]  # parameters (by name), artifacts, exitCode, and result when captured
+    memoized: bool
+
+
+@dataclass
+class Result:
+    """How the workflow ended: its phase and message, its nodes by display name, its output parameters."""
+
+    phase: str
+    message: str
+    nodes: dict[str, NodeResult]
+    outputs: dict[str, str | None]
+    run_dir: Path
+    tree: NodeTree
+
+    @property
+    def exit_code(self) -> int:
+        """What `mlops run` exits with: 0 when Succeeded, 1 otherwise (refusals exit 2 before this)."""
+        return 0 if self.phase == "Succeeded" else 1
+
+
+# --- reading and preparing --------------------------------------------------------------------------------
+
+
+def documents(source: Any) -> list[dict[str, Any]]:
+    """The documents of a YAML file (Path), a dict, a list of dicts, or an object with `to_dict()` (Hera)."""
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        try:
+            return [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if isinstance(d, dict)]
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+            raise LoadError(f"{path}: cannot read the workflow YAML: {err}") from err
+    if hasattr(source, "to_dict"):
+        return [dict(source.to_dict())]
+    if isinstance(source, Mapping):
+        return [dict(source)]
+    if isinstance(source, list) and all(isinstance(d, Mapping) for d in source):
+        return [dict(d) for d in source]
+    raise LoadError(f"cannot run a {type(source).__name__}: give a Workflow or WorkflowTemplate (Hera object, "
+                    "dict or YAML file)")
+
+
+def prepare(source: Any, parameters: Mapping[str, str] | None = None, *, name: str | None = None,
+            templates: Iterable[str | Path] | None = None, configmaps: Iterable[str | Path] = (),
+            image_commands: Mapping[str, list[str]] | None = None) -> Prepared:
+    """Read, choose, apply `-p`, merge and check. Raises LoadError or TemplateStoreError; refusals are in
+    `report` (a caller decides: `run` raises Refused)."""
+    docs = documents(source)
+    chosen = _choose(docs, name)
+    sources = [Path(t) for t in templates] if templates is not None else (
+        [DEFAULT_STORE] if DEFAULT_STORE.is_dir() else [])
+    store = TemplateStore.load(sources)
+    for doc in docs:
+        if doc.get("kind") in RUNNABLE[1:] and (doc.get("kind"), _name(doc)) not in store.resources:
+            store.add(doc)
+    maps = {_name(d): d for p in configmaps for d in documents(Path(p)) if d.get("kind") == "ConfigMap"}
+    maps.update({_name(d): d for d in docs if d.get("kind") == "ConfigMap"})
+    workflow = _as_workflow(chosen)
+    given = dict(parameters or {})
+    override_parameters(workflow, given)
+    try:
+        merged = with_workflow_template(workflow, store)
+    except TemplateNotFound as err:
+        report = Report()
+        report.refuse("workflow", "spec.workflowTemplateRef", str(err))
+        return Prepared(workflow, store, maps, report, given)
+    object_store = bool(os.environ.get("AWS_ENDPOINT_URL"))
+    report = check(merged, Resolver(merged, store), image_commands=image_commands, object_store=object_store)
+    return Prepared(merged, store, maps, report, given)
+
+
+def _name(doc: Mapping[str, Any]) -> str:
+    """metadata.name, else generateName without its dash (a local run gets no random suffix)."""
+    meta = doc.get("metadata") or {}
+    return str(meta.get("name") or str(meta.get("generateName") or "").rstrip("-"))
+
+
+def _choose(docs: list[dict[str, Any]], name: str | None) -> dict[str, Any]:
+    runnable = [d for d in docs if d.get("kind") in RUNNABLE[:2]]
+    if name is not None:
+        runnable = [d for d in runnable if _name(d) == name]
+    elif len([d for d in runnable if d.get("kind") == "Workflow"]) == 1:
+        runnable = [d for d in runnable if d.get("kind") == "Workflow"]
+    if len(runnable) != 1:
+        which = f"named {name!r}" if name else "(there are several: name one)"
+        found = ", ".join(f"{d.get('kind')}/{_name(d)}" for d in docs if d.get("kind") in RUNNABLE[:2])
+        raise LoadError(f"expected one Workflow or WorkflowTemplate {which}; found: {found or 'none'}")
+    return runnable[0]
+
+
+def _as_workflow(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """A Workflow runs as it is; a WorkflowTemplate as `argo submit --from workflowtemplate/<name>` submits it: a
+    Workflow named after it with a workflowTemplateRef to it (merged by the caller)."""
+    if doc.get("kind") != WORKFLOW_TEMPLATE:
+        workflow = dict(doc)
+        meta = dict(workflow.get("metadata") or {})
+        meta.setdefault("name", _name(workflow) or "workflow")
+        return {**workflow, "metadata": meta}
+    name = _name(doc)
+    return {"apiVersion": doc.get("apiVersion", "argoproj.io/v1alpha1"), "kind": "Workflow",
+            "metadata": {"name": name}, "spec": {"workflowTemplateRef": {"name": name}}}
+
+
+def override_parameters(workflow: dict[str, Any], given: Mapping[str, str]) -> None:
+    """overrideParameters (workflow/util/util.go:312-338): the `-p` parameters first, in their order, each
+    replacing the declared one of its name whole; then the others."""
+    if not given:
+        return
+    spec = workflow.setdefault("spec", {})
+    arguments = spec.setdefault("arguments", {})
+    passed = [{"name": k, "value": v} for k, v in given.items()]
+    arguments["parameters"] = passed + [p for p in arguments.get("parameters") or [] if p.get("name") not in given]
+
+
+# --- running ----------------------------------------------------------------------------------------------
+
+
+def run(workflow: Any, parameters: Mapping[str, str] | None = None, *, templates: Iterable[str | Path] | None = None,
+        configmaps: Iterable[str | Path] = (), run_dir: Path | None = None, name: str | None = None,
+        image_commands: Mapping[str, list[str]] | None = None) -> Result:
+    """Run it here and return how it ended. Raises Refused (nothing started) or LoadError."""
+    prepared = prepare(workflow, parameters, name=name, templates=templates, configmaps=configmaps,
+                       image_commands=image_commands)
+    if prepared.report.refusals:
+        raise Refused(prepared.report.refusals)
+    return execute(prepared, run_dir or new_run_dir(RUNS, prepared.name))
+
+
+def execute(prepared: Prepared, run_dir: Path, progress: Callable[[str], None] | None = None) -> Result:
+    """Run a prepared workflow with the engine; run.json is written in `run_dir`."""
+    try:
+        engine = importlib.import_module(ENGINE)
+    except ImportError as err:
+        raise EngineUnavailable(f"the local engine's controller ({ENGINE}) is not available: {err}") from err
+    started = time.time()
+    outcome = engine.run_workflow(prepared.workflow, store=prepared.store, config_maps=prepared.config_maps,
+                                  run_dir=run_dir, progress=progress)
+    tree: NodeTree = outcome.tree
+    root = tree.by_name(tree.workflow)
+    phase = str(getattr(outcome, "phase", None) or (root.phase if root else "Error"))
+    message = str(getattr(outcome, "message", None) or (root.message if root else ""))
+    outputs: Outputs | None = getattr(outcome, "outputs", None)
+    write_workflow_json(run_dir, workflow_document(tree, phase, message, outputs, prepared.parameters,
+                                                   time.time() - started))
+    return result_of(tree, phase, message, outputs, run_dir)
+
+
+def result_of(tree: NodeTree, phase: str, message: str, outputs: Outputs | None, run_dir: Path) -> Result:
+    nodes = {
+        node.display_name: NodeResult(node.name, node.display_name, node.type, node.phase, node.message,
+                                      {"parameters": {p.name: p.value for p in node.inputs.parameters}},
+                                      outputs_document(node.outputs), node.memoized)
+        for node in tree.nodes.values()
+    }
+    values = {p.name: p.value for p in outputs.parameters} if outputs is not None else {}
+    return Result(phase, message, nodes, values, run_dir, tree)
+
+
+def new_run_dir(runs: Path, name: str) -> Path:
+    """`<runs>/<UTC time>-<name>`: sorted by time, named after the workflow."""
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
+    for suffix in ["", *(f"-{i}" for i in range(2, 100))]:
+        run_dir = runs / f"{stamp}-{name}{suffix}"
+        try:
+            run_dir.mkdir(parents=True)
+            return run_dir
+        except FileExistsError:
+            continue
+    raise LoadError(f"{runs}: cannot create a run folder for {name}")
