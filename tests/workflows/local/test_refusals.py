@@ -1,0 +1,126 @@
+"""The up-front checks (workflows/local/refusals.py): everything that cannot run on one machine is listed at once,
+named by template and field, before anything starts; cluster-only fields make one notice, never an error."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from workflows.local.refusals import Report, check
+from workflows.local.templates import Resolver, TemplateStore
+
+ROOT = Path(__file__).parents[3]
+
+
+def workflow(*templates: dict[str, Any], **spec: Any) -> dict[str, Any]:
+    steps = [[{"name": f"s{i}", "template": t["name"]}] for i, t in enumerate(templates)]
+    return {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "metadata": {"name": "w"},
+            "spec": {"entrypoint": "main", "templates": [{"name": "main", "steps": steps}, *templates], **spec}}
+
+
+def container(name: str, **fields: Any) -> dict[str, Any]:
+    return {"name": name, "container": {"image": "alpine:3.20", "command": ["sh", "-c", "true"], **fields}}
+
+
+def refusals(wf: dict[str, Any], **options: Any) -> list[str]:
+    return [str(r) for r in run_check(wf, **options).refusals]
+
+
+def run_check(wf: dict[str, Any], **options: Any) -> Report:
+    return check(wf, Resolver(wf, TemplateStore()), **options)
+
+
+def test_a_runnable_workflow_has_no_refusal_and_one_notice_about_images() -> None:
+    report = run_check(workflow(container("hello")))
+    assert report.refusals == []
+    assert report.notices == ["images are not used: each container runs its command on this machine"]
+
+
+def test_every_place_is_listed_at_once() -> None:
+    wf = workflow(
+        {"name": "make-cm", "resource": {"action": "create", "manifest": "kind: ConfigMap"}},
+        {"name": "entrypoint", "container": {"image": "argoproj/argosay:v2"}},
+        container("clone", command=["no-such-command-on-this-host"]),
+        {"name": "fetch", "inputs": {"artifacts": [{"name": "src", "path": "/src", "git": {"repo": "https://x"}}]},
+         "container": {"image": "alpine", "command": ["ls"]}},
+        container("secret-env", env=[{"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]),
+    )
+    assert refusals(wf) == [
+        "template make-cm resource: resource template (runs against the cluster)",
+        "template entrypoint container: container without command (image entrypoint): the image's entrypoint is "
+        "unknown here; give one with --image-command argoproj/argosay:v2=CMD",
+        "template clone container.command: command 'no-such-command-on-this-host' not found on this machine",
+        "template fetch inputs.artifacts.src: git artifact: not fetched on this machine",
+        "template secret-env container.env.TOKEN: env value from a Secret",
+    ]
+
+
+def test_an_image_command_stands_in_for_the_entrypoint() -> None:
+    wf = workflow({"name": "say", "container": {"image": "argoproj/argosay:v2", "args": ["echo", "hi"]}})
+    assert refusals(wf, image_commands={"argoproj/argosay:v2": ["sh", "-c"]}) == []
+
+
+def test_an_optional_secret_is_absent_as_on_a_cluster_without_it() -> None:
+    env = [{"name": "KEY", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k", "optional": True}}}]
+    assert refusals(workflow(container("c", env=env))) == []
+
+
+def test_volumes_without_a_local_source_are_refused_and_local_ones_run() -> None:
+    wf = workflow(container("c"), volumes=[{"name": "scratch", "emptyDir": {}},
+                                           {"name": "token", "secret": {"secretName": "t"}},
+                                           {"name": "host", "hostPath": {"path": "/var"}}])
+    assert [r.split(":")[0] for r in refusals(wf)] == ["workflow spec.volumes[1] (token)",
+                                                       "workflow spec.volumes[2] (host)"]
+
+
+def test_cluster_state_is_refused_database_locks_and_event_values() -> None:
+    wf = workflow(
+        {**container("locked"), "synchronization": {"mutexes": [{"name": "m", "database": True}]}},
+        {"name": "approve", "suspend": {},
+         "outputs": {"parameters": [{"name": "p", "valueFrom": {"event": "body.approved"}}]}},
+    )
+    found = refusals(wf)
+    assert "template locked synchronization.mutexes: database mutexes (held in the cluster's database)" in found
+    assert "template approve outputs.parameters.p.valueFrom.event: valueFrom.event needs the cluster" in found
+
+
+def test_an_expression_the_lang_package_does_not_evaluate_is_refused_before_running() -> None:
+    wf = workflow(container("c", args=["{{=jsonpath('{\"a\": 1}', '$.a')}}"]))
+    (refusal,) = refusals(wf)
+    assert refusal.startswith("template c container.args[0]: not evaluated locally: jsonpath()")
+
+
+def test_what_argo_validation_rejects_is_refused_too() -> None:
+    wf = workflow(container("a"))
+    wf["spec"]["templates"][0] = {"name": "main", "dag": {"tasks": [
+        {"name": "x", "template": "a"}, {"name": "y", "template": "a", "depends": "x"},
+        {"name": "z", "template": "a", "dependencies": ["x"]}, {"name": "q", "template": "missing"}]}}
+    found = refusals(wf)
+    assert "template main dag.tasks.z: cannot use both 'depends' and 'dependencies' in the same DAG template" in found
+    assert "template main dag.tasks.q.template: template name 'missing' undefined" in found
+
+
+def test_cluster_only_fields_are_one_notice() -> None:
+    wf = workflow({**container("c", resources={"limits": {"cpu": "1"}}), "nodeSelector": {"a": "b"}},
+                  podGC={"strategy": "OnPodSuccess"}, ttlStrategy={"secondsAfterCompletion": 10})
+    report = run_check(wf)
+    assert report.refusals == []
+    assert report.notices[1] == "cluster-only fields ignored: nodeSelector, podGC, resources, ttlStrategy"
+
+
+def test_mlops_run_from_refuses_with_exit_2_naming_every_place(tmp_path: Path) -> None:
+    wf = workflow({"name": "make-cm", "resource": {"action": "create", "manifest": "kind: ConfigMap"}},
+                  {"name": "plugin-call", "plugin": {"hello": {}}}, container("fine"))
+    (tmp_path / "wf.yaml").write_text(yaml.safe_dump(wf))
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run([sys.executable, "-P", "-m", "workflows", "run", "--from", "wf.yaml"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60, env=env)
+    assert proc.returncode == 2, proc.stderr
+    assert "cannot run on this machine; nothing was started" in proc.stderr
+    assert "template make-cm resource: resource template" in proc.stderr
+    assert "template plugin-call plugin: plugin template" in proc.stderr
+    assert not (tmp_path / ".mlops").exists()
