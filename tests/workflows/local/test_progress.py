@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from workflows.local.progress import Progress, print_summary
+from workflows.local.engine.nodes import Node, NodeTree, fnv32a, node_id
+from workflows.local.progress import Progress, pod_name, print_summary, tree_lines
 from workflows.local.record import RunResult
 from workflows.local.task import TaskState
 
@@ -64,3 +65,46 @@ def test_the_summary_says_when_the_rollout_promoted_the_version(tmp_path: Path) 
     assert "Rollout: churn v3 promoted to production" in summary(tmp_path, "Succeeded")
     # An omitted rollout (the gate said no) says nothing about a rollout.
     assert "Rollout:" not in summary(tmp_path / "omitted", "Omitted")
+
+
+# --- the node tree, as `argo get` prints it -------------------------------------------------------------------
+
+
+def _steps_tree(hello2a: str = "Succeeded") -> NodeTree:
+    """The tree of Argo's steps example (docs/walk-through/steps.md): hello1, then hello2a and hello2b in parallel."""
+    tree = NodeTree("steps-z2zdn")
+
+    def add(name: str, display: str, type_: str, phase: str, parent: Node | None, boundary: str | None,
+            template: str | None, start: float, finish: float, message: str = "") -> Node:
+        node = Node(node_id(tree.workflow, name), name, display, type_, phase, message, template_name=template,
+                    boundary_id=boundary, started_at=start, finished_at=finish)
+        return tree.add(node, parent)
+
+    root = add("steps-z2zdn", "steps-z2zdn", "Steps", "Succeeded", None, None, "hello-hello-hello", 100, 106)
+    g0 = add("steps-z2zdn[0]", "[0]", "StepGroup", "Succeeded", root, root.id, None, 100, 102)
+    add("steps-z2zdn[0].hello1", "hello1", "Pod", "Succeeded", g0, root.id, "print-message", 100, 102)
+    g1 = add("steps-z2zdn[1]", "[1]", "StepGroup", "Succeeded", root, root.id, None, 103, 106)
+    add("steps-z2zdn[1].hello2a", "hello2a", "Pod", hello2a, g1, root.id, "print-message", 103, 106,
+        "" if hello2a == "Succeeded" else "Error (exit code 1)")
+    add("steps-z2zdn[1].hello2b", "hello2b", "Pod", "Succeeded", g1, root.id, "print-message", 103, 106)
+    return tree
+
+
+def test_the_node_tree_is_printed_as_argo_get_prints_it() -> None:
+    pods = {n.display_name: pod_name("steps-z2zdn", n) for n in _steps_tree().nodes.values()}
+    assert pods["hello1"] == f"steps-z2zdn-print-message-{fnv32a('steps-z2zdn[0].hello1')}"
+    lines = tree_lines(_steps_tree())
+    table = [re.split(r"\s{2,}", line.strip()) for line in lines]
+    assert [row[0] for row in table] == ["STEP", "✔ steps-z2zdn", "├───✔ hello1", "└─┬─✔ hello2a", "└─✔ hello2b"]
+    assert lines[3].startswith(" └─┬─✔ hello2a") and lines[4].startswith("   └─✔ hello2b")
+    assert table[2] == ["├───✔ hello1", "print-message", pods["hello1"], "2s"]
+    assert table[1] == ["✔ steps-z2zdn", "hello-hello-hello"]  # no pod, no duration for a Steps node
+    header = lines[0]
+    assert [header.index(c) for c in ("TEMPLATE", "PODNAME", "DURATION")] == [
+        lines[2].index("print-message"), lines[2].index(pods["hello1"]), lines[2].index("2s")]
+
+
+def test_a_failed_node_shows_its_glyph_and_message() -> None:
+    lines = tree_lines(_steps_tree(hello2a="Failed"))
+    assert lines[3].startswith(" └─┬─✖ hello2a")
+    assert re.split(r"\s{2,}", lines[3])[-2:] == ["3s", "Error (exit code 1)"]
