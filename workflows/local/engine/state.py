@@ -288,6 +288,11 @@ class Operation:
                          boundary_id: str = "", *, on_exit: bool = False, hooked: bool = False) -> Node | None:
         raise NotImplementedError
 
+    def execute(self, node_name: str, holder: Holder, ctx: Any, args: dict[str, Any], boundary_id: str = "", *,
+                hooked: bool = False, retried: bool = False) -> tuple[Node | None, Exception | None]:
+        """executeTemplate: the node (None when not created yet) and the error Argo's would return."""
+        raise NotImplementedError
+
 
 def _str_or_none(value: Any) -> str | None:
     return None if value is None else str(value)

@@ -1,0 +1,194 @@
+"""Synchronization and memoization on one machine (docs/local-runner.md, "Synchronization", "Memoization").
+
+Mutexes and semaphores are file locks (fcntl.flock) under `<state>/locks/`, so they order the nodes of one run and
+of concurrent local runs; a semaphore of size N is N lock files, its size read from the ConfigMap key as Argo does.
+A node waiting for a lock is Pending (operator.go:2324-2362); the lock is released when the node is fulfilled.
+
+The memoization cache is a folder per cache name, `<state>/memoize/<cache>/<key>.json`, that outlives runs like
+the ConfigMap does: an entry younger than maxAge is a hit, the node is created Succeeded with the cached outputs
+(operator.go:2364-2421); a node that succeeds saves its outputs under the key (configmap_cache.go).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import IO, Any
+
+from workflows.local.engine.inputs import InputError, config_map_value
+from workflows.local.engine.nodes import PENDING, SUCCEEDED, Node, Outputs, Parameter
+from workflows.local.engine.retry import parse_duration
+from workflows.local.engine.state import Holder, Operation
+
+_KEY = re.compile(r"^[a-zA-Z0-9][-a-zA-Z0-9]*$")
+_NAME = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+class LockError(ValueError):
+    """A lock Argo refuses (a semaphore without a usable size, a database lock); the node is Error."""
+
+
+def _node_type(tmpl: dict[str, Any]) -> str:
+    for key, kind in (("steps", "Steps"), ("dag", "DAG"), ("suspend", "Suspend"), ("http", "HTTP")):
+        if tmpl.get(key) is not None:
+            return kind
+    return "Pod"
+
+
+class Locks:
+    def __init__(self, state_dir: Path, config_maps: dict[str, Any], namespace: str = "default"):
+        self.state_dir = state_dir
+        self.config_maps = config_maps
+        self.namespace = namespace
+        self.held: dict[str, list[IO[str]]] = {}
+
+    # --- synchronization ---------------------------------------------------------------------------------
+
+    def _slots(self, sync: dict[str, Any]) -> list[tuple[str, int]]:
+        slots = []
+        mutexes = list(sync.get("mutexes") or []) + ([sync["mutex"]] if sync.get("mutex") else [])
+        for mutex in mutexes:
+            if mutex.get("database"):
+                raise LockError(f"mutex {mutex.get('name')}: database locks cannot be taken on this machine")
+            slots.append((f"mutex-{mutex.get('namespace') or self.namespace}-{mutex.get('name')}", 1))
+        semaphores = list(sync.get("semaphores") or []) + ([sync["semaphore"]] if sync.get("semaphore") else [])
+        for sem in semaphores:
+            if sem.get("database"):
+                raise LockError("database semaphores cannot be taken on this machine")
+            ref = sem.get("configMapKeyRef") or {}
+            try:
+                size = int(config_map_value(self._labelled(), ref.get("name", ""), ref.get("key", "")))
+            except (InputError, ValueError) as err:
+                raise LockError(f"semaphore {ref.get('name')}/{ref.get('key')}: {err}") from err
+            slots.append((f"semaphore-{self.namespace}-{ref.get('name')}-{ref.get('key')}", size))
+        return slots
+
+    def _labelled(self) -> dict[str, Any]:
+        # a semaphore's ConfigMap needs no label (the controller reads it directly)
+        out = {}
+        for name, cm in self.config_maps.items():
+            meta = dict(cm.get("metadata") or {})
+            labels = dict(meta.get("labels") or {})
+            labels.setdefault("workflows.argoproj.io/configmap-type", "Parameter")
+            out[name] = dict(cm, metadata=dict(meta, labels=labels))
+        return out
+
+    def try_acquire(self, holder_id: str, sync: dict[str, Any]) -> tuple[bool, str]:
+        """Take every lock of `sync` for `holder_id`, or none; (acquired, the name of the lock waited for)."""
+        if holder_id in self.held:
+            return True, ""
+        taken: list[IO[str]] = []
+        folder = self.state_dir / "locks"
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, size in self._slots(sync):
+            got: IO[str] | None = None
+            for i in range(max(size, 0)):
+                handle = open(folder / f"{_NAME.sub('_', name)}.{i}", "a")  # noqa: SIM115 - held while locked
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    handle.close()
+                    continue
+                got = handle
+                break
+            if got is None:
+                for held in taken:
+                    held.close()
+                return False, name
+            taken.append(got)
+        self.held[holder_id] = taken
+        return True, ""
+
+    def release(self, holder_id: str) -> None:
+        for handle in self.held.pop(holder_id, []):
+            handle.close()
+
+    def release_all(self) -> None:
+        for holder_id in list(self.held):
+            self.release(holder_id)
+
+    def acquire(self, op: Operation, node: Node | None, name: str, scope: str, tmpl: dict[str, Any],
+                holder: Holder, boundary_id: str, hooked: bool, retried: bool) -> tuple[Node | None, bool]:
+        ident = node.id if node is not None else f"{op.workflow}/{name}"
+        acquired, waiting = self.try_acquire(ident, tmpl["synchronization"])
+        if not acquired:
+            message = f"Waiting for {waiting} lock. Lock status: 0/1"
+            if node is None:
+                node = op.init_executable_node(name, _node_type(tmpl), scope, tmpl, holder, boundary_id, PENDING,
+                                               hooked=hooked, retried=retried, message=message)
+            node.extra["waiting_lock"] = waiting
+            node.message = message
+            op.requeue_after(op.now() + 0.2)
+            return node, False
+        if node is not None:
+            node.extra.pop("waiting_lock", None)
+            node.message = ""
+            if ident != node.id:
+                self.held[node.id] = self.held.pop(ident)
+        else:
+            self.held[f"pending:{name}"] = self.held.pop(ident)
+        return node, True
+
+    def adopt(self, op: Operation, node: Node) -> None:
+        """The lock taken before the node existed now belongs to it."""
+        held = self.held.pop(f"pending:{node.name}", None)
+        if held is not None:
+            self.held[node.id] = held
+
+    # --- memoization ---------------------------------------------------------------------------------------
+
+    def _entry(self, cache: str, key: str) -> Path:
+        return self.state_dir / "memoize" / _NAME.sub("_", cache) / f"{key}.json"
+
+    def memoized(self, op: Operation, node: Node | None, name: str, scope: str, tmpl: dict[str, Any],
+                 holder: Holder, boundary_id: str, hooked: bool, retried: bool) -> Node | None:
+        if node is not None:
+            return node
+        memo = tmpl["memoize"]
+        key = str(memo.get("key", ""))
+        cache = str(((memo.get("cache") or {}).get("configMap") or {}).get("name", ""))
+        if not _KEY.match(key):
+            raise LockError(f"invalid memoization key {key!r}: must match {_KEY.pattern}")
+        entry = self._entry(cache, key)
+        hit = False
+        outputs: Outputs | None = None
+        if entry.exists():
+            data = json.loads(entry.read_text())
+            hit = True
+            if memo.get("maxAge"):
+                hit = time.time() - float(data.get("creationTimestamp", 0)) <= parse_duration(memo["maxAge"])
+            if hit and data.get("outputs") is not None:
+                raw = data["outputs"]
+                outputs = Outputs(parameters=[Parameter(p["name"], p.get("value")) for p in raw.get("parameters")
+                                              or []], result=raw.get("result"), exit_code=raw.get("exit_code"))
+        if hit:
+            node = node or op.init_executable_node(name, _node_type(tmpl), scope, tmpl, holder, boundary_id,
+                                                   SUCCEEDED, hooked=hooked, retried=retried)
+            node.outputs, node.memoized = outputs, True
+            node.phase = SUCCEEDED
+            node.finished_at = node.finished_at or op.now()
+            node.extra["memoization"] = {"key": key, "cacheName": cache, "hit": True}
+            return node
+        node = node or op.init_executable_node(name, _node_type(tmpl), scope, tmpl, holder, boundary_id, PENDING,
+                                               hooked=hooked, retried=retried)
+        node.extra["memoization"] = {"key": key, "cacheName": cache, "hit": False}
+        return node
+
+    def save(self, op: Operation, node: Node) -> None:
+        memo = node.extra.get("memoization") or {}
+        if not memo.get("key") or memo.get("hit"):
+            return
+        entry = self._entry(memo.get("cacheName", ""), memo["key"])
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        outputs = None
+        if node.outputs is not None:
+            outputs = {"parameters": [asdict(p) for p in node.outputs.parameters], "result": node.outputs.result,
+                       "exit_code": node.outputs.exit_code}
+        tmp = entry.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"nodeID": node.id, "outputs": outputs, "creationTimestamp": time.time()}))
+        tmp.replace(entry)
