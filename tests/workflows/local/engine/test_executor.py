@@ -1,0 +1,149 @@
+"""One pod's work as local processes: the phase, outputs, result and exit code Argo's controller would record."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from workflows.local.engine.executor import DEADLINE_MESSAGE, LocalExecutor
+from workflows.local.engine.pods import InputArtifact, PodHandle, PodRefused, PodResult, PodSpec
+from workflows.local.engine.sandbox import bwrap
+
+pytestmark = pytest.mark.skipif(bwrap() is None, reason="bubblewrap is not installed")
+
+
+def spec(template: dict[str, Any], kind: str = "container", **fields: Any) -> PodSpec:
+    return PodSpec(workflow="wf", node_id="wf-1", node_name="wf.step", pod_name=f"wf-step-{uuid.uuid4().hex[:6]}",
+                   kind=kind, template=template, volumes=template.get("volumes") or [], **fields)
+
+
+def wait(handle: PodHandle, timeout: float = 20) -> PodResult:
+    deadline = time.monotonic() + timeout
+    while (result := handle.poll()) is None:
+        assert time.monotonic() < deadline, "the pod did not end in time"
+        time.sleep(0.01)
+    return result
+
+
+def run(executor: LocalExecutor, template: dict[str, Any], kind: str = "container", **fields: Any) -> PodResult:
+    return wait(executor.start(spec(template, kind, **fields)))
+
+
+@pytest.fixture
+def executor(tmp_path: Path) -> LocalExecutor:
+    return LocalExecutor(tmp_path / "run", grace=2)
+
+
+def params(result: PodResult) -> dict[str, str | None]:
+    return {p.name: p.value for p in result.outputs.parameters}
+
+
+def test_an_output_written_inside_a_shell_string_is_found_not_its_default(executor: LocalExecutor) -> None:
+    name = f"out-{uuid.uuid4().hex}.txt"
+    result = run(executor, {"container": {"command": ["sh", "-c"], "args": [f"echo hello > /tmp/{name}"]},
+                            "outputs": {"parameters": [{"name": "m", "valueFrom": {"path": f"/tmp/{name}",
+                                                                                    "default": "DEFAULT"}}]}})
+    assert (result.phase, params(result), result.outputs.exit_code) == ("Succeeded", {"m": "hello"}, "0")
+    assert not Path("/tmp", name).exists()
+
+
+def test_path_outputs_lose_one_newline_and_the_result_is_stdout_only(executor: LocalExecutor) -> None:
+    script = ("printf 'two\\n\\n' > /tmp/two; printf 'three' > /tmp/three; echo err >&2; printf 'out\\n\\n'")
+    result = run(executor, {"container": {"command": ["sh", "-c", script]}, "outputs": {"parameters": [
+        {"name": "two", "valueFrom": {"path": "/tmp/two"}}, {"name": "three", "valueFrom": {"path": "/tmp/three"}},
+        {"name": "gone", "valueFrom": {"path": "/tmp/none", "default": "d"}}]}}, capture_result=True)
+    assert params(result) == {"two": "two\n", "three": "three", "gone": "d"}
+    assert result.outputs.result == "out\n"
+    assert result.log is not None and "err" in result.log.read_text()
+
+
+def test_the_result_is_captured_only_when_asked_and_keeps_the_last_256_kib(executor: LocalExecutor) -> None:
+    template = {"container": {"command": ["python3", "-c", "print('a' * 300000 + 'END')"]}}
+    assert run(executor, template).outputs.result is None
+    result = run(executor, template, capture_result=True).outputs.result
+    assert result is not None and len(result) == 256 * 1024 and result.endswith("aEND")
+
+
+def test_a_missing_output_without_default_is_an_error_of_a_successful_command(executor: LocalExecutor) -> None:
+    outputs = {"parameters": [{"name": "out", "valueFrom": {"path": "/tmp/out.txt"}}]}
+    ok = run(executor, {"container": {"command": ["true"]}, "outputs": outputs})
+    assert (ok.phase, ok.outputs.exit_code) == ("Error", "0")
+    assert "/tmp/out.txt" in ok.message
+    failed = run(executor, {"container": {"command": ["sh", "-c", "exit 3"]}, "outputs": outputs})
+    assert (failed.phase, failed.message, failed.exit_code) == ("Failed", "main: Error (exit code 3)", 3)
+
+
+def test_a_script_runs_its_source_with_the_hosts_interpreter(executor: LocalExecutor) -> None:
+    result = run(executor, {"script": {"command": ["python3"], "source": "import sys\nprint(sys.argv[0])"}},
+                 kind="script", capture_result=True)
+    assert (result.phase, result.outputs.result) == ("Succeeded", "/argo/staging/script")
+    result = run(executor, {"script": {"command": ["sh"], "source": "echo one\necho two"}}, kind="script",
+                 capture_result=True)
+    assert result.outputs.result == "one\ntwo"
+
+
+def test_env_working_dir_and_argo_variables_reach_the_command(executor: LocalExecutor, tmp_path: Path) -> None:
+    result = run(executor, {"container": {
+        "command": ["sh", "-c", "echo $GREETING $(GREETING) '$$(X)' $ARGO_CONTAINER_NAME $(pwd)"],
+        "env": [{"name": "BASE", "value": "hello"}, {"name": "GREETING", "value": "$(BASE) world"}],
+        "workingDir": "/work-dir-of-the-container"}}, capture_result=True)
+    assert result.outputs.result == "hello world hello world $(X) main /work-dir-of-the-container"
+    assert not Path("/work-dir-of-the-container").exists()
+
+
+def test_a_deadline_stops_the_pod_and_fails_it_with_the_kubelets_message(executor: LocalExecutor) -> None:
+    started = time.monotonic()
+    result = run(executor, {"container": {"command": ["sleep", "60"]}}, deadline=time.time() + 0.5)
+    assert (result.phase, result.message) == ("Failed", DEADLINE_MESSAGE)
+    assert time.monotonic() - started < 5
+
+
+def test_stop_ends_the_pod_with_the_given_phase(executor: LocalExecutor) -> None:
+    handle = executor.start(spec({"container": {"command": ["sleep", "60"]}}))
+    assert handle.poll() is None
+    handle.stop("Failed", "Stopped with strategy 'Stop'")
+    result = wait(handle, timeout=10)
+    assert (result.phase, result.message, result.outputs.exit_code) == ("Failed", "Stopped with strategy 'Stop'",
+                                                                        "143")
+
+
+@pytest.mark.parametrize("container, reason", [
+    ({"image": "alpine"}, "has no command"),
+    ({"command": ["no-such-command-on-this-host"]}, "not on this machine"),
+    ({"command": ["sh"], "env": [{"name": "X", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]},
+     "valueFrom"),
+], ids=["no-command", "missing-command", "env-from-secret"])
+def test_what_cannot_run_here_is_refused_at_start(executor: LocalExecutor, container: dict[str, Any],
+                                                  reason: str) -> None:
+    with pytest.raises(PodRefused, match=reason):
+        executor.start(spec({"container": container}))
+
+
+def test_init_containers_run_first_and_their_failure_is_an_error(executor: LocalExecutor) -> None:
+    template = {"initContainers": [{"name": "setup", "command": ["sh", "-c", "exit 2"]}],
+                "container": {"command": ["true"]}}
+    result = run(executor, template)
+    assert (result.phase, result.message, result.exit_code) == ("Error", "setup: Error (exit code 2)", None)
+
+
+def test_argo_template_variable_holds_the_template(executor: LocalExecutor) -> None:
+    template = {"name": "t", "container": {"command": ["sh", "-c", "echo \"$ARGO_TEMPLATE\""]}}
+    result = run(executor, template, capture_result=True)
+    assert json.loads(result.outputs.result or "")["name"] == "t"
+
+
+def test_input_artifacts_are_placed_before_the_command_starts(executor: LocalExecutor, tmp_path: Path) -> None:
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "a.txt").write_text("A")
+    ref = executor.store_artifact(folder, "data", "tar")
+    inputs = [InputArtifact(name="data", path="/inputs/data", key=ref.key),
+              InputArtifact(name="msg", path="/tmp/msg", raw="hi", mode=0o600)]
+    result = run(executor, {"container": {"command": ["sh", "-c", "cat /inputs/data/a.txt; stat -c %a /tmp/msg"]}},
+                 input_artifacts=inputs, capture_result=True)
+    assert (result.phase, result.outputs.result) == ("Succeeded", "A600")

@@ -1,0 +1,105 @@
+"""The container's own view of paths (bubblewrap) and its process group: what a command writes stays in the run."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from workflows.local.engine.sandbox import Process, SandboxRefused, SandboxUnavailable, View, bwrap
+
+pytestmark = pytest.mark.skipif(bwrap() is None, reason="bubblewrap is not installed")
+
+
+def run(view: View, script: str, tmp_path: Path, timeout: float = 10) -> tuple[int | None, str, str]:
+    process = Process(view.command(["sh", "-c", script]), dict(os.environ), tmp_path / "out", tmp_path / "err",
+                      wrapped=True)
+    code = process.wait(timeout)
+    return code, (tmp_path / "out").read_text(), (tmp_path / "err").read_text()
+
+
+def test_a_file_written_inside_a_shell_string_lands_in_the_containers_own_tmp(tmp_path: Path) -> None:
+    name = f"argo-mlops-{uuid.uuid4().hex}"
+    view = View(tmp_path / "root")
+    code, _, err = run(view, f"echo hello > /tmp/{name}", tmp_path)
+    assert code == 0, err
+    assert view.host_path(f"/tmp/{name}").read_text() == "hello\n"
+    assert not Path("/tmp", name).exists()  # the host's /tmp is untouched
+
+
+def test_new_container_paths_are_created_in_the_run_never_on_the_host(tmp_path: Path) -> None:
+    top = f"/argo-mlops-{uuid.uuid4().hex[:8]}"
+    view = View(tmp_path / "root", own=[f"{top}/out/result.txt", "/mnt/argo-mlops-out"], workdir=f"{top}/wd")
+    code, out, err = run(view, "pwd; mkdir -p out && echo r > out/result.txt; mkdir /mnt/argo-mlops-out; "
+                               "echo m > /mnt/argo-mlops-out/f; ls /usr/bin/env", tmp_path)
+    assert code == 0, err
+    assert out.splitlines() == [f"{top}/wd", "/usr/bin/env"]  # the host's files stay visible
+    assert view.host_path(f"{top}/wd/out/result.txt").read_text() == "r\n"
+    assert view.host_path("/mnt/argo-mlops-out/f").read_text() == "m\n"
+    assert not Path(top).exists() and not Path("/mnt/argo-mlops-out").exists()
+
+
+def test_mounts_bind_host_folders_at_container_paths(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    view = View(tmp_path / "root", mounts={"/workspace": shared}, workdir="/workspace")
+    code, _, err = run(view, "echo w > note", tmp_path)
+    assert code == 0, err
+    assert (shared / "note").read_text() == "w\n"
+    assert view.host_path("/workspace/note") == shared / "note"
+
+
+def test_a_container_path_through_a_host_file_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(SandboxRefused, match="not a folder"):
+        View(tmp_path / "root", own=["/etc/hostname/x"]).command(["true"])
+
+
+def test_without_bubblewrap_the_view_names_what_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(SandboxUnavailable, match="apt-get install bubblewrap"):
+        View(tmp_path / "root").command(["true"])
+
+
+def test_exit_codes_and_signals_are_reported_as_a_container_runtime_does(tmp_path: Path) -> None:
+    view = View(tmp_path / "root")
+    assert run(view, "exit 3", tmp_path)[0] == 3
+    assert run(view, "kill -9 $$", tmp_path)[0] == 137
+
+
+def test_stop_terminates_the_whole_process_group_then_kills_after_the_grace(tmp_path: Path) -> None:
+    view = View(tmp_path / "root")
+    process = Process(view.command(["sh", "-c", "trap '' TERM; sleep 60 & sleep 60; wait"]), dict(os.environ),
+                      tmp_path / "out", tmp_path / "err", wrapped=True)
+    time.sleep(0.3)
+    started = time.monotonic()
+    process.stop(grace=0.5)
+    assert process.wait(10) == 137  # SIGTERM ignored: SIGKILL after the grace
+    assert time.monotonic() - started < 5
+    assert gone(process.pid, within=5)  # nothing of the group is left
+
+
+def gone(group: int, within: float) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)  # killed members may be zombies until their new parent reaps them
+    return False
+
+
+def test_a_command_that_handles_sigterm_ends_on_its_own_terms(tmp_path: Path) -> None:
+    view = View(tmp_path / "root")
+    process = Process(view.command(["python3", "-c", "import signal, sys, time\n"
+                                    "signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))\n"
+                                    "print('up', flush=True)\ntime.sleep(60)"]),
+                      dict(os.environ), tmp_path / "out", tmp_path / "err", wrapped=True)
+    deadline = time.monotonic() + 10
+    while (tmp_path / "out").read_text() != "up\n" and time.monotonic() < deadline:
+        time.sleep(0.02)
+    process.stop(grace=10)
+    assert process.wait(10) == 0

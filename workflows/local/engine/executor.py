@@ -1,0 +1,412 @@
+"""The local Executor of pods.py: one pod's containers (init containers, main or a containerSet's containers,
+sidecars) as processes on this machine, each in its own view of container paths (sandbox.py), then the outputs
+Argo's wait container saves: parameters from their paths, the result, the exit code, artifacts
+(docs/local-runner.md, "Container", "Script", "Container set", "Daemons", "Sidecars", "Outputs", "Timeouts").
+
+The image is not used: each container runs the host command it names. Without a working directory it runs in the
+runner's own. Without bubblewrap, only pods that declare no container path run (directly, in a process group of
+their own); the others are refused, naming what to install.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from workflows.local.engine import http
+from workflows.local.engine.artifacts import ArtifactError, Repository
+from workflows.local.engine.nodes import ArtifactRef, Outputs, Parameter
+from workflows.local.engine.pods import ContainerResult, PodHandle, PodRefused, PodResult, PodSpec
+from workflows.local.engine.sandbox import Process, SandboxRefused, SandboxUnavailable, View, bwrap
+from workflows.local.engine.volumes import VolumeError, Volumes
+
+SCRIPT_PATH = "/argo/staging/script"  # workflow/common/common.go: ExecutorScriptSourcePath
+_NO_DEADLINE = "0001-01-01T00:00:00Z"  # Go's zero time, what ARGO_DEADLINE holds without a deadline
+DEADLINE_MESSAGE = "Pod was active on the node longer than the specified deadline"  # the kubelet's
+RESULT_LIMIT = 256 * 1024  # executor.go:959: the last 256 KiB of stdout are kept
+_EXPANSION = re.compile(r"\$\$|\$\(([-._a-zA-Z][-._a-zA-Z0-9]*)\)")
+
+
+class LocalExecutor:
+    """Runs pods under `run_dir/pods/<pod name>`; the run's artifact repository is `run_dir/artifacts`."""
+
+    def __init__(self, run_dir: Path, *, config_maps: dict[str, Any] | None = None, claims: tuple[str, ...] = (),
+                 grace: float = 10.0):
+        self.run_dir = run_dir
+        self.config_maps = config_maps or {}
+        self.grace = grace
+        self.repository = Repository(run_dir / "artifacts")
+        self.volumes = Volumes(run_dir / "volumes", self.config_maps, claims)
+
+    def start(self, spec: PodSpec) -> PodHandle:
+        if spec.kind == "http":
+            return http.start(spec, self.run_dir / "pods" / spec.pod_name)
+        pod_dir = self._pod_dir(spec.pod_name)
+        try:
+            sources = self.volumes.pod_sources(spec.volumes, pod_dir / "volumes")
+            containers = self._containers(spec, pod_dir, sources)
+            main = [c for c in containers if c.role == "main"]
+            self.repository.place_all(spec.input_artifacts, main[-1].view.host_path if main[-1].view else _host)
+            if spec.kind == "script":
+                script = main[0].view.host_path(SCRIPT_PATH) if main[0].view else pod_dir / "script"
+                script.parent.mkdir(parents=True, exist_ok=True)
+                script.write_text(str(spec.template["script"].get("source", "")))
+        except (VolumeError, ArtifactError, SandboxRefused) as err:
+            raise PodRefused(f"{spec.node_name}: {err}") from err
+        return Pod(spec, containers, pod_dir, self.repository, self.grace).start()
+
+    def store_artifact(self, source: Path, name: str, archive: str) -> ArtifactRef:
+        return self.repository.store(source, name, archive)
+
+    def _pod_dir(self, pod_name: str) -> Path:
+        base = self.run_dir / "pods" / pod_name
+        pod_dir, n = base, 1
+        while pod_dir.exists():
+            pod_dir, n = base.with_name(f"{base.name}-{n}"), n + 1
+        pod_dir.mkdir(parents=True)
+        return pod_dir
+
+    def _containers(self, spec: PodSpec, pod_dir: Path, sources: dict[str, Path]) -> list[Container]:
+        tmpl = spec.template
+        plans: list[tuple[str, dict[str, Any], list[str]]] = []  # role, container, own paths
+        for init in tmpl.get("initContainers") or []:
+            plans.append(("init", init, []))
+        outputs = tmpl.get("outputs") or {}
+        own = [str(p["valueFrom"]["path"]) for p in outputs.get("parameters") or [] if (p.get("valueFrom") or {})
+               .get("path")] + [str(a["path"]) for a in outputs.get("artifacts") or [] if a.get("path")]
+        inputs = [a.path for a in spec.input_artifacts]
+        if spec.kind == "containerSet":
+            cset = tmpl.get("containerSet") or {}
+            for ctr in cset.get("containers") or []:
+                mounts = [*(cset.get("volumeMounts") or []), *(ctr.get("volumeMounts") or [])]
+                paths = own + inputs if ctr.get("name") == "main" else []
+                plans.append(("main", {**ctr, "volumeMounts": mounts}, paths))
+            plans.sort(key=lambda plan: plan[1].get("name") == "main")  # main last: its view places inputs
+        else:
+            ctr = dict(tmpl.get("container") or tmpl.get("script") or {})
+            ctr["name"] = "main"
+            plans.append(("main", ctr, own + inputs + ([SCRIPT_PATH] if spec.kind == "script" else [])))
+        for side in tmpl.get("sidecars") or []:
+            plans.append(("sidecar", side, []))
+        sandboxed = bwrap() is not None
+        needs_view = bool(own or inputs or spec.kind == "script" or any(
+            c.get("volumeMounts") or c.get("workingDir") for _, c, _ in plans))
+        if needs_view and not sandboxed:
+            raise PodRefused(f"{spec.node_name}: " + str(SandboxUnavailable(
+                "its container paths need bubblewrap: install it (Debian/Ubuntu: apt-get install bubblewrap)")))
+        return [self._container(spec, role, ctr, paths, pod_dir, sources, sandboxed)
+                for role, ctr, paths in plans]
+
+    def _container(self, spec: PodSpec, role: str, ctr: dict[str, Any], own: list[str], pod_dir: Path,
+                   sources: dict[str, Path], sandboxed: bool) -> Container:
+        name = str(ctr.get("name") or role)
+        command = [str(c) for c in ctr.get("command") or []]
+        if not command:
+            raise PodRefused(f"{spec.node_name}: container {name!r} has no command (the image's entrypoint is "
+                             "unknown without the image); give it one, or map its image with --image-command")
+        env = self._env(spec, name, ctr)
+        defined = {k: v for k, v in env.items() if k.startswith("ARGO_") or k in _declared(ctr)}
+        argv = [_expand(a, defined) for a in [*command, *(str(a) for a in ctr.get("args") or [])]]
+        if spec.kind == "script" and role == "main":
+            argv.append(SCRIPT_PATH)
+        mounts = self.volumes.mounts(sources, ctr.get("volumeMounts") or [], name) if sources or ctr.get(
+            "volumeMounts") else {}
+        view = View(pod_dir / name / "root", own=own, mounts=mounts, workdir=ctr.get("workingDir")) if sandboxed \
+            else None
+        _check_command(spec, name, argv[0], env, view)
+        return Container(name=name, role=role, argv=view.command(argv) if view else argv, env=env, view=view,
+                         dependencies=[str(d) for d in ctr.get("dependencies") or []], spec=ctr,
+                         stdout=pod_dir / f"{name}.stdout", stderr=pod_dir / f"{name}.stderr")
+
+    def _env(self, spec: PodSpec, name: str, ctr: dict[str, Any]) -> dict[str, str]:
+        env = dict(os.environ)
+        deadline = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(spec.deadline)) if spec.deadline else _NO_DEADLINE
+        env.update({"ARGO_POD_NAME": spec.pod_name, "ARGO_NODE_ID": spec.node_id, "ARGO_CONTAINER_NAME": name,
+                    "ARGO_WORKFLOW_NAME": spec.workflow, "ARGO_TEMPLATE": json.dumps(spec.template),
+                    "ARGO_INCLUDE_SCRIPT_OUTPUT": str(spec.capture_result).lower(), "ARGO_DEADLINE": deadline})
+        env.update(spec.env)
+        for source in ctr.get("envFrom") or []:
+            ref = source.get("configMapRef")
+            if ref is None:
+                raise PodRefused(f"{spec.node_name}: container {name!r}: envFrom {sorted(source)} has no local source")
+            data = (self.config_maps.get(str(ref.get("name"))) or {}).get("data")
+            if data is None and not ref.get("optional"):
+                raise PodRefused(f"{spec.node_name}: container {name!r}: ConfigMap {ref.get('name')!r} not found")
+            env.update({f"{source.get('prefix', '')}{k}": str(v) for k, v in (data or {}).items()})
+        mapping = {k: v for k, v in env.items() if k.startswith("ARGO_")}
+        for item in ctr.get("env") or []:
+            if "valueFrom" in item:
+                raise PodRefused(f"{spec.node_name}: container {name!r}: env {item.get('name')!r} takes its value "
+                                 "from the cluster (valueFrom), which has no local source")
+            value = _expand(str(item.get("value", "")), mapping)
+            env[str(item["name"])] = mapping[str(item["name"])] = value
+        return env
+
+
+def _declared(ctr: dict[str, Any]) -> set[str]:
+    return {str(item.get("name")) for item in ctr.get("env") or []}
+
+
+def _expand(text: str, mapping: dict[str, str]) -> str:
+    """Kubernetes' $(VAR) expansion of command, args and env values: a defined variable is replaced, `$$` is `$`,
+    anything else is left as written (k8s.io/kubernetes third_party/forked/golang/expansion)."""
+    def one(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        return mapping.get(match.group(1), match.group(0))
+    return _EXPANSION.sub(one, text)
+
+
+def _host(path: str) -> Path:
+    return Path(path)
+
+
+def _check_command(spec: PodSpec, name: str, command: str, env: dict[str, str], view: View | None) -> None:
+    if "/" in command:
+        found = (view.host_path(command) if view else Path(command)).exists() or Path(command).exists()
+    else:
+        found = shutil.which(command, path=env.get("PATH")) is not None
+    if not found:
+        raise PodRefused(f"{spec.node_name}: container {name!r}: command {command!r} is not on this machine "
+                         "(the image is not used locally)")
+
+
+@dataclass
+class Container:
+    """One container of the pod: `role` is init, main (a containerSet has several) or sidecar."""
+
+    name: str
+    role: str
+    argv: list[str]
+    env: dict[str, str]
+    view: View | None
+    dependencies: list[str]
+    spec: dict[str, Any]
+    stdout: Path
+    stderr: Path
+    process: Process | None = None
+    skipped: bool = False  # never ran: a dependency failed, or the pod ended first
+
+    def run(self) -> None:
+        self.process = Process(self.argv, self.env, self.stdout, self.stderr, wrapped=self.view is not None)
+
+    @property
+    def exit_code(self) -> int | None:
+        return None if self.process is None else self.process.poll()
+
+    @property
+    def ended(self) -> bool:
+        return self.skipped or self.exit_code is not None
+
+
+class Pod:
+    """A running pod; `poll` moves it on: init containers one by one, then main (or the containerSet's containers
+    as their dependencies succeed) with the sidecars, then the sidecars stopped, then the outputs."""
+
+    def __init__(self, spec: PodSpec, containers: list[Container], pod_dir: Path, repository: Repository,
+                 grace: float):
+        self.spec = spec
+        self.containers = containers
+        self.pod_dir = pod_dir
+        self.repository = repository
+        self.grace = grace
+        self.started_at = time.time()
+        self._stage = "init"
+        self._stopped: tuple[str, str] | None = None
+        self._result: PodResult | None = None
+        self._ready = False
+        self._next_probe = 0.0
+
+    def start(self) -> Pod:
+        self._advance()
+        return self
+
+    @property
+    def ready(self) -> bool:
+        return self._ready and self._result is None
+
+    @property
+    def pod_ip(self) -> str:
+        return "127.0.0.1"
+
+    def poll(self) -> PodResult | None:
+        if self._result is not None:
+            return self._result
+        if self._stopped is None and self.spec.deadline is not None and time.time() >= self.spec.deadline:
+            self.stop("Failed", DEADLINE_MESSAGE)
+        if self._stopped is not None:
+            if all(c.ended or c.process is None for c in self.containers):
+                self._result = self._finish()
+            return self._result
+        self._advance()
+        return self._result
+
+    def stop(self, phase: str, message: str) -> None:
+        if self._result is not None or self._stopped is not None:
+            return
+        self._stopped = (phase, message)
+        for c in self.containers:
+            if c.process is None:
+                c.skipped = True
+            else:
+                c.process.stop(self.grace)
+
+    def _advance(self) -> None:
+        if self._stage == "init":
+            for c in self._role("init"):
+                if c.process is None:
+                    c.run()
+                if c.exit_code is None:
+                    return
+                if c.exit_code != 0:
+                    self._result = self._finish()
+                    return
+            self._stage = "main"
+            for c in self._role("sidecar"):
+                c.run()
+        if self._stage == "main":
+            mains = {c.name: c for c in self._role("main")}
+            for c in mains.values():
+                if c.process is not None or c.skipped:
+                    continue
+                deps = [mains[d] for d in c.dependencies if d in mains]
+                if any(d.skipped or (d.exit_code or 0) != 0 for d in deps if d.ended):
+                    c.skipped = True
+                elif all(d.ended for d in deps):
+                    c.run()
+            if self.spec.daemon and not self._ready:
+                self._probe()
+            if not all(c.ended for c in mains.values()):
+                return
+            self._stage = "sidecars"
+            for c in self._role("sidecar"):
+                if c.process is not None:
+                    c.process.stop(self.grace)
+        if all(c.ended for c in self._role("sidecar")):
+            self._result = self._finish()
+
+    def _role(self, role: str) -> list[Container]:
+        return [c for c in self.containers if c.role == role]
+
+    def _probe(self) -> None:
+        main = self._role("main")[-1]
+        probe = main.spec.get("readinessProbe")
+        if main.process is None or main.exit_code is not None:
+            return
+        if not probe:
+            self._ready = True
+            return
+        now = time.time()
+        if now < max(self._next_probe, self.started_at + float(probe.get("initialDelaySeconds") or 0)):
+            return
+        self._next_probe = now + float(probe.get("periodSeconds") or 10)
+        timeout = float(probe.get("timeoutSeconds") or 1)
+        if "exec" in probe:
+            argv = [str(a) for a in (probe["exec"] or {}).get("command") or []]
+            argv = main.view.command(argv) if main.view else argv
+            try:
+                self._ready = subprocess.run(argv, env=main.env, capture_output=True, timeout=timeout).returncode == 0
+            except (OSError, subprocess.TimeoutExpired):
+                self._ready = False
+        else:
+            self._ready = http.probe(probe, main.spec.get("ports") or [], timeout)
+
+    def _finish(self) -> PodResult:
+        mains = self._role("main")
+        main = next((c for c in mains if c.name == "main"), mains[-1])
+        outputs = Outputs(exit_code=None if main.exit_code is None else str(main.exit_code))
+        failure = self._failure()
+        saved = self._save_outputs(main, outputs) if main.process is not None else None
+        if self._stopped is not None:
+            phase, message = self._stopped
+        elif failure is not None:
+            phase, message = failure
+        elif saved is not None:
+            phase, message = "Error", f"wait: Error (exit code 1): {saved}"
+        elif self.spec.daemon:
+            phase, message = "Failed", "daemoned pod exited"
+        else:
+            phase, message = "Succeeded", ""
+        results = []
+        if self.spec.kind == "containerSet":
+            results = [self._container_result(c, phase) for c in mains]
+        return PodResult(phase=phase, message=message, exit_code=main.exit_code, outputs=outputs,
+                         containers=results, started_at=self.started_at, finished_at=time.time(), log=self._log())
+
+    def _failure(self) -> tuple[str, str] | None:
+        """inferFailedReason (operator.go:1785-1916): init containers, then main, then sidecars (137/143 ignored)."""
+        for role, phase in (("init", "Error"), ("main", "Failed"), ("sidecar", "Failed")):
+            for c in self._role(role):
+                code = c.exit_code
+                if code and not (role == "sidecar" and code in (137, 143)):
+                    return phase, f"{c.name}: Error (exit code {code})"
+        return None
+
+    def _container_result(self, c: Container, pod_phase: str) -> ContainerResult:
+        code = c.exit_code
+        if code is None:
+            phase, message = ("Failed", "Pod Failed whilst container running") if pod_phase != "Succeeded" else (
+                "Succeeded", "")
+        else:
+            reason = "Completed" if code == 0 else "Error"
+            phase = "Succeeded" if code == 0 else "Error" if code == 64 else "Failed"
+            message = "" if code == 0 else f"{c.name}: {reason} (exit code {code}): "
+        process = c.process
+        return ContainerResult(name=c.name, phase=phase, exit_code=code, message=message,
+                               started_at=process.started_at if process else None,
+                               finished_at=process.finished_at if process else None)
+
+    def _save_outputs(self, main: Container, outputs: Outputs) -> str | None:
+        """What the wait container saves (executor.go:738-785, 929-967); the first error, or None."""
+        tmpl_outputs = self.spec.template.get("outputs") or {}
+        where = main.view.host_path if main.view else Path
+        if self.spec.capture_result:
+            data = main.stdout.read_bytes().decode("utf-8", errors="replace")
+            data = data[:-1] if data.endswith("\n") else data
+            raw = data.encode()
+            outputs.result = raw[-RESULT_LIMIT:].decode("utf-8", errors="replace") if len(raw) > RESULT_LIMIT else data
+        lenient = self._stopped is not None
+        for param in tmpl_outputs.get("parameters") or []:
+            value_from = param.get("valueFrom") or {}
+            value = param.get("value")
+            if value_from.get("path"):
+                try:
+                    value = where(str(value_from["path"])).read_text(errors="replace")
+                except OSError as err:
+                    if "default" not in value_from:
+                        if lenient:
+                            continue
+                        return f"open {value_from['path']}: {(err.strerror or str(err)).lower()}"
+                    value = str(value_from["default"])
+                value = value[:-1] if value.endswith("\n") else value
+            outputs.parameters.append(Parameter(str(param["name"]), None if value is None else str(value)))
+        for art in tmpl_outputs.get("artifacts") or []:
+            try:
+                ref = self.repository.save_output(art, where(str(art.get("path", ""))))
+            except ArtifactError as err:
+                if not lenient:
+                    return str(err)
+                continue
+            if ref is not None:
+                outputs.artifacts.append(ref)
+        return None
+
+    def _log(self) -> Path:
+        log = self.pod_dir / "log"
+        with open(log, "wb") as out:
+            for c in self.containers:
+                if c.process is None:
+                    continue
+                for stream in (c.stdout, c.stderr):
+                    if stream.stat().st_size:
+                        out.write(f"== {c.name} {stream.suffix.lstrip('.')} ==\n".encode())
+                        with open(stream, "rb") as src:
+                            shutil.copyfileobj(src, out)
+        return log

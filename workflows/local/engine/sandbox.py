@@ -1,0 +1,210 @@
+"""One container's view of the machine: the host's files, except the container's own paths (its /tmp, the paths of
+its inputs and outputs, its working directory when the host has none) which live in a folder of the run, and its
+volume mounts, bound to the run's volume folders; and the process that runs in it, in its own process group.
+
+The view is made with bubblewrap (`bwrap`, Debian's `bubblewrap`). The container's root is a fresh folder of the
+run (`root`); every entry of the host's `/` is bound into it, except the directories on the way to a container
+path, which are folders of `root` with their host entries bound in one by one. So a command writes its own
+`/tmp/out.txt` (however it names it: `sh -c "echo hello > /tmp/out.txt"`), creating `/output/x` creates it in
+`root/output/x`, and the executor reads both from `root` once the command exited. What is not a container path
+is the host's, as `bwrap --bind / /` would show it. Without bwrap, `View.command` raises `SandboxUnavailable`: the
+executor runs directly only the pods that declare no container path (their result cannot differ).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+# Host trees a container never sees as they are: its own /tmp, a fresh /dev and /proc.
+_NOT_BOUND = ("/tmp", "/dev", "/proc")
+
+
+class SandboxUnavailable(Exception):
+    """bubblewrap is not installed: the pod's container paths cannot be given their own view."""
+
+
+class SandboxRefused(Exception):
+    """A container path this view cannot give (it passes through a host symlink or an existing host file)."""
+
+
+def bwrap() -> str | None:
+    """The bubblewrap executable, or None."""
+    return shutil.which("bwrap")
+
+
+@dataclass
+class View:
+    """The filesystem a container sees. `own` are container paths that live under `root`; `mounts` map a container
+    path (a volume mount) to a host folder or file; `workdir` is the working directory (the runner's own when
+    None)."""
+
+    root: Path
+    own: list[str] = field(default_factory=list)
+    mounts: dict[str, Path] = field(default_factory=dict)
+    workdir: str | None = None
+
+    def host_path(self, container_path: str) -> Path:
+        """Where a container path is on the host once the command ran: inside a mount's folder, else under
+        `root` (an own path or below one)."""
+        path = PurePosixPath(os.path.normpath(container_path))
+        for target in sorted(self.mounts, key=len, reverse=True):
+            if path == PurePosixPath(target) or PurePosixPath(target) in path.parents:
+                return self.mounts[target] / path.relative_to(target)
+        return self.root / path.relative_to("/")
+
+    def command(self, argv: list[str], executable: str | None = None) -> list[str]:
+        """The command line that runs `argv` in this view (prepares `root`); SandboxUnavailable without bwrap."""
+        program = executable or bwrap()
+        if program is None:
+            raise SandboxUnavailable(
+                "the container's own paths need bubblewrap: install it (Debian/Ubuntu: apt-get install bubblewrap)")
+        own = ["/tmp", *self.own]
+        workdir = self.workdir
+        if workdir is not None and not os.path.isdir(workdir) and not self._mounted(workdir):
+            own.append(workdir)  # the runtime creates a missing working directory
+            (self.root / _norm(workdir).lstrip("/")).mkdir(parents=True, exist_ok=True)
+        special = {_norm(p) for p in [*own, *self.mounts]}
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / "tmp").mkdir(exist_ok=True)
+        (self.root / "tmp").chmod(0o1777)
+        args = [program, "--bind", str(self.root), "/", "--dev", "/dev", "--proc", "/proc", "--die-with-parent"]
+        self._expose("/", special, args)
+        for target in sorted(self.mounts, key=lambda t: _norm(t).count("/")):
+            source = self.mounts[target]
+            (self.root / _norm(target).lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+            args += ["--bind", str(source), _norm(target)]
+        args += ["--chdir", workdir or os.getcwd()]
+        return [*args, "--", *argv]
+
+    def _mounted(self, path: str) -> bool:
+        return any(_under(_norm(path), _norm(t)) for t in self.mounts)
+
+    def _expose(self, directory: str, special: set[str], args: list[str]) -> None:
+        """Bind each host entry of `directory` into the view, descending into those on the way to a special path."""
+        try:
+            entries = sorted(os.listdir(directory))
+        except OSError as err:
+            raise SandboxRefused(f"cannot read {directory} on this machine: {err}") from err
+        for entry in entries:
+            host = os.path.join(directory, entry)
+            if host in _NOT_BOUND or host in special:
+                continue
+            inside = [p for p in special if _under(p, host) and p != host]
+            if not inside:
+                if os.path.islink(host):
+                    link = self.root / host.lstrip("/")
+                    if not link.is_symlink():
+                        link.symlink_to(os.readlink(host))
+                else:
+                    args += ["--bind", host, host]
+                continue
+            if os.path.islink(host) or not os.path.isdir(host):
+                raise SandboxRefused(
+                    f"container path {sorted(inside)[0]} passes through {host}, which is not a folder on this machine")
+            (self.root / host.lstrip("/")).mkdir(parents=True, exist_ok=True)
+            self._expose(host, special, args)
+
+
+def _norm(path: str) -> str:
+    return os.path.normpath("/" + path.lstrip("/"))
+
+
+def _under(path: str, ancestor: str) -> bool:
+    return path == ancestor or path.startswith(ancestor.rstrip("/") + "/")
+
+
+class Process:
+    """A container's process, in its own process group; stdout and stderr go to files. `stop` sends SIGTERM to the
+    group now and SIGKILL once `grace` seconds passed (checked by `poll`). With `wrapped` (the leader is bwrap,
+    which would die of SIGTERM at once and take the command with it), SIGTERM goes to every member but the leader,
+    so the command handles it as in a container."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], stdout: Path, stderr: Path, cwd: str | None = None,
+                 wrapped: bool = False):
+        self.argv = argv
+        self.wrapped = wrapped
+        self.stdout = stdout
+        self.stderr = stderr
+        self.started_at = time.time()
+        self.finished_at: float | None = None
+        self.exit_code: int | None = None
+        self._kill_at: float | None = None
+        self._term_pending = False
+        with open(stdout, "wb") as out, open(stderr, "wb") as err:
+            self._popen = subprocess.Popen(argv, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                                           cwd=cwd, start_new_session=True)
+
+    @property
+    def pid(self) -> int:
+        return self._popen.pid
+
+    def poll(self) -> int | None:
+        """The exit code once the process ended (128 + N when killed by signal N), else None. Never blocks."""
+        if self.exit_code is not None:
+            return self.exit_code
+        try:  # see the exit without reaping: the group's id stays ours until the leader is reaped
+            ended = os.waitid(os.P_PID, self._popen.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:
+            ended = None
+        if ended is None and self._popen.returncode is None:
+            if self._term_pending:  # bwrap had not started the command yet when stopped
+                self._term_pending = not self._term_members()
+            if self._kill_at is not None and time.monotonic() >= self._kill_at:
+                self._signal(signal.SIGKILL)
+            return None
+        self._signal(signal.SIGKILL)  # what it left behind in its group (a shell's background jobs)
+        code = self._popen.wait()
+        self.exit_code = 128 - code if code < 0 else code
+        self.finished_at = time.time()
+        return self.exit_code
+
+    def stop(self, grace: float = 10.0) -> None:
+        """SIGTERM to its process group now, SIGKILL after `grace` seconds."""
+        if self.poll() is not None or self._kill_at is not None:
+            return
+        self._kill_at = time.monotonic() + grace
+        if self.wrapped:
+            self._term_pending = not self._term_members()
+        else:
+            self._signal(signal.SIGTERM)
+
+    def wait(self, timeout: float) -> int | None:
+        """Poll until it ended or `timeout` seconds passed (for tests and shutdown)."""
+        end = time.monotonic() + timeout
+        while (code := self.poll()) is None and time.monotonic() < end:
+            time.sleep(0.01)
+        return code
+
+    def _term_members(self) -> bool:
+        members = _members(self._popen.pid)
+        for pid in members:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGTERM)
+        return bool(members)
+
+    def _signal(self, sig: signal.Signals) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self._popen.pid, sig)
+
+
+def _members(group: int) -> list[int]:
+    """The processes of a process group other than its leader (from /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == group:
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as stat:
+                fields = stat.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == group:
+            found.append(int(entry))
+    return found
