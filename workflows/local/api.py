@@ -10,17 +10,17 @@ What cannot run here is refused before anything starts (`Refused`, every place l
 `mlops run --from` shares: the documents read, `-p` applied as `argo submit -p` applies it, a WorkflowTemplate
 submitted as `argo submit --from workflowtemplate/<name>` would be, the workflowTemplateRef merged, the checks run.
 
-The run itself is the engine's (workflows/local/engine/): `execute` calls its entry point,
-`workflows.local.engine.operator.run_workflow(workflow, *, store, config_maps, run_dir, progress)`, which returns
-an object with `tree` (a NodeTree), `outputs` (the workflow's Outputs), `phase` and `message`.
+The run itself is the engine's (workflows/local/engine/): `execute` calls the controller's entry point
+`operator.run_workflow` with the executor's `LocalExecutor`, and writes run.json from its result.
 """
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import importlib
+import importlib.util
 import os
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +43,9 @@ from workflows.local.templates import (
 
 RUNNABLE = ("Workflow", WORKFLOW_TEMPLATE, "ClusterWorkflowTemplate")
 RUNS = Path(".mlops/runs")
-ENGINE = "workflows.local.engine.operator"
+GENERATOR = "argo-mlops.io/generator"  # the annotation `mlops compile` puts on what it renders
+ENGINE = "workflows.local.engine.operator"  # run_workflow: the controller's entry point
+EXECUTOR = "workflows.local.engine.executor"  # LocalExecutor: pods as sandboxed processes
 
 
 class LoadError(UsageError):
@@ -67,11 +69,12 @@ class Prepared:
     """A workflow ready to run: the spec that runs (workflowTemplateRef merged, `-p` applied), where its
     templateRefs resolve, the ConfigMaps the controller sees, and what the checks found."""
 
-    workflow: dict[str, Any]
+    workflow: dict[str, Any]  # what the checks saw: the workflowTemplateRef merged
     store: TemplateStore
     config_maps: dict[str, dict[str, Any]]
     report: Report
     parameters: dict[str, str] = field(default_factory=dict)
+    submitted: dict[str, Any] = field(default_factory=dict)  # what runs: the Workflow as submitted, -p applied
 
     @property
     def name(self) -> str:
@@ -121,9 +124,9 @@ def documents(source: Any) -> list[dict[str, Any]]:
     if hasattr(source, "to_dict"):
         return [dict(source.to_dict())]
     if isinstance(source, Mapping):
-        return [dict(source)]
+        return [copy.deepcopy(dict(source))]
     if isinstance(source, list) and all(isinstance(d, Mapping) for d in source):
-        return [dict(d) for d in source]
+        return [copy.deepcopy(dict(d)) for d in source]
     raise LoadError(f"cannot run a {type(source).__name__}: give a Workflow or WorkflowTemplate (Hera object, "
                     "dict or YAML file)")
 
@@ -134,7 +137,7 @@ def prepare(source: Any, parameters: Mapping[str, str] | None = None, *, name: s
     """Read, choose, apply `-p`, merge and check. Raises LoadError or TemplateStoreError; refusals are in
     `report` (a caller decides: `run` raises Refused)."""
     docs = documents(source)
-    chosen = _choose(docs, name)
+    chosen = choose(docs, name)
     sources = [Path(t) for t in templates] if templates is not None else (
         [DEFAULT_STORE] if DEFAULT_STORE.is_dir() else [])
     store = TemplateStore.load(sources)
@@ -144,6 +147,9 @@ def prepare(source: Any, parameters: Mapping[str, str] | None = None, *, name: s
     maps = {_name(d): d for p in configmaps for d in documents(Path(p)) if d.get("kind") == "ConfigMap"}
     maps.update({_name(d): d for d in docs if d.get("kind") == "ConfigMap"})
     workflow = _as_workflow(chosen)
+    if image_commands:
+        for doc in [workflow, *store.resources.values()]:
+            with_image_commands(doc.get("spec") or {}, image_commands)
     given = dict(parameters or {})
     override_parameters(workflow, given)
     try:
@@ -151,10 +157,10 @@ def prepare(source: Any, parameters: Mapping[str, str] | None = None, *, name: s
     except TemplateNotFound as err:
         report = Report()
         report.refuse("workflow", "spec.workflowTemplateRef", str(err))
-        return Prepared(workflow, store, maps, report, given)
+        return Prepared(workflow, store, maps, report, given, workflow)
     object_store = bool(os.environ.get("AWS_ENDPOINT_URL"))
     report = check(merged, Resolver(merged, store), image_commands=image_commands, object_store=object_store)
-    return Prepared(merged, store, maps, report, given)
+    return Prepared(merged, store, maps, report, given, workflow)
 
 
 def _name(doc: Mapping[str, Any]) -> str:
@@ -163,7 +169,7 @@ def _name(doc: Mapping[str, Any]) -> str:
     return str(meta.get("name") or str(meta.get("generateName") or "").rstrip("-"))
 
 
-def _choose(docs: list[dict[str, Any]], name: str | None) -> dict[str, Any]:
+def choose(docs: list[dict[str, Any]], name: str | None) -> dict[str, Any]:
     runnable = [d for d in docs if d.get("kind") in RUNNABLE[:2]]
     if name is not None:
         runnable = [d for d in runnable if _name(d) == name]
@@ -174,6 +180,11 @@ def _choose(docs: list[dict[str, Any]], name: str | None) -> dict[str, Any]:
         found = ", ".join(f"{d.get('kind')}/{_name(d)}" for d in docs if d.get("kind") in RUNNABLE[:2])
         raise LoadError(f"expected one Workflow or WorkflowTemplate {which}; found: {found or 'none'}")
     return runnable[0]
+
+
+def is_ours(doc: Mapping[str, Any]) -> bool:
+    """Rendered by `mlops compile` from a policy (our training, drift and retrain templates)."""
+    return GENERATOR in ((doc.get("metadata") or {}).get("annotations") or {})
 
 
 def _as_workflow(doc: Mapping[str, Any]) -> dict[str, Any]:
@@ -187,6 +198,17 @@ def _as_workflow(doc: Mapping[str, Any]) -> dict[str, Any]:
     name = _name(doc)
     return {"apiVersion": doc.get("apiVersion", "argoproj.io/v1alpha1"), "kind": "Workflow",
             "metadata": {"name": name}, "spec": {"workflowTemplateRef": {"name": name}}}
+
+
+def with_image_commands(spec: dict[str, Any], commands: Mapping[str, list[str]]) -> None:
+    """`--image-command IMAGE=CMD`: the command of every container of that image that has none (in place)."""
+    for template in spec.get("templates") or []:
+        containers = [template.get("container"), template.get("script"), *(template.get("initContainers") or []),
+                      *(template.get("sidecars") or []), *((template.get("containerSet") or {}).get("containers")
+                                                          or [])]
+        for container in containers:
+            if isinstance(container, dict) and not container.get("command") and container.get("image") in commands:
+                container["command"] = list(commands[str(container["image"])])
 
 
 def override_parameters(workflow: dict[str, Any], given: Mapping[str, str]) -> None:
@@ -214,23 +236,30 @@ def run(workflow: Any, parameters: Mapping[str, str] | None = None, *, templates
     return execute(prepared, run_dir or new_run_dir(RUNS, prepared.name))
 
 
-def execute(prepared: Prepared, run_dir: Path, progress: Callable[[str], None] | None = None) -> Result:
-    """Run a prepared workflow with the engine; run.json is written in `run_dir`."""
+def engine_available() -> bool:
+    """The engine's controller and executor are both there."""
+    return all(importlib.util.find_spec(module) is not None for module in (ENGINE, EXECUTOR))
+
+
+def execute(prepared: Prepared, run_dir: Path, progress: Callable[[NodeTree], None] | None = None,
+            state_dir: Path | None = None) -> Result:
+    """Run a prepared workflow with the engine (its controller's `run_workflow`, its executor's LocalExecutor);
+    run.json is written in `run_dir`. Raises EngineUnavailable when either is missing."""
     try:
-        engine = importlib.import_module(ENGINE)
+        operator = importlib.import_module(ENGINE)
+        executor_module = importlib.import_module(EXECUTOR)
     except ImportError as err:
-        raise EngineUnavailable(f"the local engine's controller ({ENGINE}) is not available: {err}") from err
-    started = time.time()
-    outcome = engine.run_workflow(prepared.workflow, store=prepared.store, config_maps=prepared.config_maps,
-                                  run_dir=run_dir, progress=progress)
-    tree: NodeTree = outcome.tree
-    root = tree.by_name(tree.workflow)
-    phase = str(getattr(outcome, "phase", None) or (root.phase if root else "Error"))
-    message = str(getattr(outcome, "message", None) or (root.message if root else ""))
-    outputs: Outputs | None = getattr(outcome, "outputs", None)
-    write_workflow_json(run_dir, workflow_document(tree, phase, message, outputs, prepared.parameters,
-                                                   time.time() - started))
-    return result_of(tree, phase, message, outputs, run_dir)
+        raise EngineUnavailable(f"the local engine is not available: {err}") from err
+    spec = prepared.workflow.get("spec") or {}
+    claims = tuple(str((c.get("metadata") or {}).get("name")) for c in spec.get("volumeClaimTemplates") or [])
+    executor = executor_module.LocalExecutor(run_dir, config_maps=prepared.config_maps, claims=claims)
+    outcome = operator.run_workflow(prepared.submitted, run_dir=run_dir, executor=executor,
+                                    templates=prepared.store, config_maps=prepared.config_maps, progress=progress,
+                                    state_dir=state_dir)
+    tree: NodeTree = outcome.nodes
+    write_workflow_json(run_dir, workflow_document(tree, outcome.phase, outcome.message, outcome.outputs,
+                                                   prepared.parameters, outcome.finished_at - outcome.started_at))
+    return result_of(tree, outcome.phase, outcome.message, outcome.outputs, run_dir)
 
 
 def result_of(tree: NodeTree, phase: str, message: str, outputs: Outputs | None, run_dir: Path) -> Result:

@@ -42,6 +42,26 @@ class Progress:
         self.line(f"{time.monotonic() - self.start:7.1f}s  {name:<{self.width}} {self.paint(text, phase)}")
 
 
+class NodeProgress:
+    """The engine's progress callback: a line each time a node that runs something (a pod, a suspend, an HTTP
+    request) changes phase, with its message when it has one."""
+
+    SHOWN = ("Pod", "Suspend", "HTTP", "Container")
+
+    def __init__(self, progress: Progress):
+        self.progress = progress
+        self.seen: dict[str, str] = {}
+
+    def __call__(self, tree: NodeTree) -> None:
+        for node in tree.nodes.values():
+            if node.type not in self.SHOWN or self.seen.get(node.id) == node.phase:
+                continue
+            self.seen[node.id] = node.phase
+            self.progress.width = max(self.progress.width, min(len(node.display_name), 40))
+            text = node.phase + (f": {node.message}" if node.message else "")
+            self.progress.task(node.display_name, text, node.phase)
+
+
 # --- the summary -----------------------------------------------------------------------------------------
 
 

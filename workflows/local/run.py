@@ -10,7 +10,6 @@ through api.execute) when its controller is there, else by the current runner. T
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import shlex
 import shutil
@@ -25,7 +24,7 @@ from steps._core.files import write_bytes, write_text
 from steps._core.policy import Policy, PolicyError, load_policy
 from steps._storage.store import DEFAULT_LOCATION, default_location
 from workflows.local import api, runner
-from workflows.local.progress import Progress, print_summary, tree_lines
+from workflows.local.progress import NodeProgress, Progress, print_summary, tree_lines
 from workflows.local.runner import RunnerError
 from workflows.local.templates import TemplateNotFound
 
@@ -163,8 +162,11 @@ def run(args: argparse.Namespace) -> int:
 
 def _check_from(args: argparse.Namespace, progress: Progress) -> int | None:
     """`--from FILE`: refuse what cannot run (exit 2), run the rest on the new engine when it is there; None
-    means: run it on the current runner."""
+    means: run it on the current runner (our own rendered templates, whose tasks read the local stand-ins of
+    mlops-config and the policy that only the current runner provides)."""
     try:
+        if api.is_ours(api.choose(api.documents(args.from_file), args.template)):
+            return None
         prepared = api.prepare(args.from_file, parse_parameters(args.parameters), name=args.template,
                                templates=args.templates, configmaps=args.configmaps,
                                image_commands=parse_image_commands(args.image_commands))
@@ -176,7 +178,7 @@ def _check_from(args: argparse.Namespace, progress: Progress) -> int | None:
         for refusal in prepared.report.refusals:
             print(f"  {refusal}", file=sys.stderr)
         return 2
-    if importlib.util.find_spec(api.ENGINE) is None:
+    if not api.engine_available():
         return None
     for notice in prepared.report.notices:
         progress.line(f"mlops run: note: {notice}")
@@ -184,7 +186,7 @@ def _check_from(args: argparse.Namespace, progress: Progress) -> int | None:
     write_bytes(run_dir / WORKFLOW_FILE, args.from_file.read_bytes())
     progress.line(f"mlops run: {prepared.name} ({run_dir / WORKFLOW_FILE})")
     try:
-        result = api.execute(prepared, run_dir, progress=progress.line)
+        result = api.execute(prepared, run_dir, progress=NodeProgress(progress))
     except KeyboardInterrupt:
         print("mlops run: interrupted", file=sys.stderr)
         return 130

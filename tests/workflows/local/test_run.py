@@ -221,14 +221,15 @@ def test_a_refused_workflow_leaves_no_run_folder(project, capsys):
     doc = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "metadata": {"generateName": "loop-"},
            "spec": {"entrypoint": "main", "templates": [
                {"name": "echo", "container": {"image": "x", "command": ["python", "-c", "print(1)"]}},
+               {"name": "apply", "resource": {"action": "create", "manifest": "kind: ConfigMap"}},
                {"name": "main", "dag": {"tasks": [
                    {"name": "a", "template": "echo"},
-                   {"name": "b", "template": "echo", "depends": "a", "when": "{{tasks.a.outputs.result}} == 1"}]}}]}}
+                   {"name": "b", "template": "apply", "depends": "a"}]}}]}}
     (project / "loop.yaml").write_text(yaml.safe_dump(doc))
     assert run.main(["--from", "loop.yaml"]) == 2
     err = capsys.readouterr().err
-    assert "{{tasks.a.outputs.result}} (a task's stdout as its result) is not supported locally" in err
-    assert not list((project / ".mlops" / "runs").iterdir())
+    assert "template apply resource: resource template (runs against the cluster)" in err
+    assert not (project / ".mlops" / "runs").exists() or not list((project / ".mlops" / "runs").iterdir())
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,97 @@
+"""The Python API (workflows/local/api.py) and the README's Hera example: a Hera object, a dict or a YAML file is
+prepared as `argo submit` would submit it (-p, --from workflowtemplate/, workflowTemplateRef), checked, and run."""
+
+from __future__ import annotations
+
+import json
+import re
+import runpy
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from workflows.local import api
+
+ROOT = Path(__file__).parents[3]
+CONFORMANCE = Path(__file__).parent / "conformance"
+ENGINE_THERE = api.engine_available()
+
+
+def hera_example() -> str:
+    section = (ROOT / "README.md").read_text().split("## Running any Argo workflow locally", 1)[1]
+    return re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)[0]
+
+
+@pytest.fixture
+def outside_tmp(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A working folder outside /tmp: the executor gives each pod its own /tmp, and a task without workingDir runs
+    in the runner's folder, which must exist inside that view (a gap reported to the executor's owner)."""
+    with tempfile.TemporaryDirectory(prefix="api-", dir="/var/tmp" if Path("/var/tmp").is_dir() else None) as name:
+        monkeypatch.chdir(name)
+        yield Path(name)
+
+
+def test_the_readme_hera_example_is_checked_and_run(outside_tmp: Path) -> None:
+    tmp_path = outside_tmp
+    code = hera_example()
+    setup, _, run_part = code.partition("result = run(")
+    (tmp_path / "example.py").write_text(setup)  # Hera reads a script's source from its file
+    scope: dict[str, Any] = runpy.run_path(str(tmp_path / "example.py"))
+    prepared = api.prepare(scope["workflow"], {"name": "local"})
+    assert prepared.report.refusals == []
+    assert prepared.workflow["spec"]["arguments"]["parameters"] == [{"name": "name", "value": "local"}]
+    if not ENGINE_THERE:
+        with pytest.raises(api.EngineUnavailable):
+            exec(compile("result = run(" + run_part, "README.md", "exec", dont_inherit=True), scope)  # noqa: S102
+        return
+    exec(compile("result = run(" + run_part, "README.md", "exec", dont_inherit=True), scope)  # noqa: S102
+    result = scope["result"]
+    assert result.nodes["greet"].outputs["exitCode"] == "0"
+    assert "hello local" in (next(result.run_dir.glob("pods/*/log"))).read_text()
+    assert json.loads((result.run_dir / "run.json").read_text())["phase"] == "Succeeded"
+
+
+def test_a_hera_object_that_cannot_run_here_is_refused_naming_every_place() -> None:
+    from hera.workflows import Container, Steps, Workflow
+
+    with Workflow(name="needs-image", entrypoint="main") as workflow:
+        say = Container(name="say", image="argoproj/argosay:v2", args=["echo", "hi"])
+        with Steps(name="main"):
+            say(name="a")
+    with pytest.raises(api.Refused) as refused:
+        api.run(workflow)
+    assert [r.template for r in refused.value.refusals] == ["template say"]
+    assert "--image-command argoproj/argosay:v2=CMD" in str(refused.value)
+
+
+def test_parameters_replace_the_declared_ones_whole_and_come_first_as_argo_submit_p() -> None:
+    doc = {"kind": "Workflow", "metadata": {"generateName": "p-"}, "spec": {
+        "entrypoint": "main", "arguments": {"parameters": [
+            {"name": "a", "value": "1"}, {"name": "b", "value": "2", "enum": ["2", "3"]}]},
+        "templates": [{"name": "main", "container": {"image": "x", "command": ["true"]}}]}}
+    prepared = api.prepare(doc, {"b": "9", "c": "new"})
+    assert prepared.name == "p"
+    assert prepared.workflow["spec"]["arguments"]["parameters"] == [
+        {"name": "b", "value": "9"}, {"name": "c", "value": "new"}, {"name": "a", "value": "1"}]
+
+
+def test_a_workflow_template_is_submitted_as_a_workflow_referring_to_it(tmp_path: Path) -> None:
+    source = CONFORMANCE / "templates" / "submittable-workflowtemplate.yaml"
+    template = yaml.safe_load(source.read_text())
+    prepared = api.prepare(source, templates=[])
+    assert prepared.name == template["metadata"]["name"]
+    assert prepared.workflow["kind"] == "Workflow"
+    assert prepared.workflow["spec"]["entrypoint"] == template["spec"]["entrypoint"]
+    assert prepared.report.refusals == []
+
+
+def test_a_file_with_several_workflows_needs_a_name(tmp_path: Path) -> None:
+    docs = [{"kind": "Workflow", "metadata": {"name": n}, "spec": {}} for n in ("a", "b")]
+    (tmp_path / "two.yaml").write_text(yaml.safe_dump_all(docs))
+    with pytest.raises(api.LoadError, match="found: Workflow/a, Workflow/b"):
+        api.prepare(tmp_path / "two.yaml", templates=[])
+    assert api.prepare(tmp_path / "two.yaml", name="b", templates=[]).name == "b"
