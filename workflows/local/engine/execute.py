@@ -16,6 +16,7 @@ from workflows.local.engine.locks import Locks
 from workflows.local.engine.nodes import (
     ERROR,
     FAILED,
+    HTTP,
     PENDING,
     POD,
     RETRY,
@@ -34,8 +35,9 @@ from workflows.local.engine.outputs import (
     step_or_task_name,
     suspend_outputs,
 )
-from workflows.local.engine.pods import PodRefused, PodSpec
+from workflows.local.engine.pods import InputArtifact, PodRefused, PodSpec
 from workflows.local.engine.state import Holder, Operation, ParallelismReached
+from workflows.local.engine.substitute import replace_obj
 from workflows.local.engine.templates import (
     TemplateContext,
     TemplateNotFound,
@@ -53,7 +55,8 @@ FAIL_FAST_MESSAGE = "template has failed or errored children and failFast enable
 class Controller(Operation):
     config_maps: dict[str, Any] = field(default_factory=dict)
     locks: Locks | None = None
-    resume: dict[str, dict[str, str]] | None = None  # suspend node name -> supplied outputs (mlops run --resume)
+    resume: dict[str, dict[str, str]] = field(default_factory=dict)  # supplied outputs by node (display) name
+    resuming: set[str] = field(default_factory=set)  # the suspend nodes `mlops run --resume` resumes
     suspended: set[str] = field(default_factory=set)  # indefinite suspend nodes waiting for a resume
 
     def execute_template(self, node_name: str, holder: Holder, tmpl_ctx: Any, args: dict[str, Any],
@@ -156,7 +159,7 @@ class Controller(Operation):
         kind = template_type(tmpl)
         err_: Exception | None = None
         try:
-            if kind in ("container", "script", "containerSet"):
+            if kind in ("container", "script", "containerSet", "http"):
                 node = self.execute_pod(node_name, ctx.scope, tmpl, holder, boundary_id, hooked, retried)
             elif kind == "steps":
                 node = steps.execute_steps(self, node_name, new_ctx, tmpl, holder, boundary_id, hooked, retried)
@@ -241,28 +244,36 @@ class Controller(Operation):
         node = self.get(name)
         if node is not None and node.extra.get("podStarted"):
             return node
-        node = node or self.init_executable_node(name, POD, scope, tmpl, holder, boundary_id, PENDING,
-                                                 hooked=hooked, retried=retried)
+        node = node or self.init_executable_node(name, HTTP if tmpl.get("http") is not None else POD, scope, tmpl,
+                                                 holder, boundary_id, PENDING, hooked=hooked, retried=retried)
         node.extra["podStarted"] = True
         node.extra["globalNames"] = global_names(tmpl)
         node.extra["daemon"] = bool(tmpl.get("daemon"))
         if tmpl.get("containerSet") is not None:
             node.extra["containerSet"] = True
         now = self.now()
-        if self.deadline is not None and now > self.deadline:
+        exit_pod = self.part_of_exit_handler(node)  # exit pods ignore the workflow's deadline (workflowpod.go:455)
+        node.extra["exitPod"] = exit_pod
+        if self.deadline is not None and now > self.deadline and not exit_pod:
             return self.mark_phase(name, FAILED, DEADLINE_MESSAGE)
         parent = self.node_templates.get(boundary_id) if boundary_id else None
         capture = parent is not None and has_output_result_ref(step_or_task_name(name), parent)
-        deadline = self.deadline
+        deadline = None if exit_pod else self.deadline
         for key in ("activeDeadlineSeconds", "timeout"):
             if tmpl.get(key) not in (None, ""):
                 mine = now + retry.parse_duration(tmpl[key])
                 deadline = mine if deadline is None else min(deadline, mine)
         kind = template_type(tmpl)
-        volumes = list(self.spec.get("volumes") or []) + list(tmpl.get("volumes") or [])
+        try:
+            arts = input_artifacts(tmpl)
+        except PodRefused as err:
+            return self.mark_error(name, err)
+        volumes = list(replace_obj(self.spec.get("volumes") or [], self.global_params(), None)) + \
+            list(tmpl.get("volumes") or [])
         spec = PodSpec(workflow=self.workflow, node_id=node.id, node_name=name,
                        pod_name=self.pod_name(name, tmpl.get("name", "")), kind=kind, template=tmpl,
-                       volumes=volumes, capture_result=capture, deadline=deadline, daemon=bool(tmpl.get("daemon")),
+                       volumes=volumes, input_artifacts=arts, capture_result=capture,
+                       deadline=deadline, daemon=bool(tmpl.get("daemon")),
                        env={"ARGO_NODE_ID": node.id, "ARGO_TEMPLATE": tmpl.get("name", "")})
         try:
             self.handles[node.id] = self.executor.start(spec)
@@ -276,7 +287,7 @@ class Controller(Operation):
         past_deadline = self.deadline is not None and now > self.deadline
         for ident, handle in list(self.handles.items()):
             node = self.tree.nodes[ident]
-            if past_deadline and not node.fulfilled:
+            if past_deadline and not node.fulfilled and not node.extra.get("exitPod"):
                 handle.stop(FAILED, DEADLINE_MESSAGE)
             result = handle.poll()
             if result is None:
@@ -304,7 +315,8 @@ class Controller(Operation):
                 self.locks.save(self, node)
         if past_deadline:
             for node in self.tree.nodes.values():
-                if node.type in (SUSPEND, POD) and node.phase in (PENDING, RUNNING) and node.id not in self.handles:
+                if node.type in (SUSPEND, POD) and node.phase in (PENDING, RUNNING) and node.id not in self.handles \
+                        and not self.part_of_exit_handler(node):
                     self.mark_phase(node.name, FAILED, DEADLINE_MESSAGE)
 
     def _container_nodes(self, node: Node, result: Any) -> None:
@@ -330,10 +342,12 @@ class Controller(Operation):
             node.extra["globalNames"] = global_names(tmpl)
         if node.fulfilled:
             return node
-        if self.deadline is not None and self.now() > self.deadline:
+        if self.deadline is not None and self.now() > self.deadline and not self.part_of_exit_handler(node):
             return self.mark_phase(name, FAILED, DEADLINE_MESSAGE)
         duration = (tmpl.get("suspend") or {}).get("duration")
-        supplied = (self.resume or {}).get(name)
+        supplied = None
+        if name in self.resuming:
+            supplied = self.resume.get(name) or self.resume.get(node.display_name) or {}
         if duration in (None, "") and supplied is None:
             self.suspended.add(name)
             return node
@@ -355,3 +369,22 @@ class Controller(Operation):
         self.mark_phase(name, SUCCEEDED)
         self.add_outputs_to_global(node)
         return node
+
+
+def input_artifacts(tmpl: dict[str, Any]) -> list[InputArtifact]:
+    """The template's input artifacts as the executor places them: from the run's repository (an argument that
+    named another node's output), raw text, or S3; an optional one with no source is left out."""
+    out = []
+    for art in (tmpl.get("inputs") or {}).get("artifacts") or []:
+        raw = (art.get("raw") or {}).get("data")
+        s3 = art.get("s3") or {}
+        s3_uri = f"s3://{s3.get('bucket', '')}/{s3['key']}" if s3.get("key") else None
+        if art.get("_key") is None and raw is None and s3_uri is None:
+            if art.get("optional"):
+                continue
+            raise PodRefused(f"input artifact {art.get('name')!r} has no source this machine can read")
+        mode = art.get("mode")
+        out.append(InputArtifact(name=art["name"], path=str(art.get("path", "")), key=art.get("_key"),
+                                 archive=art.get("_archive", "tar"), sub_path=art.get("subPath"), raw=raw,
+                                 s3_uri=s3_uri, mode=int(mode) if mode is not None else None))
+    return out

@@ -126,7 +126,8 @@ class Locks:
             op.requeue_after(op.now() + 0.2)
             return node, False
         if node is not None:
-            node.extra.pop("waiting_lock", None)
+            if node.extra.pop("waiting_lock", None) is not None:
+                node.started_at = op.now()  # it starts once it holds the lock (the case's order rules read this)
             node.message = ""
             if ident != node.id:
                 self.held[node.id] = self.held.pop(ident)

@@ -12,8 +12,9 @@
 - `config_maps`: ConfigMaps by name, as the cluster would hold them (label rules apply);
 - `progress(tree)`: called after every pass that changed something;
 - `state_dir`: where locks and the memoization cache live, shared by runs (default `~/.cache/argo-mlops`);
-- `resume`: for `mlops run --resume`: supplied outputs of indefinite suspend nodes, by node name (an empty dict
-  resumes each one with its defaults).
+- `resume`: for `mlops run --resume RUN` (the same workflow, parameters and `run_dir`): continue the run saved
+  in `run_dir` (resume.py), resuming the suspend nodes it stopped at; values for their `supplied` outputs by node
+  name or display name, `{node: {param: value}}` (an empty mapping resumes each with its defaults).
 
 Each pass reads the pods' states (PodHandle.poll), then executes the entrypoint's template from the top, starting
 whatever may start; between passes the engine sleeps until a pod ends, a daemon becomes ready, or a timer is due
@@ -35,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from workflows.local.engine import hooks
+from workflows.local.engine import resume as saved
 from workflows.local.engine.execute import Controller
 from workflows.local.engine.inputs import global_parameters
 from workflows.local.engine.locks import Locks
@@ -144,7 +146,7 @@ class Run:
     def next_wake(self) -> float | None:
         op = self.op
         times = list(op.wake_at)
-        if op.deadline is not None:
+        if op.deadline is not None and op.deadline > op.now():
             times.append(op.deadline)
         return min(times) if times else None
 
@@ -192,11 +194,17 @@ def run_workflow(workflow: Mapping[str, Any], *, parameters: Mapping[str, str] |
     op = Controller(workflow=name, spec=spec, tree=NodeTree(name), executor=executor, run_dir=run_dir,
                     config_maps=cms, resume={k: dict(v) for k, v in (resume or {}).items()})
     op.locks = Locks(state_dir or Path.home() / ".cache" / "argo-mlops", cms, meta.get("namespace") or "default")
-    op.globals = global_parameters(meta, spec, cms, uid or str(uuid.uuid4()), started)
+    if resume is not None:
+        op.tree, op.globals, op.outputs, started, suspended_before = saved.load(run_dir)
+        op.resuming = set(suspended_before)
+    else:
+        op.globals = global_parameters(meta, spec, cms, uid or str(uuid.uuid4()), started)
     if spec.get("activeDeadlineSeconds") is not None:
         op.deadline = started + float(spec["activeDeadlineSeconds"])
     run = Run(op, TemplateContext(list(spec.get("templates") or []), "local", templates), started)
     try:
+        if spec.get("synchronization"):
+            _workflow_lock(op, spec["synchronization"])
         _loop(run, progress)
     except KeyboardInterrupt:
         run.stop("Stop")
@@ -206,7 +214,20 @@ def run_workflow(workflow: Mapping[str, Any], *, parameters: Mapping[str, str] |
             handle.stop(FAILED, "Stopped with strategy 'Terminate'")
         op.locks.release_all()
     suspended = sorted(op.suspended) if run.phase == "Running" else []
+    if suspended:
+        saved.save(run_dir, op.tree, op.globals, op.outputs, started, suspended)
+    else:
+        saved.discard(run_dir)
     return Result(run.phase, run.message, op.tree, op.outputs, suspended, started, time.time())
+
+
+def _workflow_lock(op: Controller, sync: dict[str, Any]) -> None:
+    """A workflow-level lock holds the whole workflow Pending until it is taken (operator.go:284-325)."""
+    assert op.locks is not None  # noqa: S101 - set by run_workflow
+    sleep = SLEEP_MIN
+    while not op.locks.try_acquire(op.workflow, sync)[0]:
+        time.sleep(sleep)
+        sleep = min(sleep * 2, 0.5)
 
 
 def _loop(run: Run, progress: Callable[[NodeTree], None] | None) -> None:
@@ -227,7 +248,7 @@ def _loop(run: Run, progress: Callable[[NodeTree], None] | None) -> None:
             run.phase, run.message = ERROR, "the workflow cannot progress: no pod runs and nothing is due"
             return
         last = state
-        if op.handles or op.wake_at or op.deadline is not None:
+        if op.handles or op.wake_at or (op.deadline is not None and op.deadline > op.now()):
             run.wait()
 
 

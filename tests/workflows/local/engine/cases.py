@@ -44,8 +44,22 @@ def expectation(case: Path) -> dict[str, Any]:
     return dict(yaml.safe_load(case.with_name(case.stem + ".expected.yaml").read_text()))
 
 
+def sandboxed(run_dir: Path, workflow: dict[str, Any], config_maps: dict[str, Any]) -> Executor:
+    """The executor engineer's LocalExecutor (sandbox, volumes, artifacts), as `mlops run` builds it."""
+    from workflows.local.engine.executor import LocalExecutor as Sandboxed
+
+    claims = tuple(str((c.get("metadata") or {}).get("name"))
+                   for c in (workflow.get("spec") or {}).get("volumeClaimTemplates") or [])
+    return Sandboxed(run_dir, config_maps=config_maps, claims=claims)
+
+
+def simple(run_dir: Path, workflow: dict[str, Any], config_maps: dict[str, Any]) -> Executor:
+    """tests/support's subprocess executor (no volumes, artifacts or sidecars)."""
+    return LocalExecutor(run_dir)
+
+
 def run_case(case: Path, run_dir: Path, state_dir: Path,
-             executor: Callable[[Path], Executor] = LocalExecutor) -> Result:
+             executor: Callable[[Path, dict[str, Any], dict[str, Any]], Executor] = sandboxed) -> Result:
     spec = expectation(case)
     run = spec.get("run") or {}
     store = TemplateStore.load([CASES / t for t in run.get("templates") or []])
@@ -56,7 +70,8 @@ def run_case(case: Path, run_dir: Path, state_dir: Path,
                 config_maps[doc["metadata"]["name"]] = doc
     workflow = yaml.safe_load(case.read_text())
     params = {k: str(v) for k, v in (run.get("parameters") or {}).items()}
-    return run_workflow(workflow, parameters=params, run_dir=run_dir, executor=executor(run_dir), templates=store,
+    return run_workflow(workflow, parameters=params, run_dir=run_dir,
+                        executor=executor(run_dir, workflow, config_maps), templates=store,
                         config_maps=config_maps, state_dir=state_dir)
 
 
