@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import time
 import uuid
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.workflows.local.engine.cases import bounded, case_files, differences, expectation, run_case
 from workflows.local.engine.executor import DEADLINE_MESSAGE, LocalExecutor
 from workflows.local.engine.pods import InputArtifact, PodHandle, PodRefused, PodResult, PodSpec
 from workflows.local.engine.sandbox import bwrap
@@ -147,3 +149,69 @@ def test_input_artifacts_are_placed_before_the_command_starts(executor: LocalExe
     result = run(executor, {"container": {"command": ["sh", "-c", "cat /inputs/data/a.txt; stat -c %a /tmp/msg"]}},
                  input_artifacts=inputs, capture_result=True)
     assert (result.phase, result.outputs.result) == ("Succeeded", "A600")
+
+
+EXECUTOR_CASES = [c for c in case_files() if c.name.startswith(("068", "069", "070", "071", "072", "073", "074",
+                                                                 "075", "076"))]
+
+
+@pytest.mark.parametrize("case", EXECUTOR_CASES, ids=[c.stem for c in EXECUTOR_CASES])
+def test_conformance_case_of_the_executor_gives_argos_result(case: Path, tmp_path: Path) -> None:
+    """Artifacts, volumes, containerSets, daemons and sidecars end to end through the engine's entry point."""
+    expected = expectation(case)
+    with bounded(float((expected.get("run") or {}).get("timeout", 60))):
+        result = run_case(case, tmp_path / "run", tmp_path / "state")
+    assert differences(result, expected) == []
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_a_container_set_runs_by_dependencies_and_a_failure_stops_its_dependents(executor: LocalExecutor) -> None:
+    template = {"volumes": [{"name": "ws", "emptyDir": {}}], "containerSet": {
+        "volumeMounts": [{"name": "ws", "mountPath": "/ws"}],
+        "containers": [
+            {"name": "a", "command": ["sh", "-c", "echo a > /ws/a"]},
+            {"name": "b", "command": ["sh", "-c", "cat /ws/a; exit 5"], "dependencies": ["a"]},
+            {"name": "main", "command": ["echo", "never"], "dependencies": ["b"]}]}}
+    result = run(executor, template, kind="containerSet")
+    by_name = {c.name: (c.phase, c.exit_code) for c in result.containers}
+    assert by_name == {"a": ("Succeeded", 0), "b": ("Failed", 5), "main": ("Failed", None)}
+    assert (result.phase, result.message) == ("Failed", "b: Error (exit code 5)")
+
+
+def test_sidecars_are_stopped_when_main_ends_and_their_sigterm_exit_is_ignored(executor: LocalExecutor) -> None:
+    started = time.monotonic()
+    result = run(executor, {"container": {"command": ["sleep", "0.3"]},
+                            "sidecars": [{"name": "side", "command": ["sleep", "60"]}]})
+    assert (result.phase, result.message) == ("Succeeded", "")
+    assert time.monotonic() - started < 5
+
+
+def test_a_sidecar_failing_on_its_own_fails_the_pod(executor: LocalExecutor) -> None:
+    result = run(executor, {"container": {"command": ["sleep", "1"]},
+                            "sidecars": [{"name": "side", "command": ["sh", "-c", "exit 3"]}]})
+    assert (result.phase, result.message) == ("Failed", "side: Error (exit code 3)")
+
+
+def test_a_daemon_is_ready_once_its_probe_passes_and_stopping_it_succeeds(executor: LocalExecutor) -> None:
+    port = free_port()
+    handle = executor.start(spec({"daemon": True, "container": {
+        "command": ["sh", "-c", f"sleep 0.5; exec python3 -m http.server {port} --bind 127.0.0.1"],
+        "readinessProbe": {"httpGet": {"path": "/", "port": port}, "periodSeconds": 1}}}, daemon=True))
+    assert not handle.ready
+    deadline = time.monotonic() + 15
+    while not handle.ready:
+        assert handle.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    assert handle.pod_ip == "127.0.0.1"
+    handle.stop("Succeeded", "")
+    assert wait(handle, timeout=10).phase == "Succeeded"
+
+
+def test_a_daemon_whose_process_exits_is_failed(executor: LocalExecutor) -> None:
+    result = run(executor, {"daemon": True, "container": {"command": ["true"]}}, daemon=True)
+    assert result.phase == "Failed"
