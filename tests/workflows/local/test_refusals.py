@@ -55,7 +55,7 @@ def test_every_place_is_listed_at_once() -> None:
         "unknown here; give one with --image-command argoproj/argosay:v2=CMD",
         "template clone container.command: command 'no-such-command-on-this-host' not found on this machine",
         "template fetch inputs.artifacts.src: git artifact: not fetched on this machine",
-        "template secret-env container.env.TOKEN: env value from a Secret",
+        "template secret-env container.env.TOKEN: env value from secretKeyRef: no local source",
     ]
 
 
@@ -64,9 +64,15 @@ def test_an_image_command_stands_in_for_the_entrypoint() -> None:
     assert refusals(wf, image_commands={"argoproj/argosay:v2": ["sh", "-c"]}) == []
 
 
-def test_an_optional_secret_is_absent_as_on_a_cluster_without_it() -> None:
-    env = [{"name": "KEY", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k", "optional": True}}}]
-    assert refusals(workflow(container("c", env=env))) == []
+def test_env_values_from_the_cluster_are_refused_and_config_map_env_runs() -> None:
+    env = [{"name": "KEY", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k", "optional": True}}},
+           {"name": "URL", "valueFrom": {"configMapKeyRef": {"name": "c", "key": "url"}}}]
+    env_from = [{"configMapRef": {"name": "settings"}}, {"secretRef": {"name": "s"}}]
+    assert refusals(workflow(container("c", env=env, envFrom=env_from))) == [
+        "template c container.env.KEY: env value from secretKeyRef: no local source",
+        "template c container.env.URL: env value from configMapKeyRef: no local source",
+        "template c container.envFrom[1]: envFrom secretRef: no local source (configMapRef from --configmaps runs)",
+    ]
 
 
 def test_volumes_without_a_local_source_are_refused_and_local_ones_run() -> None:
