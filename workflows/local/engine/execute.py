@@ -256,6 +256,8 @@ class Controller(Operation):
         node.extra["exitPod"] = exit_pod
         if self.deadline is not None and now > self.deadline and not exit_pod:
             return self.mark_phase(name, FAILED, DEADLINE_MESSAGE)
+        if self.shutdown and not exit_pod:  # stopping: no new pod but the exit handlers' (exec_control.go)
+            return self.mark_phase(name, FAILED, f"Stopped with strategy '{self.shutdown}'")
         parent = self.node_templates.get(boundary_id) if boundary_id else None
         capture = parent is not None and has_output_result_ref(step_or_task_name(name), parent)
         deadline = None if exit_pod else self.deadline

@@ -143,3 +143,16 @@ def differences(result: Result, expected: dict[str, Any]) -> list[str]:
 
 def _by_display(tree: NodeTree) -> dict[str, Node]:
     return {n.display_name: n for n in tree.nodes.values()}
+
+
+def node(result: Result, name: str) -> Node:
+    """The node of that name, which must exist."""
+    found = result.nodes.by_name(name)
+    assert found is not None, f"no node {name}: {sorted(n.name for n in result.nodes.nodes.values())}"
+    return found
+
+
+def output(found: Node, name: str) -> str | None:
+    """An output parameter's value (None when absent)."""
+    param = found.outputs.parameter(name) if found.outputs is not None else None
+    return param.value if param is not None else None

@@ -1,0 +1,75 @@
+"""Memoization caches outlive runs (a folder per cache name under the state folder); mutexes hold across
+concurrent local runs."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from tests.support.local_executor import LocalExecutor
+from tests.workflows.local.engine.cases import bounded, node, output
+from workflows.local.engine.operator import Result, run_workflow
+
+
+def _memoized(key: str) -> dict[str, Any]:
+    return {"metadata": {"name": "memo"}, "spec": {"entrypoint": "stamp", "templates": [
+        {"name": "stamp", "memoize": {"key": key, "maxAge": "1h", "cache": {"configMap": {"name": "stamps"}}},
+         "container": {"image": "alpine:3.20", "command": ["sh", "-c", "date +%s%N > /tmp/stamp"]},
+         "outputs": {"parameters": [{"name": "stamp", "valueFrom": {"path": "/tmp/stamp"}}]}}]}}
+
+
+def _run(workflow: dict[str, Any], run_dir: Path, state: Path) -> Result:
+    return run_workflow(workflow, run_dir=run_dir, executor=LocalExecutor(run_dir), state_dir=state)
+
+
+def test_a_second_run_reuses_the_cached_outputs_without_running(tmp_path: Path) -> None:
+    with bounded(30):
+        first = _run(_memoized("k1"), tmp_path / "r1", tmp_path / "state")
+        second = _run(_memoized("k1"), tmp_path / "r2", tmp_path / "state")
+    one, two = node(first, "memo"), node(second, "memo")
+    assert not one.memoized and two.memoized
+    assert two.phase == "Succeeded"
+    assert output(two, "stamp") == output(one, "stamp")
+    assert not (tmp_path / "r2" / "pods").exists()
+    assert (tmp_path / "state" / "memoize" / "stamps" / "k1.json").exists()
+
+
+def test_another_key_runs_again(tmp_path: Path) -> None:
+    with bounded(30):
+        first = _run(_memoized("k1"), tmp_path / "r1", tmp_path / "state")
+        other = _run(_memoized("k2"), tmp_path / "r2", tmp_path / "state")
+    assert not node(other, "memo").memoized
+    assert output(node(other, "memo"), "stamp") != \
+        output(node(first, "memo"), "stamp")
+
+
+def test_an_invalid_key_is_an_error_node(tmp_path: Path) -> None:
+    with bounded(30):
+        result = _run(_memoized("not a key"), tmp_path / "r1", tmp_path / "state")
+    assert result.phase == "Error"
+    assert "invalid memoization key" in node(result, "memo").message
+
+
+def test_a_mutex_orders_two_concurrent_runs(tmp_path: Path) -> None:
+    def guarded(name: str) -> dict[str, Any]:
+        return {"metadata": {"name": name}, "spec": {"entrypoint": "hold", "templates": [
+            {"name": "hold", "synchronization": {"mutexes": [{"name": "shared"}]},
+             "container": {"image": "alpine:3.20", "command": ["sleep", "1"]}}]}}
+
+    results: dict[str, Result] = {}
+
+    def other() -> None:
+        results["b"] = _run(guarded("b"), tmp_path / "b", tmp_path / "state")
+
+    with bounded(30):
+        thread = threading.Thread(target=other)
+        thread.start()
+        time.sleep(0.1)
+        results["a"] = _run(guarded("a"), tmp_path / "a", tmp_path / "state")
+        thread.join(20)
+    a, b = node(results["a"], "a"), node(results["b"], "b")
+    assert a.phase == b.phase == "Succeeded"
+    first, second = sorted((a, b), key=lambda n: n.started_at or 0)
+    assert (first.finished_at or 0) <= (second.started_at or 0) + 0.05
