@@ -10,7 +10,7 @@ machine"): every place at once, each named by its template and field, plus what 
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -67,12 +67,15 @@ class Report:
 
 
 def check(workflow: Mapping[str, Any], resolver: Resolver, *, image_commands: Mapping[str, list[str]] | None = None,
-          object_store: bool = False, which: Callable[[str], str | None] = shutil.which) -> Report:
-    """Every refusal of this workflow (after workflowTemplateRef's merge and `-p`) and the notices of a run."""
+          object_store: bool = False, which: Callable[[str], str | None] = shutil.which,
+          config_maps: Collection[str] | None = None) -> Report:
+    """Every refusal of this workflow (after workflowTemplateRef's merge and `-p`) and the notices of a run.
+    `config_maps`: the names of the local ConfigMaps (None: not checked)."""
     report = Report()
     for problem in validate(workflow, resolver):
         report.refuse(_validation_place(problem.template), problem.field, problem.message)
     checker = _Checker(report, image_commands or {}, object_store, which)
+    checker.config_maps = config_maps
     spec = workflow.get("spec") or {}
     checker.spec(spec)
     for base, template in _reachable(resolver):
@@ -139,6 +142,7 @@ class _Checker:
                  which: Callable[[str], str | None]):
         self.report, self.image_commands, self.object_store, self.which = report, image_commands, object_store, which
         self.ignored: set[str] = set()
+        self.config_maps: Collection[str] | None = None
 
     def spec(self, spec: Mapping[str, Any]) -> None:
         where = "workflow"
@@ -221,6 +225,12 @@ class _Checker:
             self.report.refuse(where, f"{at} ({volume.get('name')})",
                                f"{', '.join(kinds) or 'unknown'} volume has no local source "
                                f"(emptyDir, configMap, persistentVolumeClaim and volumeClaimTemplates run here)")
+        ref = volume.get("configMap") or {}
+        name = str(ref.get("name") or "")
+        if self.config_maps is not None and "configMap" in volume and not ref.get("optional") and "{{" not in name \
+                and name not in self.config_maps:
+            self.report.refuse(where, f"{at} ({volume.get('name')})",
+                               f"ConfigMap {name!r} is not among the local ConfigMaps (give it with --configmaps)")
 
     def artifacts(self, where: str, at: str, artifacts: list[Mapping[str, Any]]) -> None:
         for art in artifacts:

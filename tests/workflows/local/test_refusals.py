@@ -83,6 +83,15 @@ def test_volumes_without_a_local_source_are_refused_and_local_ones_run() -> None
                                                        "workflow spec.volumes[2] (host)"]
 
 
+def test_a_config_map_volume_needs_the_config_map_given_locally() -> None:
+    wf = workflow(container("c"), volumes=[{"name": "settings", "configMap": {"name": "settings"}},
+                                           {"name": "extra", "configMap": {"name": "extra", "optional": True}}])
+    assert refusals(wf, config_maps=["settings"]) == []
+    assert refusals(wf, config_maps=[]) == [
+        "workflow spec.volumes[0] (settings): ConfigMap 'settings' is not among the local ConfigMaps "
+        "(give it with --configmaps)"]
+
+
 def test_cluster_state_is_refused_database_locks_and_event_values() -> None:
     wf = workflow(
         {**container("locked"), "synchronization": {"mutexes": [{"name": "m", "database": True}]}},
