@@ -116,10 +116,10 @@ class LocalExecutor:
         argv = [_expand(a, defined) for a in [*command, *(str(a) for a in ctr.get("args") or [])]]
         if spec.kind == "script" and role == "main":
             argv.append(SCRIPT_PATH)
-        mounts = self.volumes.mounts(sources, ctr.get("volumeMounts") or [], name) if sources or ctr.get(
-            "volumeMounts") else {}
-        view = View(pod_dir / name / "root", own=own, mounts=mounts, workdir=ctr.get("workingDir")) if sandboxed \
-            else None
+        volume_mounts = ctr.get("volumeMounts") or []
+        mounts = self.volumes.mounts(sources, volume_mounts, name) if volume_mounts else {}
+        view = View(pod_dir / name / "root", own=own, mounts=mounts, workdir=ctr.get("workingDir"),
+                    read_only=self.volumes.read_only(sources, volume_mounts)) if sandboxed else None
         _check_command(spec, name, argv[0], env, view)
         return Container(name=name, role=role, argv=view.command(argv) if view else argv, env=env, view=view,
                          dependencies=[str(d) for d in ctr.get("dependencies") or []], spec=ctr,

@@ -42,13 +42,14 @@ def bwrap() -> str | None:
 @dataclass
 class View:
     """The filesystem a container sees. `own` are container paths that live under `root`; `mounts` map a container
-    path (a volume mount) to a host folder or file; `workdir` is the working directory (the runner's own when
-    None)."""
+    path (a volume mount) to a host folder or file, `read_only` those the container may not write; `workdir` is
+    the working directory (the runner's own when None)."""
 
     root: Path
     own: list[str] = field(default_factory=list)
     mounts: dict[str, Path] = field(default_factory=dict)
     workdir: str | None = None
+    read_only: list[str] = field(default_factory=list)  # mounts bound read-only
 
     def host_path(self, container_path: str) -> Path:
         """Where a container path is on the host once the command ran: inside a mount's folder, else under
@@ -79,7 +80,7 @@ class View:
         for target in sorted(self.mounts, key=lambda t: _norm(t).count("/")):
             source = self.mounts[target]
             (self.root / _norm(target).lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
-            args += ["--bind", str(source), _norm(target)]
+            args += ["--ro-bind" if target in self.read_only else "--bind", str(source), _norm(target)]
         args += ["--chdir", workdir or os.getcwd()]
         return [*args, "--", *argv]
 

@@ -27,6 +27,7 @@ class Volumes:
         self.root = root
         self.config_maps = config_maps
         self.claims = claims
+        self._read_only: set[Path] = set()  # configMap volumes: Kubernetes mounts them read-only
 
     def pod_sources(self, volumes: list[dict[str, Any]], pod_dir: Path) -> dict[str, Path]:
         """Each volume's folder for one pod, by volume name."""
@@ -38,6 +39,7 @@ class Volumes:
                 path.mkdir(parents=True, exist_ok=True)
             elif "configMap" in volume:
                 path = self._config_map(volume["configMap"] or {}, pod_dir / "configMap" / name, name)
+                self._read_only.add(path)
             elif "persistentVolumeClaim" in volume:
                 path = self._claim(str((volume["persistentVolumeClaim"] or {}).get("claimName")))
             else:
@@ -65,6 +67,11 @@ class Volumes:
                     source.mkdir(parents=True)  # the kubelet creates a missing subPath as a folder
             mounts[str(mount.get("mountPath"))] = source
         return mounts
+
+    def read_only(self, sources: dict[str, Path], volume_mounts: list[dict[str, Any]]) -> list[str]:
+        """The mount paths the container may not write: `readOnly: true`, and every configMap volume."""
+        return [str(m.get("mountPath")) for m in volume_mounts
+                if m.get("readOnly") or sources.get(str(m.get("name"))) in self._read_only]
 
     def _claim(self, claim: str) -> Path:
         path = self.root / "claims" / claim

@@ -103,3 +103,11 @@ def test_a_command_that_handles_sigterm_ends_on_its_own_terms(tmp_path: Path) ->
         time.sleep(0.02)
     process.stop(grace=10)
     assert process.wait(10) == 0
+
+
+def test_a_read_only_mount_cannot_be_written(tmp_path: Path) -> None:
+    shared = tmp_path / "config"
+    shared.mkdir()
+    view = View(tmp_path / "root", mounts={"/config": shared}, read_only=["/config"])
+    code, _, err = run(view, "echo x > /config/f", tmp_path)
+    assert code != 0 and "Read-only file system" in err
