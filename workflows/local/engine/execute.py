@@ -122,6 +122,7 @@ class Controller(Operation):
             self._release(node, tmpl)
             return node, None
         retry_name = ""
+        execution_deadline: float | None = None  # backoff.maxDuration caps the attempt's pod (operator.go:2489)
         strategy = self.retry_strategy(tmpl)
         if strategy is not None:
             retry_name = node_name
@@ -130,7 +131,7 @@ class Controller(Operation):
             rnode.extra["globalNames"] = global_names(tmpl)
             retried = True
             try:
-                rnode, go_on, _deadline = retry.process(self, rnode, strategy)
+                rnode, go_on, execution_deadline = retry.process(self, rnode, strategy)
             except (ValueError, LangError) as err:
                 return self.mark_error(retry_name, err), err
             if not go_on:
@@ -160,7 +161,8 @@ class Controller(Operation):
         err_: Exception | None = None
         try:
             if kind in ("container", "script", "containerSet", "http"):
-                node = self.execute_pod(node_name, ctx.scope, tmpl, holder, boundary_id, hooked, retried)
+                node = self.execute_pod(node_name, ctx.scope, tmpl, holder, boundary_id, hooked, retried,
+                                        execution_deadline)
             elif kind == "steps":
                 node = steps.execute_steps(self, node_name, new_ctx, tmpl, holder, boundary_id, hooked, retried)
             elif kind == "dag":
@@ -240,7 +242,7 @@ class Controller(Operation):
     # --- pods ------------------------------------------------------------------------------------------------
 
     def execute_pod(self, name: str, scope: str, tmpl: dict[str, Any], holder: Holder, boundary_id: str,
-                    hooked: bool, retried: bool) -> Node:
+                    hooked: bool, retried: bool, execution_deadline: float | None = None) -> Node:
         node = self.get(name)
         if node is not None and node.extra.get("podStarted"):
             return node
@@ -261,6 +263,8 @@ class Controller(Operation):
         parent = self.node_templates.get(boundary_id) if boundary_id else None
         capture = parent is not None and has_output_result_ref(step_or_task_name(name), parent)
         deadline = None if exit_pod else self.deadline
+        if execution_deadline is not None:
+            deadline = execution_deadline if deadline is None else min(deadline, execution_deadline)
         for key in ("activeDeadlineSeconds", "timeout"):
             if tmpl.get(key) not in (None, ""):
                 mine = now + retry.parse_duration(tmpl[key])
