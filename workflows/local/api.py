@@ -60,6 +60,10 @@ class Refused(UsageError):
         super().__init__("cannot run here:\n" + "\n".join(f"  {r}" for r in self.refusals))
 
 
+class ResumeError(UsageError):
+    """`--resume`: the run folder holds no run stopped at a suspend."""
+
+
 class EngineUnavailable(UsageError):
     """The new engine's entry point is not there (yet)."""
 
@@ -103,6 +107,7 @@ class Result:
     outputs: dict[str, str | None]
     run_dir: Path
     tree: NodeTree
+    suspended: list[str] = field(default_factory=list)  # phase Running: the indefinite suspends it stopped at
 
     @property
     def exit_code(self) -> int:
@@ -243,7 +248,7 @@ def engine_available() -> bool:
 
 
 def execute(prepared: Prepared, run_dir: Path, progress: Callable[[NodeTree], None] | None = None,
-            state_dir: Path | None = None) -> Result:
+            state_dir: Path | None = None, resume: Mapping[str, Mapping[str, str]] | None = None) -> Result:
     """Run a prepared workflow with the engine (its controller's `run_workflow`, its executor's LocalExecutor);
     run.json is written in `run_dir`. Raises EngineUnavailable when either is missing."""
     try:
@@ -254,13 +259,20 @@ def execute(prepared: Prepared, run_dir: Path, progress: Callable[[NodeTree], No
     spec = prepared.workflow.get("spec") or {}
     claims = tuple(str((c.get("metadata") or {}).get("name")) for c in spec.get("volumeClaimTemplates") or [])
     executor = executor_module.LocalExecutor(run_dir, config_maps=prepared.config_maps, claims=claims)
-    outcome = operator.run_workflow(prepared.submitted, run_dir=run_dir, executor=executor,
-                                    templates=prepared.store, config_maps=prepared.config_maps, progress=progress,
-                                    state_dir=state_dir)
+    try:
+        outcome = operator.run_workflow(prepared.submitted, run_dir=run_dir, executor=executor,
+                                        templates=prepared.store, config_maps=prepared.config_maps,
+                                        progress=progress, state_dir=state_dir, resume=resume)
+    except ValueError as err:  # resume.ResumeError: nothing suspended to resume in run_dir
+        if resume is None:
+            raise
+        raise ResumeError(str(err)) from err
     tree: NodeTree = outcome.nodes
     write_workflow_json(run_dir, workflow_document(tree, outcome.phase, outcome.message, outcome.outputs,
                                                    prepared.parameters, outcome.finished_at - outcome.started_at))
-    return result_of(tree, outcome.phase, outcome.message, outcome.outputs, run_dir)
+    result = result_of(tree, outcome.phase, outcome.message, outcome.outputs, run_dir)
+    result.suspended = list(outcome.suspended)
+    return result
 
 
 def result_of(tree: NodeTree, phase: str, message: str, outputs: Outputs | None, run_dir: Path) -> Result:

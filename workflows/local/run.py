@@ -10,6 +10,7 @@ through api.execute) when its controller is there, else by the current runner. T
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import shutil
@@ -30,6 +31,7 @@ from workflows.local.templates import TemplateNotFound
 
 RUNS = Path(".mlops/runs")
 WORKFLOW_FILE = "workflow.yaml"
+INVOCATION_FILE = "invocation.json"  # what `--from` was given, for `--resume`
 LOCAL_ROLLOUT_TIME_SCALE = "0.01"  # the seed's 30 min pauses take 18 s
 
 
@@ -48,6 +50,10 @@ def parser(p: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
                    help="ConfigMaps the workflow reads, as the cluster would hold them (repeatable)")
     p.add_argument("--image-command", dest="image_commands", action="append", default=[], metavar="IMAGE=CMD",
                    help="the command to run for a container of IMAGE that has none (its entrypoint; repeatable)")
+    p.add_argument("--resume", type=Path, metavar="RUN",
+                   help="continue the run in folder RUN, stopped at an indefinite suspend (as `argo resume`)")
+    p.add_argument("--supply", action="append", default=[], metavar="NODE.NAME=VALUE",
+                   help="with --resume: the value of a suspend node's output parameter (valueFrom.supplied)")
     p.add_argument("--backoff-scale", type=non_negative, default=1.0, metavar="F",
                    help="multiply every retry backoff by F (e.g. 0.01 for quick local retries; default 1)")
     return p
@@ -110,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args: argparse.Namespace) -> int:
     progress = Progress()
+    if args.resume is not None:
+        return _resume(args, progress)
     if args.from_file is not None:
         checked = _check_from(args, progress)
         if checked is not None:
@@ -184,12 +192,48 @@ def _check_from(args: argparse.Namespace, progress: Progress) -> int | None:
         progress.line(f"mlops run: note: {notice}")
     run_dir = api.new_run_dir(RUNS, prepared.name)
     write_bytes(run_dir / WORKFLOW_FILE, args.from_file.read_bytes())
+    invocation = {"template": args.template, "parameters": prepared.parameters,
+                  "templates": None if args.templates is None else [str(t.resolve()) for t in args.templates],
+                  "configmaps": [str(c.resolve()) for c in args.configmaps], "image_commands": args.image_commands}
+    write_text(run_dir / INVOCATION_FILE, json.dumps(invocation, indent=2) + "\n")
+    return _run_prepared(prepared, run_dir, progress, None)
+
+
+def _resume(args: argparse.Namespace, progress: Progress) -> int:
+    """`--resume RUN`: the run stopped at an indefinite suspend goes on, as `argo resume` would, with the same
+    workflow, parameters, templates and ConfigMaps; `--supply NODE.NAME=VALUE` sets a suspend node's output."""
+    run_dir: Path = args.resume
+    try:
+        invocation = json.loads((run_dir / INVOCATION_FILE).read_text(encoding="utf-8"))
+        supplied: dict[str, dict[str, str]] = {}
+        for item in args.supply:
+            target, sep, value = item.partition("=")
+            node, dot, name = target.rpartition(".")
+            if not sep or not dot or not node or not name:
+                raise RunnerError(f"--supply {item!r}: expected NODE.NAME=VALUE")
+            supplied.setdefault(node, {})[name] = value
+        prepared = api.prepare(run_dir / WORKFLOW_FILE, invocation["parameters"], name=invocation["template"],
+                               templates=invocation["templates"], configmaps=invocation["configmaps"],
+                               image_commands=parse_image_commands(invocation["image_commands"]))
+    except (OSError, ValueError, KeyError) as err:
+        print(f"mlops run: error: {run_dir} is not a run `mlops run --from` started: {err}", file=sys.stderr)
+        return 2
+    except (UsageError, TemplateNotFound) as err:
+        print(f"mlops run: error: {err}", file=sys.stderr)
+        return 2
+    progress.line(f"mlops run: resuming {prepared.name} ({run_dir})")
+    return _run_prepared(prepared, run_dir, progress, supplied)
+
+
+def _run_prepared(prepared: api.Prepared, run_dir: Path, progress: Progress,
+                  resume: dict[str, dict[str, str]] | None) -> int:
+    """Run it on the engine, then print argo get's summary and tree; the exit code follows the phase."""
     progress.line(f"mlops run: {prepared.name} ({run_dir / WORKFLOW_FILE})")
     try:
-        result = api.execute(prepared, run_dir, progress=NodeProgress(progress))
-    except KeyboardInterrupt:
-        print("mlops run: interrupted", file=sys.stderr)
-        return 130
+        result = api.execute(prepared, run_dir, progress=NodeProgress(progress), resume=resume)
+    except api.ResumeError as err:
+        print(f"mlops run: error: {err}", file=sys.stderr)
+        return 2
     progress.line("")
     progress.line(f"Name:                {prepared.name}")
     progress.line(f"Status:              {result.phase}")
@@ -198,6 +242,9 @@ def _check_from(args: argparse.Namespace, progress: Progress) -> int | None:
     progress.line("")
     for line in tree_lines(result.tree):
         progress.line(line)
+    if result.suspended:
+        progress.line(f"Suspended at {', '.join(result.suspended)}: continue with "
+                      f"`mlops run --resume {run_dir}` (--supply NODE.NAME=VALUE sets an output)")
     progress.line(f"Run folder: {run_dir} (workflow.yaml, run.json)")
     return result.exit_code
 

@@ -265,3 +265,57 @@ def test_a_local_run_records_the_checkout_s_commit(tmp_path):
     assert run.checkout_commit(tmp_path) == head
     (tmp_path / "a.txt").write_text("two")
     assert run.checkout_commit(tmp_path) == f"{head}-dirty"
+
+
+# --- mlops run --from on the new engine -----------------------------------------------------------------------
+
+APPROVAL = {
+    "apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "metadata": {"name": "approval"},
+    "spec": {"entrypoint": "main", "templates": [
+        {"name": "main", "steps": [
+            [{"name": "approve", "template": "approve"}],
+            [{"name": "act", "template": "act", "arguments": {"parameters": [
+                {"name": "answer", "value": "{{steps.approve.outputs.parameters.answer}}"}]}}]]},
+        {"name": "approve", "suspend": {}, "outputs": {"parameters": [
+            {"name": "answer", "valueFrom": {"supplied": {}, "default": "no"}}]}},
+        {"name": "act", "inputs": {"parameters": [{"name": "answer"}]},
+         "container": {"image": "alpine:3.20", "command": ["sh", "-c"],
+                       "args": ["echo answer={{inputs.parameters.answer}}"]}}]}}
+
+
+@pytest.fixture
+def outside_tmp(monkeypatch):
+    """A working folder outside /tmp: a task without workingDir runs in the runner's folder, which must exist inside
+    the pod's view, where /tmp is the pod's own (a gap reported to the executor's owner)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="run-", dir="/var/tmp" if Path("/var/tmp").is_dir() else None) as name:
+        monkeypatch.chdir(name)
+        yield Path(name)
+
+
+@pytest.mark.skipif(not run.api.engine_available(), reason="the new engine is not there")
+def test_from_prints_argo_get_and_a_suspended_run_resumes_with_a_supplied_value(outside_tmp, capsys):
+    (outside_tmp / "approval.yaml").write_text(yaml.safe_dump(APPROVAL))
+    assert run.main(["--from", "approval.yaml"]) == 1  # stopped, waiting: not Succeeded
+    out = capsys.readouterr().out
+    run_dir = next((outside_tmp / ".mlops" / "runs").iterdir())
+    assert f"continue with `mlops run --resume {run_dir.relative_to(outside_tmp)}`" in out
+    assert re.search(r"^Status: +Running$", out, flags=re.MULTILINE), out
+    assert json.loads((run_dir / "run.json").read_text())["phase"] == "Running"
+
+    assert run.main(["--resume", str(run_dir), "--supply", "approve.answer=yes"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^Status: +Succeeded$", out, flags=re.MULTILINE), out
+    tree = out[out.index("STEP"):]
+    assert re.search(r"^ ✔ approval +main$", tree, flags=re.MULTILINE), tree
+    assert re.search(r"^ ├───✔ approve +approve$", tree, flags=re.MULTILINE), tree
+    assert re.search(r"^ └───✔ act +act +approval-act-\d+ +\d+s$", tree, flags=re.MULTILINE), tree
+    nodes = {n["displayName"]: n for n in json.loads((run_dir / "run.json").read_text())["nodes"].values()}
+    assert nodes["approve"]["outputs"]["parameters"] == {"answer": "yes"}
+    assert nodes["act"]["inputs"]["parameters"] == {"answer": "yes"}
+
+
+def test_resume_of_a_folder_that_is_no_run_is_a_usage_error(tmp_path, capsys):
+    assert run.main(["--resume", str(tmp_path)]) == 2
+    assert "is not a run `mlops run --from` started" in capsys.readouterr().err
