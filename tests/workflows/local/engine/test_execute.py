@@ -6,9 +6,13 @@ from __future__ import annotations
 
 import resource
 import signal
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from tests.support.local_executor import LocalExecutor
 from tests.workflows.local.engine.cases import bounded, node
@@ -74,3 +78,43 @@ def test_a_retry_backoff_waits_without_spinning(tmp_path: Path) -> None:
     assert [node(result, f"backoff({i})").phase for i in range(2)] == ["Failed", "Failed"]
     assert elapsed >= 1.0
     assert cpu < 0.5 * elapsed, f"{cpu:.2f} s of CPU in {elapsed:.2f} s: the wait spins"
+
+
+def test_an_http_template_is_an_http_node_with_the_body_as_result(tmp_path: Path) -> None:
+    executor_module = pytest.importorskip("workflows.local.engine.executor")
+
+    class Pong(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            body = b"pong"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Pong)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/ping"
+    workflow = {"metadata": {"name": "web"}, "spec": {"entrypoint": "main", "templates": [
+        {"name": "main", "steps": [[{"name": "get", "template": "get"}],
+                                   [{"name": "show", "template": "show", "arguments": {"parameters": [
+                                       {"name": "body", "value": "{{steps.get.outputs.result}}"}]}}]]},
+        {"name": "get", "http": {"url": url, "method": "GET"}},
+        {"name": "show", "inputs": {"parameters": [{"name": "body"}]},
+         "container": {"image": "alpine:3.20", "command": ["echo", "{{inputs.parameters.body}}"]}}]}}
+    seen: list[int] = []
+    try:
+        with bounded(30):
+            result = run_workflow(workflow, run_dir=tmp_path / "run",
+                                  executor=executor_module.LocalExecutor(tmp_path / "run"),
+                                  state_dir=tmp_path / "state", progress=lambda tree: seen.append(len(tree.nodes)))
+    finally:
+        server.shutdown()
+    assert result.phase == "Succeeded", result.message
+    get = node(result, "web[0].get")
+    assert get.type == "HTTP"
+    assert get.outputs is not None and get.outputs.result == "pong"
+    assert node(result, "web[1].show").inputs.parameters[0].value == "pong"
+    assert seen and seen[-1] == len(result.nodes.nodes)
