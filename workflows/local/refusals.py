@@ -246,9 +246,15 @@ class _Checker:
                 elif not self.object_store:
                     self.report.refuse(where, place, "s3 artifact without a configured object store "
                                                      "(set AWS_ENDPOINT_URL)")
-            http = art.get("http") or {}
-            if (http.get("auth") or {}) or any((h.get("valueFrom") or {}) for h in http.get("headers") or []):
-                self.report.refuse(where, place, "http artifact with credentials from a Secret")
+                elif not (art["s3"] or {}).get("bucket") or not (art["s3"] or {}).get("key"):
+                    self.report.refuse(where, place, "s3 artifact without bucket and key (the cluster's default "
+                                                     "artifact repository is not known here)")
+            if art.get("http") is not None:  # the executor places repository, raw and S3 artifacts only
+                self.report.refuse(where, place, "http artifact: not fetched on this machine")
+            archive = art.get("archive") or {}
+            if set(archive) - {"none", "tar"}:
+                self.report.refuse(where, place, f"{', '.join(sorted(set(archive) - {'none', 'tar'}))} archive: "
+                                                 "not read back locally (none and tar are)")
             self.expression(where, f"{place}.fromExpression", art.get("fromExpression"), bare=True)
 
     def parameters(self, where: str, at: str, parameters: list[Mapping[str, Any]]) -> None:

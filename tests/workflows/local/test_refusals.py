@@ -83,6 +83,19 @@ def test_volumes_without_a_local_source_are_refused_and_local_ones_run() -> None
                                                        "workflow spec.volumes[2] (host)"]
 
 
+def test_artifacts_the_executor_cannot_place_or_read_back_are_refused() -> None:
+    wf = workflow({**container("c"), "inputs": {"artifacts": [
+        {"name": "page", "path": "/in/page", "http": {"url": "https://example.com/x"}},
+        {"name": "data", "path": "/in/data", "s3": {"bucket": "b", "key": "k"}}]},
+        "outputs": {"artifacts": [{"name": "z", "path": "/out", "archive": {"zip": {}}}]}})
+    assert refusals(wf) == [
+        "template c inputs.artifacts.page: http artifact: not fetched on this machine",
+        "template c inputs.artifacts.data: s3 artifact without a configured object store (set AWS_ENDPOINT_URL)",
+        "template c outputs.artifacts.z: zip archive: not read back locally (none and tar are)",
+    ]
+    assert len(refusals(wf, object_store=True)) == 2  # S3 runs through the project's object store
+
+
 def test_a_config_map_volume_needs_the_config_map_given_locally() -> None:
     wf = workflow(container("c"), volumes=[{"name": "settings", "configMap": {"name": "settings"}},
                                            {"name": "extra", "configMap": {"name": "extra", "optional": True}}])
