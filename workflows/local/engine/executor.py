@@ -31,6 +31,7 @@ SCRIPT_PATH = "/argo/staging/script"  # workflow/common/common.go: ExecutorScrip
 _NO_DEADLINE = "0001-01-01T00:00:00Z"  # Go's zero time, what ARGO_DEADLINE holds without a deadline
 DEADLINE_MESSAGE = "Pod was active on the node longer than the specified deadline"  # the kubelet's
 RESULT_LIMIT = 256 * 1024  # executor.go:959: the last 256 KiB of stdout are kept
+_HOST_ONLY = ("TMPDIR", "TMP", "TEMP")  # they name the runner's temporary folder, which a container does not see
 _EXPANSION = re.compile(r"\$\$|\$\(([-._a-zA-Z][-._a-zA-Z0-9]*)\)")
 
 
@@ -126,7 +127,7 @@ class LocalExecutor:
                          stdout=pod_dir / f"{name}.stdout", stderr=pod_dir / f"{name}.stderr")
 
     def _env(self, spec: PodSpec, name: str, ctr: dict[str, Any]) -> dict[str, str]:
-        env = dict(os.environ)
+        env = {k: v for k, v in os.environ.items() if k not in _HOST_ONLY}
         deadline = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(spec.deadline)) if spec.deadline else _NO_DEADLINE
         env.update({"ARGO_POD_NAME": spec.pod_name, "ARGO_NODE_ID": spec.node_id, "ARGO_CONTAINER_NAME": name,
                     "ARGO_WORKFLOW_NAME": spec.workflow, "ARGO_TEMPLATE": json.dumps(spec.template),

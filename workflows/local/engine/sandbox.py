@@ -67,21 +67,28 @@ class View:
             raise SandboxUnavailable(
                 "the container's own paths need bubblewrap: install it (Debian/Ubuntu: apt-get install bubblewrap)")
         own = ["/tmp", *self.own]
+        mounts = dict(self.mounts)
         workdir = self.workdir
-        if workdir is not None and not os.path.isdir(workdir) and not self._mounted(workdir):
+        if workdir is None:
+            workdir = os.getcwd()
+            if _under(workdir, "/tmp"):  # the runner's own folder, hidden by the container's /tmp: shown as is
+                mounts[workdir] = Path(workdir)
+        elif self._mounted(workdir):
+            self.host_path(workdir).mkdir(parents=True, exist_ok=True)
+        elif any(_under(_norm(workdir), _norm(p)) for p in own) or not os.path.isdir(workdir):
             own.append(workdir)  # the runtime creates a missing working directory
             (self.root / _norm(workdir).lstrip("/")).mkdir(parents=True, exist_ok=True)
-        special = {_norm(p) for p in [*own, *self.mounts]}
+        special = {_norm(p) for p in [*own, *mounts]}
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / "tmp").mkdir(exist_ok=True)
         (self.root / "tmp").chmod(0o1777)
         args = [program, "--bind", str(self.root), "/", "--dev", "/dev", "--proc", "/proc", "--die-with-parent"]
         self._expose("/", special, args)
-        for target in sorted(self.mounts, key=lambda t: _norm(t).count("/")):
-            source = self.mounts[target]
+        for target in sorted(mounts, key=lambda t: _norm(t).count("/")):
+            source = mounts[target]
             (self.root / _norm(target).lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
             args += ["--ro-bind" if target in self.read_only else "--bind", str(source), _norm(target)]
-        args += ["--chdir", workdir or os.getcwd()]
+        args += ["--chdir", workdir]
         return [*args, "--", *argv]
 
     def _mounted(self, path: str) -> bool:

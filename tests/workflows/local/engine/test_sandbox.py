@@ -111,3 +111,17 @@ def test_a_read_only_mount_cannot_be_written(tmp_path: Path) -> None:
     view = View(tmp_path / "root", mounts={"/config": shared}, read_only=["/config"])
     code, _, err = run(view, "echo x > /config/f", tmp_path)
     assert code != 0 and "Read-only file system" in err
+
+
+def test_working_dirs_under_tmp_are_the_containers_own_and_the_runners_folder_stays_visible(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    view = View(tmp_path / "root", workdir="/tmp")
+    code, out, err = run(view, "pwd; echo x > here", tmp_path)
+    assert (code, out) == (0, "/tmp\n"), err
+    assert view.host_path("/tmp/here").read_text() == "x\n"
+    runner = tmp_path / "runner-folder"
+    runner.mkdir()
+    (runner / "steps.txt").write_text("the runner's")
+    monkeypatch.chdir(runner)
+    code, out, err = run(View(tmp_path / "root2"), "cat steps.txt", tmp_path)
+    assert (code, out) == (0, "the runner's"), err
