@@ -3,7 +3,8 @@
 `training` means `<model>-training` for the model named by `--model`, `-p model=`, or the only policy.
 `--from FILE` runs any Argo Workflow or WorkflowTemplate instead: it is checked first (refusals.py: every place
 that cannot run here is listed, exit 2, nothing started), then run by the new engine (workflows/local/engine/,
-through api.execute) when its controller is there, else by the current runner. The run folder is
+through api.execute) when its controller is there, else by the current runner; `--resume RUN` continues such a
+run stopped at an indefinite suspend. Our own rendered templates stay on the current runner. The run folder is
 `.mlops/runs/<time>-<workflow name>/`; see `workflows.local.runner` for its layout.
 """
 
