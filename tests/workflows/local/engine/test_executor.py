@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import time
 import uuid
@@ -215,3 +216,17 @@ def test_a_daemon_is_ready_once_its_probe_passes_and_stopping_it_succeeds(execut
 def test_a_daemon_whose_process_exits_is_failed(executor: LocalExecutor) -> None:
     result = run(executor, {"daemon": True, "container": {"command": ["true"]}}, daemon=True)
     assert result.phase == "Failed"
+
+
+def test_without_bubblewrap_only_pods_without_container_paths_run(executor: LocalExecutor, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("sh", "echo"):
+        (bin_dir / tool).symlink_to(str(shutil.which(tool)))
+    monkeypatch.setenv("PATH", str(bin_dir))
+    result = run(executor, {"container": {"command": ["sh", "-c", "echo direct"]}}, capture_result=True)
+    assert (result.phase, result.outputs.result) == ("Succeeded", "direct")
+    outputs = {"parameters": [{"name": "o", "valueFrom": {"path": "/tmp/o"}}]}
+    with pytest.raises(PodRefused, match="apt-get install bubblewrap"):
+        executor.start(spec({"container": {"command": ["sh", "-c", "echo x > /tmp/o"]}, "outputs": outputs}))
