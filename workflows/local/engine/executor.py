@@ -24,6 +24,7 @@ from workflows.local.engine import http
 from workflows.local.engine.artifacts import ArtifactError, Repository
 from workflows.local.engine.nodes import ArtifactRef, Outputs, Parameter
 from workflows.local.engine.pods import ContainerResult, PodHandle, PodRefused, PodResult, PodSpec
+from workflows.local.engine.retry import RetryError, parse_duration
 from workflows.local.engine.sandbox import Process, SandboxRefused, SandboxUnavailable, View, bwrap
 from workflows.local.engine.volumes import VolumeError, Volumes
 
@@ -102,8 +103,15 @@ class LocalExecutor:
         if needs_view and not sandboxed:
             raise PodRefused(f"{spec.node_name}: " + str(SandboxUnavailable(
                 "its container paths need bubblewrap: install it (Debian/Ubuntu: apt-get install bubblewrap)")))
-        return [self._container(spec, role, ctr, paths, pod_dir, sources, sandboxed)
-                for role, ctr, paths in plans]
+        containers = [self._container(spec, role, ctr, paths, pod_dir, sources, sandboxed)
+                      for role, ctr, paths in plans]
+        strategy = (tmpl.get("containerSet") or {}).get("retryStrategy") if spec.kind == "containerSet" else None
+        if strategy:
+            attempts, delay = _container_retries(spec, strategy)
+            for c in containers:
+                if c.role == "main":
+                    c.retries, c.retry_delay = attempts - 1, delay
+        return containers
 
     def _container(self, spec: PodSpec, role: str, ctr: dict[str, Any], own: list[str], pod_dir: Path,
                    sources: dict[str, Path], sandboxed: bool) -> Container:
@@ -151,6 +159,19 @@ class LocalExecutor:
         return env
 
 
+def _container_retries(spec: PodSpec, strategy: dict[str, Any]) -> tuple[int, float]:
+    """ContainerSetTemplate.GetRetryStrategy: `retries` attempts in all (wait.Backoff Steps), `duration` (a Go
+    duration) apart."""
+    text, duration = str(strategy.get("retries", "")).strip(), str(strategy.get("duration") or "").strip()
+    if not text.isdigit() or int(text) < 1 or (duration and (duration.isdigit() or duration.startswith("-"))):
+        raise PodRefused(f"{spec.node_name}: containerSet.retryStrategy {strategy} is not pinned down locally "
+                         "(retries must be a whole number from 1, duration a Go duration)")
+    try:
+        return int(text), parse_duration(duration) if duration else 0.0
+    except RetryError as err:
+        raise PodRefused(f"{spec.node_name}: containerSet.retryStrategy.duration: {err}") from err
+
+
 def _declared(ctr: dict[str, Any]) -> set[str]:
     return {str(item.get("name")) for item in ctr.get("env") or []}
 
@@ -194,9 +215,23 @@ class Container:
     stderr: Path
     process: Process | None = None
     skipped: bool = False  # never ran: a dependency failed, or the pod ended first
+    retries: int = 0  # a containerSet's retryStrategy: attempts left after a failure, `retry_delay` apart
+    retry_delay: float = 0.0
+    _retry_at: float | None = None
 
     def run(self) -> None:
-        self.process = Process(self.argv, self.env, self.stdout, self.stderr, wrapped=self.view is not None)
+        self.process = Process(self.argv, self.env, self.stdout, self.stderr, wrapped=self.view is not None,
+                               append=self.process is not None)
+
+    def retry(self) -> None:
+        """The emissary's retry.OnError: a failed command runs again once the delay passed."""
+        if self.retries <= 0 or self.exit_code in (None, 0):
+            return
+        if self._retry_at is None:
+            self._retry_at = time.monotonic() + self.retry_delay
+        elif time.monotonic() >= self._retry_at:
+            self.retries, self._retry_at = self.retries - 1, None
+            self.run()
 
     @property
     def exit_code(self) -> int | None:
@@ -204,7 +239,7 @@ class Container:
 
     @property
     def ended(self) -> bool:
-        return self.skipped or self.exit_code is not None
+        return self.skipped or (self.exit_code is not None and (self.exit_code == 0 or self.retries <= 0))
 
 
 class Pod:
@@ -254,6 +289,7 @@ class Pod:
             return
         self._stopped = (phase, message)
         for c in self.containers:
+            c.retries = 0
             if c.process is None:
                 c.skipped = True
             else:
@@ -275,6 +311,8 @@ class Pod:
         if self._stage == "main":
             mains = {c.name: c for c in self._role("main")}
             for c in mains.values():
+                if c.process is not None:
+                    c.retry()
                 if c.process is not None or c.skipped:
                     continue
                 deps = [mains[d] for d in c.dependencies if d in mains]

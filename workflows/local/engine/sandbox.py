@@ -135,7 +135,7 @@ class Process:
     so the command handles it as in a container."""
 
     def __init__(self, argv: list[str], env: dict[str, str], stdout: Path, stderr: Path, cwd: str | None = None,
-                 wrapped: bool = False):
+                 wrapped: bool = False, append: bool = False):
         self.argv = argv
         self.wrapped = wrapped
         self.stdout = stdout
@@ -145,7 +145,8 @@ class Process:
         self.exit_code: int | None = None
         self._kill_at: float | None = None
         self._term_pending = False
-        with open(stdout, "wb") as out, open(stderr, "wb") as err:
+        mode = "ab" if append else "wb"
+        with open(stdout, mode) as out, open(stderr, mode) as err:
             self._popen = subprocess.Popen(argv, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
                                            cwd=cwd, start_new_session=True)
 

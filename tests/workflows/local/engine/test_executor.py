@@ -230,3 +230,16 @@ def test_without_bubblewrap_only_pods_without_container_paths_run(executor: Loca
     outputs = {"parameters": [{"name": "o", "valueFrom": {"path": "/tmp/o"}}]}
     with pytest.raises(PodRefused, match="apt-get install bubblewrap"):
         executor.start(spec({"container": {"command": ["sh", "-c", "echo x > /tmp/o"]}, "outputs": outputs}))
+
+
+def test_a_container_set_retries_a_failed_container_as_its_retry_strategy_says(executor: LocalExecutor) -> None:
+    template = {"volumes": [{"name": "ws", "emptyDir": {}}], "containerSet": {
+        "retryStrategy": {"retries": "3", "duration": "100ms"},
+        "volumeMounts": [{"name": "ws", "mountPath": "/ws"}],
+        "containers": [{"name": "main",
+                        "command": ["sh", "-c", "echo x >> /ws/tries; [ $(wc -l < /ws/tries) -ge 3 ]"]}]}}
+    result = run(executor, template, kind="containerSet")
+    assert (result.phase, [c.phase for c in result.containers]) == ("Succeeded", ["Succeeded"])
+    template["containerSet"]["retryStrategy"] = {"retries": 2}  # type: ignore[index]
+    result = run(executor, template, kind="containerSet")
+    assert (result.phase, result.message) == ("Failed", "main: Error (exit code 1)")
