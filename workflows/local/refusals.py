@@ -78,7 +78,7 @@ def check(workflow: Mapping[str, Any], resolver: Resolver, *, image_commands: Ma
     checker.config_maps = config_maps
     spec = workflow.get("spec") or {}
     checker.spec(spec)
-    for base, template in _reachable(resolver):
+    for base, template in _reachable(resolver, spec):
         checker.template(_where(base, template), template)
     ignored = sorted(checker.ignored | {k for k in IGNORED_SPEC if spec.get(k) is not None})
     report.notices.append("images are not used: each container runs its command on this machine")
@@ -105,36 +105,32 @@ def _where(base: Base, template: Mapping[str, Any]) -> str:
     return f"{kind} {base.name}, template {name}" if kind else f"template {name}"
 
 
-def _reachable(resolver: Resolver) -> Iterator[tuple[Base, dict[str, Any]]]:
-    """Every template of the workflow, and every template a templateRef reaches (with those its plain names
-    reach in turn), each once."""
-    queue: list[tuple[Base, dict[str, Any]]] = [(resolver.root, t) for t in resolver.root.spec.get("templates") or []]
+def _reachable(resolver: Resolver, spec: Mapping[str, Any]) -> Iterator[tuple[Base, dict[str, Any]]]:
+    """Every template that can run: from the entrypoint, the workflow's exit handler and hooks, through steps,
+    tasks, their exit handlers and hooks, and templateRefs (plain names resolving where their caller lives), each
+    once, with templateDefaults merged. Templates nothing reaches do not run, so they are not refused."""
+    starts: list[Mapping[str, Any]] = [{"template": spec[k]} for k in ("entrypoint", "onExit") if spec.get(k)]
+    starts += [h for h in (spec.get("hooks") or {}).values() if isinstance(h, Mapping)]
+    queue: list[tuple[Base, Mapping[str, Any]]] = [(resolver.root, h) for h in starts]
     seen: set[tuple[str, str]] = set()
     while queue:
-        base, template = queue.pop(0)
-        key = (base.scope_name, str(template.get("name") or id(template)))
+        base, holder = queue.pop(0)
+        if "{{" in str(holder.get("template") or "") + str(holder.get("templateRef") or ""):
+            continue  # named by a variable: resolved when it runs
+        try:
+            target, template = resolver.resolve(holder, base)
+        except TemplateNotFound:
+            continue  # validation reports it
+        key = (target.scope_name, str(template.get("name") or id(holder)))
         if key in seen:
             continue
         seen.add(key)
-        yield base, template
-        for holder in _holders(template):
-            if holder.get("inline") is not None:
-                queue.append((base, holder["inline"]))
-                continue
-            if holder.get("templateRef") is None or "{{" in str(holder["templateRef"]):
-                continue
-            try:
-                target, found = resolver.resolve(holder, base)
-            except TemplateNotFound:
-                continue  # validation reports it
-            queue.append((target, found))
-            queue.extend((target, t) for t in target.spec.get("templates") or [])
-
-
-def _holders(template: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
-    for group in template.get("steps") or []:
-        yield from group or []
-    yield from (template.get("dag") or {}).get("tasks") or []
+        yield target, template
+        for _, child in _fields_of_holders(template):
+            queue.append((target, child))
+            if child.get("onExit"):
+                queue.append((target, {"template": child["onExit"]}))
+            queue.extend((target, h) for h in (child.get("hooks") or {}).values() if isinstance(h, Mapping))
 
 
 class _Checker:

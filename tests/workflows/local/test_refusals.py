@@ -59,6 +59,20 @@ def test_every_place_is_listed_at_once() -> None:
     ]
 
 
+def test_only_templates_that_can_run_are_refused() -> None:
+    """A resource template nothing calls (in the workflow or in a referenced WorkflowTemplate) never runs."""
+    tools = {"kind": "WorkflowTemplate", "metadata": {"name": "tools"}, "spec": {"templates": [
+        container("hello"), {"name": "apply", "resource": {"action": "create", "manifest": "kind: ConfigMap"}}]}}
+    wf = workflow(container("unused-but-fine"))
+    wf["spec"]["templates"][0] = {"name": "main", "steps": [[
+        {"name": "s", "templateRef": {"name": "tools", "template": "hello"}, "onExit": "bye"}]]}
+    wf["spec"]["templates"] += [{"name": "unused", "resource": {"action": "create", "manifest": "kind: X"}},
+                                {"name": "bye", "container": {"image": "argoproj/argosay:v2"}}]
+    found = [str(r) for r in check(wf, Resolver(wf, TemplateStore([tools]))).refusals]
+    assert found == ["template bye container: container without command (image entrypoint): the image's entrypoint "
+                     "is unknown here; give one with --image-command argoproj/argosay:v2=CMD"]
+
+
 def test_an_image_command_stands_in_for_the_entrypoint() -> None:
     wf = workflow({"name": "say", "container": {"image": "argoproj/argosay:v2", "args": ["echo", "hi"]}})
     assert refusals(wf, image_commands={"argoproj/argosay:v2": ["sh", "-c"]}) == []
