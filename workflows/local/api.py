@@ -42,6 +42,8 @@ from workflows.local.templates import (
 )
 
 RUNNABLE = ("Workflow", WORKFLOW_TEMPLATE, "ClusterWorkflowTemplate")
+CRON_WORKFLOW = "CronWorkflow"
+SUBMITTABLE = ("Workflow", WORKFLOW_TEMPLATE, CRON_WORKFLOW)  # what `mlops run --from` runs
 RUNS = Path(".mlops/runs")
 GENERATOR = "argo-mlops.io/generator"  # the annotation `mlops compile` puts on what it renders
 ENGINE = "workflows.local.engine.operator"  # run_workflow: the controller's entry point
@@ -176,15 +178,15 @@ def _name(doc: Mapping[str, Any]) -> str:
 
 
 def choose(docs: list[dict[str, Any]], name: str | None) -> dict[str, Any]:
-    runnable = [d for d in docs if d.get("kind") in RUNNABLE[:2]]
+    runnable = [d for d in docs if d.get("kind") in SUBMITTABLE]
     if name is not None:
         runnable = [d for d in runnable if _name(d) == name]
     elif len([d for d in runnable if d.get("kind") == "Workflow"]) == 1:
         runnable = [d for d in runnable if d.get("kind") == "Workflow"]
     if len(runnable) != 1:
         which = f"named {name!r}" if name else "(there are several: name one)"
-        found = ", ".join(f"{d.get('kind')}/{_name(d)}" for d in docs if d.get("kind") in RUNNABLE[:2])
-        raise LoadError(f"expected one Workflow or WorkflowTemplate {which}; found: {found or 'none'}")
+        found = ", ".join(f"{d.get('kind')}/{_name(d)}" for d in docs if d.get("kind") in SUBMITTABLE)
+        raise LoadError(f"expected one Workflow, WorkflowTemplate or CronWorkflow {which}; found: {found or 'none'}")
     return runnable[0]
 
 
@@ -195,7 +197,12 @@ def is_ours(doc: Mapping[str, Any]) -> bool:
 
 def _as_workflow(doc: Mapping[str, Any]) -> dict[str, Any]:
     """A Workflow runs as it is; a WorkflowTemplate as `argo submit --from workflowtemplate/<name>` submits it: a
-    Workflow named after it with a workflowTemplateRef to it (merged by the caller)."""
+    Workflow named after it with a workflowTemplateRef to it (merged by the caller); a CronWorkflow as
+    `argo submit --from cronwf/<name>`: its workflowSpec, named after it."""
+    if doc.get("kind") == CRON_WORKFLOW:  # argo submit --from cronwf/<name>: its workflowSpec
+        return {"apiVersion": doc.get("apiVersion", "argoproj.io/v1alpha1"), "kind": "Workflow",
+                "metadata": {"name": _name(doc)}, "spec": copy.deepcopy((doc.get("spec") or {}).get("workflowSpec")
+                                                                        or {})}
     if doc.get("kind") != WORKFLOW_TEMPLATE:
         workflow = dict(doc)
         meta = dict(workflow.get("metadata") or {})

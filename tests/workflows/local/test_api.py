@@ -95,3 +95,13 @@ def test_a_file_with_several_workflows_needs_a_name(tmp_path: Path) -> None:
     with pytest.raises(api.LoadError, match="found: Workflow/a, Workflow/b"):
         api.prepare(tmp_path / "two.yaml", templates=[])
     assert api.prepare(tmp_path / "two.yaml", name="b", templates=[]).name == "b"
+
+
+def test_a_cron_workflow_runs_its_workflow_spec_as_argo_submit_from_cronwf() -> None:
+    cron = {"kind": "CronWorkflow", "metadata": {"name": "nightly"}, "spec": {"schedules": ["0 1 * * *"],
+            "workflowSpec": {"entrypoint": "main", "templates": [
+                {"name": "main", "container": {"image": "alpine", "command": ["true"]}}]}}}
+    prepared = api.prepare(cron, templates=[])
+    assert (prepared.name, prepared.workflow["kind"], prepared.workflow["spec"]["entrypoint"]) == (
+        "nightly", "Workflow", "main")
+    assert prepared.report.refusals == []
