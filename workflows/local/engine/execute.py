@@ -41,7 +41,6 @@ from workflows.local.engine.substitute import replace_obj
 from workflows.local.engine.templates import (
     TemplateContext,
     TemplateNotFound,
-    apply_template_defaults,
     is_pod_type,
     template_type,
 )
@@ -82,7 +81,6 @@ class Controller(Operation):
         node = self.get(node_name)
         try:
             new_ctx, resolved = ctx.resolve(holder)
-            resolved = apply_template_defaults(resolved, self.spec.get("templateDefaults"))
         except TemplateNotFound as err:
             return self._init_or_error(node, node_name, ctx.scope, holder, boundary_id, err, hooked, retried), err
         local = {}

@@ -8,7 +8,7 @@
 - `workflow`: the Workflow as a dict (metadata.name set; a workflowTemplateRef is merged from `templates`);
 - `parameters`: `-p name=value`, replacing or adding `spec.arguments.parameters`;
 - `executor`: runs pods (workflows/local/engine/pods.py); `templates`: the template store
-  (workflows/local/templates.TemplateStore, or any `(kind, name) -> resource | None` callable);
+  (workflows/local/templates.TemplateStore: templateRef and workflowTemplateRef resolve there);
 - `config_maps`: ConfigMaps by name, as the cluster would hold them (label rules apply);
 - `progress(tree)`: called after every pass that changed something;
 - `state_dir`: where locks and the memoization cache live, shared by runs (default `~/.cache/argo-mlops`);
@@ -45,6 +45,7 @@ from workflows.local.engine.pods import Executor
 from workflows.local.engine.state import Holder, ParallelismReached
 from workflows.local.engine.templates import TemplateContext
 from workflows.local.lang.sprig import go_quote
+from workflows.local.templates import Resolver, TemplateStore, with_workflow_template
 
 _WORKFLOW_PHASE = {"Pending": "Pending", "Running": "Running", "Succeeded": SUCCEEDED, "Skipped": SUCCEEDED,
                    "Omitted": SUCCEEDED, "Failed": FAILED, "Error": ERROR}
@@ -180,15 +181,14 @@ class Run:
 
 
 def run_workflow(workflow: Mapping[str, Any], *, parameters: Mapping[str, str] | None = None, run_dir: Path,
-                 executor: Executor, templates: Any = None, config_maps: Mapping[str, Any] | None = None,
-                 progress: Callable[[NodeTree], None] | None = None, state_dir: Path | None = None,
-                 resume: Mapping[str, Mapping[str, str]] | None = None, uid: str | None = None) -> Result:
+                 executor: Executor, templates: TemplateStore | None = None,
+                 config_maps: Mapping[str, Any] | None = None, progress: Callable[[NodeTree], None] | None = None,
+                 state_dir: Path | None = None, resume: Mapping[str, Mapping[str, str]] | None = None,
+                 uid: str | None = None) -> Result:
     """Run the workflow to its end (or to an indefinite suspend) and return its phase, message, nodes, outputs."""
     wf = with_parameters(workflow, parameters)
     if (wf.get("spec") or {}).get("workflowTemplateRef") is not None:
-        from workflows.local.templates import with_workflow_template
-
-        wf = with_workflow_template(wf, templates)
+        wf = with_workflow_template(wf, templates if templates is not None else TemplateStore())
     meta, spec = wf.get("metadata") or {}, wf.get("spec") or {}
     name = str(meta.get("name") or meta.get("generateName") or "workflow")
     started = time.time()
@@ -204,7 +204,8 @@ def run_workflow(workflow: Mapping[str, Any], *, parameters: Mapping[str, str] |
         op.globals = global_parameters(meta, spec, cms, uid or str(uuid.uuid4()), started)
     if spec.get("activeDeadlineSeconds") is not None:
         op.deadline = started + float(spec["activeDeadlineSeconds"])
-    run = Run(op, TemplateContext(list(spec.get("templates") or []), "local", templates), started)
+    resolver = Resolver(wf, templates if templates is not None else TemplateStore())
+    run = Run(op, TemplateContext(resolver), started)
     try:
         if spec.get("synchronization"):
             _workflow_lock(op, spec["synchronization"])
