@@ -138,7 +138,8 @@ class LocalExecutor:
         env = {k: v for k, v in os.environ.items() if k not in _HOST_ONLY}
         deadline = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(spec.deadline)) if spec.deadline else _NO_DEADLINE
         env.update({"ARGO_POD_NAME": spec.pod_name, "ARGO_NODE_ID": spec.node_id, "ARGO_CONTAINER_NAME": name,
-                    "ARGO_WORKFLOW_NAME": spec.workflow, "ARGO_TEMPLATE": json.dumps(spec.template),
+                    "ARGO_WORKFLOW_NAME": spec.workflow,
+                    "ARGO_TEMPLATE": json.dumps(spec.template, separators=(",", ":")),
                     "ARGO_INCLUDE_SCRIPT_OUTPUT": str(spec.capture_result).lower(), "ARGO_DEADLINE": deadline})
         env.update(spec.env)
         for source in ctr.get("envFrom") or []:
@@ -192,7 +193,9 @@ def _host(path: str) -> Path:
 
 def _check_command(spec: PodSpec, name: str, command: str, env: dict[str, str], view: View | None) -> None:
     if "/" in command:
-        found = (view.host_path(command) if view else Path(command)).exists() or Path(command).exists()
+        if not command.startswith("/") or (view and view.host_path(command) != view.root / command.lstrip("/")):
+            return  # relative, or in a volume another container may fill first: known only when it runs
+        found = Path(command).exists() or bool(view and view.host_path(command).exists())
     else:
         found = shutil.which(command, path=env.get("PATH")) is not None
     if not found:
@@ -218,10 +221,36 @@ class Container:
     retries: int = 0  # a containerSet's retryStrategy: attempts left after a failure, `retry_delay` apart
     retry_delay: float = 0.0
     _retry_at: float | None = None
+    _ready: bool = False
+    _next_probe: float = 0.0
 
     def run(self) -> None:
         self.process = Process(self.argv, self.env, self.stdout, self.stderr, wrapped=self.view is not None,
                                append=self.process is not None)
+
+    def probe(self) -> bool:
+        """The readiness probe, as the kubelet runs it: after initialDelaySeconds, every periodSeconds; ready once
+        it passed (a container without one: ready when running)."""
+        probe = self.spec.get("readinessProbe")
+        if not probe or self._ready:
+            return True
+        now = time.time()
+        started = self.process.started_at if self.process else now
+        if now < max(self._next_probe, started + float(probe.get("initialDelaySeconds") or 0)):
+            return False
+        self._next_probe = now + float(probe.get("periodSeconds") or 10)
+        timeout = float(probe.get("timeoutSeconds") or 1)
+        if "exec" in probe:
+            argv = [str(a) for a in (probe["exec"] or {}).get("command") or []]
+            try:
+                done = subprocess.run(self.view.command(argv) if self.view else argv, env=self.env,
+                                      capture_output=True, timeout=timeout)
+                self._ready = done.returncode == 0
+            except (OSError, subprocess.TimeoutExpired):
+                self._ready = False
+        else:
+            self._ready = http.probe(probe, self.spec.get("ports") or [], timeout)
+        return self._ready
 
     def retry(self) -> None:
         """The emissary's retry.OnError: a failed command runs again once the delay passed."""
@@ -258,7 +287,6 @@ class Pod:
         self._stopped: tuple[str, str] | None = None
         self._result: PodResult | None = None
         self._ready = False
-        self._next_probe = 0.0
 
     def start(self) -> Pod:
         self._advance()
@@ -335,27 +363,9 @@ class Pod:
         return [c for c in self.containers if c.role == role]
 
     def _probe(self) -> None:
-        main = self._role("main")[-1]
-        probe = main.spec.get("readinessProbe")
-        if main.process is None or main.exit_code is not None:
-            return
-        if not probe:
-            self._ready = True
-            return
-        now = time.time()
-        if now < max(self._next_probe, self.started_at + float(probe.get("initialDelaySeconds") or 0)):
-            return
-        self._next_probe = now + float(probe.get("periodSeconds") or 10)
-        timeout = float(probe.get("timeoutSeconds") or 1)
-        if "exec" in probe:
-            argv = [str(a) for a in (probe["exec"] or {}).get("command") or []]
-            argv = main.view.command(argv) if main.view else argv
-            try:
-                self._ready = subprocess.run(argv, env=main.env, capture_output=True, timeout=timeout).returncode == 0
-            except (OSError, subprocess.TimeoutExpired):
-                self._ready = False
-        else:
-            self._ready = http.probe(probe, main.spec.get("ports") or [], timeout)
+        """Daemoned once every container runs and passes its readiness probe (operator.go:1533-1559)."""
+        running = [c for c in self.containers if c.role != "init"]
+        self._ready = all(c.process is not None and c.exit_code is None and c.probe() for c in running)
 
     def _finish(self) -> PodResult:
         mains = self._role("main")

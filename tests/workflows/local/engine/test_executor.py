@@ -243,3 +243,32 @@ def test_a_container_set_retries_a_failed_container_as_its_retry_strategy_says(e
     template["containerSet"]["retryStrategy"] = {"retries": 2}  # type: ignore[index]
     result = run(executor, template, kind="containerSet")
     assert (result.phase, result.message) == ("Failed", "main: Error (exit code 1)")
+
+
+def test_a_command_another_container_writes_into_a_shared_volume_is_not_refused(executor: LocalExecutor) -> None:
+    template = {"volumes": [{"name": "ws", "emptyDir": {}}], "containerSet": {
+        "volumeMounts": [{"name": "ws", "mountPath": "/ws"}],
+        "containers": [
+            {"name": "build",
+             "command": ["sh", "-c", "printf '#!/bin/sh\\necho built\\n' > /ws/run; chmod +x /ws/run"]},
+            {"name": "main", "command": ["/ws/run"], "dependencies": ["build"]}]}}
+    result = run(executor, template, kind="containerSet", capture_result=True)
+    assert (result.phase, result.outputs.result) == ("Succeeded", "built")
+
+
+def test_a_daemon_waits_for_its_sidecars_readiness_too(executor: LocalExecutor) -> None:
+    handle = executor.start(spec({"daemon": True, "volumes": [{"name": "flags", "emptyDir": {}}],
+                                  "container": {"command": ["sleep", "60"]}, "sidecars": [
+        {"name": "side", "command": ["sleep", "60"], "volumeMounts": [{"name": "flags", "mountPath": "/flags"}],
+         "readinessProbe": {"exec": {"command": ["test", "-e", "/flags/ready"]}, "periodSeconds": 1}}]},
+        daemon=True))
+    time.sleep(1.5)
+    assert handle.poll() is None and not handle.ready
+    [flags] = executor.run_dir.glob("pods/*/volumes/emptyDir/flags")
+    (flags / "ready").touch()
+    deadline = time.monotonic() + 10
+    while not handle.ready:
+        assert handle.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    handle.stop("Succeeded", "")
+    assert wait(handle, timeout=10).phase == "Succeeded"
