@@ -21,13 +21,16 @@ whatever may start; between passes the engine sleeps until a pod ends, a daemon 
 (a backoff, a suspend's duration, a deadline), looking at the pods every few milliseconds. The run ends when the
 entry node, the workflow's lifecycle hooks and its exit handler are fulfilled; or, when only indefinite suspend
 nodes are left, with phase Running and `result.suspended` naming them (the state is kept in `run_dir`, see
-resume.py). Ctrl-C stops every pod and ends the workflow Failed ("Stopped with strategy 'Stop'").
+resume.py). Ctrl-C stops every pod and ends the workflow Failed ("Stopped with strategy 'Stop'"), after its exit
+handler. A workflow that waits for something that can no longer come (a reference nothing will produce, with no
+pod running and no timer due; Argo would requeue it for ever) ends Error, "the workflow cannot progress". Where the
+expression languages raise `Unsupported` while running (an aggregation Argo's outcome of is not pinned down), the
+exception propagates: the run is not given a result Argo might not give.
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -44,6 +47,7 @@ from workflows.local.engine.nodes import ERROR, FAILED, SUCCEEDED, NodeTree, Out
 from workflows.local.engine.pods import Executor
 from workflows.local.engine.state import Holder, ParallelismReached
 from workflows.local.engine.templates import TemplateContext
+from workflows.local.lang.gotypes import GoStruct, to_json
 from workflows.local.lang.sprig import go_quote
 from workflows.local.templates import Resolver, TemplateStore, with_workflow_template
 
@@ -88,11 +92,10 @@ def _failures(op: Controller) -> str:
             template = node.template_name or (node.extra.get("templateRef") or {}).get("template", "")
             finished = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(node.finished_at)) if node.finished_at \
                 else None
-            failures.append({"displayName": node.display_name, "message": node.message, "templateName": template,
-                             "phase": node.phase, "podName": op.pod_name(node.name, template),
-                             "finishedAt": finished})
-    text = json.dumps(failures or None, separators=(",", ":"), ensure_ascii=False)
-    return go_quote(text)
+            failures.append(GoStruct("controller.failedNodeStatus", {
+                "displayName": node.display_name, "message": node.message, "templateName": template,
+                "phase": node.phase, "podName": op.pod_name(node.name, template), "finishedAt": finished}))
+    return go_quote(to_json(failures or None))
 
 
 class Run:
