@@ -10,11 +10,13 @@ their own); the others are refused, naming what to install.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,6 +132,8 @@ class LocalExecutor:
         view = View(pod_dir / name / "root", own=own, mounts=mounts, workdir=ctr.get("workingDir"),
                     read_only=self.volumes.read_only(sources, volume_mounts)) if sandboxed else None
         _check_command(spec, name, argv[0], env, view)
+        if argv[0] in ("python", "python3") and _same_python(argv[0], env.get("PATH")):
+            argv[0] = sys.executable  # the same interpreter with this environment's packages (a virtualenv's)
         return Container(name=name, role=role, argv=view.command(argv) if view else argv, env=env, view=view,
                          dependencies=[str(d) for d in ctr.get("dependencies") or []], spec=ctr,
                          stdout=pod_dir / f"{name}.stdout", stderr=pod_dir / f"{name}.stderr")
@@ -171,6 +175,22 @@ def _container_retries(spec: PodSpec, strategy: dict[str, Any]) -> tuple[int, fl
         return int(text), parse_duration(duration) if duration else 0.0
     except RetryError as err:
         raise PodRefused(f"{spec.node_name}: containerSet.retryStrategy.duration: {err}") from err
+
+
+@functools.cache
+def _same_python(command: str, path: str | None) -> bool:
+    """Whether the host's `python`/`python3` is the interpreter running this runner (sys.executable, or the base of
+    its virtualenv); a launcher script (a pyenv shim) is asked once."""
+    found = shutil.which(command, path=path)
+    mine = os.path.realpath(sys.executable)
+    if found is None or os.path.realpath(found) == mine:
+        return found is not None
+    try:
+        asked = subprocess.run([found, "-c", "import os, sys; print(os.path.realpath(sys.executable))"],
+                               capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return asked.returncode == 0 and asked.stdout.strip() == mine
 
 
 def _declared(ctr: dict[str, Any]) -> set[str]:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -13,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.workflows.local.engine.cases import bounded, case_files, differences, expectation, run_case
-from workflows.local.engine.executor import DEADLINE_MESSAGE, LocalExecutor
+from workflows.local.engine.executor import DEADLINE_MESSAGE, LocalExecutor, _same_python
 from workflows.local.engine.pods import InputArtifact, PodHandle, PodRefused, PodResult, PodSpec
 from workflows.local.engine.sandbox import bwrap
 
@@ -272,3 +274,13 @@ def test_a_daemon_waits_for_its_sidecars_readiness_too(executor: LocalExecutor) 
         time.sleep(0.05)
     handle.stop("Succeeded", "")
     assert wait(handle, timeout=10).phase == "Succeeded"
+
+
+def test_python_is_this_interpreter_only_when_it_is_the_hosts(executor: LocalExecutor, tmp_path: Path) -> None:
+    template = {"container": {"command": ["python3", "-c", "import sys; print(sys.executable)"]}}
+    assert run(executor, template, capture_result=True).outputs.result == sys.executable
+    other = tmp_path / "other-python"
+    other.mkdir()
+    (other / "python3").write_text("#!/bin/sh\necho another python\n")
+    (other / "python3").chmod(0o755)
+    assert not _same_python("python3", f"{other}:{os.environ['PATH']}")  # a launcher of another interpreter
