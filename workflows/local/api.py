@@ -276,7 +276,8 @@ def execute(prepared: Prepared, run_dir: Path, progress: Callable[[NodeTree], No
         raise ResumeError(str(err)) from err
     tree: NodeTree = outcome.nodes
     write_workflow_json(run_dir, workflow_document(tree, outcome.phase, outcome.message, outcome.outputs,
-                                                   prepared.parameters, outcome.finished_at - outcome.started_at))
+                                                   prepared.parameters, outcome.finished_at - outcome.started_at,
+                                                   run_dir))
     result = result_of(tree, outcome.phase, outcome.message, outcome.outputs, run_dir)
     result.suspended = list(outcome.suspended)
     return result

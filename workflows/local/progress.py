@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any, ClassVar, TextIO, cast
 
 from steps._core.documents import GateReport
-from workflows.local.engine.nodes import Node, NodeTree, fnv32a, node_id
-from workflows.local.record import RunResult
+from workflows.local.engine.nodes import Node, NodeTree, node_id
+from workflows.local.record import RunResult, pod_name
 
 
 class Progress:
@@ -236,16 +236,6 @@ def _row(tree: NodeTree, node: Node, prefix: str) -> list[str]:
         return [f"{prefix}{icon} {node.display_name}", template, "", "", node.message]
     return [f"{prefix}{icon} {node.display_name}", template, pod_name(tree.workflow, node),
             short_duration(node.started_at, node.finished_at), node.message]
-
-
-def pod_name(workflow: str, node: Node) -> str:
-    """GeneratePodName (pod name version v2): `<workflow>-<template>-<fnv32a(node name)>`."""
-    if node.name == workflow:
-        return workflow
-    ref = node.extra.get("templateRef") or {}
-    template = ref.get("template") or node.template_name or ""
-    prefix = workflow if ".inline" in node.name else f"{workflow}-{template}"
-    return f"{prefix[:242]}-{fnv32a(node.name)}"
 
 
 def short_duration(start: float | None, finish: float | None) -> str:

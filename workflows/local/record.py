@@ -11,7 +11,7 @@ from typing import Any, TypedDict
 
 from steps._core.documents import NodeRecord, RunDocument
 from steps._core.files import write_text
-from workflows.local.engine.nodes import Node, NodeTree, Outputs
+from workflows.local.engine.nodes import Node, NodeTree, Outputs, fnv32a
 from workflows.local.task import TaskState
 
 RUN_JSON = "run.json"
@@ -73,14 +73,10 @@ class NodeDocument(TypedDict, total=False):
     memoized: bool
 
 
-class WorkflowDocument(TypedDict):
-    """run.json of `mlops run --from` and the Python API: the workflow's phase, message and outputs, and nodes."""
+class WorkflowDocument(RunDocument):
+    """run.json of `mlops run --from` and the Python API: a RunDocument (its `tasks`, one per step or task that ran
+    a pod, by display name) with Argo's view added: the workflow's outputs and every node (status.nodes)."""
 
-    name: str
-    phase: str  # Running | Succeeded | Failed | Error
-    message: str
-    parameters: dict[str, str]
-    duration: float
     outputs: dict[str, Any]
     nodes: dict[str, NodeDocument]
 
@@ -119,12 +115,49 @@ def outputs_document(outputs: Outputs | None) -> dict[str, Any]:
 
 
 def workflow_document(tree: NodeTree, phase: str, message: str, outputs: Outputs | None,
-                      parameters: dict[str, str], duration: float) -> WorkflowDocument:
+                      parameters: dict[str, str], duration: float, run_dir: Path | None = None) -> WorkflowDocument:
     return {
         "name": tree.workflow, "phase": phase, "message": message, "parameters": parameters,
-        "duration": round(duration, 3), "outputs": outputs_document(outputs),
+        "duration": round(duration, 3), "tasks": task_records(tree, run_dir),
+        "outputs": outputs_document(outputs),
         "nodes": {ident: node_document(node) for ident, node in tree.nodes.items()},
     }
+
+
+def task_records(tree: NodeTree, run_dir: Path | None) -> dict[str, NodeRecord]:
+    """RunDocument's `tasks`: each node that ran a pod (a Retry node: its last attempt), by display name."""
+    retried = {c for n in tree.nodes.values() if n.type == "Retry" for c in n.children}
+    records: dict[str, NodeRecord] = {}
+    for node in tree.nodes.values():
+        if node.type not in ("Pod", "Retry") or node.id in retried:
+            continue
+        attempts = tree.children(node) if node.type == "Retry" else [node]
+        last = attempts[-1] if attempts else node
+        outputs = node.outputs or last.outputs or Outputs()
+        code = outputs.exit_code
+        duration = None if node.started_at is None or node.finished_at is None else node.finished_at - node.started_at
+        log = run_dir / "pods" / pod_name(tree.workflow, last) / "log" if run_dir is not None else None
+        records[node.display_name] = {
+            "template": str(node.template_name or (node.extra.get("templateRef") or {}).get("template") or ""),
+            "phase": node.phase, "message": node.message,
+            "exitCode": int(code) if code is not None and code.lstrip("-").isdigit() else None,
+            "attempts": len(attempts), "duration": None if duration is None else round(duration, 3),
+            "outputs": {"parameters": {p.name: p.value for p in outputs.parameters if p.value is not None},
+                        "artifacts": {a.name: str(run_dir / "artifacts" / a.key) if run_dir else a.key
+                                      for a in outputs.artifacts if a.key}},
+            "log": str(log) if log is not None and log.exists() else "",
+        }
+    return records
+
+
+def pod_name(workflow: str, node: Node) -> str:
+    """GeneratePodName (pod name version v2): `<workflow>-<template>-<fnv32a(node name)>`."""
+    if node.name == workflow:
+        return workflow
+    ref = node.extra.get("templateRef") or {}
+    template = ref.get("template") or node.template_name or ""
+    prefix = workflow if ".inline" in node.name else f"{workflow}-{template}"
+    return f"{prefix[:242]}-{fnv32a(node.name)}"
 
 
 def write_workflow_json(run_dir: Path, document: WorkflowDocument) -> None:

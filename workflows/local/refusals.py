@@ -203,7 +203,8 @@ class _Checker:
             what = "script without command" if script else "container without command (image entrypoint)"
             hint = f"; give one with --image-command {image or 'IMAGE'}=CMD" if image else ""
             self.report.refuse(where, at, f"{what}: the image's entrypoint is unknown here{hint}")
-        elif "{{" not in str(command[0]) and self.which(str(command[0])) is None:
+        elif "{{" not in str(command[0]) and "/" not in str(command[0]) and self.which(str(command[0])) is None:
+            # a path (absolute, relative, or in a volume another container writes) is checked when it runs
             self.report.refuse(where, f"{at}.command", f"command {command[0]!r} not found on this machine")
         for env in container.get("env") or []:
             source = sorted(env.get("valueFrom") or {})

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from workflows.local.engine.nodes import Node, NodeTree, fnv32a, node_id
-from workflows.local.progress import Progress, pod_name, print_summary, tree_lines
-from workflows.local.record import RunResult
+from workflows.local.progress import Progress, print_summary, tree_lines
+from workflows.local.record import RunResult, pod_name
 from workflows.local.task import TaskState
 
 
