@@ -4,14 +4,14 @@ result with its expectation: the harness the controller's tests share."""
 from __future__ import annotations
 
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from tests.support.local_executor import LocalExecutor
+from workflows.local.engine.executor import LocalExecutor
 from workflows.local.engine.nodes import Node, NodeTree
 from workflows.local.engine.operator import Result, run_workflow
 from workflows.local.engine.pods import Executor
@@ -44,22 +44,7 @@ def expectation(case: Path) -> dict[str, Any]:
     return dict(yaml.safe_load(case.with_name(case.stem + ".expected.yaml").read_text()))
 
 
-def sandboxed(run_dir: Path, workflow: dict[str, Any], config_maps: dict[str, Any]) -> Executor:
-    """The executor engineer's LocalExecutor (sandbox, volumes, artifacts), as `mlops run` builds it."""
-    from workflows.local.engine.executor import LocalExecutor as Sandboxed
-
-    claims = tuple(str((c.get("metadata") or {}).get("name"))
-                   for c in (workflow.get("spec") or {}).get("volumeClaimTemplates") or [])
-    return Sandboxed(run_dir, config_maps=config_maps, claims=claims)
-
-
-def simple(run_dir: Path, workflow: dict[str, Any], config_maps: dict[str, Any]) -> Executor:
-    """tests/support's subprocess executor (no volumes, artifacts or sidecars)."""
-    return LocalExecutor(run_dir)
-
-
-def run_case(case: Path, run_dir: Path, state_dir: Path,
-             executor: Callable[[Path, dict[str, Any], dict[str, Any]], Executor] = sandboxed) -> Result:
+def run_case(case: Path, run_dir: Path, state_dir: Path) -> Result:
     spec = expectation(case)
     run = spec.get("run") or {}
     store = TemplateStore.load([CASES / t for t in run.get("templates") or []])
@@ -71,8 +56,15 @@ def run_case(case: Path, run_dir: Path, state_dir: Path,
     workflow = yaml.safe_load(case.read_text())
     params = {k: str(v) for k, v in (run.get("parameters") or {}).items()}
     return run_workflow(workflow, parameters=params, run_dir=run_dir,
-                        executor=executor(run_dir, workflow, config_maps), templates=store,
+                        executor=_executor(run_dir, workflow, config_maps), templates=store,
                         config_maps=config_maps, state_dir=state_dir)
+
+
+def _executor(run_dir: Path, workflow: dict[str, Any], config_maps: dict[str, Any]) -> Executor:
+    """The local executor (sandbox, volumes, artifacts) as `mlops run` builds it."""
+    claims = tuple(str((c.get("metadata") or {}).get("name"))
+                   for c in (workflow.get("spec") or {}).get("volumeClaimTemplates") or [])
+    return LocalExecutor(run_dir, config_maps=config_maps, claims=claims)
 
 
 def _outputs(node: Node) -> dict[str, Any]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.support.local_executor import LocalExecutor
 from tests.workflows.local.engine.cases import bounded, node
+from workflows.local.engine.executor import LocalExecutor
 from workflows.local.engine.operator import Result, run_workflow
 
 

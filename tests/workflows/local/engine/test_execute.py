@@ -12,10 +12,8 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from tests.support.local_executor import LocalExecutor
 from tests.workflows.local.engine.cases import bounded, node
+from workflows.local.engine.executor import LocalExecutor
 from workflows.local.engine.operator import Result, run_workflow
 
 
@@ -81,8 +79,6 @@ def test_a_retry_backoff_waits_without_spinning(tmp_path: Path) -> None:
 
 
 def test_an_http_template_is_an_http_node_with_the_body_as_result(tmp_path: Path) -> None:
-    executor_module = pytest.importorskip("workflows.local.engine.executor")
-
     class Pong(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - http.server's name
             body = b"pong"
@@ -108,7 +104,7 @@ def test_an_http_template_is_an_http_node_with_the_body_as_result(tmp_path: Path
     try:
         with bounded(30):
             result = run_workflow(workflow, run_dir=tmp_path / "run",
-                                  executor=executor_module.LocalExecutor(tmp_path / "run"),
+                                  executor=LocalExecutor(tmp_path / "run"),
                                   state_dir=tmp_path / "state", progress=lambda tree: seen.append(len(tree.nodes)))
     finally:
         server.shutdown()

@@ -3,36 +3,23 @@ real processes, and gets Argo v4.1.2's node phases, messages and outputs."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 
-from tests.workflows.local.engine.cases import (
-    bounded,
-    case_files,
-    differences,
-    expectation,
-    run_case,
-    sandboxed,
-    simple,
-)
+from tests.workflows.local.engine.cases import bounded, case_files, differences, expectation, run_case
 from workflows.local.lang.errors import Unsupported
 
-HAVE_SANDBOX = importlib.util.find_spec("workflows.local.engine.executor") is not None
-# what only the sandboxed executor runs: artifacts, volumes, containerSets, sidecars
-NEEDS_SANDBOX = ("068", "069", "070", "071", "072", "073", "074", "076")
 # expressions workflows/local/lang refuses (jsonpath): the workflow is refused, never run with another result
 LANG_REFUSES = ("019", "024")
-CASES = [c for c in case_files() if "refuse" not in expectation(c)["expect"] and not c.name.startswith(LANG_REFUSES)
-         and (HAVE_SANDBOX or not c.name.startswith(NEEDS_SANDBOX))]
+CASES = [c for c in case_files() if "refuse" not in expectation(c)["expect"] and not c.name.startswith(LANG_REFUSES)]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.stem for c in CASES])
 def test_case_gives_argos_result(case: Path, tmp_path: Path) -> None:
     expected = expectation(case)
     with bounded(float((expected.get("run") or {}).get("timeout", 60))):
-        result = run_case(case, tmp_path / "run", tmp_path / "state", sandboxed if HAVE_SANDBOX else simple)
+        result = run_case(case, tmp_path / "run", tmp_path / "state")
     assert differences(result, expected) == []
 
 
@@ -40,4 +27,4 @@ def test_case_gives_argos_result(case: Path, tmp_path: Path) -> None:
 def test_expression_the_languages_do_not_model_stops_the_run(prefix: str, tmp_path: Path) -> None:
     case = next(c for c in case_files() if c.name.startswith(prefix))
     with bounded(30), pytest.raises(Unsupported, match="jsonpath"):
-        run_case(case, tmp_path / "run", tmp_path / "state", simple)
+        run_case(case, tmp_path / "run", tmp_path / "state")

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from tests.support.local_executor import LocalExecutor
 from tests.workflows.local.engine.cases import bounded, node, output
+from workflows.local.engine.executor import LocalExecutor
 from workflows.local.engine.operator import run_workflow
 from workflows.local.engine.resume import STATE_FILE, ResumeError
 

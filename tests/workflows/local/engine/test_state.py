@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.support.local_executor import LocalExecutor
+from workflows.local.engine.executor import LocalExecutor
 from workflows.local.engine.nodes import RUNNING, STEP_GROUP, STEPS, NodeTree, fnv32a
 from workflows.local.engine.state import Holder, Operation
 
