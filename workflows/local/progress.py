@@ -65,8 +65,13 @@ class NodeProgress:
 # --- the summary -----------------------------------------------------------------------------------------
 
 
-def print_summary(result: RunResult, progress: Progress) -> None:
+def print_summary(result: RunResult, progress: Progress, entrypoint: str | None = None) -> None:
+    """Argo's node tree (when the entrypoint is known), then every task, the registered version, the gates."""
     out = progress.line
+    if entrypoint is not None:
+        out("")
+        for line in tree_lines(tree_of_tasks(result, entrypoint)):
+            out(line)
     out("")
     out(f"{result.name}: {progress.paint(result.phase, result.phase)} in {result.duration:.1f}s"
         + (f" ({result.message})" if result.message else ""))
@@ -169,6 +174,24 @@ ICONS = {"Pending": "◷", "Running": "●", "Succeeded": "✔", "Skipped": "○
 _BOUNDARY, _PARENT = ("DAG", "Steps"), ("StepGroup", "Retry")
 _EXECUTION = ("Pod", "Skipped", "Suspend", "HTTP", "Plugin")
 _INDEX = re.compile(r"\((\d+)[:)]|\[(\d+)\]")
+
+
+def tree_of_tasks(result: RunResult, entrypoint: str) -> NodeTree:
+    """The node tree Argo keeps for a DAG of tasks, from the current runner's task states: the DAG node named after
+    the workflow, each task a Pod node (Skipped when it did not run) within it."""
+    tree = NodeTree(result.name)
+    started = [t.started for t in result.tasks.values() if t.started is not None]
+    finished = [t.finished for t in result.tasks.values() if t.finished is not None]
+    root = tree.add(Node(result.name, result.name, result.name, "DAG", result.phase, result.message,
+                         template_name=entrypoint, started_at=min(started, default=None),
+                         finished_at=max(finished, default=None)))
+    for task in result.tasks.values():
+        name = f"{result.name}.{task.name}"
+        kind = "Skipped" if task.phase in ("Skipped", "Omitted") else "Pod"
+        tree.add(Node(node_id(result.name, name), name, task.name, kind, task.phase, task.message,
+                      template_name=task.template, boundary_id=root.id, started_at=task.started,
+                      finished_at=task.finished), root)
+    return tree
 
 
 def tree_lines(tree: NodeTree) -> list[str]:

@@ -165,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"mlops run: error: {err}", file=sys.stderr)
         _discard(run_dir)
         return 2
-    print_summary(result, progress)
+    print_summary(result, progress, entrypoint=str((workflow.get("spec") or {}).get("entrypoint") or ""))
     return result.exit_code
 
 

@@ -142,6 +142,12 @@ def test_run_training_generates_data_runs_the_rendered_yaml_and_summarises(proje
     assert "Rollout: fraud-detection v7 promoted to production" in out
     assert "Gate: PASSED" in out and "accuracy=0.97" in out
     assert "gate.gate-report" in out and "gate.html" in out
+    # Argo's node tree, as `argo get` prints it, before the summary.
+    tree = out[out.index("STEP "):out.index("Registered:")]
+    assert re.search(rf"^ ✔ {state['name']} +training$", tree, flags=re.MULTILINE), tree
+    # Children in start order, whole seconds as Argo stores them; ties by name (cmd/argo/commands/common/get.go)
+    assert re.search(rf"^ [├└]─✔ validate +validate +{state['name']}-validate-\d+ +\d+s$", tree, flags=re.MULTILINE)
+    assert len(re.findall(r"^ [├└]─✔ ", tree, flags=re.MULTILINE)) == 5, tree
 
 
 def test_the_rollout_time_scale_comes_from_the_environment_unless_given(project, dataset_csv, monkeypatch):
