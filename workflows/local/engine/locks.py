@@ -15,13 +15,16 @@ import fcntl
 import json
 import os
 import re
+import shutil
+import tarfile
+import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import IO, Any
 
 from workflows.local.engine.inputs import InputError, config_map_value
-from workflows.local.engine.nodes import PENDING, SUCCEEDED, Node, Outputs, Parameter
+from workflows.local.engine.nodes import PENDING, SUCCEEDED, ArtifactRef, Node, Outputs, Parameter
 from workflows.local.engine.retry import parse_duration
 from workflows.local.engine.state import Holder, Operation
 
@@ -166,7 +169,8 @@ class Locks:
             if hit and data.get("outputs") is not None:
                 raw = data["outputs"]
                 outputs = Outputs(parameters=[Parameter(p["name"], p.get("value")) for p in raw.get("parameters")
-                                              or []], result=raw.get("result"), exit_code=raw.get("exit_code"))
+                                              or []], result=raw.get("result"), exit_code=raw.get("exit_code"),
+                                  artifacts=self._restore(op, entry, raw.get("artifacts") or []))
         if hit:
             node = node or op.init_executable_node(name, _node_type(tmpl), scope, tmpl, holder, boundary_id,
                                                    SUCCEEDED, hooked=hooked, retried=retried)
@@ -189,7 +193,44 @@ class Locks:
         outputs = None
         if node.outputs is not None:
             outputs = {"parameters": [asdict(p) for p in node.outputs.parameters], "result": node.outputs.result,
-                       "exit_code": node.outputs.exit_code}
+                       "exit_code": node.outputs.exit_code,
+                       "artifacts": self._keep(op, entry, node.outputs.artifacts)}
         tmp = entry.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps({"nodeID": node.id, "outputs": outputs, "creationTimestamp": time.time()}))
         tmp.replace(entry)
+
+    # Artifacts outlive the run's repository in the cache folder, and come back into the next run's repository
+    # through the executor (Argo's cache points into the shared artifact repository instead).
+
+    def _keep(self, op: Operation, entry: Path, artifacts: list[ArtifactRef]) -> list[dict[str, Any]]:
+        kept = []
+        root = Path(getattr(getattr(op.executor, "repository", None), "root", op.run_dir / "artifacts"))
+        folder = entry.with_suffix(".artifacts")
+        for art in artifacts:
+            if art.key is None:
+                continue
+            source, target = root / art.key, folder / art.name / Path(art.key).name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if source.is_dir():
+                shutil.copytree(source, target, symlinks=True, dirs_exist_ok=True)
+            else:
+                shutil.copy2(source, target)
+            kept.append({"name": art.name, "path": art.path, "archive": art.archive, "optional": art.optional,
+                         "file": str(target.relative_to(folder))})
+        return kept
+
+    def _restore(self, op: Operation, entry: Path, kept: list[dict[str, Any]]) -> list[ArtifactRef]:
+        restored = []
+        folder = entry.with_suffix(".artifacts")
+        for art in kept:
+            cached = folder / art["file"]
+            if art["archive"] == "none":
+                ref = op.executor.store_artifact(cached, art["name"], "none")
+            else:
+                with tempfile.TemporaryDirectory() as tmp, tarfile.open(cached) as tar:
+                    tar.extractall(tmp, filter="data")
+                    [member] = list(Path(tmp).iterdir())
+                    ref = op.executor.store_artifact(member, art["name"], "tar")
+            ref.path, ref.optional = art.get("path"), bool(art.get("optional"))
+            restored.append(ref)
+        return restored

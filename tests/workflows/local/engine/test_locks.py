@@ -73,3 +73,26 @@ def test_a_mutex_orders_two_concurrent_runs(tmp_path: Path) -> None:
     assert a.phase == b.phase == "Succeeded"
     first, second = sorted((a, b), key=lambda n: n.started_at or 0)
     assert (first.finished_at or 0) <= (second.started_at or 0) + 0.05
+
+
+def test_a_cache_hit_hands_its_artifacts_to_the_next_steps(tmp_path: Path) -> None:
+    def workflow(archive: dict[str, Any]) -> dict[str, Any]:
+        return {"metadata": {"name": "memo-art"}, "spec": {"entrypoint": "main", "templates": [
+            {"name": "main", "steps": [[{"name": "make", "template": "make"}], [
+                {"name": "read", "template": "read", "arguments": {"artifacts": [
+                    {"name": "in", "from": "{{steps.make.outputs.artifacts.out}}"}]}}]]},
+            {"name": "make", "memoize": {"key": "art", "maxAge": "1h", "cache": {"configMap": {"name": "arts"}}},
+             "container": {"image": "alpine:3.20", "command": ["sh", "-c", "date +%s%N > /tmp/out.txt"]},
+             "outputs": {"artifacts": [{"name": "out", "path": "/tmp/out.txt", "archive": archive}]}},
+            {"name": "read", "inputs": {"artifacts": [{"name": "in", "path": "/tmp/in.txt"}]},
+             "container": {"image": "alpine:3.20", "command": ["sh", "-c", "cat /tmp/in.txt > /tmp/seen"]},
+             "outputs": {"parameters": [{"name": "seen", "valueFrom": {"path": "/tmp/seen"}}]}}]}}
+
+    for archive in ({"none": {}}, {"tar": {}}):
+        state = tmp_path / f"state-{next(iter(archive))}"
+        with bounded(30):
+            first = _run(workflow(archive), tmp_path / f"a-{next(iter(archive))}", state)
+            second = _run(workflow(archive), tmp_path / f"b-{next(iter(archive))}", state)
+        assert second.phase == "Succeeded", second.message
+        assert node(second, "memo-art[0].make").memoized
+        assert output(node(second, "memo-art[1].read"), "seen") == output(node(first, "memo-art[1].read"), "seen")
