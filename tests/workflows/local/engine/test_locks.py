@@ -88,7 +88,8 @@ def test_a_cache_hit_hands_its_artifacts_to_the_next_steps(tmp_path: Path) -> No
              "container": {"image": "alpine:3.20", "command": ["sh", "-c", "cat /tmp/in.txt > /tmp/seen"]},
              "outputs": {"parameters": [{"name": "seen", "valueFrom": {"path": "/tmp/seen"}}]}}]}}
 
-    for archive in ({"none": {}}, {"tar": {}}):
+    archives: list[dict[str, Any]] = [{"none": {}}, {"tar": {}}]
+    for archive in archives:
         state = tmp_path / f"state-{next(iter(archive))}"
         with bounded(30):
             first = _run(workflow(archive), tmp_path / f"a-{next(iter(archive))}", state)
