@@ -21,10 +21,12 @@ whatever may start; between passes the engine sleeps until a pod ends, a daemon 
 (a backoff, a suspend's duration, a deadline), looking at the pods every few milliseconds. The run ends when the
 entry node, the workflow's lifecycle hooks and its exit handler are fulfilled; or, when only indefinite suspend
 nodes are left, with phase Running and `result.suspended` naming them (the state is kept in `run_dir`, see
-resume.py). Ctrl-C stops every pod and ends the workflow Failed ("Stopped with strategy 'Stop'"), after its exit
-handler. A workflow that waits for something that can no longer come (a reference nothing will produce, with no
-pod running and no timer due; Argo would requeue it for ever) ends Error, "the workflow cannot progress". Where the
-expression languages raise `Unsupported` while running (an aggregation Argo's outcome of is not pinned down), the
+resume.py); a workflow submitted with `spec.suspend: true` stops at once the same way, naming itself.
+
+Ctrl-C stops every pod and ends the workflow Failed ("Stopped with strategy 'Stop'"), after its exit handler. A
+workflow that waits for something that can no longer come (a reference nothing will produce, with no pod running
+and no timer due; Argo would requeue it for ever) ends Error, "the workflow cannot progress". Where the expression
+languages raise `Unsupported` while running (an aggregation whose outcome on Argo is not pinned down), the
 exception propagates: the run is not given a result Argo might not give.
 """
 
@@ -210,9 +212,13 @@ def run_workflow(workflow: Mapping[str, Any], *, parameters: Mapping[str, str] |
     resolver = Resolver(wf, templates if templates is not None else TemplateStore())
     run = Run(op, TemplateContext(resolver), started)
     try:
-        if spec.get("synchronization"):
+        if spec.get("suspend") and resume is None:
+            op.suspended.add(name)  # spec.suspend: nothing runs until resumed (operator.go:381-384)
+        elif spec.get("synchronization"):
             _workflow_lock(op, spec["synchronization"])
-        _loop(run, progress)
+            _loop(run, progress)
+        else:
+            _loop(run, progress)
     except KeyboardInterrupt:
         run.stop("Stop")
         _loop(run, progress)

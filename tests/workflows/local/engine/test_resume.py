@@ -67,3 +67,15 @@ def test_resume_without_values_takes_the_defaults(tmp_path: Path) -> None:
 def test_resume_of_a_run_that_is_not_suspended_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ResumeError, match="no suspended run"):
         _run(tmp_path, resume={})
+
+
+def test_a_workflow_submitted_suspended_runs_nothing_until_resumed(tmp_path: Path) -> None:
+    suspended = {**WORKFLOW, "spec": {**WORKFLOW["spec"], "suspend": True}}
+    with bounded(30):
+        first = run_workflow(suspended, run_dir=tmp_path / "run", executor=LocalExecutor(tmp_path / "run"),
+                             state_dir=tmp_path / "state")
+        assert (first.phase, first.suspended, first.nodes.nodes) == ("Running", ["approval"], {})
+        second = run_workflow(suspended, run_dir=tmp_path / "run", executor=LocalExecutor(tmp_path / "run"),
+                              state_dir=tmp_path / "state", resume={})
+    assert second.phase == "Running"
+    assert second.suspended == ["approval[0].approve"]
