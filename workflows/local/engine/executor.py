@@ -10,10 +10,8 @@ their own); the others are refused, naming what to install.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -27,7 +25,7 @@ from workflows.local.engine.artifacts import ArtifactError, Repository
 from workflows.local.engine.nodes import ArtifactRef, Outputs, Parameter
 from workflows.local.engine.pods import ContainerResult, PodHandle, PodRefused, PodResult, PodSpec
 from workflows.local.engine.retry import RetryError, parse_duration
-from workflows.local.engine.sandbox import Process, SandboxRefused, SandboxUnavailable, View, bwrap
+from workflows.local.engine.sandbox import Process, SandboxRefused, SandboxUnavailable, View, bwrap, expand, same_python
 from workflows.local.engine.volumes import VolumeError, Volumes
 
 SCRIPT_PATH = "/argo/staging/script"  # workflow/common/common.go: ExecutorScriptSourcePath
@@ -35,7 +33,6 @@ _NO_DEADLINE = "0001-01-01T00:00:00Z"  # Go's zero time, what ARGO_DEADLINE hold
 DEADLINE_MESSAGE = "Pod was active on the node longer than the specified deadline"  # the kubelet's
 RESULT_LIMIT = 256 * 1024  # executor.go:959: the last 256 KiB of stdout are kept
 _HOST_ONLY = ("TMPDIR", "TMP", "TEMP")  # they name the runner's temporary folder, which a container does not see
-_EXPANSION = re.compile(r"\$\$|\$\(([-._a-zA-Z][-._a-zA-Z0-9]*)\)")
 
 
 class LocalExecutor:
@@ -80,8 +77,9 @@ class LocalExecutor:
     def _containers(self, spec: PodSpec, pod_dir: Path, sources: dict[str, Path]) -> list[Container]:
         tmpl = spec.template
         plans: list[tuple[str, dict[str, Any], list[str]]] = []  # role, container, own paths
+        main_mounts = (tmpl.get("container") or tmpl.get("script") or {}).get("volumeMounts") or []
         for init in tmpl.get("initContainers") or []:
-            plans.append(("init", init, []))
+            plans.append(("init", _mirrored(init, main_mounts), []))
         outputs = tmpl.get("outputs") or {}
         own = [str(p["valueFrom"]["path"]) for p in outputs.get("parameters") or [] if (p.get("valueFrom") or {})
                .get("path")] + [str(a["path"]) for a in outputs.get("artifacts") or [] if a.get("path")]
@@ -98,7 +96,7 @@ class LocalExecutor:
             ctr["name"] = "main"
             plans.append(("main", ctr, own + inputs + ([SCRIPT_PATH] if spec.kind == "script" else [])))
         for side in tmpl.get("sidecars") or []:
-            plans.append(("sidecar", side, []))
+            plans.append(("sidecar", _mirrored(side, main_mounts), []))
         sandboxed = bwrap() is not None
         needs_view = bool(own or inputs or spec.kind == "script" or any(
             c.get("volumeMounts") or c.get("workingDir") for _, c, _ in plans))
@@ -124,7 +122,7 @@ class LocalExecutor:
                              "unknown without the image); give it one, or map its image with --image-command")
         env = self._env(spec, name, ctr)
         defined = {k: v for k, v in env.items() if k.startswith("ARGO_") or k in _declared(ctr)}
-        argv = [_expand(a, defined) for a in [*command, *(str(a) for a in ctr.get("args") or [])]]
+        argv = [expand(a, defined) for a in [*command, *(str(a) for a in ctr.get("args") or [])]]
         if spec.kind == "script" and role == "main":
             argv.append(SCRIPT_PATH)
         volume_mounts = ctr.get("volumeMounts") or []
@@ -132,7 +130,7 @@ class LocalExecutor:
         view = View(pod_dir / name / "root", own=own, mounts=mounts, workdir=ctr.get("workingDir"),
                     read_only=self.volumes.read_only(sources, volume_mounts)) if sandboxed else None
         _check_command(spec, name, argv[0], env, view)
-        if argv[0] in ("python", "python3") and _same_python(argv[0], env.get("PATH")):
+        if argv[0] in ("python", "python3") and same_python(argv[0], env.get("PATH")):
             argv[0] = sys.executable  # the same interpreter with this environment's packages (a virtualenv's)
         return Container(name=name, role=role, argv=view.command(argv) if view else argv, env=env, view=view,
                          dependencies=[str(d) for d in ctr.get("dependencies") or []], spec=ctr,
@@ -159,7 +157,7 @@ class LocalExecutor:
             if "valueFrom" in item:
                 raise PodRefused(f"{spec.node_name}: container {name!r}: env {item.get('name')!r} takes its value "
                                  "from the cluster (valueFrom), which has no local source")
-            value = _expand(str(item.get("value", "")), mapping)
+            value = expand(str(item.get("value", "")), mapping)
             env[str(item["name"])] = mapping[str(item["name"])] = value
         return env
 
@@ -177,34 +175,15 @@ def _container_retries(spec: PodSpec, strategy: dict[str, Any]) -> tuple[int, fl
         raise PodRefused(f"{spec.node_name}: containerSet.retryStrategy.duration: {err}") from err
 
 
-@functools.cache
-def _same_python(command: str, path: str | None) -> bool:
-    """Whether the host's `python`/`python3` is the interpreter running this runner (sys.executable, or the base of
-    its virtualenv); a launcher script (a pyenv shim) is asked once."""
-    found = shutil.which(command, path=path)
-    mine = os.path.realpath(sys.executable)
-    if found is None or os.path.realpath(found) == mine:
-        return found is not None
-    try:
-        asked = subprocess.run([found, "-c", "import os, sys; print(os.path.realpath(sys.executable))"],
-                               capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return asked.returncode == 0 and asked.stdout.strip() == mine
+def _mirrored(ctr: dict[str, Any], main_mounts: list[dict[str, Any]]) -> dict[str, Any]:
+    """UserContainer.mirrorVolumeMounts: an init container or sidecar also mounts the main container's volumes."""
+    if not ctr.get("mirrorVolumeMounts"):
+        return ctr
+    return {**ctr, "volumeMounts": [*(ctr.get("volumeMounts") or []), *main_mounts]}
 
 
 def _declared(ctr: dict[str, Any]) -> set[str]:
     return {str(item.get("name")) for item in ctr.get("env") or []}
-
-
-def _expand(text: str, mapping: dict[str, str]) -> str:
-    """Kubernetes' $(VAR) expansion of command, args and env values: a defined variable is replaced, `$$` is `$`,
-    anything else is left as written (k8s.io/kubernetes third_party/forked/golang/expansion)."""
-    def one(match: re.Match[str]) -> str:
-        if match.group(0) == "$$":
-            return "$"
-        return mapping.get(match.group(1), match.group(0))
-    return _EXPANSION.sub(one, text)
 
 
 def _host(path: str) -> Path:
@@ -437,10 +416,11 @@ class Pod:
         tmpl_outputs = self.spec.template.get("outputs") or {}
         where = main.view.host_path if main.view else Path
         if self.spec.capture_result:
-            data = main.stdout.read_bytes().decode("utf-8", errors="replace")
-            data = data[:-1] if data.endswith("\n") else data
-            raw = data.encode()
-            outputs.result = raw[-RESULT_LIMIT:].decode("utf-8", errors="replace") if len(raw) > RESULT_LIMIT else data
+            with open(main.stdout, "rb") as out:  # only the tail is kept: read no more of it
+                out.seek(max(out.seek(0, os.SEEK_END) - RESULT_LIMIT - 1, 0))
+                tail = out.read()
+            tail = tail[:-1] if tail.endswith(b"\n") else tail
+            outputs.result = tail[-RESULT_LIMIT:].decode("utf-8", errors="replace")
         lenient = self._stopped is not None
         for param in tmpl_outputs.get("parameters") or []:
             value_from = param.get("valueFrom") or {}

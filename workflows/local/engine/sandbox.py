@@ -8,20 +8,28 @@ path, which are folders of `root` with their host entries bound in one by one. S
 `/tmp/out.txt` (however it names it: `sh -c "echo hello > /tmp/out.txt"`), creating `/output/x` creates it in
 `root/output/x`, and the executor reads both from `root` once the command exited. What is not a container path
 is the host's, as `bwrap --bind / /` would show it. Without bwrap, `View.command` raises `SandboxUnavailable`: the
-executor runs directly only the pods that declare no container path (their result cannot differ).
+executor runs directly only the pods that declare no container path (their result cannot differ). Also here: the
+command line as the kubelet hands it over (`expand`: `$(VAR)`), and which Python a `python` command is.
+
+bwrap runs with --die-with-parent: its processes end with the thread that started them, so one run's pods are
+started from the thread that runs its controller loop.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
+import re
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+_EXPANSION = re.compile(r"\$\$|\$\(([-._a-zA-Z][-._a-zA-Z0-9]*)\)")
 # Host trees a container never sees as they are: its own /tmp, a fresh /dev and /proc.
 _NOT_BOUND = ("/tmp", "/dev", "/proc")
 
@@ -126,6 +134,32 @@ def _norm(path: str) -> str:
 
 def _under(path: str, ancestor: str) -> bool:
     return path == ancestor or path.startswith(ancestor.rstrip("/") + "/")
+
+
+def expand(text: str, mapping: dict[str, str]) -> str:
+    """Kubernetes' $(VAR) expansion of command, args and env values: a defined variable is replaced, `$$` is `$`,
+    anything else is left as written (k8s.io/kubernetes third_party/forked/golang/expansion)."""
+    def one(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        return mapping.get(match.group(1), match.group(0))
+    return _EXPANSION.sub(one, text)
+
+
+@functools.cache
+def same_python(command: str, path: str | None) -> bool:
+    """Whether the host's `python`/`python3` is the interpreter running this runner (sys.executable, or the base of
+    its virtualenv); a launcher script (a pyenv shim) is asked once."""
+    found = shutil.which(command, path=path)
+    mine = os.path.realpath(sys.executable)
+    if found is None or os.path.realpath(found) == mine:
+        return found is not None
+    try:
+        asked = subprocess.run([found, "-c", "import os, sys; print(os.path.realpath(sys.executable))"],
+                               capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return asked.returncode == 0 and asked.stdout.strip() == mine
 
 
 class Process:

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from tests.workflows.local.engine.cases import bounded, case_files, differences, expectation, run_case
-from workflows.local.engine.executor import DEADLINE_MESSAGE, LocalExecutor, _same_python
+from workflows.local.engine.executor import DEADLINE_MESSAGE, LocalExecutor
 from workflows.local.engine.pods import InputArtifact, PodHandle, PodRefused, PodResult, PodSpec
-from workflows.local.engine.sandbox import bwrap
+from workflows.local.engine.sandbox import bwrap, same_python
 
 pytestmark = pytest.mark.skipif(bwrap() is None, reason="bubblewrap is not installed")
 
@@ -283,4 +283,12 @@ def test_python_is_this_interpreter_only_when_it_is_the_hosts(executor: LocalExe
     other.mkdir()
     (other / "python3").write_text("#!/bin/sh\necho another python\n")
     (other / "python3").chmod(0o755)
-    assert not _same_python("python3", f"{other}:{os.environ['PATH']}")  # a launcher of another interpreter
+    assert not same_python("python3", f"{other}:{os.environ['PATH']}")  # a launcher of another interpreter
+
+
+def test_an_init_container_mirroring_mains_mounts_prepares_its_volume(executor: LocalExecutor) -> None:
+    template = {"volumes": [{"name": "ws", "emptyDir": {}}],
+                "initContainers": [{"name": "fetch", "mirrorVolumeMounts": True,
+                                    "command": ["sh", "-c", "echo fetched > /ws/data"]}],
+                "container": {"command": ["cat", "/ws/data"], "volumeMounts": [{"name": "ws", "mountPath": "/ws"}]}}
+    assert run(executor, template, capture_result=True).outputs.result == "fetched"
