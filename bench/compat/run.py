@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.only:
         paths = [(p, w) for p, w in paths if str(p.relative_to(examples)) in set(args.only)]
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        results = list(pool.map(lambda pw: run_one(*pw, examples, mlops, args.timeout, args.extra), paths))
+        results = list(pool.map(lambda pw: run_one(pw[0], pw[1], examples, mlops, args.timeout, args.extra), paths))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     (args.out / "results.md").write_text(report(results, args.source))
