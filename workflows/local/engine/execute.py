@@ -104,7 +104,9 @@ class Controller(Operation):
             self.check_parallelism(tmpl, node, boundary_id)
         except ParallelismReached as err:
             return node, err
+        unlocked = False
         if self.locks is not None and tmpl.get("synchronization"):
+            unlocked = node is not None and "waiting_lock" in node.extra
             node, acquired = self.locks.acquire(self, node, node_name, ctx.scope, tmpl, holder, boundary_id,
                                                 hooked, retried)
             if not acquired:
@@ -112,7 +114,7 @@ class Controller(Operation):
         if tmpl.get("memoize") and self.locks is not None:
             try:
                 node = self.locks.memoized(self, node, node_name, ctx.scope, tmpl, holder, boundary_id, hooked,
-                                           retried)
+                                           retried, unlocked)
             except ValueError as err:
                 return self._init_or_error(node, node_name, ctx.scope, holder, boundary_id, err, hooked,
                                            retried), err

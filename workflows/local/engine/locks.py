@@ -36,6 +36,16 @@ class LockError(ValueError):
     """A lock Argo refuses (a semaphore without a usable size, a database lock); the node is Error."""
 
 
+def _max_age(text: str) -> float:
+    """time.ParseDuration: a Go duration; a bare number other than 0 has no unit and is refused."""
+    if text.strip().isdigit() and text.strip() != "0":
+        raise LockError(f'invalid maxAge: time: missing unit in duration "{text}"')
+    try:
+        return parse_duration(text)
+    except ValueError as err:
+        raise LockError(f"invalid maxAge: {err}") from err
+
+
 def _node_type(tmpl: dict[str, Any]) -> str:
     for key, kind in (("steps", "Steps"), ("dag", "DAG"), ("suspend", "Suspend"), ("http", "HTTP")):
         if tmpl.get(key) is not None:
@@ -122,7 +132,8 @@ class Locks:
         if not acquired:
             message = f"Waiting for {waiting} lock. Lock status: 0/1"
             if node is None:
-                node = op.init_executable_node(name, _node_type(tmpl), scope, tmpl, holder, boundary_id, PENDING,
+                kind = "Retry" if tmpl.get("retryStrategy") or op.spec.get("retryStrategy") else _node_type(tmpl)
+                node = op.init_executable_node(name, kind, scope, tmpl, holder, boundary_id, PENDING,
                                                hooked=hooked, retried=retried, message=message)
             node.extra["waiting_lock"] = waiting
             node.message = message
@@ -150,8 +161,10 @@ class Locks:
         return self.state_dir / "memoize" / _NAME.sub("_", cache) / f"{key}.json"
 
     def memoized(self, op: Operation, node: Node | None, name: str, scope: str, tmpl: dict[str, Any],
-                 holder: Holder, boundary_id: str, hooked: bool, retried: bool) -> Node | None:
-        if node is not None:
+                 holder: Holder, boundary_id: str, hooked: bool, retried: bool, unlocked: bool = False
+                 ) -> Node | None:
+        """The cache lookup for a node not created yet, or just given its lock (operator.go:2364-2421)."""
+        if node is not None and not unlocked:
             return node
         memo = tmpl["memoize"]
         key = str(memo.get("key", ""))
@@ -159,13 +172,14 @@ class Locks:
         if not _KEY.match(key):
             raise LockError(f"invalid memoization key {key!r}: must match {_KEY.pattern}")
         entry = self._entry(cache, key)
+        max_age = _max_age(str(memo["maxAge"])) if memo.get("maxAge") else None
         hit = False
         outputs: Outputs | None = None
         if entry.exists():
             data = json.loads(entry.read_text())
             hit = True
-            if memo.get("maxAge"):
-                hit = time.time() - float(data.get("creationTimestamp", 0)) <= parse_duration(memo["maxAge"])
+            if max_age is not None:
+                hit = time.time() - float(data.get("creationTimestamp", 0)) <= max_age
             if hit and data.get("outputs") is not None:
                 raw = data["outputs"]
                 outputs = Outputs(parameters=[Parameter(p["name"], p.get("value")) for p in raw.get("parameters")

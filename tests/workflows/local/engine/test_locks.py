@@ -97,3 +97,12 @@ def test_a_cache_hit_hands_its_artifacts_to_the_next_steps(tmp_path: Path) -> No
         assert second.phase == "Succeeded", second.message
         assert node(second, "memo-art[0].make").memoized
         assert output(node(second, "memo-art[1].read"), "seen") == output(node(first, "memo-art[1].read"), "seen")
+
+
+def test_a_max_age_without_unit_is_an_error_node(tmp_path: Path) -> None:
+    workflow = _memoized("k1")
+    workflow["spec"]["templates"][0]["memoize"]["maxAge"] = "10"
+    with bounded(30):
+        result = _run(workflow, tmp_path / "r1", tmp_path / "state")
+    assert result.phase == "Error"
+    assert "missing unit" in node(result, "memo").message
