@@ -9,6 +9,7 @@ machine"): every place at once, each named by its template and field, plus what 
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from workflows.local.templates import Base, Resolver, TemplateNotFound, template
 from workflows.local.validate import validate
 from workflows.local.validation import Invalid, tags
 
+_TAG = re.compile(r"\{\{[^{}]*\}\}")
 REMOTE_ARTIFACTS = ("git", "gcs", "azure", "oss", "hdfs", "artifactory", "plugin")
 SECRET_KEYS = ("accessKeySecret", "secretKeySecret", "sessionTokenSecret", "serviceAccountKeySecret",
                "accountKeySecret", "usernameSecret", "passwordSecret", "sshPrivateKeySecret", "tokenSecret",
@@ -183,8 +185,9 @@ class _Checker:
 
     def holder(self, where: str, at: str, holder: Mapping[str, Any]) -> None:
         when = holder.get("when")
-        if isinstance(when, str) and "{{" not in when:
-            self.unsupported(where, f"{at}.when", lambda: parse_when(when))
+        if isinstance(when, str) and "{{=" not in when:  # {{=...}} parts are compiled by strings()
+            held = _placeheld(when)
+            self.unsupported(where, f"{at}.when", lambda: parse_when(held))
         depends = holder.get("depends")
         if isinstance(depends, str) and depends:
             text = depends.replace("-", "_")
@@ -272,9 +275,11 @@ class _Checker:
                     self.report.refuse(where, f"{at}.{kind}", f"database {kind} (held in the cluster's database)")
 
     def expression(self, where: str, at: str, text: Any, bare: bool) -> None:
-        """An expr-lang expression (bare) after `{{...}}` substitution: checked now when it has no tags."""
-        if isinstance(text, str) and text and (not bare or "{{" not in text):
-            self.unsupported(where, at, lambda: compile_expr(text))
+        """An expr-lang expression, evaluated after `{{...}}` substitution: its tags stand for a word now, so what
+        the lang package refuses (a construct, never a value) is found before the run."""
+        if isinstance(text, str) and text and (not bare or "{{=" not in text):
+            held = _placeheld(text) if bare else text
+            self.unsupported(where, at, lambda: compile_expr(held))
 
     def strings(self, where: str, at: str, value: Any) -> None:
         """Every `{{=...}}` in the template's text compiles (what expr-lang evaluates at run time)."""
@@ -294,6 +299,11 @@ class _Checker:
             self.report.refuse(where, at, f"not evaluated locally: {err}")
         except LangError:
             pass  # a syntax error is Argo's too, found when the node runs (the node is Error)
+
+
+def _placeheld(text: str) -> str:
+    """The text with each `{{...}}` tag replaced by a word: the shape a substituted expression has."""
+    return _TAG.sub("argoPlaceholder", text)
 
 
 def _fields_of_holders(template: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any]]]:

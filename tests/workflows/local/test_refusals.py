@@ -136,6 +136,15 @@ def test_an_expression_the_lang_package_does_not_evaluate_is_refused_before_runn
     assert refusal.startswith("template c container.args[0]: not evaluated locally: jsonpath()")
 
 
+def test_a_retry_expression_is_checked_with_its_tags_standing_for_values() -> None:
+    template = {**container("t"), "inputs": {"parameters": [{"name": "n", "value": "1"}]},
+                "retryStrategy": {"limit": "2", "expression": "jsonpath('{}', '$.a') == {{inputs.parameters.n}}"}}
+    (refusal,) = refusals(workflow(template))
+    assert refusal.startswith("template t retryStrategy.expression: not evaluated locally: jsonpath()")
+    template["retryStrategy"]["expression"] = "asInt(lastRetry.exitCode) == {{inputs.parameters.n}}"
+    assert refusals(workflow(template)) == []
+
+
 def test_what_argo_validation_rejects_is_refused_too() -> None:
     wf = workflow(container("a"))
     wf["spec"]["templates"][0] = {"name": "main", "dag": {"tasks": [
