@@ -24,7 +24,7 @@ from workflows.local.engine.nodes import (
 )
 from workflows.local.engine.outputs import OutputError, add_skipped_outputs, aggregate, global_names, template_outputs
 from workflows.local.engine.scope import Scope
-from workflows.local.engine.state import Holder, Operation, ParallelismReached
+from workflows.local.engine.state import Holder, Operation, ParallelismReached, TemplateTimeout
 from workflows.local.engine.steps import continues_on, should_expand
 from workflows.local.engine.substitute import MissingVariable, SubstitutionError, replace_obj, replace_string
 from workflows.local.lang import depends
@@ -340,6 +340,9 @@ def execute_task(op: Operation, d: DagContext, name: str) -> None:  # noqa: C901
                              message=f"when '{t.get('when')}' evaluated false")
                 continue
         child, failure = op.execute(task_node_name, holder, d.ctx, dict(t.get("arguments") or {}), d.node.id)
+        if isinstance(failure, TemplateTimeout):
+            op.mark_phase(task_node_name, FAILED, str(failure))
+            return None
         if failure is not None and not isinstance(failure, ParallelismReached):
             op.mark_error(task_node_name, f"task '{task_node_name}' errored: {failure}")
             return None

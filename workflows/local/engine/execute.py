@@ -36,7 +36,7 @@ from workflows.local.engine.outputs import (
     suspend_outputs,
 )
 from workflows.local.engine.pods import InputArtifact, PodRefused, PodSpec
-from workflows.local.engine.state import Holder, Operation, ParallelismReached
+from workflows.local.engine.state import Holder, Operation, ParallelismReached, TemplateTimeout
 from workflows.local.engine.substitute import replace_obj
 from workflows.local.engine.templates import (
     TemplateContext,
@@ -100,6 +100,8 @@ class Controller(Operation):
         if node is not None and node.fulfilled:
             self._release(node, tmpl)
             return node, None
+        if node is not None and node.phase == PENDING and self._timed_out(tmpl, node):
+            return self.mark_phase(node_name, FAILED, "timeout"), TemplateTimeout("timeout")
         try:
             self.check_parallelism(tmpl, node, boundary_id)
         except ParallelismReached as err:
@@ -199,6 +201,16 @@ class Controller(Operation):
                 retry_node.daemoned = True
             node = retry_node
         return node, None
+
+    def _timed_out(self, tmpl: dict[str, Any], node: Node) -> bool:
+        """checkTemplateTimeouts: a node still Pending past its `timeout` or `pendingTimeout`."""
+        for key in ("timeout", "pendingTimeout"):
+            if tmpl.get(key) not in (None, ""):
+                deadline = (node.started_at or self.now()) + retry.parse_duration(tmpl[key])
+                if self.now() > deadline:
+                    return True
+                self.requeue_after(deadline)
+        return False
 
     def _release(self, node: Node, tmpl: dict[str, Any]) -> None:
         if self.locks is not None and tmpl.get("synchronization"):

@@ -22,7 +22,7 @@ from workflows.local.engine.nodes import (
 )
 from workflows.local.engine.outputs import OutputError, add_skipped_outputs, aggregate, template_outputs
 from workflows.local.engine.scope import Scope
-from workflows.local.engine.state import Holder, Operation, ParallelismReached
+from workflows.local.engine.state import Holder, Operation, ParallelismReached, TemplateTimeout
 from workflows.local.engine.substitute import MissingVariable, SubstitutionError, replace_obj, replace_string
 from workflows.local.lang.errors import LangError, Unsupported
 from workflows.local.lang.govaluate import should_execute
@@ -238,6 +238,8 @@ def execute_step_group(op: Operation, group: list[dict[str, Any]], sg_name: str,
                 op.add_child(sg_name, child_name)
             continue
         child, failure = op.execute(child_name, holder, ctx, dict(step.get("arguments") or {}), boundary_id)
+        if isinstance(failure, TemplateTimeout):
+            return op.mark_phase(sg_name, FAILED, str(failure))
         if failure is not None and not isinstance(failure, ParallelismReached):
             op.add_child(sg_name, child_name)
             return op.mark_error(sg_name, f"step group deemed errored due to child {child_name} error: {failure}")

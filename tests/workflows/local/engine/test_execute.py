@@ -114,3 +114,18 @@ def test_an_http_template_is_an_http_node_with_the_body_as_result(tmp_path: Path
     assert get.outputs is not None and get.outputs.result == "pong"
     assert node(result, "web[1].show").inputs.parameters[0].value == "pong"
     assert seen and seen[-1] == len(result.nodes.nodes)
+
+
+def test_a_node_pending_past_its_timeout_fails(tmp_path: Path) -> None:
+    lock = {"mutexes": [{"name": f"timeout-{tmp_path.name}"}]}
+    workflow = {"metadata": {"name": "late"}, "spec": {"entrypoint": "main", "templates": [
+        {"name": "main", "dag": {"tasks": [{"name": "holder", "template": "hold"},
+                                           {"name": "waiter", "template": "wait"}]}},
+        dict(_sh("hold", "sleep 2"), synchronization=lock),
+        dict(_sh("wait", "true"), synchronization=lock, timeout="1s")]}}
+    with bounded(30):
+        result = _run(workflow, tmp_path)
+    holder, waiter = node(result, "late.holder"), node(result, "late.waiter")  # tasks start in name order
+    assert holder.phase == "Succeeded"
+    assert (waiter.phase, waiter.message) == ("Failed", "timeout")
+    assert result.phase == "Failed"
