@@ -179,6 +179,10 @@ class _Checker:
         self.expression(where, "retryStrategy.expression", (template.get("retryStrategy") or {}).get("expression"),
                         bare=True)
         self.ignored |= {k for k in IGNORED_TEMPLATE if template.get(k) is not None}
+        if (template.get("retryStrategy") or {}).get("affinity") is not None:
+            self.ignored.add("retryStrategy.affinity")
+        if not template.get("daemon") and (template.get("container") or {}).get("readinessProbe") is not None:
+            self.ignored.add("readinessProbe (of a container that is not a daemon)")
         for holder_field, holder in _fields_of_holders(template):
             self.holder(where, holder_field, holder)
         self.strings(where, "", template)
