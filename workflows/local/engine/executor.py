@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -220,36 +219,36 @@ class Container:
     retries: int = 0  # a containerSet's retryStrategy: attempts left after a failure, `retry_delay` apart
     retry_delay: float = 0.0
     _retry_at: float | None = None
-    _ready: bool = False
-    _next_probe: float = 0.0
+    note: str = ""  # what the emissary says about its exit (a dependency failed, a command not found)
+    _code: int | None = None
+    _probe: http.Probe | None = None
 
     def run(self) -> None:
+        self.note = ""
         self.process = Process(self.argv, self.env, self.stdout, self.stderr, wrapped=self.view is not None,
                                append=self.process is not None)
 
+    def wait_for(self, dependencies: list[Container]) -> None:
+        """The emissary of a containerSet container waits for its dependencies in order; the first that failed
+        ends it with that exit code, without running (emissary.go:185-206)."""
+        for dep in dependencies:
+            if not dep.ended:
+                return
+            if dep.skipped:
+                self.skipped = True
+                return
+            if dep.exit_code:
+                self._code = dep.exit_code
+                self.note = f'dependency "{dep.name}" exited with non-zero code: {dep.exit_code}'
+                return
+        self.run()
+
     def probe(self) -> bool:
-        """The readiness probe, as the kubelet runs it: after initialDelaySeconds, every periodSeconds; ready once
-        it passed (a container without one: ready when running)."""
-        probe = self.spec.get("readinessProbe")
-        if not probe or self._ready:
-            return True
-        now = time.time()
-        started = self.process.started_at if self.process else now
-        if now < max(self._next_probe, started + float(probe.get("initialDelaySeconds") or 0)):
-            return False
-        self._next_probe = now + float(probe.get("periodSeconds") or 10)
-        timeout = float(probe.get("timeoutSeconds") or 1)
-        if "exec" in probe:
-            argv = [str(a) for a in (probe["exec"] or {}).get("command") or []]
-            try:
-                done = subprocess.run(self.view.command(argv) if self.view else argv, env=self.env,
-                                      capture_output=True, timeout=timeout)
-                self._ready = done.returncode == 0
-            except (OSError, subprocess.TimeoutExpired):
-                self._ready = False
-        else:
-            self._ready = http.probe(probe, self.spec.get("ports") or [], timeout)
-        return self._ready
+        """Ready: running, and its readiness probe (if any) passed once."""
+        if self._probe is None:
+            self._probe = http.Probe(self.spec.get("readinessProbe") or {}, self.spec.get("ports") or [],
+                                     self.view.command if self.view else list, self.env)
+        return self._probe.passed(self.process.started_at if self.process else time.time())
 
     def retry(self) -> None:
         """The emissary's retry.OnError: a failed command runs again once the delay passed."""
@@ -263,7 +262,11 @@ class Container:
 
     @property
     def exit_code(self) -> int | None:
-        return None if self.process is None else self.process.poll()
+        if self.process is None:
+            return self._code
+        code = self.process.poll()
+        self.note = self.process.note or self.note
+        return code
 
     @property
     def ended(self) -> bool:
@@ -340,13 +343,8 @@ class Pod:
             for c in mains.values():
                 if c.process is not None:
                     c.retry()
-                if c.process is not None or c.skipped:
-                    continue
-                deps = [mains[d] for d in c.dependencies if d in mains]
-                if any(d.skipped or (d.exit_code or 0) != 0 for d in deps if d.ended):
-                    c.skipped = True
-                elif all(d.ended for d in deps):
-                    c.run()
+                elif not c.ended:
+                    c.wait_for([mains[d] for d in c.dependencies if d in mains])
             if self.spec.daemon and not self._ready:
                 self._probe()
             if not all(c.ended for c in mains.values()):
@@ -393,8 +391,10 @@ class Pod:
         for role, phase in (("init", "Error"), ("main", "Failed"), ("sidecar", "Failed")):
             for c in self._role(role):
                 code = c.exit_code
+                if c.process is not None and c.process.setup_error:
+                    return "Error", f"{c.name}: {c.process.setup_error}"  # the runtime failed, not the command
                 if code and not (role == "sidecar" and code in (137, 143)):
-                    return phase, f"{c.name}: Error (exit code {code})"
+                    return phase, f"{c.name}: Error (exit code {code})" + (f": {c.note}" if c.note else "")
         return None
 
     def _container_result(self, c: Container, pod_phase: str) -> ContainerResult:
@@ -405,7 +405,7 @@ class Pod:
         else:
             reason = "Completed" if code == 0 else "Error"
             phase = "Succeeded" if code == 0 else "Error" if code == 64 else "Failed"
-            message = "" if code == 0 else f"{c.name}: {reason} (exit code {code}): "
+            message = "" if code == 0 else f"{c.name}: {reason} (exit code {code}): {c.note}"
         process = c.process
         return ContainerResult(name=c.name, phase=phase, exit_code=code, message=message,
                                started_at=process.started_at if process else None,

@@ -12,8 +12,10 @@ import http.client
 import re
 import socket
 import ssl
+import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -182,6 +184,34 @@ def _canonical(key: str) -> str:
     if not re.fullmatch(r"[-!#$%&'*+.^_`|~0-9A-Za-z]+", key):
         return key
     return "-".join(word[:1].upper() + word[1:].lower() for word in key.split("-"))
+
+
+class Probe:
+    """A container's readiness probe as the kubelet runs it: after initialDelaySeconds, every periodSeconds, until
+    it passes once; an exec probe runs in the container's view (`wrap` makes its command line)."""
+
+    def __init__(self, spec: dict[str, Any], ports: list[dict[str, Any]], wrap: Callable[[list[str]], list[str]],
+                 env: dict[str, str]):
+        self.spec, self.ports, self.wrap, self.env = spec, ports, wrap, env
+        self.ready = not spec
+        self._next = 0.0
+
+    def passed(self, started_at: float) -> bool:
+        now = time.time()
+        if self.ready or now < max(self._next, started_at + float(self.spec.get("initialDelaySeconds") or 0)):
+            return self.ready
+        self._next = now + float(self.spec.get("periodSeconds") or 10)
+        timeout = float(self.spec.get("timeoutSeconds") or 1)
+        if "exec" in self.spec:
+            argv = [str(a) for a in (self.spec["exec"] or {}).get("command") or []]
+            try:
+                done = subprocess.run(self.wrap(argv), env=self.env, capture_output=True, timeout=timeout)
+                self.ready = done.returncode == 0
+            except (OSError, subprocess.TimeoutExpired):
+                self.ready = False
+        else:
+            self.ready = probe(self.spec, self.ports, timeout)
+        return self.ready
 
 
 def probe(spec: dict[str, Any], ports: list[dict[str, Any]], timeout: float) -> bool:

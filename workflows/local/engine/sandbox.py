@@ -179,6 +179,8 @@ class Process:
         self.exit_code: int | None = None
         self._kill_at: float | None = None
         self._term_pending = False
+        self.note = ""  # the runtime's word on the exit (a command bwrap could not execute)
+        self.setup_error = ""  # bwrap could not set the container up: the runtime failed, not the command
         mode = "ab" if append else "wb"
         with open(stdout, mode) as out, open(stderr, mode) as err:
             self._popen = subprocess.Popen(argv, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
@@ -205,6 +207,8 @@ class Process:
         self._signal(signal.SIGKILL)  # what it left behind in its group (a shell's background jobs)
         code = self._popen.wait()
         self.exit_code = 128 - code if code < 0 else code
+        if self.wrapped and self.exit_code == 1:
+            self._runtime_failure()
         self.finished_at = time.time()
         return self.exit_code
 
@@ -224,6 +228,16 @@ class Process:
         while (code := self.poll()) is None and time.monotonic() < end:
             time.sleep(0.01)
         return code
+
+    def _runtime_failure(self) -> None:
+        """bwrap's own failures, in its first line of stderr: execvp's is the emissary's exit 64 ("failed to find
+        name in PATH"), any other a failure of the runtime."""
+        with open(self.stderr, "rb") as err:
+            first = err.readline(4096).decode(errors="replace").strip()
+        if first.startswith("bwrap: execvp "):
+            self.exit_code, self.note = 64, f"failed to find name in PATH: {first.removeprefix('bwrap: execvp ')}"
+        elif first.startswith("bwrap: "):
+            self.setup_error = first
 
     def _term_members(self) -> bool:
         members = _members(self._popen.pid)

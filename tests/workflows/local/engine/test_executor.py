@@ -181,9 +181,10 @@ def test_a_container_set_runs_by_dependencies_and_a_failure_stops_its_dependents
             {"name": "b", "command": ["sh", "-c", "cat /ws/a; exit 5"], "dependencies": ["a"]},
             {"name": "main", "command": ["echo", "never"], "dependencies": ["b"]}]}}
     result = run(executor, template, kind="containerSet")
-    by_name = {c.name: (c.phase, c.exit_code) for c in result.containers}
-    assert by_name == {"a": ("Succeeded", 0), "b": ("Failed", 5), "main": ("Failed", None)}
-    assert (result.phase, result.message) == ("Failed", "b: Error (exit code 5)")
+    by_name = {c.name: (c.phase, c.exit_code, c.message) for c in result.containers}
+    assert by_name == {"a": ("Succeeded", 0, ""), "b": ("Failed", 5, "b: Error (exit code 5): "),
+                       "main": ("Failed", 5, 'main: Error (exit code 5): dependency "b" exited with non-zero code: 5')}
+    assert (result.phase, result.message, result.outputs.exit_code) == ("Failed", "b: Error (exit code 5)", "5")
 
 
 def test_sidecars_are_stopped_when_main_ends_and_their_sigterm_exit_is_ignored(executor: LocalExecutor) -> None:
@@ -292,3 +293,11 @@ def test_an_init_container_mirroring_mains_mounts_prepares_its_volume(executor: 
                                     "command": ["sh", "-c", "echo fetched > /ws/data"]}],
                 "container": {"command": ["cat", "/ws/data"], "volumeMounts": [{"name": "ws", "mountPath": "/ws"}]}}
     assert run(executor, template, capture_result=True).outputs.result == "fetched"
+
+
+def test_a_command_missing_when_it_runs_fails_like_executable_not_found(executor: LocalExecutor) -> None:
+    template = {"volumes": [{"name": "ws", "emptyDir": {}}],
+                "container": {"command": ["/ws/never-written"], "volumeMounts": [{"name": "ws", "mountPath": "/ws"}]}}
+    result = run(executor, template)
+    assert (result.phase, result.outputs.exit_code) == ("Failed", "64")  # the emissary's code
+    assert result.message.startswith("main: Error (exit code 64): failed to find name in PATH: /ws/never-written")

@@ -125,3 +125,14 @@ def test_working_dirs_under_tmp_are_the_containers_own_and_the_runners_folder_st
     monkeypatch.chdir(runner)
     code, out, err = run(View(tmp_path / "root2"), "cat steps.txt", tmp_path)
     assert (code, out) == (0, "the runner's"), err
+
+
+def test_the_runtimes_own_failures_are_told_from_the_commands(tmp_path: Path) -> None:
+    missing = View(tmp_path / "root", mounts={"/data": tmp_path / "no-such-folder"})
+    process = Process(missing.command(["true"]), dict(os.environ), tmp_path / "out", tmp_path / "err", wrapped=True)
+    assert process.wait(10) == 1 and process.setup_error.startswith("bwrap: ")
+    unknown = View(tmp_path / "root2")
+    process = Process(unknown.command(["/no/such/command"]), dict(os.environ), tmp_path / "out", tmp_path / "err",
+                      wrapped=True)
+    assert process.wait(10) == 64 and process.note.startswith("failed to find name in PATH: /no/such/command")
+    assert not process.setup_error
