@@ -421,7 +421,8 @@ class Pod:
                 tail = out.read()
             tail = tail[:-1] if tail.endswith(b"\n") else tail
             outputs.result = tail[-RESULT_LIMIT:].decode("utf-8", errors="replace")
-        lenient = self._stopped is not None
+        lenient = self._stopped is not None  # stopped: outputs as far as they exist
+        errors: list[str] = []  # PostMain saves parameters, then artifacts, each up to its first error
         for param in tmpl_outputs.get("parameters") or []:
             value_from = param.get("valueFrom") or {}
             value = param.get("value")
@@ -432,7 +433,8 @@ class Pod:
                     if "default" not in value_from:
                         if lenient:
                             continue
-                        return f"open {value_from['path']}: {(err.strerror or str(err)).lower()}"
+                        errors.append(f"open {value_from['path']}: {(err.strerror or str(err)).lower()}")
+                        break
                     value = str(value_from["default"])
                 value = value[:-1] if value.endswith("\n") else value
             outputs.parameters.append(Parameter(str(param["name"]), None if value is None else str(value)))
@@ -440,12 +442,13 @@ class Pod:
             try:
                 ref = self.repository.save_output(art, where(str(art.get("path", ""))))
             except ArtifactError as err:
-                if not lenient:
-                    return str(err)
-                continue
+                if lenient:
+                    continue
+                errors.append(str(err))
+                break
             if ref is not None:
                 outputs.artifacts.append(ref)
-        return None
+        return errors[0] if errors else None
 
     def _log(self) -> Path:
         log = self.pod_dir / "log"

@@ -301,3 +301,13 @@ def test_a_command_missing_when_it_runs_fails_like_executable_not_found(executor
     result = run(executor, template)
     assert (result.phase, result.outputs.exit_code) == ("Failed", "64")  # the emissary's code
     assert result.message.startswith("main: Error (exit code 64): failed to find name in PATH: /ws/never-written")
+
+
+def test_a_failed_commands_outputs_are_kept_artifacts_even_after_a_missing_parameter(
+        executor: LocalExecutor) -> None:
+    template = {"container": {"command": ["sh", "-c", "echo partial > /tmp/report; exit 2"]}, "outputs": {
+        "parameters": [{"name": "missing", "valueFrom": {"path": "/tmp/missing"}}],
+        "artifacts": [{"name": "report", "path": "/tmp/report"}]}}
+    result = run(executor, template)
+    assert (result.phase, result.message) == ("Failed", "main: Error (exit code 2)")
+    assert [a.name for a in result.outputs.artifacts] == ["report"]
