@@ -422,7 +422,7 @@ class Pod:
             tail = tail[:-1] if tail.endswith(b"\n") else tail
             outputs.result = tail[-RESULT_LIMIT:].decode("utf-8", errors="replace")
         lenient = self._stopped is not None  # stopped: outputs as far as they exist
-        errors: list[str] = []  # PostMain saves parameters, then artifacts, each up to its first error
+        errors: list[str] = []  # PostMain: parameters up to the first error, then every artifact (aggregated)
         for param in tmpl_outputs.get("parameters") or []:
             value_from = param.get("valueFrom") or {}
             value = param.get("value")
@@ -438,16 +438,17 @@ class Pod:
                     value = str(value_from["default"])
                 value = value[:-1] if value.endswith("\n") else value
             outputs.parameters.append(Parameter(str(param["name"]), None if value is None else str(value)))
+        failed: list[str] = []
         for art in tmpl_outputs.get("artifacts") or []:
             try:
                 ref = self.repository.save_output(art, where(str(art.get("path", ""))))
             except ArtifactError as err:
-                if lenient:
-                    continue
-                errors.append(str(err))
-                break
+                failed.append(f"{err}; ")
+                continue
             if ref is not None:
                 outputs.artifacts.append(ref)
+        if failed and not lenient:
+            errors.append("".join(failed))
         return errors[0] if errors else None
 
     def _log(self) -> Path:
