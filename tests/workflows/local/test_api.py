@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import re
 import runpy
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,17 +24,8 @@ def hera_example() -> str:
     return re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)[0]
 
 
-@pytest.fixture
-def outside_tmp(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A working folder outside /tmp: the executor gives each pod its own /tmp, and a task without workingDir runs
-    in the runner's folder, which must exist inside that view (a gap reported to the executor's owner)."""
-    with tempfile.TemporaryDirectory(prefix="api-", dir="/var/tmp" if Path("/var/tmp").is_dir() else None) as name:
-        monkeypatch.chdir(name)
-        yield Path(name)
-
-
-def test_the_readme_hera_example_is_checked_and_run(outside_tmp: Path) -> None:
-    tmp_path = outside_tmp
+def test_the_readme_hera_example_is_checked_and_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
     code = hera_example()
     setup, _, run_part = code.partition("result = run(")
     (tmp_path / "example.py").write_text(setup)  # Hera reads a script's source from its file

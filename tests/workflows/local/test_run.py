@@ -289,24 +289,14 @@ APPROVAL = {
                        "args": ["echo answer={{inputs.parameters.answer}}"]}}]}}
 
 
-@pytest.fixture
-def outside_tmp(monkeypatch):
-    """A working folder outside /tmp: a task without workingDir runs in the runner's folder, which must exist inside
-    the pod's view, where /tmp is the pod's own (a gap reported to the executor's owner)."""
-    import tempfile
-
-    with tempfile.TemporaryDirectory(prefix="run-", dir="/var/tmp" if Path("/var/tmp").is_dir() else None) as name:
-        monkeypatch.chdir(name)
-        yield Path(name)
-
-
 @pytest.mark.skipif(not run.api.engine_available(), reason="the new engine is not there")
-def test_from_prints_argo_get_and_a_suspended_run_resumes_with_a_supplied_value(outside_tmp, capsys):
-    (outside_tmp / "approval.yaml").write_text(yaml.safe_dump(APPROVAL))
+def test_from_prints_argo_get_and_a_suspended_run_resumes_with_a_supplied_value(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "approval.yaml").write_text(yaml.safe_dump(APPROVAL))
     assert run.main(["--from", "approval.yaml"]) == 1  # stopped, waiting: not Succeeded
     out = capsys.readouterr().out
-    run_dir = next((outside_tmp / ".mlops" / "runs").iterdir())
-    assert f"continue with `mlops run --resume {run_dir.relative_to(outside_tmp)}`" in out
+    run_dir = next((tmp_path / ".mlops" / "runs").iterdir())
+    assert f"continue with `mlops run --resume {run_dir.relative_to(tmp_path)}`" in out
     assert re.search(r"^Status: +Running$", out, flags=re.MULTILINE), out
     assert json.loads((run_dir / "run.json").read_text())["phase"] == "Running"
 

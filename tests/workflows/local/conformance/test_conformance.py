@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -99,18 +98,14 @@ class _no_lock:  # noqa: N801 - a context manager standing in for a lock
 
 
 @pytest.fixture(scope="session")
-def outcomes() -> Iterator[dict[str, Any]]:
+def outcomes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """Every case, run once, a few at a time; cases using the suite's ports one after another."""
-    # Not under /tmp: the executor binds each pod's own /tmp over the host's, and a task with no workingDir runs in
-    # the runner's folder, which must then exist inside the sandbox (a gap reported to the executor's owner).
-    holder = tempfile.TemporaryDirectory(prefix="conformance-", dir="/var/tmp" if Path("/var/tmp").is_dir() else None)
-    root = Path(holder.name)
+    root = tmp_path_factory.mktemp("conformance")
     lock = threading.Lock()
     engine = api.engine_available()
     wanted = [c for c in case_names() if engine or "refuse" in _expected(c)["expect"]]
     with ThreadPoolExecutor(WORKERS) as pool:
         yield {case: pool.submit(run_case, case, root / case, lock) for case in wanted}
-    holder.cleanup()
 
 
 def _expected(case: str) -> dict[str, Any]:
