@@ -9,6 +9,7 @@ as Argo's untar does (a file stays a file, a folder a folder).
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import tarfile
@@ -134,7 +135,7 @@ class Repository:
             data, _ = S3Store(bucket).get(key)
         except StoreError as err:
             raise ArtifactError(f"input artifact {art.name!r}: {err}") from err
-        if art.archive == "none":
+        if art.archive == "none" or not _is_tarball(data):  # unarchiveArtifact's auto-detection
             target.write_bytes(data)
             return
         with tempfile.NamedTemporaryFile(dir=target.parent, suffix=".tgz") as tmp:
@@ -161,6 +162,15 @@ def unpack(archive: Path, target: Path) -> None:
             shutil.copytree(source, target, symlinks=True)
         else:
             os.replace(source, target)
+
+
+def _is_tarball(data: bytes) -> bool:
+    """isTarball (executor.go:1094-1120): a gzip stream whose content starts with a tar header."""
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+            return tar.next() is not None
+    except (tarfile.TarError, OSError, EOFError):
+        return False
 
 
 def _copy(source: Path, target: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import tarfile
 from pathlib import Path
 
+import boto3
 import pytest
 
 from workflows.local.engine.artifacts import ArtifactError, Repository, archive_of
@@ -85,5 +86,8 @@ def test_s3_artifacts_go_through_the_object_store(repo: Repository, folder: Path
     target = tmp_path / "fetched"
     repo.place(InputArtifact(name="in", path="/in", s3_uri=f"s3://{s3_bucket}/runs/out.tgz"), target)
     assert (target / "sub" / "b.txt").read_text() == "B"
+    boto3.client("s3").put_object(Bucket=s3_bucket, Key="plain.txt", Body=b"plain")
+    repo.place(InputArtifact(name="in", path="/in", s3_uri=f"s3://{s3_bucket}/plain.txt"), tmp_path / "plain")
+    assert (tmp_path / "plain").read_bytes() == b"plain"  # not a tarball: placed as it is
     with pytest.raises(ArtifactError, match="no such object"):
         repo.place(InputArtifact(name="in", path="/in", s3_uri=f"s3://{s3_bucket}/missing"), tmp_path / "x")
