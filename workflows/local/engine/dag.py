@@ -105,9 +105,15 @@ def _execute_dag(op: Operation, d: DagContext) -> Node:
         execute_task(op, d, task)
         task_node = d.task_node(task)
         if task_node is not None:
-            scope = local_scope(op, d, d.tasks[task])
+            try:
+                scope = local_scope(op, d, d.tasks[task])
+            except SubstitutionError as err:
+                return op.mark_error(node.name, err)
             scope.set(f"tasks.{task}.status", task_node.phase)
-            hooks.run_lifecycle_hooks(op, scope, d.tasks[task].get("hooks"), task_node, node.id, d.ctx, "tasks", task)
+            _, hook_error = hooks.lifecycle(op, scope, d.tasks[task].get("hooks"), task_node, node.id, d.ctx, "tasks",
+                                            task)
+            if hook_error is not None:
+                return op.mark_error(node.name, hook_error)
     phase = assess_phase(op, d, targets)
     for group, group_phase in d.groups_to_complete.items():
         op.mark_phase(group, group_phase)
@@ -255,14 +261,17 @@ def execute_task(op: Operation, d: DagContext, name: str) -> None:  # noqa: C901
     if node is not None and (node.fulfilled or node.phase == RUNNING):
         scope = local_scope(op, d, task)
         scope.set(f"tasks.{name}.status", node.phase)
-        if not hooks.run_lifecycle_hooks(op, scope, task.get("hooks"), node, d.node.id, d.ctx, "tasks", name):
+        hooked, hook_error = hooks.lifecycle(op, scope, task.get("hooks"), node, d.node.id, d.ctx, "tasks", name)
+        if hook_error is not None:
+            op.mark_error(node.name, hook_error)
+        if not hooked:
             return
     if node is not None and node.fulfilled:
         if node.completed:
             scope = local_scope(op, d, task)
             scope.set(f"tasks.{name}.status", node.phase)
-            hooks.run_on_exit_node(op, hooks.exit_hook(task, op.spec.get("arguments") or {}), node, d.node.id,
-                                   d.ctx, "tasks", name, scope)
+            hooks.on_exit(op, hooks.exit_hook(task, op.spec.get("arguments") or {}), node, d.node.id, d.ctx,
+                          "tasks", name, scope)
         return
     node_name = d.task_node_name(name)
     deps = d.dependencies(name)
@@ -351,10 +360,10 @@ def execute_task(op: Operation, d: DagContext, name: str) -> None:  # noqa: C901
         if child.completed:
             scope = local_scope(op, d, task)
             scope.set(f"tasks.{name}.status", child.phase)
-            has_exit, exit_node = hooks.run_on_exit_node(
+            has_exit, exit_node, exit_error = hooks.on_exit(
                 op, hooks.exit_hook(task, op.spec.get("arguments") or {}), child, d.node.id, d.ctx, "tasks", name,
                 scope)
-            if has_exit and (exit_node is None or not exit_node.fulfilled):
+            if has_exit and (exit_node is None or not exit_node.fulfilled or exit_error is not None):
                 return None
     if group is not None:
         group_phase = SUCCEEDED

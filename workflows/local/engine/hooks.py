@@ -12,6 +12,7 @@ from workflows.local.engine.nodes import Node
 from workflows.local.engine.scope import Scope, artifact_dict
 from workflows.local.engine.state import Holder, Operation
 from workflows.local.engine.substitute import replace_obj
+from workflows.local.lang.errors import LangError, Unsupported
 from workflows.local.lang.exprlang import argo_env, compile_expr
 
 
@@ -145,3 +146,26 @@ def run_workflow_hooks(op: Operation, tmpl_ctx: Any) -> bool:
         op.add_child(op.workflow, hook_node_name)
         started.append(node)
     return all(n is None or n.fulfilled for n in started)
+
+
+def lifecycle(op: Operation, scope: Scope, hooks: Mapping[str, Any] | None, parent: Node, boundary_id: str,
+              tmpl_ctx: Any, prefix: str, name: str) -> tuple[bool, Exception | None]:
+    """run_lifecycle_hooks with Argo's error return: (completed, the error that stopped it)."""
+    try:
+        return run_lifecycle_hooks(op, scope, hooks, parent, boundary_id, tmpl_ctx, prefix, name), None
+    except Unsupported:
+        raise
+    except (ValueError, LangError) as err:
+        return False, err
+
+
+def on_exit(op: Operation, hook: Mapping[str, Any] | None, parent: Node, boundary_id: str, tmpl_ctx: Any,
+            prefix: str, name: str, scope: Scope | None) -> tuple[bool, Node | None, Exception | None]:
+    """run_on_exit_node with Argo's error return: (has an exit handler, its node, the error)."""
+    try:
+        has_exit, node = run_on_exit_node(op, hook, parent, boundary_id, tmpl_ctx, prefix, name, scope)
+    except Unsupported:
+        raise
+    except (ValueError, LangError) as err:
+        return True, None, err
+    return has_exit, node, None

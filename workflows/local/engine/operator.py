@@ -49,6 +49,7 @@ from workflows.local.engine.nodes import ERROR, FAILED, SUCCEEDED, NodeTree, Out
 from workflows.local.engine.pods import Executor
 from workflows.local.engine.state import Holder, ParallelismReached
 from workflows.local.engine.templates import TemplateContext
+from workflows.local.lang.errors import LangError, Unsupported
 from workflows.local.lang.gotypes import GoStruct, to_json
 from workflows.local.lang.sprig import go_quote
 from workflows.local.templates import Resolver, TemplateStore, with_workflow_template
@@ -122,7 +123,14 @@ class Run:
         status = _WORKFLOW_PHASE[node.phase]
         op.globals["workflow.status"] = status
         op.globals["workflow.failures"] = _failures(op)
-        if not hooks.run_workflow_hooks(op, self.ctx) or not node.fulfilled:
+        try:
+            hooks_done = hooks.run_workflow_hooks(op, self.ctx)
+        except Unsupported:
+            raise
+        except (ValueError, LangError) as hook_error:  # executeWfLifeCycleHook's error: the entry node is Error
+            op.mark_error(node.name, hook_error)
+            hooks_done = True
+        if not hooks_done or not node.fulfilled:
             return False
         exit_node = None
         exit_hook = hooks.exit_hook(op.spec, op.spec.get("arguments") or {})
@@ -143,6 +151,8 @@ class Run:
             message = f"Stopped with strategy '{op.shutdown}'"
         if status == SUCCEEDED and exit_node is not None and exit_node.phase in (FAILED, ERROR):
             return self._finish(exit_node.phase, exit_node.message)
+        if status not in (SUCCEEDED, FAILED, ERROR):  # the entry was marked after its status was read
+            return self._finish(ERROR, f"Unexpected node phase {op.workflow}: <nil>")
         return self._finish(status, "" if status == SUCCEEDED else message)
 
     def _finish(self, phase: str, message: str) -> bool:

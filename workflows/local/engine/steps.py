@@ -254,15 +254,20 @@ def execute_step_group(op: Operation, group: list[dict[str, Any]], sg_name: str,
         child = op.node(child_id)
         step = node_steps.get(child.name, {})
         scope.set(f"steps.{child.display_name}.status", child.phase)
-        if not hooks.run_lifecycle_hooks(op, scope, step.get("hooks"), child, boundary_id, ctx, "steps",
-                                         step.get("name", "")):
-            return node
+        hooked, hook_error = hooks.lifecycle(op, scope, step.get("hooks"), child, boundary_id, ctx, "steps",
+                                             step.get("name", ""))
+        if hook_error is not None:
+            op.mark_error(sg_name, hook_error)
+        if not hooked:
+            return op.node(node.id)
         if not child.fulfilled:
             completed = False
         elif child.completed:
-            has_exit, exit_node = hooks.run_on_exit_node(
+            has_exit, exit_node, exit_error = hooks.on_exit(
                 op, hooks.exit_hook(step, op.spec.get("arguments") or {}), child, boundary_id, ctx, "steps",
                 step.get("name", ""), scope)
+            if exit_error is not None:
+                return op.mark_error(sg_name, exit_error)
             if has_exit and (exit_node is None or not exit_node.fulfilled):
                 completed = False
     if not completed:
