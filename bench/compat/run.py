@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import tempfile
@@ -62,15 +63,18 @@ def _classify(code: int | None, output: str) -> tuple[str, str]:
         return "timeout", lines[-1] if lines else ""
     if code == 0:
         return "Succeeded", ""
-    refusal = next((line for line in lines if "refus" in line.lower() or "cannot run" in line.lower()), "")
-    if code == 2 and refusal:
-        return "refused", refusal.strip()
+    header = next((i for i, line in enumerate(lines) if "cannot run on this machine" in line), None)
+    if code == 2 and header is not None:
+        return "refused", (lines[header + 1] if header + 1 < len(lines) else lines[header]).strip()
+    suspended = next((line for line in lines if line.startswith("Suspended at")), "")
+    if suspended:
+        return "suspended", suspended.split(":")[0]
     status = next((line for line in reversed(lines) if "Failed" in line or "Error" in line), "")
     return ("Failed" if code == 1 else f"exit {code}"), (status or (lines[-1] if lines else "")).strip()
 
 
 def run_one(path: Path, workflow: dict[str, Any], examples: Path, mlops: list[str], timeout: float,
-            extra: list[str]) -> dict[str, Any]:
+            extra: list[str], argo_e2e: bool) -> dict[str, Any]:
     command = [*mlops, "run", "--from", str(path)]
     for folder in ("workflow-template", "cluster-workflow-template"):
         if (examples / folder).is_dir():
@@ -78,26 +82,33 @@ def run_one(path: Path, workflow: dict[str, Any], examples: Path, mlops: list[st
     for config_maps in sorted((examples / "configmaps").glob("*.yaml")):
         command += ["--configmaps", str(config_maps)]
     command += extra
-    with tempfile.TemporaryDirectory(prefix="argo-example-") as work:
+    with tempfile.TemporaryDirectory(prefix="argo-example-", ignore_cleanup_errors=True) as work:
         started = time.monotonic()
+        process = subprocess.Popen(command, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                   env={**os.environ, "NO_COLOR": "1"}, start_new_session=True)
+        code: int | None
         try:
-            done = subprocess.run(command, cwd=work, capture_output=True, text=True, timeout=timeout,
-                                  env={**os.environ, "NO_COLOR": "1"})
-            code: int | None = done.returncode
-            output = done.stdout + done.stderr
-        except subprocess.TimeoutExpired as expired:
+            output, _ = process.communicate(timeout=timeout)
+            code = process.returncode
+        except subprocess.TimeoutExpired:
+            # Ctrl-C, as a user would stop it: mlops run stops its pods and writes run.json, then we read the rest.
             code = None
-            output = (expired.stdout or b"").decode(errors="replace") if isinstance(expired.stdout, bytes) \
-                else (expired.stdout or "")
+            process.send_signal(signal.SIGINT)
+            try:
+                output, _ = process.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                output, _ = process.communicate()
+                output += "\n(did not stop within 30 s of Ctrl-C: killed)"
         seconds = time.monotonic() - started
     result, detail = _classify(code, output)
     name = str(path.relative_to(examples))
-    argo = argo_result(workflow)
+    argo = argo_result(workflow) if argo_e2e else "not stated"
     return {"example": name, "result": result, "argo": argo, "seconds": round(seconds, 2),
             "detail": detail[:300], "tail": output.splitlines()[-15:]}
 
 
-def report(results: list[dict[str, Any]], source: str) -> str:
+def report(results: list[dict[str, Any]], source: str, command: str) -> str:
     counts: dict[str, int] = {}
     for r in results:
         counts[r["result"]] = counts.get(r["result"], 0) + 1
@@ -107,7 +118,7 @@ def report(results: list[dict[str, Any]], source: str) -> str:
         "",
         f"Source: {source}. Machine: {platform.machine()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}, load average {os.getloadavg()[0]:.1f} at the end. "
-        "Reproduce: `.venv/bin/python bench/compat/run.py --examples ARGO/examples`.",
+        f"Reproduce: `{command}`.",
         "",
         "| result | examples |", "| --- | ---: |",
         *[f"| {k} | {v} |" for k, v in sorted(counts.items())],
@@ -130,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--source", default="argoproj/argo-workflows examples/", help="what to call it in results")
     parser.add_argument("--timeout", type=float, default=90.0)
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--argo-e2e", action="store_true",
+                        help="the folder is Argo's examples/: claim Argo's result from its e2e labels")
     parser.add_argument("--only", nargs="*", help="run only these example files (relative names)")
     parser.add_argument("--out", type=Path, default=HERE)
     parser.add_argument("extra", nargs="*", help="more `mlops run` options after --, e.g. --image-command X=Y")
@@ -140,11 +153,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.only:
         paths = [(p, w) for p, w in paths if str(p.relative_to(examples)) in set(args.only)]
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        results = list(pool.map(lambda pw: run_one(pw[0], pw[1], examples, mlops, args.timeout, args.extra), paths))
+        results = list(pool.map(lambda pw: run_one(pw[0], pw[1], examples, mlops, args.timeout, args.extra,
+                                                          args.argo_e2e), paths))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
-    (args.out / "results.md").write_text(report(results, args.source))
-    print(report(results, args.source))
+    command = " ".join([".venv/bin/python bench/compat/run.py", *(argv if argv is not None else sys.argv[1:])])
+    text = report(results, args.source, command)
+    (args.out / "results.md").write_text(text)
+    print(text)
     return 0
 
 
