@@ -119,8 +119,7 @@ class LocalExecutor:
         if not command:
             raise PodRefused(f"{spec.node_name}: container {name!r} has no command (the image's entrypoint is "
                              "unknown without the image); give it one, or map its image with --image-command")
-        env = self._env(spec, name, ctr)
-        defined = {k: v for k, v in env.items() if k.startswith("ARGO_") or k in _declared(ctr)}
+        env, defined = self._env(spec, name, ctr)
         argv = [expand(a, defined) for a in [*command, *(str(a) for a in ctr.get("args") or [])]]
         if spec.kind == "script" and role == "main":
             argv.append(SCRIPT_PATH)
@@ -135,14 +134,16 @@ class LocalExecutor:
                          dependencies=[str(d) for d in ctr.get("dependencies") or []], spec=ctr,
                          stdout=pod_dir / f"{name}.stdout", stderr=pod_dir / f"{name}.stderr")
 
-    def _env(self, spec: PodSpec, name: str, ctr: dict[str, Any]) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k not in _HOST_ONLY}
+    def _env(self, spec: PodSpec, name: str, ctr: dict[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
+        """The process's environment (the host's, then the container's), and the container's own variables, which
+        `$(VAR)` may name (Kubernetes: envFrom, then env in order)."""
+        own: dict[str, str] = {}
         deadline = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(spec.deadline)) if spec.deadline else _NO_DEADLINE
-        env.update({"ARGO_POD_NAME": spec.pod_name, "ARGO_NODE_ID": spec.node_id, "ARGO_CONTAINER_NAME": name,
+        own.update({"ARGO_POD_NAME": spec.pod_name, "ARGO_NODE_ID": spec.node_id, "ARGO_CONTAINER_NAME": name,
                     "ARGO_WORKFLOW_NAME": spec.workflow,
                     "ARGO_TEMPLATE": json.dumps(spec.template, separators=(",", ":")),
                     "ARGO_INCLUDE_SCRIPT_OUTPUT": str(spec.capture_result).lower(), "ARGO_DEADLINE": deadline})
-        env.update(spec.env)
+        own.update(spec.env)
         for source in ctr.get("envFrom") or []:
             ref = source.get("configMapRef")
             if ref is None:
@@ -150,15 +151,13 @@ class LocalExecutor:
             data = (self.config_maps.get(str(ref.get("name"))) or {}).get("data")
             if data is None and not ref.get("optional"):
                 raise PodRefused(f"{spec.node_name}: container {name!r}: ConfigMap {ref.get('name')!r} not found")
-            env.update({f"{source.get('prefix', '')}{k}": str(v) for k, v in (data or {}).items()})
-        mapping = {k: v for k, v in env.items() if k.startswith("ARGO_")}
+            own.update({f"{source.get('prefix', '')}{k}": str(v) for k, v in (data or {}).items()})
         for item in ctr.get("env") or []:
             if "valueFrom" in item:
                 raise PodRefused(f"{spec.node_name}: container {name!r}: env {item.get('name')!r} takes its value "
                                  "from the cluster (valueFrom), which has no local source")
-            value = expand(str(item.get("value", "")), mapping)
-            env[str(item["name"])] = mapping[str(item["name"])] = value
-        return env
+            own[str(item["name"])] = expand(str(item.get("value", "")), own)
+        return {k: v for k, v in os.environ.items() if k not in _HOST_ONLY} | own, own
 
 
 def _container_retries(spec: PodSpec, strategy: dict[str, Any]) -> tuple[int, float]:
@@ -179,10 +178,6 @@ def _mirrored(ctr: dict[str, Any], main_mounts: list[dict[str, Any]]) -> dict[st
     if not ctr.get("mirrorVolumeMounts"):
         return ctr
     return {**ctr, "volumeMounts": [*(ctr.get("volumeMounts") or []), *main_mounts]}
-
-
-def _declared(ctr: dict[str, Any]) -> set[str]:
-    return {str(item.get("name")) for item in ctr.get("env") or []}
 
 
 def _host(path: str) -> Path:

@@ -92,10 +92,12 @@ def test_a_script_runs_its_source_with_the_hosts_interpreter(executor: LocalExec
     assert result.outputs.result == "one\ntwo"
 
 
-def test_env_working_dir_and_argo_variables_reach_the_command(executor: LocalExecutor, tmp_path: Path) -> None:
+def test_env_working_dir_and_argo_variables_reach_the_command(tmp_path: Path) -> None:
+    executor = LocalExecutor(tmp_path / "run", config_maps={"settings": {"data": {"MAP": "world"}}})
     result = run(executor, {"container": {
         "command": ["sh", "-c", "echo $GREETING $(GREETING) '$$(X)' $ARGO_CONTAINER_NAME $(pwd)"],
-        "env": [{"name": "BASE", "value": "hello"}, {"name": "GREETING", "value": "$(BASE) world"}],
+        "env": [{"name": "BASE", "value": "hello"}, {"name": "GREETING", "value": "$(BASE) $(FROM_MAP)"}],
+        "envFrom": [{"configMapRef": {"name": "settings"}, "prefix": "FROM_"}],
         "workingDir": "/work-dir-of-the-container"}}, capture_result=True)
     assert result.outputs.result == "hello world hello world $(X) main /work-dir-of-the-container"
     assert not Path("/work-dir-of-the-container").exists()
