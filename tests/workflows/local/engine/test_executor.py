@@ -313,3 +313,12 @@ def test_a_failed_commands_outputs_are_kept_artifacts_even_after_a_missing_param
     result = run(executor, template)
     assert (result.phase, result.message) == ("Failed", "main: Error (exit code 2)")
     assert [a.name for a in result.outputs.artifacts] == ["report"]
+
+
+def test_an_empty_dir_mounted_at_tmp_holds_the_outputs_and_inputs(executor: LocalExecutor) -> None:
+    template = {"volumes": [{"name": "tmp", "emptyDir": {}}],
+                "container": {"command": ["sh", "-c", "cat /tmp/in > /tmp/out"],
+                              "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}]},
+                "outputs": {"parameters": [{"name": "out", "valueFrom": {"path": "/tmp/out"}}]}}
+    result = run(executor, template, input_artifacts=[InputArtifact(name="in", path="/tmp/in", raw="through")])
+    assert (result.phase, params(result)) == ("Succeeded", {"out": "through"})
