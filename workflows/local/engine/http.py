@@ -107,7 +107,8 @@ class Request:
                 phase, message = "Failed", f"received non-2xx response code: {status}"
         else:
             scope = {
-                "request": {"method": str(tmpl.get("method") or ""), "url": str(tmpl.get("url")), "body": str(tmpl.get("body") or ""),
+                "request": {"method": str(tmpl.get("method") or ""), "url": str(tmpl.get("url")),
+                            "body": str(tmpl.get("body") or ""),
                             "bodyBytes": None,
                             "headers": {str(h["name"]): StrList([str(h.get("value", ""))])
                                         for h in tmpl.get("headers") or []}},
