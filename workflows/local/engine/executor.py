@@ -4,8 +4,9 @@ Argo's wait container saves: parameters from their paths, the result, the exit c
 (docs/local-runner.md, "Container", "Script", "Container set", "Daemons", "Sidecars", "Outputs", "Timeouts").
 
 The image is not used: each container runs the host command it names. Without a working directory it runs in the
-runner's own. Without bubblewrap, only pods that declare no container path run (directly, in a process group of
-their own); the others are refused, naming what to install.
+runner's own. Without bubblewrap, only pods whose result cannot depend on it run, directly (no container path
+declared, no script, no volume mount or working directory, /tmp named nowhere; TMPDIR is a folder of the pod);
+the others are refused, naming what to install.
 """
 
 from __future__ import annotations
@@ -97,7 +98,9 @@ class LocalExecutor:
         for side in tmpl.get("sidecars") or []:
             plans.append(("sidecar", _mirrored(side, main_mounts), []))
         sandboxed = bwrap() is not None
-        needs_view = bool(own or inputs or spec.kind == "script" or any(
+        # Without bwrap a pod runs directly only when no container path of it can differ from the host's: none
+        # declared, and /tmp never named (its temporary files go to a folder of its own through TMPDIR).
+        needs_view = bool(own or inputs or spec.kind == "script" or "/tmp" in json.dumps(tmpl) or any(
             c.get("volumeMounts") or c.get("workingDir") for _, c, _ in plans))
         if needs_view and not sandboxed:
             raise PodRefused(f"{spec.node_name}: " + str(SandboxUnavailable(
@@ -120,6 +123,9 @@ class LocalExecutor:
             raise PodRefused(f"{spec.node_name}: container {name!r} has no command (the image's entrypoint is "
                              "unknown without the image); give it one, or map its image with --image-command")
         env, defined = self._env(spec, name, ctr)
+        if not sandboxed:
+            (pod_dir / name / "tmp").mkdir(parents=True, exist_ok=True)
+            env["TMPDIR"] = str(pod_dir / name / "tmp")
         argv = [expand(a, defined) for a in [*command, *(str(a) for a in ctr.get("args") or [])]]
         if spec.kind == "script" and role == "main":
             argv.append(SCRIPT_PATH)

@@ -227,11 +227,13 @@ def test_without_bubblewrap_only_pods_without_container_paths_run(executor: Loca
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    for tool in ("sh", "echo"):
+    for tool in ("sh", "echo", "mktemp"):
         (bin_dir / tool).symlink_to(str(shutil.which(tool)))
     monkeypatch.setenv("PATH", str(bin_dir))
-    result = run(executor, {"container": {"command": ["sh", "-c", "echo direct"]}}, capture_result=True)
-    assert (result.phase, result.outputs.result) == ("Succeeded", "direct")
+    result = run(executor, {"container": {"command": ["sh", "-c", "echo direct; mktemp"]}}, capture_result=True)
+    assert result.phase == "Succeeded" and (result.outputs.result or "").startswith(f"direct\n{executor.run_dir}/")
+    with pytest.raises(PodRefused, match="apt-get install bubblewrap"):  # /tmp named: it would be the host's
+        executor.start(spec({"container": {"command": ["sh", "-c", "ls /tmp"]}}))
     outputs = {"parameters": [{"name": "o", "valueFrom": {"path": "/tmp/o"}}]}
     with pytest.raises(PodRefused, match="apt-get install bubblewrap"):
         executor.start(spec({"container": {"command": ["sh", "-c", "echo x > /tmp/o"]}, "outputs": outputs}))
