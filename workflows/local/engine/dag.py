@@ -199,7 +199,7 @@ def assess_phase(op: Operation, d: DagContext, targets: list[str]) -> str:
         if ident in target_ids and target_ids[ident] not in (FAILED, ERROR):
             target_ids[ident] = branch_phase
             branch[ident] = branch_phase
-        children = [c.id for c in op.retry_children(current)] if current.type == RETRY else current.children
+        children = _retry_children_ids(op, current) if current.type == RETRY else current.children
         queue.extend((c, branch_phase) for c in children)
     fail_fast = (d.tmpl.get("dag") or {}).get("failFast")
     fail_fast = True if fail_fast is None else bool(fail_fast)
@@ -218,6 +218,20 @@ def assess_phase(op: Operation, d: DagContext, targets: list[str]) -> str:
             if fail_fast:
                 break
     return result
+
+
+def _retry_children_ids(op: Operation, node: Node) -> list[str]:
+    """getRetryNodeChildrenIds (operator.go:2131-2147): a Retry node's hooks, and its attempts' children."""
+    ids: list[str] = []
+    for child_id in reversed(node.children):
+        child = op.tree.nodes.get(child_id)
+        if child is None:
+            continue
+        if child.extra.get("hooked"):
+            ids.append(child.id)
+        elif child.children:
+            ids.extend(child.children)
+    return ids
 
 
 def _completable_group(op: Operation, node: Node) -> str | None:

@@ -18,6 +18,7 @@ def _sh(name: str, script: str) -> dict[str, Any]:
 def _run(tasks: list[dict[str, Any]], tmp_path: Path, **dag: Any) -> Result:
     workflow = {"metadata": {"name": "d"}, "spec": {"entrypoint": "main", "templates": [
         {"name": "main", "dag": {"tasks": tasks, **dag}}, _sh("fail", "exit 3"), _sh("slow", "sleep 1"),
+        dict(_sh("retried", "true"), retryStrategy={"limit": 1}),
         _sh("echo", "echo {{inputs.parameters.x}}")]}}
     with bounded(30):
         return run_workflow(workflow, run_dir=tmp_path / "run", executor=LocalExecutor(tmp_path / "run"),
@@ -49,3 +50,11 @@ def test_target_runs_only_the_targets_and_their_ancestors(tmp_path: Path) -> Non
                    {"name": "c", "template": "fail"}], tmp_path, target="b")
     assert result.phase == "Succeeded"
     assert result.nodes.by_name("d.c") is None
+
+
+def test_a_retried_tasks_exit_handler_keeps_the_dag_running(tmp_path: Path) -> None:
+    result = _run([{"name": "r", "template": "retried", "onExit": "slow"}], tmp_path)
+    assert result.phase == "Succeeded"
+    assert node(result, "d.r").type == "Retry"
+    assert node(result, "d.r.onExit").phase == "Succeeded"
+    assert (node(result, "d").finished_at or 0) >= (node(result, "d.r.onExit").finished_at or 0)
