@@ -53,10 +53,10 @@ class LocalExecutor:
         try:
             sources = self.volumes.pod_sources(spec.volumes, pod_dir / "volumes")
             containers = self._containers(spec, pod_dir, sources)
-            main = [c for c in containers if c.role == "main"]
-            self.repository.place_all(spec.input_artifacts, main[-1].view.host_path if main[-1].view else _host)
+            main = _main(containers)
+            self.repository.place_all(spec.input_artifacts, main.view.host_path if main.view else _host)
             if spec.kind == "script":
-                script = main[0].view.host_path(SCRIPT_PATH) if main[0].view else pod_dir / "script"
+                script = main.view.host_path(SCRIPT_PATH) if main.view else pod_dir / "script"
                 script.parent.mkdir(parents=True, exist_ok=True)
                 script.write_text(str(spec.template["script"].get("source", "")))
         except (VolumeError, ArtifactError, SandboxRefused) as err:
@@ -90,7 +90,6 @@ class LocalExecutor:
                 mounts = [*(cset.get("volumeMounts") or []), *(ctr.get("volumeMounts") or [])]
                 paths = own + inputs if ctr.get("name") == "main" else []
                 plans.append(("main", {**ctr, "volumeMounts": mounts}, paths))
-            plans.sort(key=lambda plan: plan[1].get("name") == "main")  # main last: its view places inputs
         else:
             ctr = dict(tmpl.get("container") or tmpl.get("script") or {})
             ctr["name"] = "main"
@@ -184,6 +183,12 @@ def _mirrored(ctr: dict[str, Any], main_mounts: list[dict[str, Any]]) -> dict[st
     if not ctr.get("mirrorVolumeMounts"):
         return ctr
     return {**ctr, "volumeMounts": [*(ctr.get("volumeMounts") or []), *main_mounts]}
+
+
+def _main(containers: list[Container]) -> Container:
+    """The container whose outputs count: `main` (a containerSet's container of that name)."""
+    mains = [c for c in containers if c.role == "main"]
+    return next((c for c in mains if c.name == "main"), mains[-1])
 
 
 def _host(path: str) -> Path:
@@ -367,7 +372,7 @@ class Pod:
 
     def _finish(self) -> PodResult:
         mains = self._role("main")
-        main = next((c for c in mains if c.name == "main"), mains[-1])
+        main = _main(mains)
         outputs = Outputs(exit_code=None if main.exit_code is None else str(main.exit_code))
         failure = self._failure()
         saved = self._save_outputs(main, outputs) if main.process is not None else None
