@@ -176,6 +176,23 @@ _EXECUTION = ("Pod", "Skipped", "Suspend", "HTTP", "Plugin")
 _INDEX = re.compile(r"\((\d+)[:)]|\[(\d+)\]")
 
 
+def header_lines(name: str, phase: str, message: str, parameters: list[dict[str, Any]],
+                 outputs: dict[str, str | None]) -> list[str]:
+    """The lines above argo get's tree (PrintWorkflowHelper, "%-20s %v"): name, status, message, the workflow's
+    parameters that have a value and its output parameters."""
+    lines = [f"{'Name:':<20} {name}", f"{'Status:':<20} {phase}"]
+    if message:
+        lines.append(f"{'Message:':<20} {message}")
+    given = [p for p in parameters if p.get("value") is not None]
+    if given:
+        lines.append(f"{'Parameters:':<20} ")
+        lines += [f"{'  ' + str(p.get('name')) + ':':<20} {p['value']}" for p in given]
+    if outputs:
+        lines.append(f"{'Output Parameters:':<20} ")
+        lines += [f"{'  ' + k + ':':<20} {v}" for k, v in outputs.items() if v is not None]
+    return lines
+
+
 def tree_of_tasks(result: RunResult, entrypoint: str) -> NodeTree:
     """The node tree Argo keeps for a DAG of tasks, from the current runner's task states: the DAG node named after
     the workflow, each task a Pod node (Skipped when it did not run) within it."""

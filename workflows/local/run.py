@@ -26,7 +26,7 @@ from steps._core.files import write_bytes, write_text
 from steps._core.policy import Policy, PolicyError, load_policy
 from steps._storage.store import DEFAULT_LOCATION, default_location
 from workflows.local import api, runner
-from workflows.local.progress import NodeProgress, Progress, print_summary, tree_lines
+from workflows.local.progress import NodeProgress, Progress, header_lines, print_summary, tree_lines
 from workflows.local.runner import RunnerError
 from workflows.local.templates import TemplateNotFound
 
@@ -236,13 +236,10 @@ def _run_prepared(prepared: api.Prepared, run_dir: Path, progress: Progress,
         print(f"mlops run: error: {err}", file=sys.stderr)
         return 2
     progress.line("")
-    progress.line(f"Name:                {prepared.name}")
-    progress.line(f"Status:              {result.phase}")
-    if result.message:
-        progress.line(f"Message:             {result.message}")
-    progress.line("")
-    for line in tree_lines(result.tree):
-        progress.line(line)
+    parameters = ((prepared.workflow.get("spec") or {}).get("arguments") or {}).get("parameters") or []
+    for line in [*header_lines(prepared.name, result.phase, result.message, parameters, result.outputs), "",
+                 *tree_lines(result.tree)]:
+        progress.line(line.rstrip())
     if result.suspended:
         progress.line(f"Suspended at {', '.join(result.suspended)}: continue with "
                       f"`mlops run --resume {run_dir}` (--supply NODE.NAME=VALUE sets an output)")

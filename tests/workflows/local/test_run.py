@@ -283,7 +283,7 @@ APPROVAL = {
             [{"name": "act", "template": "act", "arguments": {"parameters": [
                 {"name": "answer", "value": "{{steps.approve.outputs.parameters.answer}}"}]}}]]},
         {"name": "approve", "suspend": {}, "outputs": {"parameters": [
-            {"name": "answer", "valueFrom": {"supplied": {}, "default": "no"}}]}},
+            {"name": "answer", "globalName": "answer", "valueFrom": {"supplied": {}, "default": "no"}}]}},
         {"name": "act", "inputs": {"parameters": [{"name": "answer"}]},
          "container": {"image": "alpine:3.20", "command": ["sh", "-c"],
                        "args": ["echo answer={{inputs.parameters.answer}}"]}}]}}
@@ -303,6 +303,7 @@ def test_from_prints_argo_get_and_a_suspended_run_resumes_with_a_supplied_value(
     assert run.main(["--resume", str(run_dir), "--supply", "approve.answer=yes"]) == 0
     out = capsys.readouterr().out
     assert re.search(r"^Status: +Succeeded$", out, flags=re.MULTILINE), out
+    assert re.search(r"^Output Parameters:\n  answer: +yes$", out, flags=re.MULTILINE), out
     tree = out[out.index("STEP"):]
     assert re.search(r"^ ✔ approval +main$", tree, flags=re.MULTILINE), tree
     assert re.search(r"^ ├───✔ approve +approve$", tree, flags=re.MULTILINE), tree
