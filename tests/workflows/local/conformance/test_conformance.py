@@ -98,12 +98,14 @@ class _no_lock:  # noqa: N801 - a context manager standing in for a lock
 
 
 @pytest.fixture(scope="session")
-def outcomes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """Every case, run once, a few at a time; cases using the suite's ports one after another."""
+def outcomes(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
+    """Every selected case, run once, a few at a time; cases using the suite's ports one after another."""
     root = tmp_path_factory.mktemp("conformance")
     lock = threading.Lock()
     engine = api.engine_available()
-    wanted = [c for c in case_names() if engine or "refuse" in _expected(c)["expect"]]
+    selected = {item.callspec.params["case"] for item in request.session.items
+                if getattr(item, "originalname", "") == "test_case" and hasattr(item, "callspec")}
+    wanted = [c for c in case_names() if c in selected and (engine or "refuse" in _expected(c)["expect"])]
     with ThreadPoolExecutor(WORKERS) as pool:
         yield {case: pool.submit(run_case, case, root / case, lock) for case in wanted}
 
