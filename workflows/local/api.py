@@ -139,7 +139,8 @@ def documents(source: Any) -> list[dict[str, Any]]:
 
 
 def prepare(source: Any, parameters: Mapping[str, str] | None = None, *, name: str | None = None,
-            templates: Iterable[str | Path] | None = None, configmaps: Iterable[str | Path] = (),
+            templates: Iterable[str | Path] | None = None,
+            configmaps: Iterable[str | Path | Mapping[str, Any]] = (),
             image_commands: Mapping[str, list[str]] | None = None) -> Prepared:
     """Read, choose, apply `-p`, merge and check. Raises LoadError or TemplateStoreError; refusals are in
     `report` (a caller decides: `run` raises Refused)."""
@@ -151,7 +152,8 @@ def prepare(source: Any, parameters: Mapping[str, str] | None = None, *, name: s
     for doc in docs:
         if doc.get("kind") in RUNNABLE[1:] and (doc.get("kind"), _name(doc)) not in store.resources:
             store.add(doc)
-    maps = {_name(d): d for p in configmaps for d in documents(Path(p)) if d.get("kind") == "ConfigMap"}
+    given_maps = [d for c in configmaps for d in ([dict(c)] if isinstance(c, Mapping) else documents(Path(c)))]
+    maps = {_name(d): d for d in given_maps if d.get("kind") == "ConfigMap"}
     maps.update({_name(d): d for d in docs if d.get("kind") == "ConfigMap"})
     workflow = _as_workflow(chosen)
     if image_commands:
@@ -239,7 +241,7 @@ def override_parameters(workflow: dict[str, Any], given: Mapping[str, str]) -> N
 
 
 def run(workflow: Any, parameters: Mapping[str, str] | None = None, *, templates: Iterable[str | Path] | None = None,
-        configmaps: Iterable[str | Path] = (), run_dir: Path | None = None, name: str | None = None,
+        configmaps: Iterable[str | Path | Mapping[str, Any]] = (), run_dir: Path | None = None, name: str | None = None,
         image_commands: Mapping[str, list[str]] | None = None) -> Result:
     """Run it here and return how it ended. Raises Refused (nothing started) or LoadError."""
     prepared = prepare(workflow, parameters, name=name, templates=templates, configmaps=configmaps,

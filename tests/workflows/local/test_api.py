@@ -94,3 +94,17 @@ def test_a_cron_workflow_runs_its_workflow_spec_as_argo_submit_from_cronwf() -> 
     assert (prepared.name, prepared.workflow["kind"], prepared.workflow["spec"]["entrypoint"]) == (
         "nightly", "Workflow", "main")
     assert prepared.report.refusals == []
+
+
+@pytest.mark.skipif(not ENGINE_THERE, reason="the new engine is not there")
+def test_a_config_map_given_as_a_dict_feeds_a_parameter(tmp_path: Path) -> None:
+    label = {"workflows.argoproj.io/configmap-type": "Parameter"}  # the controller reads only labelled ones
+    settings = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "labels": label},
+                "data": {"greeting": "hi"}}
+    workflow = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "metadata": {"name": "cm"}, "spec": {
+        "entrypoint": "say", "templates": [{
+            "name": "say", "inputs": {"parameters": [{"name": "g", "valueFrom": {
+                "configMapKeyRef": {"name": "settings", "key": "greeting"}}}]},
+            "container": {"image": "alpine", "command": ["echo", "{{inputs.parameters.g}}"]}}]}}
+    result = api.run(workflow, configmaps=[settings], templates=[], run_dir=tmp_path / "run")
+    assert (result.phase, result.nodes["cm"].inputs["parameters"]) == ("Succeeded", {"g": "hi"})
