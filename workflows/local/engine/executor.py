@@ -3,10 +3,11 @@ sidecars) as processes on this machine, each in its own view of container paths 
 Argo's wait container saves: parameters from their paths, the result, the exit code, artifacts
 (docs/local-runner.md, "Container", "Script", "Container set", "Daemons", "Sidecars", "Outputs", "Timeouts").
 
-The image is not used: each container runs the host command it names. Without a working directory it runs in the
-runner's own. Without bubblewrap, only pods whose result cannot depend on it run, directly (no container path
-declared, no script, no volume mount or working directory, /tmp named nowhere; TMPDIR is a folder of the pod);
-the others are refused, naming what to install.
+The image is not used: each container runs the host command it names. Without a working directory it runs in "/"
+(most images' WORKDIR), the container's own root folder, so what it writes to relative paths is its own. Without
+bubblewrap, only pods whose result cannot depend on it run, directly (no container path declared, no script, no
+volume mount or working directory, /tmp named nowhere), in a folder of the pod that is also their TMPDIR; the
+others are refused, naming what to install.
 """
 
 from __future__ import annotations
@@ -232,7 +233,7 @@ class Container:
     def run(self) -> None:
         self.note = ""
         self.process = Process(self.argv, self.env, self.stdout, self.stderr, wrapped=self.view is not None,
-                               append=self.process is not None)
+                               append=self.process is not None, cwd=None if self.view else self.env.get("TMPDIR"))
 
     def wait_for(self, dependencies: list[Container]) -> None:
         """The emissary of a containerSet container waits for its dependencies in order; the first that failed

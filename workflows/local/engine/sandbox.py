@@ -52,7 +52,7 @@ def bwrap() -> str | None:
 class View:
     """The filesystem a container sees. `own` are container paths that live under `root`; `mounts` map a container
     path (a volume mount) to a host folder or file, `read_only` those the container may not write; `workdir` is
-    the working directory (the runner's own when None)."""
+    the working directory ("/" when None, as in most images, so relative paths are the container's own)."""
 
     root: Path
     own: list[str] = field(default_factory=list)
@@ -77,12 +77,8 @@ class View:
                 "the container's own paths need bubblewrap: install it (Debian/Ubuntu: apt-get install bubblewrap)")
         own = ["/tmp", *self.own]
         mounts = dict(self.mounts)
-        workdir = self.workdir
-        if workdir is None:
-            workdir = os.getcwd()
-            if _under(workdir, "/tmp"):  # the runner's own folder, hidden by the container's /tmp: shown as is
-                mounts[workdir] = Path(workdir)
-        elif self._mounted(workdir):
+        workdir = self.workdir or "/"  # most images' WORKDIR; "/" is the container's own root folder
+        if self._mounted(workdir):
             self.host_path(workdir).mkdir(parents=True, exist_ok=True)
         elif any(_under(_norm(workdir), _norm(p)) for p in own) or not os.path.isdir(workdir):
             own.append(workdir)  # the runtime creates a missing working directory

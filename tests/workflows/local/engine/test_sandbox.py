@@ -113,18 +113,16 @@ def test_a_read_only_mount_cannot_be_written(tmp_path: Path) -> None:
     assert code != 0 and "Read-only file system" in err
 
 
-def test_working_dirs_under_tmp_are_the_containers_own_and_the_runners_folder_stays_visible(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_working_dirs_under_tmp_and_the_default_root_are_the_containers_own(tmp_path: Path) -> None:
     view = View(tmp_path / "root", workdir="/tmp")
     code, out, err = run(view, "pwd; echo x > here", tmp_path)
     assert (code, out) == (0, "/tmp\n"), err
     assert view.host_path("/tmp/here").read_text() == "x\n"
-    runner = tmp_path / "runner-folder"
-    runner.mkdir()
-    (runner / "steps.txt").write_text("the runner's")
-    monkeypatch.chdir(runner)
-    code, out, err = run(View(tmp_path / "root2"), "cat steps.txt", tmp_path)
-    assert (code, out) == (0, "the runner's"), err
+    name = f"argo-mlops-{uuid.uuid4().hex[:8]}.txt"
+    view = View(tmp_path / "root2")
+    code, out, err = run(view, f"pwd; echo r > {name}", tmp_path)
+    assert (code, out) == (0, "/\n"), err  # most images' WORKDIR
+    assert view.host_path(f"/{name}").read_text() == "r\n" and not Path("/", name).exists()
 
 
 def test_the_runtimes_own_failures_are_told_from_the_commands(tmp_path: Path) -> None:
