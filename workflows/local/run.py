@@ -15,10 +15,12 @@ import json
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from steps._core.errors import UsageError
@@ -230,11 +232,23 @@ def _run_prepared(prepared: api.Prepared, run_dir: Path, progress: Progress,
                   resume: dict[str, dict[str, str]] | None) -> int:
     """Run it on the engine, then print argo get's summary and tree; the exit code follows the phase."""
     progress.line(f"mlops run: {prepared.name} ({run_dir / WORKFLOW_FILE})")
+    interrupted: list[int] = []
+
+    def on_interrupt(signum: int, frame: FrameType | None) -> None:
+        interrupted.append(signum)
+        signal.default_int_handler(signum, frame)  # KeyboardInterrupt: the engine stops every pod (Argo's Stop)
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
         result = api.execute(prepared, run_dir, progress=NodeProgress(progress), resume=resume)
     except api.ResumeError as err:
         print(f"mlops run: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # a second Ctrl-C while the pods were being stopped
+        print("mlops run: Interrupted", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGINT, previous)
     progress.line("")
     parameters = ((prepared.workflow.get("spec") or {}).get("arguments") or {}).get("parameters") or []
     for line in [*header_lines(prepared.name, result.phase, result.message, parameters, result.outputs), "",
@@ -244,6 +258,9 @@ def _run_prepared(prepared: api.Prepared, run_dir: Path, progress: Progress,
         progress.line(f"Suspended at {', '.join(result.suspended)}: continue with "
                       f"`mlops run --resume {run_dir}` (--supply NODE.NAME=VALUE sets an output)")
     progress.line(f"Run folder: {run_dir} (workflow.yaml, run.json)")
+    if interrupted:
+        progress.line("mlops run: Interrupted: every pod was stopped; the workflow Failed, as `argo stop` ends it")
+        return 130
     return result.exit_code
 
 

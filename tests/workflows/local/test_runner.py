@@ -341,7 +341,9 @@ def test_ctrl_c_kills_running_tasks_and_exits_130(tmp_path):
     assert "Interrupted" in out
     assert not _alive(int(pid_file.read_text()))
     (state_file,) = (tmp_path / ".mlops" / "runs").glob("*/run.json")
-    assert json.loads(state_file.read_text())["phase"] == "Interrupted"
+    state = json.loads(state_file.read_text())
+    # As `argo stop` ends a workflow: Failed, with the controller's message (operator.go shutdown Stop)
+    assert (state["phase"], state["message"]) == ("Failed", "Stopped with strategy 'Stop'")
 
 
 def _alive(pid: int) -> bool:
