@@ -324,3 +324,11 @@ def test_an_empty_dir_mounted_at_tmp_holds_the_outputs_and_inputs(executor: Loca
                 "outputs": {"parameters": [{"name": "out", "valueFrom": {"path": "/tmp/out"}}]}}
     result = run(executor, template, input_artifacts=[InputArtifact(name="in", path="/tmp/in", raw="through")])
     assert (result.phase, params(result)) == ("Succeeded", {"out": "through"})
+
+
+def test_an_output_at_a_path_this_machine_has_is_refused(executor: LocalExecutor) -> None:
+    template = {"container": {"command": ["true"]}, "outputs": {"artifacts": [{"name": "etc", "path": "/etc"}]}}
+    with pytest.raises(PodRefused, match="/etc exists on this machine"):
+        executor.start(spec(template))
+    template["outputs"] = {"artifacts": [{"name": "tmp", "path": "/tmp"}]}  # the container's own /tmp
+    assert run(executor, template).outputs.artifacts[0].name == "tmp"
