@@ -44,7 +44,7 @@ from workflows.local.engine import hooks
 from workflows.local.engine import resume as saved
 from workflows.local.engine.execute import Controller
 from workflows.local.engine.inputs import global_parameters
-from workflows.local.engine.locks import Locks
+from workflows.local.engine.locks import LockError, Locks
 from workflows.local.engine.nodes import ERROR, FAILED, SUCCEEDED, NodeTree, Outputs
 from workflows.local.engine.pods import Executor
 from workflows.local.engine.state import Holder, ParallelismReached
@@ -221,12 +221,12 @@ def run_workflow(workflow: Mapping[str, Any], *, parameters: Mapping[str, str] |
         op.deadline = started + float(spec["activeDeadlineSeconds"])
     resolver = Resolver(wf, templates if templates is not None else TemplateStore())
     run = Run(op, TemplateContext(resolver), started)
+    op.shutdown = str(spec.get("shutdown") or "")  # argo stop/terminate before the first pass
     try:
-        if spec.get("suspend") and resume is None:
+        if spec.get("synchronization") and not _workflow_lock(run, spec["synchronization"]):
+            pass  # the workflow ended before it started (operator.go:284-325)
+        elif spec.get("suspend") and resume is None:
             op.suspended.add(name)  # spec.suspend: nothing runs until resumed (operator.go:381-384)
-        elif spec.get("synchronization"):
-            _workflow_lock(op, spec["synchronization"])
-            _loop(run, progress)
         else:
             _loop(run, progress)
     except KeyboardInterrupt:
@@ -244,11 +244,25 @@ def run_workflow(workflow: Mapping[str, Any], *, parameters: Mapping[str, str] |
     return Result(run.phase, run.message, op.tree, op.outputs, suspended, started, time.time())
 
 
-def _workflow_lock(op: Controller, sync: dict[str, Any]) -> None:
-    """A workflow-level lock holds the whole workflow Pending until it is taken (operator.go:284-325)."""
+def _workflow_lock(run: Run, sync: dict[str, Any]) -> bool:
+    """A workflow-level lock holds the whole workflow Pending until it is taken (operator.go:284-325); False when
+    the workflow ended instead: a lock that cannot be taken (a semaphore whose ConfigMap or key is missing, a
+    database lock) fails it, as does `Terminate` while it waits (releaseLocksForPendingShuttingdownWfs); no node
+    is created and no exit handler runs."""
+    op = run.op
     assert op.locks is not None  # noqa: S101 - set by run_workflow
     sleep = SLEEP_MIN
-    while not op.locks.try_acquire(op.workflow, sync)[0]:
+    while True:
+        try:
+            acquired = op.locks.try_acquire(op.workflow, sync)[0]
+        except LockError as err:
+            run.phase, run.message = FAILED, f"Failed to acquire the synchronization lock. {err}"
+            return False
+        if acquired:
+            return True
+        if op.shutdown == "Terminate":
+            run.phase, run.message = FAILED, "Stopped with strategy 'Terminate'"
+            return False
         time.sleep(sleep)
         sleep = min(sleep * 2, 0.5)
 

@@ -106,3 +106,18 @@ def test_a_max_age_without_unit_is_an_error_node(tmp_path: Path) -> None:
         result = _run(workflow, tmp_path / "r1", tmp_path / "state")
     assert result.phase == "Error"
     assert "missing unit" in node(result, "memo").message
+
+
+def test_a_workflow_lock_that_cannot_be_taken_fails_the_workflow_before_anything_runs(tmp_path: Path) -> None:
+    # operator.go:284-307: a TryAcquire error that is not transient marks the workflow Failed, "Failed to acquire
+    # the synchronization lock. <error>", with no node and no exit handler
+    workflow = {"metadata": {"name": "wf-sem"}, "spec": {
+        "entrypoint": "hello", "onExit": "hello",
+        "synchronization": {"semaphores": [{"configMapKeyRef": {"name": "my-config", "key": "workflow"}}]},
+        "templates": [{"name": "hello", "container": {"image": "busybox", "command": ["echo", "hi"]}}]}}
+    with bounded(30):
+        result = _run(workflow, tmp_path / "r1", tmp_path / "state")
+    assert result.phase == "Failed"
+    assert result.message.startswith("Failed to acquire the synchronization lock. semaphore my-config/workflow:")
+    assert "my-config" in result.message
+    assert result.nodes.nodes == {}
