@@ -114,7 +114,7 @@ def _execute_dag(op: Operation, d: DagContext) -> Node:
                                             task)
             if hook_error is not None:
                 return op.mark_error(node.name, hook_error)
-    phase = assess_phase(op, d, targets)
+    phase = assess_phase(op, d, targets, _shut_down(op, d, targets))
     for group, group_phase in d.groups_to_complete.items():
         op.mark_phase(group, group_phase)
     if phase == RUNNING:
@@ -167,9 +167,23 @@ def _update_outbound(op: Operation, d: DagContext, targets: list[str]) -> None:
     d.node.extra["outbound"] = outbound
 
 
-def assess_phase(op: Operation, d: DagContext, targets: list[str]) -> str:
+def _shut_down(op: Operation, d: DagContext, targets: list[str]) -> bool:
+    """A shutdown fails the DAG at once, once its targets' exit handlers ended, unless the DAG is part of an exit
+    handler (dag.go:326-358)."""
+    if not op.shutdown or op.part_of_exit_handler(d.node):
+        return False
+    for task in targets:
+        task_node = d.task_node(task)
+        if task_node is not None and task_node.completed:
+            on_exit = op.get(f"{task_node.name}.onExit")
+            if on_exit is not None and not on_exit.fulfilled:
+                return False
+    return True
+
+
+def assess_phase(op: Operation, d: DagContext, targets: list[str], shut_down: bool = False) -> str:
     """assessDAGPhase (dag.go:139-246)."""
-    if op.shutdown:
+    if shut_down:
         return FAILED
     target_ids: dict[str, str] = {}
     for target in targets:

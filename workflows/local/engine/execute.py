@@ -14,6 +14,7 @@ from workflows.local.engine import dag, retry, steps
 from workflows.local.engine.inputs import process_args, substitute_params
 from workflows.local.engine.locks import Locks
 from workflows.local.engine.nodes import (
+    CONTAINER,
     ERROR,
     FAILED,
     HTTP,
@@ -270,8 +271,8 @@ class Controller(Operation):
         node.extra["exitPod"] = exit_pod
         if self.deadline is not None and now > self.deadline and not exit_pod:
             return self.mark_phase(name, FAILED, DEADLINE_MESSAGE)
-        if self.shutdown and not exit_pod:  # stopping: no new pod but the exit handlers' (exec_control.go)
-            return self.mark_phase(name, FAILED, f"Stopped with strategy '{self.shutdown}'")
+        if not self.should_execute(exit_pod):  # shutting down: no new pod (workflowpod.go:366-368)
+            return self.mark_phase(name, FAILED, f"workflow shutdown with strategy: {self.shutdown}")
         parent = self.node_templates.get(boundary_id) if boundary_id else None
         capture = parent is not None and has_output_result_ref(step_or_task_name(name), parent)
         deadline = None if exit_pod else self.deadline
@@ -297,7 +298,26 @@ class Controller(Operation):
             self.handles[node.id] = self.executor.start(spec)
         except PodRefused as err:
             return self.mark_error(name, err)
+        if kind == "containerSet":
+            self._container_graph(node, tmpl, holder, hooked, retried)
         return node
+
+    def _container_graph(self, node: Node, tmpl: dict[str, Any], holder: Holder, hooked: bool,
+                         retried: bool) -> None:
+        """executeContainerSet (container_set_template.go:29-45): once the pod exists, a Pending Container node per
+        container; one with no dependencies hangs from the pod node, the others from each container they need."""
+        containers = list((tmpl.get("containerSet") or {}).get("containers") or [])
+        for ctr in containers:
+            name = f"{node.name}.{ctr.get('name')}"
+            if self.get(name) is None:
+                self.init_node(name, CONTAINER, node.template_scope, holder, node.id, PENDING, hooked=hooked,
+                               retried=retried)
+        for ctr in containers:
+            name = f"{node.name}.{ctr.get('name')}"
+            for dep in ctr.get("dependencies") or []:
+                self.add_child(f"{node.name}.{dep}", name)
+            if not ctr.get("dependencies"):
+                self.add_child(node.name, name)
 
     def reconcile(self) -> None:
         """podReconciliation + assessNodeStatus: each pod's state into its node."""
@@ -311,6 +331,7 @@ class Controller(Operation):
             if result is None:
                 if node.phase == PENDING:
                     node.phase = RUNNING
+                    self._containers_running(node)
                 if node.extra.get("daemon") and handle.ready and not node.daemoned:
                     node.daemoned, node.pod_ip, node.phase = True, handle.pod_ip, RUNNING
                 continue
@@ -336,16 +357,36 @@ class Controller(Operation):
                 if node.type in (SUSPEND, POD) and node.phase in (PENDING, RUNNING) and node.id not in self.handles \
                         and not self.part_of_exit_handler(node):
                     self.mark_phase(node.name, FAILED, DEADLINE_MESSAGE)
+        if self.shutdown:
+            self._fail_on_shutdown()
+
+    def _fail_on_shutdown(self) -> None:
+        """failNodesWithoutCreatedPodsAfterDeadlineOrShutdown (operator.go:1390-1425): while shutting down, the
+        nodes no pod will end (suspend, HTTP, waiting for a lock, a Retry node whose attempts ended) fail."""
+        message = f"Stopped with strategy '{self.shutdown}'"
+        for node in list(self.tree.nodes.values()):
+            if node.fulfilled or self.should_execute(self.part_of_exit_handler(node)):
+                continue
+            if (node.type in (SUSPEND, HTTP) and node.id not in self.handles) or \
+                    (node.phase == PENDING and "waiting_lock" in node.extra) or \
+                    (node.type == RETRY and self.children_fulfilled(node)):
+                self.mark_phase(node.name, FAILED, message)
+
+    def _containers_running(self, node: Node) -> None:
+        """The pod runs: its containers run too (the emissary starts them all, a container waiting for its
+        dependencies inside), as their statuses make their nodes Running (operator.go:1568-1597)."""
+        for child in self.tree.nodes.values():
+            if child.type == CONTAINER and child.boundary_id == node.id and child.phase == PENDING:
+                child.phase = RUNNING
 
     def _container_nodes(self, node: Node, result: Any) -> None:
         for container in result.containers:
-            name = f"{node.name}.{container.name}"
-            child = self.get(name) or self.init_node(name, "Container", node.template_scope, None, node.id,
-                                                    container.phase, message=container.message)
+            child = self.get(f"{node.name}.{container.name}")
+            if child is None:
+                continue
             child.phase, child.message = container.phase, container.message
             child.started_at = container.started_at or child.started_at
             child.finished_at = container.finished_at or self.now()
-            self.add_child(node.name, name)
 
     # --- suspend (operator.go:3986-4031) ----------------------------------------------------------------------
 

@@ -188,11 +188,8 @@ class Run:
         op = self.op
         op.shutdown = strategy
         for ident, handle in op.handles.items():
-            if not op.tree.nodes[ident].extra.get("exitPod"):
+            if not op.should_execute(bool(op.tree.nodes[ident].extra.get("exitPod"))):
                 handle.stop(FAILED, f"Stopped with strategy '{strategy}'")
-        for node in op.tree.nodes.values():
-            if node.type == "Suspend" and not node.fulfilled:
-                op.mark_phase(node.name, FAILED, f"Stopped with strategy '{strategy}'")
 
 
 def run_workflow(workflow: Mapping[str, Any], *, parameters: Mapping[str, str] | None = None, run_dir: Path,

@@ -250,6 +250,15 @@ class Operation:
             if child.finished_at is None:
                 child.finished_at = self.now()
 
+    def should_execute(self, exit_pod: bool) -> bool:
+        """ShutdownStrategy.ShouldExecute (workflow_types.go:634-643): Terminate runs nothing, Stop only exit
+        handlers' pods."""
+        if self.shutdown == "Terminate":
+            return False
+        if self.shutdown == "Stop":
+            return exit_pod
+        return True
+
     def part_of_exit_handler(self, node: Node) -> bool:
         current: Node | None = node
         while current is not None and not current.display_name.endswith(".onExit"):

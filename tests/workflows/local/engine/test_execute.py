@@ -14,6 +14,7 @@ from typing import Any
 
 from tests.workflows.local.engine.cases import bounded, node
 from workflows.local.engine.executor import LocalExecutor
+from workflows.local.engine.nodes import NodeTree
 from workflows.local.engine.operator import Result, run_workflow
 
 
@@ -129,3 +130,76 @@ def test_a_node_pending_past_its_timeout_fails(tmp_path: Path) -> None:
     assert holder.phase == "Succeeded"
     assert (waiter.phase, waiter.message) == ("Failed", "timeout")
     assert result.phase == "Failed"
+
+
+def _shut(strategy: str, entry: dict[str, Any], *extra: dict[str, Any]) -> dict[str, Any]:
+    return {"metadata": {"name": "shut"}, "spec": {"entrypoint": "main", "shutdown": strategy, "onExit": "bye",
+                                                   "templates": [entry, _sh("hello", "echo hello"), *extra]}}
+
+
+def test_a_workflow_submitted_stopped_creates_no_pod_but_its_exit_handler(tmp_path: Path) -> None:
+    # workflowpod.go:366-368: no pod while shutting down but the exit handler's (Stop); operator.go:542-543
+    workflow = _shut("Stop", {"name": "main", "steps": [[{"name": "a", "template": "hello"}],
+                                                        [{"name": "b", "template": "hello"}]]},
+                     {"name": "bye", "dag": {"tasks": [{"name": "c", "template": "hello"}]}})
+    with bounded(30):
+        result = _run(workflow, tmp_path)
+    assert (result.phase, result.message) == ("Failed", "Stopped with strategy 'Stop'")
+    assert (node(result, "shut[0].a").phase, node(result, "shut[0].a").message) == \
+        ("Failed", "workflow shutdown with strategy: Stop")
+    assert result.nodes.by_name("shut[1].b") is None
+    # a DAG exit handler runs to its end (dag.go:358: a shutdown fails a DAG only outside exit handlers)
+    assert node(result, "shut.onExit").phase == "Succeeded"
+    assert node(result, "shut.onExit.c").phase == "Succeeded"
+
+
+def test_a_workflow_submitted_terminated_runs_nothing_not_even_its_exit_handler(tmp_path: Path) -> None:
+    workflow = _shut("Terminate", {"name": "main", "dag": {"tasks": [{"name": "a", "template": "hello"},
+                                                                     {"name": "b", "template": "hello"}]}})
+    workflow["spec"]["templates"].append(_sh("bye", "echo bye"))
+    with bounded(30):
+        result = _run(workflow, tmp_path)
+    assert (result.phase, result.message) == ("Failed", "Stopped with strategy 'Terminate'")
+    assert node(result, "shut").phase == "Failed"
+    assert {node(result, n).message for n in ("shut.a", "shut.b")} == {"workflow shutdown with strategy: Terminate"}
+    assert result.nodes.by_name("shut.onExit") is None
+
+
+def test_a_suspend_node_of_a_stopped_workflow_fails(tmp_path: Path) -> None:
+    # failNodesWithoutCreatedPodsAfterDeadlineOrShutdown (operator.go:1390-1404)
+    workflow = _shut("Stop", {"name": "main", "steps": [[{"name": "wait", "template": "wait"}]]},
+                     {"name": "wait", "suspend": {}})
+    workflow["spec"]["templates"].append(_sh("bye", "echo bye"))
+    with bounded(30):
+        result = _run(workflow, tmp_path)
+    assert (result.phase, result.message, result.suspended) == ("Failed", "Stopped with strategy 'Stop'", [])
+    assert (node(result, "shut[0].wait").phase, node(result, "shut[0].wait").message) == \
+        ("Failed", "Stopped with strategy 'Stop'")
+    assert node(result, "shut.onExit").phase == "Succeeded"
+
+
+def test_a_container_sets_containers_are_nodes_from_the_pods_start_in_their_dependency_graph(tmp_path: Path) -> None:
+    # container_set_template.go:30-45: once the pod is created, a Pending Container node per container; one with
+    # no dependencies hangs from the pod node, the others from each container they depend on
+    workflow = {"metadata": {"name": "cs"}, "spec": {"entrypoint": "group", "templates": [
+        {"name": "group", "containerSet": {"containers": [
+            {"name": "a", "image": "alpine:3.20", "command": ["sleep", "0.5"]},
+            {"name": "b", "image": "alpine:3.20", "command": ["true"]},
+            {"name": "main", "image": "alpine:3.20", "command": ["true"], "dependencies": ["a", "b"]}]}}]}}
+    seen: list[dict[str, str]] = []
+
+    def progress(tree: NodeTree) -> None:
+        pod = tree.by_name("cs")
+        if pod is not None and not pod.fulfilled:
+            seen.append({n.display_name: n.phase for n in tree.nodes.values() if n.type == "Container"})
+
+    with bounded(30):
+        result = run_workflow(workflow, run_dir=tmp_path / "run", executor=LocalExecutor(tmp_path / "run"),
+                              state_dir=tmp_path / "state", progress=progress)
+    assert result.phase == "Succeeded"
+    assert seen and set(seen[0]) == {"a", "b", "main"}
+    assert seen[0]["main"] in ("Pending", "Running")
+    tree = result.nodes
+    children = {n.display_name: [tree.nodes[c].display_name for c in n.children] for n in tree.nodes.values()}
+    assert children == {"cs": ["a", "b"], "a": ["main"], "b": ["main"], "main": []}
+    assert {node(result, f"cs.{c}").phase for c in ("a", "b", "main")} == {"Succeeded"}
