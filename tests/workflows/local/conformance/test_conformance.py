@@ -34,10 +34,6 @@ WORKERS = 4
 # Cases refused up front today although Argo runs them: the refusal that stands in the way, and why. Each is an
 # expected failure only while that refusal is still made, so a fix (in the case or the lang package) simply passes.
 KNOWN = {
-    "004-dag-diamond": ("cannot use both 'depends' and 'dependencies'",
-                        "the case mixes `depends` (B) and `dependencies` (C, D) in one DAG, which Argo's "
-                        "validation rejects (argo-workflows v4.1.2 workflow/validate/validate.go:1472-1474): "
-                        "the case must change"),
     "019-expression-functions": ("not evaluated locally: jsonpath()", "workflows/local/lang refuses jsonpath()"),
     "024-when-expression-tags": ("not evaluated locally: jsonpath()", "workflows/local/lang refuses jsonpath()"),
 }
