@@ -21,6 +21,7 @@ import datetime as dt
 import importlib
 import importlib.util
 import os
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +49,7 @@ RUNS = Path(".mlops/runs")
 GENERATOR = "argo-mlops.io/generator"  # the annotation `mlops compile` puts on what it renders
 ENGINE = "workflows.local.engine.operator"  # run_workflow: the controller's entry point
 EXECUTOR = "workflows.local.engine.executor"  # LocalExecutor: pods as sandboxed processes
+RESUME = "workflows.local.engine.resume"  # ResumeError: no suspended run in the folder
 
 
 class LoadError(UsageError):
@@ -265,16 +267,26 @@ def execute(prepared: Prepared, run_dir: Path, progress: Callable[[NodeTree], No
         executor_module = importlib.import_module(EXECUTOR)
     except ImportError as err:
         raise EngineUnavailable(f"the local engine is not available: {err}") from err
+    resume_module = importlib.import_module(RESUME)
     spec = prepared.workflow.get("spec") or {}
     claims = tuple(str((c.get("metadata") or {}).get("name")) for c in spec.get("volumeClaimTemplates") or [])
     executor = executor_module.LocalExecutor(run_dir, config_maps=prepared.config_maps, claims=claims)
+    started, written = time.time(), [0.0]
+
+    def observe(tree: NodeTree) -> None:
+        """The caller's progress, and run.json rewritten as the run goes (at most once a second)."""
+        if progress is not None:
+            progress(tree)
+        if time.monotonic() - written[0] >= 1.0:
+            written[0] = time.monotonic()
+            write_workflow_json(run_dir, workflow_document(tree, "Running", "", None, prepared.parameters,
+                                                           time.time() - started, run_dir))
+
     try:
         outcome = operator.run_workflow(prepared.submitted, run_dir=run_dir, executor=executor,
                                         templates=prepared.store, config_maps=prepared.config_maps,
-                                        progress=progress, state_dir=state_dir, resume=resume)
-    except ValueError as err:  # resume.ResumeError: nothing suspended to resume in run_dir
-        if resume is None:
-            raise
+                                        progress=observe, state_dir=state_dir, resume=resume)
+    except resume_module.ResumeError as err:  # nothing suspended to resume in run_dir
         raise ResumeError(str(err)) from err
     tree: NodeTree = outcome.nodes
     write_workflow_json(run_dir, workflow_document(tree, outcome.phase, outcome.message, outcome.outputs,

@@ -316,3 +316,30 @@ def test_from_prints_argo_get_and_a_suspended_run_resumes_with_a_supplied_value(
 def test_resume_of_a_folder_that_is_no_run_is_a_usage_error(tmp_path, capsys):
     assert run.main(["--resume", str(tmp_path)]) == 2
     assert "is not a run `mlops run --from` started" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not run.api.engine_available(), reason="the new engine is not there")
+def test_run_json_is_there_while_the_workflow_runs(tmp_path):
+    import os
+    import sys
+    import time
+
+    doc = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "metadata": {"name": "slow"}, "spec": {
+        "entrypoint": "main", "templates": [
+            {"name": "main", "steps": [[{"name": "first", "template": "nap"}],
+                                       [{"name": "second", "template": "nap"}]]},
+            {"name": "nap", "container": {"image": "alpine", "command": ["sleep", "1.5"]}}]}}
+    (tmp_path / "slow.yaml").write_text(yaml.safe_dump(doc))
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[3])}
+    proc = subprocess.Popen([sys.executable, "-P", "-m", "workflows", "run", "--from", "slow.yaml"], cwd=tmp_path,
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    seen: set[str] = set()
+    deadline = time.monotonic() + 30
+    while proc.poll() is None and time.monotonic() < deadline:
+        for path in tmp_path.glob(".mlops/runs/*/run.json"):  # replaced whole each time: never half-written
+            seen.add(json.loads(path.read_text())["phase"])
+        time.sleep(0.1)
+    assert proc.wait(timeout=30) == 0
+    (path,) = tmp_path.glob(".mlops/runs/*/run.json")
+    seen.add(json.loads(path.read_text())["phase"])
+    assert seen == {"Running", "Succeeded"}
