@@ -20,6 +20,7 @@ from workflows.local.lang import exprbuiltins, exprcheck, expreval
 from workflows.local.lang.errors import ExprRuntimeError, LangError, Unsupported
 from workflows.local.lang.exprparse import parse
 from workflows.local.lang.gotypes import GoFunc, GoStruct, JSONError, to_json
+from workflows.local.lang.jsonpath import json_path
 
 # util/template/expression_template.go variablesToCheck: values that exist only late in a node's life
 LATE_VARIABLES = ("item", "retries", "lastRetry.exitCode", "lastRetry.status", "lastRetry.duration",
@@ -91,8 +92,6 @@ def _validated(tree: ast.Node) -> tuple[ast.Node, set[str]]:
                 raise Unsupported(f"expr-lang's {node.name}() ({exprbuiltins.UNSUPPORTED[node.name]})")
         if isinstance(node, ast.Call) and isinstance(node.callee, ast.Ident):
             calls.add(node.callee.name)
-            if node.callee.name == "jsonpath":
-                raise Unsupported("jsonpath() (github.com/evilmonkeyinc/jsonpath)")
         if isinstance(node, ast.Ident) and node.name == "sprig":
             prop = parent.prop if isinstance(parent, ast.Member) and parent.node is node else None
             if not (isinstance(prop, ast.Literal) and isinstance(prop.value, str)):
@@ -194,6 +193,7 @@ def argo_env(replace_map: Mapping[str, Any]) -> dict[str, Any]:
     env = expand(replace_map)
     env["asInt"] = GoFunc("asInt", exprbuiltins.to_go_int, ("interface {}",), "interface {}")
     env["asFloat"] = GoFunc("asFloat", exprbuiltins.to_go_float, ("interface {}",), "interface {}")
+    env["jsonpath"] = GoFunc("jsonpath", json_path, ("string", "string"), "interface {}")
     env["toJson"] = GoFunc("toJson", _to_json, ("interface {}",), "string")
     env["sprig"] = dict(SPRIG)
     return env
