@@ -60,6 +60,7 @@ class LocalExecutor:
                 script = main.view.host_path(SCRIPT_PATH) if main.view else pod_dir / "script"
                 script.parent.mkdir(parents=True, exist_ok=True)
                 script.write_text(str(spec.template["script"].get("source", "")))
+                script.chmod(0o755)  # StageFiles (executor.go:415-445): `sh -c` runs it as a program
         except (VolumeError, ArtifactError, SandboxRefused) as err:
             raise PodRefused(f"{spec.node_name}: {err}") from err
         return Pod(spec, containers, pod_dir, self.repository, self.grace).start()

@@ -90,6 +90,9 @@ def test_a_script_runs_its_source_with_the_hosts_interpreter(executor: LocalExec
     result = run(executor, {"script": {"command": ["sh"], "source": "echo one\necho two"}}, kind="script",
                  capture_result=True)
     assert result.outputs.result == "one\ntwo"
+    result = run(executor, {"script": {"command": ["sh", "-c"], "source": "echo as a program"}}, kind="script",
+                 capture_result=True)
+    assert (result.phase, result.outputs.result) == ("Succeeded", "as a program")  # the file is executable
 
 
 def test_env_working_dir_and_argo_variables_reach_the_command(tmp_path: Path) -> None:
