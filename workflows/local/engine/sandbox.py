@@ -206,6 +206,9 @@ class Process:
         self.exit_code = 128 - code if code < 0 else code
         if self.wrapped and self.exit_code == 1:
             self._runtime_failure()
+        elif self.exit_code == 127:  # a shell's "not found": a tool the image may have and this machine has not
+            missing = _last_not_found(self.stderr)
+            self.note = f"{missing} (not on this machine; the image is not used)" if missing else ""
         self.finished_at = time.time()
         return self.exit_code
 
@@ -246,6 +249,13 @@ class Process:
     def _signal(self, sig: signal.Signals) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self._popen.pid, sig)
+
+
+def _last_not_found(stderr: Path) -> str:
+    with open(stderr, "rb") as err:
+        err.seek(max(err.seek(0, os.SEEK_END) - 4096, 0))
+        lines = err.read().decode(errors="replace").splitlines()
+    return next((line.strip() for line in reversed(lines) if line.rstrip().endswith("not found")), "")
 
 
 def _members(group: int) -> list[int]:

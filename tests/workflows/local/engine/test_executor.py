@@ -335,3 +335,9 @@ def test_an_output_at_a_path_this_machine_has_is_refused(executor: LocalExecutor
         executor.start(spec(template))
     template["outputs"] = {"artifacts": [{"name": "tmp", "path": "/tmp"}]}  # the container's own /tmp
     assert run(executor, template).outputs.artifacts[0].name == "tmp"
+
+
+def test_a_tool_missing_on_this_machine_is_named_in_the_message(executor: LocalExecutor) -> None:
+    result = run(executor, {"container": {"command": ["sh", "-c", "no-such-tool-argo-mlops -l"]}})
+    assert (result.phase, result.outputs.exit_code) == ("Failed", "127")
+    assert "no-such-tool-argo-mlops: not found (not on this machine; the image is not used)" in result.message
