@@ -109,11 +109,11 @@ class LocalExecutor:
         containers = [self._container(spec, role, ctr, paths, pod_dir, sources, sandboxed)
                       for role, ctr, paths in plans]
         main = _main(containers)
-        for path in map(os.path.normpath, own):  # one this machine has would hold its files, not the image's
+        for path in map(os.path.normpath, own):  # the container's own, fresh; a folder with files would hide them
             if main.view and main.view.host_path(path) == main.view.root / path.lstrip("/") and not (
-                    path == "/tmp" or path.startswith("/tmp/")) and os.path.lexists(path):
-                raise PodRefused(f"{spec.node_name}: output path {path} exists on this machine: its content would be "
-                                 "this machine's, not the image's")
+                    path == "/tmp" or path.startswith("/tmp/")) and os.path.isdir(path) and os.listdir(path):
+                raise PodRefused(f"{spec.node_name}: output path {path} is a folder of this machine: its content "
+                                 "would be this machine's, not the image's")
         strategy = (tmpl.get("containerSet") or {}).get("retryStrategy") if spec.kind == "containerSet" else None
         if strategy:
             attempts, delay = _container_retries(spec, strategy)

@@ -329,12 +329,17 @@ def test_an_empty_dir_mounted_at_tmp_holds_the_outputs_and_inputs(executor: Loca
     assert (result.phase, params(result)) == ("Succeeded", {"out": "through"})
 
 
-def test_an_output_at_a_path_this_machine_has_is_refused(executor: LocalExecutor) -> None:
+def test_an_output_at_a_folder_this_machine_has_is_refused(executor: LocalExecutor) -> None:
     template = {"container": {"command": ["true"]}, "outputs": {"artifacts": [{"name": "etc", "path": "/etc"}]}}
-    with pytest.raises(PodRefused, match="/etc exists on this machine"):
+    with pytest.raises(PodRefused, match="/etc is a folder of this machine"):
         executor.start(spec(template))
     template["outputs"] = {"artifacts": [{"name": "tmp", "path": "/tmp"}]}  # the container's own /tmp
     assert run(executor, template).outputs.artifacts[0].name == "tmp"
+    leftover = Path("/etc/hostname")  # a file of this machine at an output path: the container has its own, fresh
+    template = {"container": {"command": ["sh", "-c", "test ! -e /etc/hostname && echo mine > /etc/hostname"]},
+                "outputs": {"parameters": [{"name": "h", "valueFrom": {"path": str(leftover)}}]}}
+    result = run(executor, template)
+    assert (result.phase, params(result)) == ("Succeeded", {"h": "mine"}) and leftover.read_text() != "mine\n"
 
 
 def test_a_tool_missing_on_this_machine_is_named_in_the_message(executor: LocalExecutor) -> None:
