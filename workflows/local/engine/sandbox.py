@@ -89,6 +89,9 @@ class View:
         (self.root / "tmp").chmod(0o1777)
         args = [program, "--bind", str(self.root), "/", "--dev", "/dev", "--proc", "/proc", "--die-with-parent"]
         self._expose("/", special, args)
+        for path in own:  # a folder this machine has at a container path: there (empty), as the image likely has it
+            if not _under(_norm(path), "/tmp") and os.path.isdir(path) and not os.path.islink(path):
+                (self.root / _norm(path).lstrip("/")).mkdir(parents=True, exist_ok=True)
         for target in sorted(mounts, key=lambda t: _norm(t).count("/")):
             source = mounts[target]
             (self.root / _norm(target).lstrip("/")).parent.mkdir(parents=True, exist_ok=True)

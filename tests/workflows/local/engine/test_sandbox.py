@@ -134,3 +134,10 @@ def test_the_runtimes_own_failures_are_told_from_the_commands(tmp_path: Path) ->
                       wrapped=True)
     assert process.wait(10) == 64 and process.note.startswith("failed to find name in PATH: /no/such/command")
     assert not process.setup_error
+
+
+def test_a_container_path_that_is_a_folder_here_is_an_empty_folder_of_the_container(tmp_path: Path) -> None:
+    view = View(tmp_path / "root", own=["/usr/share"])
+    code, out, err = run(view, "ls -A /usr/share | wc -l; echo x > /usr/share/made", tmp_path)
+    assert (code, out.strip()) == (0, "0"), err
+    assert view.host_path("/usr/share/made").read_text() == "x\n" and not Path("/usr/share/made").exists()
