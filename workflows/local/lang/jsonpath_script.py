@@ -13,7 +13,7 @@ from typing import Any
 from workflows.local.lang.errors import ExprRuntimeError
 from workflows.local.lang.exprbuiltins import trim_space
 from workflows.local.lang.goregexp import RegexpError, compile_go
-from workflows.local.lang.gotypes import fmt_v, parse_float, parse_int
+from workflows.local.lang.gotypes import Int64, fmt_v, parse_float, parse_int
 from workflows.local.lang.jsonpath_parse import parse, tokenize
 from workflows.local.lang.jsonpath_tokens import INVALID_EXPRESSION, PathError, Token, unmarshal
 
@@ -51,7 +51,7 @@ class Selector(Operator):
         self.selector, self.tokens = selector, tokens
 
     def evaluate(self, params: Params) -> Any:
-        value = self.tokens[0].apply(params["$"], params["@"], self.tokens[1:])
+        value = self.tokens[0].apply(params.get("$"), params.get("@"), self.tokens[1:])  # a missing key is nil
         if isinstance(value, str):
             if len(value) > 1 and value.startswith("'") and value.endswith("'"):
                 return value
@@ -326,7 +326,7 @@ def _modulus(x: int, y: int) -> int:
     if y == 0:  # a Go runtime panic: nothing in the library recovers it, expr-lang's VM does
         raise ExprRuntimeError("runtime error: integer divide by zero")
     remainder = abs(x) % abs(y)
-    return -remainder if x < 0 else remainder
+    return Int64(-remainder if x < 0 else remainder)
 
 
 def _power(x: float, y: float) -> float:

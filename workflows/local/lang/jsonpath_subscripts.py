@@ -98,7 +98,7 @@ class RangeToken(Token):
 class UnionToken(Token):
     """`[a,b,...]`: keys (str), indices (int) or ExpressionTokens giving either, never both."""
 
-    def __init__(self, arguments: Sequence[str | int | Token]) -> None:
+    def __init__(self, arguments: Sequence[Any]) -> None:
         self.arguments = list(arguments)
 
     def apply(self, root: Any, current: Any, nxt: Sequence[Token]) -> Any:
@@ -121,7 +121,7 @@ class UnionToken(Token):
         return self._by_index(root, current, indices, nxt)
 
     @staticmethod
-    def _argument(root: Any, current: Any, argument: str | int | Token) -> str | int:
+    def _argument(root: Any, current: Any, argument: Any) -> str | int:
         if isinstance(argument, Token):
             try:
                 argument = argument.apply(root, current, ())
