@@ -186,8 +186,8 @@ def _expand_prefixed(values: Mapping[str, Any], prefix: str) -> dict[str, Any]:
 
 
 def argo_env(replace_map: Mapping[str, Any]) -> dict[str, Any]:
-    """GetFuncMap(replaceMap): the expanded variables, asInt, asFloat, toJson and sprig's functions (not env and
-    expandenv). Parameters are strings, an absent optional None."""
+    """GetFuncMap(replaceMap): the expanded variables, asInt, asFloat, jsonpath, toJson and sprig's functions (not
+    env and expandenv). Parameters are strings, an absent optional None."""
     from workflows.local.lang.sprig import SPRIG
 
     env = expand(replace_map)

@@ -7,6 +7,7 @@ are visited sorted, as the library's sortMapKeys does. Errors are `PathError`s c
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -125,15 +126,19 @@ def is_integer(value: Any) -> int | None:
 
 def unmarshal(text: str, into: type | None = None) -> Any:
     """json.Unmarshal into an interface{} (or a []interface{}, a map[string]interface{}); ValueError where Go
-    refuses the text, the JSON value for that type, or a number out of float64's range."""
+    refuses the text (syntax errors in Python's words), the JSON value for that type, or a number too large."""
     value = from_json(text)
     if into is not None and not isinstance(value, into):
         raise ValueError(f"json: cannot unmarshal {_json_kind(value)} into Go value of type {_GO_TYPES[into]}")
-    _check_range(value)
+    if _has_infinity(value):
+        literal = next(m.group(1) for m in _NUMBER_OR_STRING.finditer(text)
+                       if m.group(1) and math.isinf(float(m.group(1))))
+        raise ValueError(f"json: cannot unmarshal number {literal} into Go value of type float64")
     return value
 
 
 _GO_TYPES: dict[type, str] = {list: "[]interface {}", dict: "map[string]interface {}"}
+_NUMBER_OR_STRING = re.compile(r'"(?:\\.|[^"\\])*"|(-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?)')
 
 
 def _json_kind(value: Any) -> str:
@@ -141,11 +146,11 @@ def _json_kind(value: Any) -> str:
         "string" if isinstance(value, str) else "bool" if isinstance(value, bool) else "number"
 
 
-def _check_range(value: Any) -> None:
-    if isinstance(value, float) and math.isinf(value):
-        raise ValueError("json: cannot unmarshal a number out of float64's range into Go value of type float64")
-    for child in value.values() if isinstance(value, dict) else value if isinstance(value, list) else ():
-        _check_range(child)
+def _has_infinity(value: Any) -> bool:
+    if isinstance(value, float):
+        return math.isinf(value)
+    children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    return any(_has_infinity(child) for child in children)
 
 
 class Compiled(Protocol):

@@ -1098,6 +1098,11 @@ def test_a_failing_query_is_the_expression_runtime_error() -> None:
         compile_expr("jsonpath('{', '$')").run(argo_env({}))
 
 
+def test_a_number_float64_cannot_hold_fails_as_json_unmarshal_does() -> None:
+    with pytest.raises(ExprRuntimeError, match=r"^json: cannot unmarshal number 1e400 into Go value of type float64$"):
+        json_path('{"s": "1e999", "n": [1, 1e400, 2e400]}', "$.s")
+
+
 def test_jsonpath_takes_strings_and_gives_any() -> None:
     with pytest.raises(ExprCompileError, match="cannot use int as argument"):
         compile_expr("jsonpath(1, '$')").run(argo_env({}))
