@@ -134,7 +134,7 @@ def unmarshal(text: str, into: type | None = None) -> Any:
         literal = next(m.group(1) for m in _NUMBER_OR_STRING.finditer(text)
                        if m.group(1) and math.isinf(float(m.group(1))))
         raise ValueError(f"json: cannot unmarshal number {literal} into Go value of type float64")
-    return value
+    return _without_surrogates(value)
 
 
 _GO_TYPES: dict[type, str] = {list: "[]interface {}", dict: "map[string]interface {}"}
@@ -144,6 +144,20 @@ _NUMBER_OR_STRING = re.compile(r'"(?:\\.|[^"\\])*"|(-?[0-9]+(?:\.[0-9]+)?(?:[eE]
 def _json_kind(value: Any) -> str:
     return "object" if isinstance(value, dict) else "array" if isinstance(value, list) else \
         "string" if isinstance(value, str) else "bool" if isinstance(value, bool) else "number"
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _without_surrogates(value: Any) -> Any:
+    """An escaped surrogate that is not half of a pair decodes to U+FFFD in Go (Python keeps it)."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_without_surrogates(v) for v in value]
+    if isinstance(value, dict):
+        return {_without_surrogates(k): _without_surrogates(v) for k, v in value.items()}
+    return value
 
 
 def _has_infinity(value: Any) -> bool:

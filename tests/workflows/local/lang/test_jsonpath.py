@@ -1103,6 +1103,10 @@ def test_a_number_float64_cannot_hold_fails_as_json_unmarshal_does() -> None:
         json_path('{"s": "1e999", "n": [1, 1e400, 2e400]}', "$.s")
 
 
+def test_an_unpaired_surrogate_escape_decodes_to_the_replacement_character() -> None:
+    assert json_path(r'{"a": "x\ud800y", "b": "\ud83d\ude00"}', "$.*") == ["x\ufffdy", "\U0001f600"]
+
+
 def test_jsonpath_takes_strings_and_gives_any() -> None:
     with pytest.raises(ExprCompileError, match="cannot use int as argument"):
         compile_expr("jsonpath(1, '$')").run(argo_env({}))
