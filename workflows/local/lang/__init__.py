@@ -2,7 +2,8 @@
 
 - `exprlang` (expr-lang v1.17.8): `{{=...}}` (`replace_expression`), valueFrom.expression and fromExpression
   (`compile_expr(text).run(argo_env(variables))`), retryStrategy and hook expressions (`eval_bool`), with Argo's
-  environment (`argo_env`: dotted variables expanded, asInt, asFloat, toJson, sprig's functions under `sprig.`);
+  environment (`argo_env`: dotted variables expanded, asInt, asFloat, toJson, jsonpath, sprig's functions under
+  `sprig.`);
 - `govaluate`: `when`, after `{{...}}` substitution (`should_execute`; bare words are strings);
 - `depends`: `depends`/`dependencies` expanded (`expand`) and evaluated (`evaluate` over `task_results`) as
   Argo's DAG controller does.
