@@ -9,8 +9,8 @@ path, which are folders of `root` with their host entries bound in one by one. S
 `root/output/x`, and the executor reads both from `root` once the command exited. What is not a container path
 is the host's, as `bwrap --bind / /` would show it. Without bwrap, `View.command` raises `SandboxUnavailable`:
 the executor runs directly only the pods whose result cannot differ (no container path declared, /tmp named
-nowhere). Also here: the
-command line as the kubelet hands it over (`expand`: `$(VAR)`), and which Python a `python` command is.
+nowhere). Also here: the command line as the kubelet hands it over (`expand`: `$(VAR)`), and which Python a
+`python` command is.
 
 bwrap runs with --die-with-parent: its processes end with the thread that started them, so one run's pods are
 started from the thread that runs its controller loop.
