@@ -21,12 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from workflows.local.engine import http
+from workflows.local.engine import http, sandbox
 from workflows.local.engine.artifacts import ArtifactError, Repository
 from workflows.local.engine.nodes import ArtifactRef, Outputs, Parameter
 from workflows.local.engine.pods import ContainerResult, PodHandle, PodRefused, PodResult, PodSpec
 from workflows.local.engine.retry import RetryError, parse_duration
-from workflows.local.engine.sandbox import Process, SandboxRefused, SandboxUnavailable, View, bwrap, expand, same_python
+from workflows.local.engine.sandbox import Process, SandboxRefused, View
 from workflows.local.engine.volumes import VolumeError, Volumes
 
 SCRIPT_PATH = "/argo/staging/script"  # workflow/common/common.go: ExecutorScriptSourcePath
@@ -98,14 +98,10 @@ class LocalExecutor:
             plans.append(("main", ctr, own + inputs + ([SCRIPT_PATH] if spec.kind == "script" else [])))
         for side in tmpl.get("sidecars") or []:
             plans.append(("sidecar", _mirrored(side, main_mounts), []))
-        sandboxed = bwrap() is not None
-        # Without bwrap a pod runs directly only when no container path of it can differ from the host's: none
-        # declared, and /tmp never named (its temporary files go to a folder of its own through TMPDIR).
-        needs_view = bool(own or inputs or spec.kind == "script" or "/tmp" in json.dumps(tmpl) or any(
-            c.get("volumeMounts") or c.get("workingDir") for _, c, _ in plans))
-        if needs_view and not sandboxed:
-            raise PodRefused(f"{spec.node_name}: " + str(SandboxUnavailable(
-                "its container paths need bubblewrap: install it (Debian/Ubuntu: apt-get install bubblewrap)")))
+        sandboxed = sandbox.bwrap() is not None
+        if not sandboxed and (inputs or sandbox.needs_sandbox(tmpl)):
+            raise PodRefused(f"{spec.node_name}: its container paths need bubblewrap: install it "
+                             "(Debian/Ubuntu: apt-get install bubblewrap)")
         containers = [self._container(spec, role, ctr, paths, pod_dir, sources, sandboxed)
                       for role, ctr, paths in plans]
         main = _main(containers)
@@ -133,7 +129,7 @@ class LocalExecutor:
         if not sandboxed:
             (pod_dir / name / "tmp").mkdir(parents=True, exist_ok=True)
             env["TMPDIR"] = str(pod_dir / name / "tmp")
-        argv = [expand(a, defined) for a in [*command, *(str(a) for a in ctr.get("args") or [])]]
+        argv = [sandbox.expand(a, defined) for a in [*command, *(str(a) for a in ctr.get("args") or [])]]
         if spec.kind == "script" and role == "main":
             argv.append(SCRIPT_PATH)
         volume_mounts = ctr.get("volumeMounts") or []
@@ -141,7 +137,7 @@ class LocalExecutor:
         view = View(pod_dir / name / "root", own=own, mounts=mounts, workdir=ctr.get("workingDir"),
                     read_only=self.volumes.read_only(sources, volume_mounts)) if sandboxed else None
         _check_command(spec, name, argv[0], env, view)
-        if argv[0] in ("python", "python3") and same_python(argv[0], env.get("PATH")):
+        if argv[0] in ("python", "python3") and sandbox.same_python(argv[0], env.get("PATH")):
             argv[0] = sys.executable  # the same interpreter with this environment's packages (a virtualenv's)
         return Container(name=name, role=role, argv=view.command(argv) if view else argv, env=env, view=view,
                          dependencies=[str(d) for d in ctr.get("dependencies") or []], spec=ctr,
@@ -169,7 +165,7 @@ class LocalExecutor:
             if "valueFrom" in item:
                 raise PodRefused(f"{spec.node_name}: container {name!r}: env {item.get('name')!r} takes its value "
                                  "from the cluster (valueFrom), which has no local source")
-            own[str(item["name"])] = expand(str(item.get("value", "")), own)
+            own[str(item["name"])] = sandbox.expand(str(item.get("value", "")), own)
         return {k: v for k, v in os.environ.items() if k not in _HOST_ONLY} | own, own
 
 

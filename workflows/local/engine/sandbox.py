@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import os
 import re
 import shutil
@@ -29,6 +30,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 _EXPANSION = re.compile(r"\$\$|\$\(([-._a-zA-Z][-._a-zA-Z0-9]*)\)")
 # Host trees a container never sees as they are: its own /tmp, a fresh /dev and /proc.
@@ -160,6 +162,20 @@ def same_python(command: str, path: str | None) -> bool:
     except (OSError, subprocess.TimeoutExpired):
         return False
     return asked.returncode == 0 and asked.stdout.strip() == mine
+
+
+def needs_sandbox(template: dict[str, Any]) -> bool:
+    """Whether a pod template's result may depend on its own view of container paths, so it cannot run without
+    bubblewrap: it declares one (outputs, inputs' artifacts, a script, volume mounts, a working directory) or names
+    /tmp anywhere (it would share the host's). For the front-end's up-front check too."""
+    cset = template.get("containerSet") or {}
+    containers = [template.get("container") or template.get("script") or {}, *(template.get("initContainers") or []),
+                  *(template.get("sidecars") or []), *(cset.get("containers") or [])]
+    outputs, inputs = template.get("outputs") or {}, template.get("inputs") or {}
+    return bool("script" in template or outputs.get("artifacts") or inputs.get("artifacts")
+                or any((p.get("valueFrom") or {}).get("path") for p in outputs.get("parameters") or [])
+                or cset.get("volumeMounts") or "/tmp" in json.dumps(template)
+                or any(c.get("volumeMounts") or c.get("workingDir") for c in containers))
 
 
 class Process:

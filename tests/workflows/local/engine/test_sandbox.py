@@ -6,10 +6,11 @@ import os
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from workflows.local.engine.sandbox import Process, SandboxRefused, SandboxUnavailable, View, bwrap
+from workflows.local.engine.sandbox import Process, SandboxRefused, SandboxUnavailable, View, bwrap, needs_sandbox
 
 pytestmark = pytest.mark.skipif(bwrap() is None, reason="bubblewrap is not installed")
 
@@ -141,3 +142,18 @@ def test_a_container_path_that_is_a_folder_here_is_an_empty_folder_of_the_contai
     code, out, err = run(view, "ls -A /usr/share | wc -l; echo x > /usr/share/made", tmp_path)
     assert (code, out.strip()) == (0, "0"), err
     assert view.host_path("/usr/share/made").read_text() == "x\n" and not Path("/usr/share/made").exists()
+
+
+@pytest.mark.parametrize("template, needed", [
+    ({"container": {"command": ["echo", "hi"]}}, False),
+    ({"container": {"command": ["sh", "-c", "echo hi > /tmp/x"]}}, True),
+    ({"script": {"command": ["sh"], "source": "echo hi"}}, True),
+    ({"container": {"command": ["true"]}, "outputs": {"parameters": [{"name": "p", "valueFrom": {"path": "/p"}}]}},
+     True),
+    ({"container": {"command": ["true"], "workingDir": "/src"}}, True),
+    ({"containerSet": {"volumeMounts": [{"name": "w", "mountPath": "/w"}], "containers": [{"name": "main"}]}}, True),
+    ({"container": {"command": ["true"]}, "inputs": {"artifacts": [{"name": "a", "path": "/a"}]}}, True),
+], ids=["plain", "names-tmp", "script", "output-path", "working-dir", "container-set-mount", "input-artifact"])
+def test_templates_that_need_their_own_view_of_paths_are_known_up_front(template: dict[str, Any],
+                                                                        needed: bool) -> None:
+    assert needs_sandbox(template) is needed
