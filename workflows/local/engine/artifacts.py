@@ -50,16 +50,19 @@ class Repository:
             raise ArtifactError(f"artifact {name!r}: {source} does not exist")
         folder = self.root / uuid.uuid4().hex[:16]
         folder.mkdir(parents=True)
-        if archive == "none":
-            target = folder / source.name
-            if source.is_dir():
-                shutil.copytree(source, target, symlinks=True)
+        try:
+            if archive == "none":
+                target = folder / source.name
+                if source.is_dir():
+                    shutil.copytree(source, target, symlinks=True)
+                else:
+                    shutil.copy2(source, target)
             else:
-                shutil.copy2(source, target)
-        else:
-            target = folder / f"{name}.tgz"
-            with tarfile.open(target, "w:gz") as tar:
-                tar.add(source, arcname=source.name)
+                target = folder / f"{name}.tgz"
+                with tarfile.open(target, "w:gz") as tar:
+                    tar.add(source, arcname=source.name)
+        except (OSError, shutil.Error, tarfile.TarError) as err:
+            raise ArtifactError(f"artifact {name!r}: cannot save {source.name}: {err}") from err
         return ArtifactRef(name=name, key=str(target.relative_to(self.root)), archive=archive)
 
     def save_output(self, art: dict[str, Any], source: Path) -> ArtifactRef | None:

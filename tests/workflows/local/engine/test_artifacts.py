@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tarfile
 from pathlib import Path
 
@@ -91,3 +92,9 @@ def test_s3_artifacts_go_through_the_object_store(repo: Repository, folder: Path
     assert (tmp_path / "plain").read_bytes() == b"plain"  # not a tarball: placed as it is
     with pytest.raises(ArtifactError, match="no such object"):
         repo.place(InputArtifact(name="in", path="/in", s3_uri=f"s3://{s3_bucket}/missing"), tmp_path / "x")
+
+
+def test_an_output_that_cannot_be_read_is_an_artifact_error(repo: Repository, tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe")  # the node is Error with the reason, the run goes on
+    with pytest.raises(ArtifactError, match="cannot save"):
+        repo.store(tmp_path / "pipe", "pipe", "none")
