@@ -83,7 +83,10 @@ class Repository:
     def place_all(self, inputs: list[InputArtifact], where: Callable[[str], Path]) -> None:
         """Place every input artifact; `where` maps a container path to the host path the container sees."""
         for art in inputs:
-            self.place(art, where(art.path))
+            try:
+                self.place(art, where(art.path))
+            except (OSError, shutil.Error) as err:
+                raise ArtifactError(f"input artifact {art.name!r}: cannot place it at {art.path}: {err}") from err
 
     def place(self, art: InputArtifact, target: Path) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
