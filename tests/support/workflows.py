@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from workflows.local import runner
+from workflows.local.api import GENERATOR
 
 
 def container(name: str, code: str, *, args: list[str] | None = None, **extra: Any) -> dict[str, Any]:
@@ -20,10 +21,12 @@ def container(name: str, code: str, *, args: list[str] | None = None, **extra: A
 
 
 def workflow(tasks: list[dict[str, Any]], templates: list[dict[str, Any]], **spec: Any) -> dict[str, Any]:
+    """A stand-in for a template `mlops compile` renders (annotated as one), so `mlops run --from` runs it on the
+    runner our own templates run on, as the real one would be."""
     return {
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "WorkflowTemplate",
-        "metadata": {"name": "tiny"},
+        "metadata": {"name": "tiny", "annotations": {GENERATOR: "tests/support/workflows.py (a stand-in)"}},
         "spec": copy.deepcopy(
             {"entrypoint": "main", "templates": [*templates, {"name": "main", "dag": {"tasks": tasks}}], **spec}
         ),

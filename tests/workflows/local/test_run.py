@@ -343,3 +343,41 @@ def test_run_json_is_there_while_the_workflow_runs(tmp_path):
     (path,) = tmp_path.glob(".mlops/runs/*/run.json")
     seen.add(json.loads(path.read_text())["phase"])
     assert seen == {"Running", "Succeeded"}
+
+
+@pytest.mark.skipif(not run.api.engine_available(), reason="the new engine is not there")
+def test_ctrl_c_stops_every_pod_and_exits_130_the_workflow_failed_as_argo_stop_ends_it(tmp_path):
+    import os
+    import signal
+    import sys
+    import time
+
+    doc = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "metadata": {"name": "long"}, "spec": {
+        "entrypoint": "nap", "templates": [{"name": "nap", "container": {
+            "image": "python:3.11", "command": ["python3", "-c", "import os, time; print(os.getpid(), flush=True); "
+                                                                 "time.sleep(60)"]}}]}}
+    (tmp_path / "long.yaml").write_text(yaml.safe_dump(doc))
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[3])}
+    proc = subprocess.Popen([sys.executable, "-P", "-m", "workflows", "run", "--from", "long.yaml"], cwd=tmp_path,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline, pid = time.monotonic() + 30, ""
+    while not pid and time.monotonic() < deadline:  # the task's stdout, as the pod's log keeps it
+        pid = "".join(p.read_text() for p in tmp_path.glob(".mlops/runs/*/pods/*/main.stdout")).strip()
+        time.sleep(0.05)
+    assert pid, "the task never started"
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 130, out
+    assert "Interrupted" in out
+    gone_by = time.monotonic() + 5
+    while time.monotonic() < gone_by:
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError(f"the task {pid} still runs")
+    (state_file,) = tmp_path.glob(".mlops/runs/*/run.json")
+    state = json.loads(state_file.read_text())
+    assert (state["phase"], state["message"]) == ("Failed", "Stopped with strategy 'Stop'")
