@@ -235,8 +235,11 @@ class Container:
 
     def run(self) -> None:
         self.note = ""
-        self.process = Process(self.argv, self.env, self.stdout, self.stderr, wrapped=self.view is not None,
-                               append=self.process is not None, cwd=None if self.view else self.env.get("TMPDIR"))
+        try:
+            self.process = Process(self.argv, self.env, self.stdout, self.stderr, wrapped=self.view is not None,
+                                   append=self.process is not None, cwd=None if self.view else self.env.get("TMPDIR"))
+        except OSError as err:  # the runtime could not start it (an argument list too long...): Error
+            self.process, self._code, self.note, self.retries = None, 64, f"cannot start: {err}", 0
 
     def wait_for(self, dependencies: list[Container]) -> None:
         """The emissary of a containerSet container waits for its dependencies in order; the first that failed
@@ -401,8 +404,8 @@ class Pod:
         for role, phase in (("init", "Error"), ("main", "Failed"), ("sidecar", "Failed")):
             for c in self._role(role):
                 code = c.exit_code
-                if c.process is not None and c.process.setup_error:
-                    return "Error", f"{c.name}: {c.process.setup_error}"  # the runtime failed, not the command
+                if c.process is not None and c.process.setup_error or c.note.startswith("cannot start: "):
+                    return "Error", f"{c.name}: {c.process.setup_error if c.process else c.note}"  # the runtime's
                 if code and not (role == "sidecar" and code in (137, 143)):
                     return phase, f"{c.name}: Error (exit code {code})" + (f": {c.note}" if c.note else "")
         return None

@@ -346,3 +346,8 @@ def test_a_tool_missing_on_this_machine_is_named_in_the_message(executor: LocalE
     result = run(executor, {"container": {"command": ["sh", "-c", "no-such-tool-argo-mlops -l"]}})
     assert (result.phase, result.outputs.exit_code) == ("Failed", "127")
     assert "no-such-tool-argo-mlops: not found (not on this machine; the image is not used)" in result.message
+
+
+def test_a_command_line_the_system_cannot_start_is_an_error_not_a_crash(executor: LocalExecutor) -> None:
+    result = run(executor, {"container": {"command": ["echo", "x" * 200_000]}})  # past the kernel's 128 KiB
+    assert result.phase == "Error" and "cannot start" in result.message
