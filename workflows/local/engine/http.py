@@ -139,7 +139,7 @@ def request(tmpl: dict[str, Any]) -> tuple[int, dict[str, StrList], bytes]:
             host_header = value
         else:
             headers = {k: v for k, v in headers.items() if k.lower() != name.lower()} | {name: value}
-    gzip_ok = not any(k.lower() in ("accept-encoding", "range") for k in headers)
+    gzip_ok = method != "HEAD" and not any(k.lower() in ("accept-encoding", "range") for k in headers)
     if gzip_ok:
         headers["Accept-Encoding"] = "gzip"
     context = ssl._create_unverified_context() if tmpl.get("insecureSkipVerify") else ssl.create_default_context()
