@@ -12,7 +12,7 @@ from typing import Any
 
 from workflows.local.engine import dag, retry, steps
 from workflows.local.engine.inputs import process_args, substitute_params
-from workflows.local.engine.locks import Locks
+from workflows.local.engine.locks import LockError, Locks
 from workflows.local.engine.nodes import (
     CONTAINER,
     ERROR,
@@ -110,8 +110,12 @@ class Controller(Operation):
         unlocked = False
         if self.locks is not None and tmpl.get("synchronization"):
             unlocked = node is not None and "waiting_lock" in node.extra
-            node, acquired = self.locks.acquire(self, node, node_name, ctx.scope, tmpl, holder, boundary_id,
-                                                hooked, retried)
+            try:
+                node, acquired = self.locks.acquire(self, node, node_name, ctx.scope, tmpl, holder, boundary_id,
+                                                    hooked, retried)
+            except LockError as err:  # TryAcquire's error (operator.go:2329-2338)
+                return self._init_or_error(node, node_name, ctx.scope, holder, boundary_id, err, hooked,
+                                           retried), err
             if not acquired:
                 return node, None
         if tmpl.get("memoize") and self.locks is not None:

@@ -23,13 +23,13 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import IO, Any
 
-from workflows.local.engine.inputs import InputError, config_map_value
 from workflows.local.engine.nodes import PENDING, SUCCEEDED, ArtifactRef, Node, Outputs, Parameter
 from workflows.local.engine.retry import parse_duration
 from workflows.local.engine.state import Holder, Operation
 
 _KEY = re.compile(r"^[a-zA-Z0-9][-a-zA-Z0-9]*$")
 _NAME = re.compile(r"[^A-Za-z0-9_.-]")
+_ATOI = re.compile(r"^[+-]?[0-9]+$")
 
 
 class LockError(ValueError):
@@ -74,22 +74,19 @@ class Locks:
             if sem.get("database"):
                 raise LockError("database semaphores cannot be taken on this machine")
             ref = sem.get("configMapKeyRef") or {}
-            try:
-                size = int(config_map_value(self._labelled(), ref.get("name", ""), ref.get("key", "")))
-            except (InputError, ValueError) as err:
-                raise LockError(f"semaphore {ref.get('name')}/{ref.get('key')}: {err}") from err
-            slots.append((f"semaphore-{self.namespace}-{ref.get('name')}-{ref.get('key')}", size))
+            namespace = sem.get("namespace") or self.namespace
+            size = self._semaphore_size(str(ref.get("name", "")), str(ref.get("key", "")))
+            if size == 0:  # a limit that cannot be read counts as 0, which is an error (sync/semaphore.go:27-46)
+                raise LockError(f"failed to initialize semaphore {namespace}/ConfigMap/{ref.get('name')}/"
+                                f"{ref.get('key')} with limit")
+            slots.append((f"semaphore-{namespace}-{ref.get('name')}-{ref.get('key')}", size))
         return slots
 
-    def _labelled(self) -> dict[str, Any]:
-        # a semaphore's ConfigMap needs no label (the controller reads it directly)
-        out = {}
-        for name, cm in self.config_maps.items():
-            meta = dict(cm.get("metadata") or {})
-            labels = dict(meta.get("labels") or {})
-            labels.setdefault("workflows.argoproj.io/configmap-type", "Parameter")
-            out[name] = dict(cm, metadata=dict(meta, labels=labels))
-        return out
+    def _semaphore_size(self, name: str, key: str) -> int:
+        """getSyncLimit (controller.go:472-492): the ConfigMap's key as an integer, read with no label rule; 0 when
+        it cannot be read."""
+        value = ((self.config_maps.get(name) or {}).get("data") or {}).get(key)
+        return int(value) if isinstance(value, str) and _ATOI.match(value) else 0  # strconv.Atoi's syntax
 
     def try_acquire(self, holder_id: str, sync: dict[str, Any]) -> tuple[bool, str]:
         """Take every lock of `sync` for `holder_id`, or none; (acquired, the name of the lock waited for)."""

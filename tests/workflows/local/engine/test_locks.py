@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.workflows.local.engine.cases import bounded, node, output
 from workflows.local.engine.executor import LocalExecutor
 from workflows.local.engine.operator import Result, run_workflow
@@ -117,7 +119,27 @@ def test_a_workflow_lock_that_cannot_be_taken_fails_the_workflow_before_anything
         "templates": [{"name": "hello", "container": {"image": "busybox", "command": ["echo", "hi"]}}]}}
     with bounded(30):
         result = _run(workflow, tmp_path / "r1", tmp_path / "state")
-    assert result.phase == "Failed"
-    assert result.message.startswith("Failed to acquire the synchronization lock. semaphore my-config/workflow:")
-    assert "my-config" in result.message
+    assert (result.phase, result.message) == ("Failed", "Failed to acquire the synchronization lock. failed to "
+                                              "initialize semaphore default/ConfigMap/my-config/workflow with limit")
     assert result.nodes.nodes == {}
+
+
+def _semaphore_size(data: dict[str, str] | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    config_maps = {} if data is None else {"sizes": {"metadata": {"name": "sizes"}, "data": data}}
+    return {"metadata": {"name": "tmpl-sem"}, "spec": {"entrypoint": "hello", "templates": [
+        {"name": "hello", "synchronization": {"semaphores": [{"configMapKeyRef": {"name": "sizes", "key": "k"}}]},
+         "container": {"image": "busybox", "command": ["echo", "hi"]}}]}}, config_maps
+
+
+@pytest.mark.parametrize("data", [None, {}, {"k": "x"}, {"k": "0"}], ids=["no-configmap", "no-key", "not-a-number",
+                                                                           "zero"])
+def test_a_semaphore_without_a_positive_size_is_argos_error_node(data: dict[str, str] | None, tmp_path: Path) -> None:
+    # semaphore.go:27-46 (a limit that cannot be read counts as 0, and 0 is an error); operator.go:2329-2338
+    workflow, config_maps = _semaphore_size(data)
+    with bounded(30):
+        result = run_workflow(workflow, run_dir=tmp_path / "r1", executor=LocalExecutor(tmp_path / "r1"),
+                              state_dir=tmp_path / "state", config_maps=config_maps)
+    message = "failed to initialize semaphore default/ConfigMap/sizes/k with limit"
+    assert (result.phase, node(result, "tmpl-sem").phase) == ("Error", "Error")
+    assert node(result, "tmpl-sem").message == message
+    assert result.message == f"error in entry template execution: {message}"
