@@ -23,7 +23,10 @@ entry node, the workflow's lifecycle hooks and its exit handler are fulfilled; o
 nodes are left, with phase Running and `result.suspended` naming them (the state is kept in `run_dir`, see
 resume.py); a workflow submitted with `spec.suspend: true` stops at once the same way, naming itself.
 
-Ctrl-C stops every pod and ends the workflow Failed ("Stopped with strategy 'Stop'"), after its exit handler. A
+Ctrl-C stops every pod and ends the workflow Failed ("Stopped with strategy 'Stop'"), after its exit handler;
+`spec.shutdown: Stop|Terminate` given at submission does the same from the first pass (Terminate: no exit handler).
+A workflow-level lock that cannot be taken (a semaphore without a readable size) fails the workflow before anything
+runs ("Failed to acquire the synchronization lock. ..."), with no node. A
 workflow that waits for something that can no longer come (a reference nothing will produce, with no pod running
 and no timer due; Argo would requeue it for ever) ends Error, "the workflow cannot progress". Where the expression
 languages raise `Unsupported` while running (an aggregation whose outcome on Argo is not pinned down), the
