@@ -8,11 +8,8 @@ from pathlib import Path
 import pytest
 
 from tests.workflows.local.engine.cases import bounded, case_files, differences, expectation, run_case
-from workflows.local.lang.errors import Unsupported
 
-# expressions workflows/local/lang refuses (jsonpath): the workflow is refused, never run with another result
-LANG_REFUSES = ("019", "024")
-CASES = [c for c in case_files() if "refuse" not in expectation(c)["expect"] and not c.name.startswith(LANG_REFUSES)]
+CASES = [c for c in case_files() if "refuse" not in expectation(c)["expect"]]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.stem for c in CASES])
@@ -22,9 +19,3 @@ def test_case_gives_argos_result(case: Path, tmp_path: Path) -> None:
         result = run_case(case, tmp_path / "run", tmp_path / "state")
     assert differences(result, expected) == []
 
-
-@pytest.mark.parametrize("prefix", LANG_REFUSES)
-def test_expression_the_languages_do_not_model_stops_the_run(prefix: str, tmp_path: Path) -> None:
-    case = next(c for c in case_files() if c.name.startswith(prefix))
-    with bounded(30), pytest.raises(Unsupported, match="jsonpath"):
-        run_case(case, tmp_path / "run", tmp_path / "state")
