@@ -31,12 +31,9 @@ ROOT = HERE.parents[3]
 PORTS = ("18731", "18732")
 WORKERS = 4
 
-# Cases refused up front today although Argo runs them: the refusal that stands in the way, and why. Each is an
-# expected failure only while that refusal is still made, so a fix (in the case or the lang package) simply passes.
-KNOWN = {
-    "019-expression-functions": ("not evaluated locally: jsonpath()", "workflows/local/lang refuses jsonpath()"),
-    "024-when-expression-tags": ("not evaluated locally: jsonpath()", "workflows/local/lang refuses jsonpath()"),
-}
+# Cases refused up front although Argo runs them: the refusal that stands in the way, and why. Each is an expected
+# failure only while that refusal is still made, so a fix (in the case or the lang package) simply passes.
+KNOWN: dict[str, tuple[str, str]] = {}  # none today: every case Argo runs passes the checks
 
 
 def prepared_case(case: str) -> api.Prepared:
