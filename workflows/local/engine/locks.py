@@ -62,13 +62,16 @@ class Locks:
 
     # --- synchronization ---------------------------------------------------------------------------------
 
-    def _slots(self, sync: dict[str, Any]) -> list[tuple[str, int]]:
+    def _slots(self, sync: dict[str, Any]) -> list[tuple[str, int, str]]:
+        """(lock file name, size, Argo's lock key: `<ns>/Mutex/<name>`, `<ns>/ConfigMap/<name>/<key>`) of each lock
+        (sync/lock_name.go:52-82, 118-125)."""
         slots = []
         mutexes = list(sync.get("mutexes") or []) + ([sync["mutex"]] if sync.get("mutex") else [])
         for mutex in mutexes:
             if mutex.get("database"):
                 raise LockError(f"mutex {mutex.get('name')}: database locks cannot be taken on this machine")
-            slots.append((f"mutex-{mutex.get('namespace') or self.namespace}-{mutex.get('name')}", 1))
+            namespace = mutex.get("namespace") or self.namespace
+            slots.append((f"mutex-{namespace}-{mutex.get('name')}", 1, f"{namespace}/Mutex/{mutex.get('name')}"))
         semaphores = list(sync.get("semaphores") or []) + ([sync["semaphore"]] if sync.get("semaphore") else [])
         for sem in semaphores:
             if sem.get("database"):
@@ -79,7 +82,8 @@ class Locks:
             if size == 0:  # a limit that cannot be read counts as 0, which is an error (sync/semaphore.go:27-46)
                 raise LockError(f"failed to initialize semaphore {namespace}/ConfigMap/{ref.get('name')}/"
                                 f"{ref.get('key')} with limit")
-            slots.append((f"semaphore-{namespace}-{ref.get('name')}-{ref.get('key')}", size))
+            slots.append((f"semaphore-{namespace}-{ref.get('name')}-{ref.get('key')}", size,
+                          f"{namespace}/ConfigMap/{ref.get('name')}/{ref.get('key')}"))
         return slots
 
     def _semaphore_size(self, name: str, key: str) -> int:
@@ -89,13 +93,14 @@ class Locks:
         return int(value) if isinstance(value, str) and _ATOI.match(value) else 0  # strconv.Atoi's syntax
 
     def try_acquire(self, holder_id: str, sync: dict[str, Any]) -> tuple[bool, str]:
-        """Take every lock of `sync` for `holder_id`, or none; (acquired, the name of the lock waited for)."""
+        """Take every lock of `sync` for `holder_id`, or none; (acquired, Argo's message for the lock waited for:
+        none of its slots is free, sync/semaphore.go:233)."""
         if holder_id in self.held:
             return True, ""
         taken: list[IO[str]] = []
         folder = self.state_dir / "locks"
         folder.mkdir(parents=True, exist_ok=True)
-        for name, size in self._slots(sync):
+        for name, size, key in self._slots(sync):
             got: IO[str] | None = None
             for i in range(max(size, 0)):
                 handle = open(folder / f"{_NAME.sub('_', name)}.{i}", "a")  # noqa: SIM115 - held while locked
@@ -109,7 +114,7 @@ class Locks:
             if got is None:
                 for held in taken:
                     held.close()
-                return False, name
+                return False, f"Waiting for {key} lock. Lock status: 0/{size}"
             taken.append(got)
         self.held[holder_id] = taken
         return True, ""
@@ -125,9 +130,9 @@ class Locks:
     def acquire(self, op: Operation, node: Node | None, name: str, scope: str, tmpl: dict[str, Any],
                 holder: Holder, boundary_id: str, hooked: bool, retried: bool) -> tuple[Node | None, bool]:
         ident = node.id if node is not None else f"{op.workflow}/{name}"
-        acquired, waiting = self.try_acquire(ident, tmpl["synchronization"])
+        acquired, message = self.try_acquire(ident, tmpl["synchronization"])
         if not acquired:
-            message = f"Waiting for {waiting} lock. Lock status: 0/1"
+            waiting = message.split(" ")[2]  # the lock key (synchronizationStatus.waiting)
             if node is None:
                 kind = "Retry" if tmpl.get("retryStrategy") or op.spec.get("retryStrategy") else _node_type(tmpl)
                 node = op.init_executable_node(name, kind, scope, tmpl, holder, boundary_id, PENDING,

@@ -12,6 +12,7 @@ import pytest
 
 from tests.workflows.local.engine.cases import bounded, node, output
 from workflows.local.engine.executor import LocalExecutor
+from workflows.local.engine.nodes import NodeTree
 from workflows.local.engine.operator import Result, run_workflow
 
 
@@ -143,3 +144,28 @@ def test_a_semaphore_without_a_positive_size_is_argos_error_node(data: dict[str,
     assert (result.phase, node(result, "tmpl-sem").phase) == ("Error", "Error")
     assert node(result, "tmpl-sem").message == message
     assert result.message == f"error in entry template execution: {message}"
+
+
+@pytest.mark.parametrize(("sync", "config_maps", "waiting"), [
+    ({"mutexes": [{"name": "shared"}]}, {}, "Waiting for default/Mutex/shared lock. Lock status: 0/1"),
+    ({"semaphores": [{"configMapKeyRef": {"name": "sizes", "key": "k"}}]},
+     {"sizes": {"metadata": {"name": "sizes"}, "data": {"k": "2"}}},
+     "Waiting for default/ConfigMap/sizes/k lock. Lock status: 0/2"),
+], ids=["mutex", "semaphore"])
+def test_a_node_waiting_for_a_lock_is_pending_with_argos_message(sync: dict[str, Any], config_maps: dict[str, Any],
+                                                                waiting: str, tmp_path: Path) -> None:
+    # sync/semaphore.go:233: "Waiting for <lock key> lock. Lock status: <free>/<limit>"; lock_name.go:118-125
+    workflow = {"metadata": {"name": "wait"}, "spec": {"entrypoint": "main", "templates": [
+        {"name": "main", "steps": [[{"name": "s", "template": "hold", "withSequence": {"count": "3"}}]]},
+        {"name": "hold", "synchronization": sync,
+         "container": {"image": "alpine:3.20", "command": ["sleep", "0.3"]}}]}}
+    messages: set[str] = set()
+
+    def progress(tree: NodeTree) -> None:
+        messages.update(n.message for n in tree.nodes.values() if n.phase == "Pending" and n.message)
+
+    with bounded(30):
+        result = run_workflow(workflow, run_dir=tmp_path / "r1", executor=LocalExecutor(tmp_path / "r1"),
+                              state_dir=tmp_path / "state", config_maps=config_maps, progress=progress)
+    assert result.phase == "Succeeded"
+    assert messages == {waiting}
