@@ -247,24 +247,25 @@ def run_workflow(workflow: Mapping[str, Any], *, parameters: Mapping[str, str] |
 def _workflow_lock(run: Run, sync: dict[str, Any]) -> bool:
     """A workflow-level lock holds the whole workflow Pending until it is taken (operator.go:284-325); False when
     the workflow ended instead: a lock that cannot be taken (a semaphore whose ConfigMap or key is missing, a
-    database lock) fails it, as does `Terminate` while it waits (releaseLocksForPendingShuttingdownWfs); no node
-    is created and no exit handler runs."""
+    database lock) fails it, as does `Terminate` while it waits (releaseLocksForPendingShuttingdownWfs) or Ctrl-C;
+    no node is created and no exit handler runs."""
     op = run.op
     assert op.locks is not None  # noqa: S101 - set by run_workflow
     sleep = SLEEP_MIN
-    while True:
-        try:
-            acquired = op.locks.try_acquire(op.workflow, sync)[0]
-        except LockError as err:
-            run.phase, run.message = FAILED, f"Failed to acquire the synchronization lock. {err}"
-            return False
-        if acquired:
-            return True
-        if op.shutdown == "Terminate":
-            run.phase, run.message = FAILED, "Stopped with strategy 'Terminate'"
-            return False
-        time.sleep(sleep)
-        sleep = min(sleep * 2, 0.5)
+    try:
+        while not op.locks.try_acquire(op.workflow, sync)[0]:
+            if op.shutdown == "Terminate":
+                run.phase, run.message = FAILED, "Stopped with strategy 'Terminate'"
+                return False
+            time.sleep(sleep)
+            sleep = min(sleep * 2, 0.5)
+    except LockError as err:
+        run.phase, run.message = FAILED, f"Failed to acquire the synchronization lock. {err}"
+        return False
+    except KeyboardInterrupt:  # Ctrl-C: a workflow that never started ends without running anything
+        run.phase, run.message = FAILED, "Stopped with strategy 'Stop'"
+        return False
+    return True
 
 
 def _loop(run: Run, progress: Callable[[NodeTree], None] | None) -> None:

@@ -3,6 +3,7 @@ concurrent local runs."""
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 
 from tests.workflows.local.engine.cases import bounded, node, output
 from workflows.local.engine.executor import LocalExecutor
+from workflows.local.engine.locks import Locks
 from workflows.local.engine.nodes import NodeTree
 from workflows.local.engine.operator import Result, run_workflow
 
@@ -169,3 +171,29 @@ def test_a_node_waiting_for_a_lock_is_pending_with_argos_message(sync: dict[str,
                               state_dir=tmp_path / "state", config_maps=config_maps, progress=progress)
     assert result.phase == "Succeeded"
     assert messages == {waiting}
+
+
+def test_ctrl_c_while_waiting_for_the_workflow_lock_ends_it_before_anything_runs(tmp_path: Path) -> None:
+    # the workflow never started (it is Pending on its lock): nothing runs, not even its exit handler, as a
+    # pending workflow's shutdown ends it (operator.go:591-602)
+    workflow = {"metadata": {"name": "queued"}, "spec": {
+        "entrypoint": "hello", "onExit": "hello", "synchronization": {"mutexes": [{"name": "busy"}]},
+        "templates": [{"name": "hello", "container": {"image": "busybox", "command": ["echo", "hi"]}}]}}
+    holder = Locks(tmp_path / "state", {})
+    assert holder.try_acquire("someone-else", {"mutexes": [{"name": "busy"}]})[0]
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, 0.5)
+    started = time.monotonic()
+    try:
+        result = _run(workflow, tmp_path / "r1", tmp_path / "state")
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        holder.release_all()
+    assert time.monotonic() - started < 10
+    assert (result.phase, result.message) == ("Failed", "Stopped with strategy 'Stop'")
+    assert result.nodes.nodes == {}
