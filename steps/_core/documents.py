@@ -254,5 +254,3 @@ class RunDocument(TypedDict):
     parameters: dict[str, str]
     duration: float
     tasks: dict[str, NodeRecord]
-    outputs: NotRequired[dict[str, Any]]  # mlops run --from: the workflow's outputs (status.outputs)
-    nodes: NotRequired[dict[str, dict[str, Any]]]  # mlops run --from: Argo's status.nodes (record.NodeDocument)
