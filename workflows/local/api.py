@@ -154,7 +154,7 @@ def prepare(source: Any, parameters: Mapping[str, str] | None = None, *, name: s
     for doc in docs:
         if doc.get("kind") in RUNNABLE[1:] and (doc.get("kind"), _name(doc)) not in store.resources:
             store.add(doc)
-    given_maps = [d for c in configmaps for d in ([dict(c)] if isinstance(c, Mapping) else documents(Path(c)))]
+    given_maps = [d for c in configmaps for d in ([dict(c)] if isinstance(c, Mapping) else _config_map_files(Path(c)))]
     maps = {_name(d): d for d in given_maps if d.get("kind") == "ConfigMap"}
     maps.update({_name(d): d for d in docs if d.get("kind") == "ConfigMap"})
     workflow = _as_workflow(chosen)
@@ -173,6 +173,13 @@ def prepare(source: Any, parameters: Mapping[str, str] | None = None, *, name: s
     report = check(merged, Resolver(merged, store), image_commands=image_commands, object_store=object_store,
                    config_maps=set(maps))
     return Prepared(merged, store, maps, report, given, workflow)
+
+
+def _config_map_files(path: Path) -> list[dict[str, Any]]:
+    """The documents of a ConfigMap file, or of every YAML file of a folder (as --templates reads one)."""
+    if path.is_dir():
+        return [d for f in sorted([*path.glob("*.yaml"), *path.glob("*.yml")]) for d in documents(f)]
+    return documents(path)
 
 
 def _name(doc: Mapping[str, Any]) -> str:
@@ -218,14 +225,25 @@ def _as_workflow(doc: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def with_image_commands(spec: dict[str, Any], commands: Mapping[str, list[str]]) -> None:
-    """`--image-command IMAGE=CMD`: the command of every container of that image that has none (in place)."""
+    """`--image-command IMAGE=CMD`: the command of every container of that image that has none (in place), in the
+    spec's templates and the inline templates of their steps and tasks, however deep."""
     for template in spec.get("templates") or []:
-        containers = [template.get("container"), template.get("script"), *(template.get("initContainers") or []),
-                      *(template.get("sidecars") or []), *((template.get("containerSet") or {}).get("containers")
-                                                          or [])]
-        for container in containers:
-            if isinstance(container, dict) and not container.get("command") and container.get("image") in commands:
-                container["command"] = list(commands[str(container["image"])])
+        _template_image_commands(template, commands)
+
+
+def _template_image_commands(template: Any, commands: Mapping[str, list[str]]) -> None:
+    if not isinstance(template, dict):
+        return
+    containers = [template.get("container"), template.get("script"), *(template.get("initContainers") or []),
+                  *(template.get("sidecars") or []), *((template.get("containerSet") or {}).get("containers") or [])]
+    for container in containers:
+        if isinstance(container, dict) and not container.get("command") and container.get("image") in commands:
+            container["command"] = list(commands[str(container["image"])])
+    steps = [step for group in template.get("steps") or [] for step in (group if isinstance(group, list) else [])]
+    tasks = (template.get("dag") or {}).get("tasks") or []
+    for step in [*steps, *tasks]:
+        if isinstance(step, dict):
+            _template_image_commands(step.get("inline"), commands)
 
 
 def override_parameters(workflow: dict[str, Any], given: Mapping[str, str]) -> None:

@@ -49,7 +49,7 @@ def parser(p: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     p.add_argument("--policy", type=Path, help="the model's policy file (default: gates/<model>.yaml)")
     p.add_argument("--templates", action="append", type=Path, metavar="DIR_OR_FILE",
                    help="where templateRef and workflowTemplateRef resolve (repeatable; default: manifests/generated)")
-    p.add_argument("--configmaps", action="append", type=Path, default=[], metavar="FILE",
+    p.add_argument("--configmaps", action="append", type=Path, default=[], metavar="FILE_OR_DIR",
                    help="ConfigMaps the workflow reads, as the cluster would hold them (repeatable)")
     p.add_argument("--image-command", dest="image_commands", action="append", default=[], metavar="IMAGE=CMD",
                    help="the command to run for a container of IMAGE that has none (its entrypoint; repeatable)")

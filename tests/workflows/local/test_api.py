@@ -108,3 +108,35 @@ def test_a_config_map_given_as_a_dict_feeds_a_parameter(tmp_path: Path) -> None:
             "container": {"image": "alpine", "command": ["echo", "{{inputs.parameters.g}}"]}}]}}
     result = api.run(workflow, configmaps=[settings], templates=[], run_dir=tmp_path / "run")
     assert (result.phase, result.nodes["cm"].inputs["parameters"]) == ("Succeeded", {"g": "hi"})
+
+
+@pytest.mark.skipif(not ENGINE_THERE, reason="the new engine is not there")
+def test_a_folder_of_config_maps_is_read_whole(tmp_path: Path) -> None:
+    label = {"workflows.argoproj.io/configmap-type": "Parameter"}
+    folder = tmp_path / "configmaps"
+    folder.mkdir()
+    for name, value in (("settings", "hi"), ("other", "unused")):
+        (folder / f"{name}.yaml").write_text(yaml.safe_dump({
+            "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "labels": label},
+            "data": {"greeting": value}}))
+    workflow = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "metadata": {"name": "cm"}, "spec": {
+        "entrypoint": "say", "templates": [{
+            "name": "say", "inputs": {"parameters": [{"name": "g", "valueFrom": {
+                "configMapKeyRef": {"name": "settings", "key": "greeting"}}}]},
+            "container": {"image": "alpine", "command": ["echo", "{{inputs.parameters.g}}"]}}]}}
+    result = api.run(workflow, configmaps=[folder], templates=[], run_dir=tmp_path / "run")
+    assert (result.phase, result.nodes["cm"].inputs["parameters"]) == ("Succeeded", {"g": "hi"})
+
+
+@pytest.mark.skipif(not ENGINE_THERE, reason="the new engine is not there")
+def test_an_image_command_reaches_the_inline_templates_of_steps_and_tasks(tmp_path: Path) -> None:
+    # Argo's dag-inline-workflow / steps-inline-workflow shape: the containers have an image and no command.
+    says = {"container": {"image": "example/say:1", "args": ["inline"]}}
+    workflow = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "metadata": {"name": "inl"}, "spec": {
+        "entrypoint": "main", "templates": [
+            {"name": "main", "dag": {"tasks": [{"name": "a", "inline": says},
+                                               {"name": "b", "depends": "a", "template": "group"}]}},
+            {"name": "group", "steps": [[{"name": "c", "inline": says}]]}]}}
+    result = api.run(workflow, templates=[], run_dir=tmp_path / "run", image_commands={"example/say:1": ["echo"]})
+    assert result.phase == "Succeeded"
+    assert {n: result.nodes[n].phase for n in ("a", "b", "c")} == dict.fromkeys("abc", "Succeeded")
