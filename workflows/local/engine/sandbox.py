@@ -98,6 +98,10 @@ class View:
             source = mounts[target]
             (self.root / _norm(target).lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
             args += ["--ro-bind" if target in self.read_only else "--bind", str(source), _norm(target)]
+        hiding = [_norm(p) for p in [*own, *mounts]]
+        for keep in runner_paths():  # the runner's own interpreter and checkout, where a container path hides them
+            if any(_under(keep, p) for p in hiding) and not any(_under(p, keep) for p in hiding):
+                args += ["--ro-bind", keep, keep]  # bwrap makes the mount point
         args += ["--chdir", workdir]
         return [*args, "--", *argv]
 
@@ -128,6 +132,18 @@ class View:
                     f"container path {sorted(inside)[0]} passes through {host}, which is not a folder on this machine")
             (self.root / host.lstrip("/")).mkdir(parents=True, exist_ok=True)
             self._expose(host, special, args)
+
+
+@functools.cache
+def runner_paths() -> tuple[str, ...]:
+    """Host folders this runner's own Python needs, read-only: its prefix and base prefix (the virtualenv and the
+    interpreter it was made from) and the checkout it imports argo-mlops from. A container's `python` may be this
+    interpreter (see `same_python`), so where one of these lies under a container's own path (a clone under /tmp,
+    as CI and pytest's folders have it) it is bound back at the same place; the container's other files there stay
+    its own."""
+    found = {sys.prefix, sys.base_prefix, os.path.dirname(os.path.realpath(sys.executable)),
+             str(Path(__file__).resolve().parents[3])}
+    return tuple(sorted(_norm(os.path.realpath(p)) for p in found if os.path.isdir(p)))
 
 
 def _norm(path: str) -> str:

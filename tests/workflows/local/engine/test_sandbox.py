@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 
 import pytest
 
+import workflows
 from workflows.local.engine.sandbox import Process, SandboxRefused, SandboxUnavailable, View, bwrap, needs_sandbox
 
 pytestmark = pytest.mark.skipif(bwrap() is None, reason="bubblewrap is not installed")
@@ -157,3 +159,18 @@ def test_a_container_path_that_is_a_folder_here_is_an_empty_folder_of_the_contai
 def test_templates_that_need_their_own_view_of_paths_are_known_up_front(template: dict[str, Any],
                                                                         needed: bool) -> None:
     assert needs_sandbox(template) is needed
+
+
+@pytest.mark.parametrize("hide", ["own", "mount"])
+def test_the_runners_own_python_and_checkout_stay_visible_under_a_container_path(tmp_path: Path, hide: str) -> None:
+    # A clone under /tmp (CI's, or pytest's folders) is hidden by every container's own /tmp: the same happens here
+    # with the folder above this checkout (and its .venv) as the container's own path or as an emptyDir mount.
+    above = str(Path(workflows.__file__).resolve().parents[1].parent)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    view = View(tmp_path / "root", own=[above] if hide == "own" else [],
+                mounts={above: empty} if hide == "mount" else {})
+    process = Process(view.command([sys.executable, "-c", "import workflows.local.engine; print('imported')"]),
+                      dict(os.environ), tmp_path / "out", tmp_path / "err", wrapped=True)
+    assert process.wait(30) == 0, (tmp_path / "err").read_text()
+    assert (tmp_path / "out").read_text() == "imported\n"
