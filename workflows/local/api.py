@@ -171,7 +171,7 @@ def prepare(source: Any, parameters: Mapping[str, str] | None = None, *, name: s
         return Prepared(workflow, store, maps, report, given, workflow)
     object_store = bool(os.environ.get("AWS_ENDPOINT_URL"))
     report = check(merged, Resolver(merged, store), image_commands=image_commands, object_store=object_store,
-                   config_maps=set(maps))
+                   config_maps=maps)
     return Prepared(merged, store, maps, report, given, workflow)
 
 

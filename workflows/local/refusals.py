@@ -9,6 +9,7 @@ machine"): every place at once, each named by its template and field, plus what 
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from collections.abc import Callable, Collection, Iterator, Mapping
@@ -70,9 +71,9 @@ class Report:
 
 def check(workflow: Mapping[str, Any], resolver: Resolver, *, image_commands: Mapping[str, list[str]] | None = None,
           object_store: bool = False, which: Callable[[str], str | None] = shutil.which,
-          config_maps: Collection[str] | None = None) -> Report:
+          config_maps: Collection[str] | Mapping[str, Any] | None = None) -> Report:
     """Every refusal of this workflow (after workflowTemplateRef's merge and `-p`) and the notices of a run.
-    `config_maps`: the names of the local ConfigMaps (None: not checked)."""
+    `config_maps`: the local ConfigMaps by name (or only their names; None: not checked)."""
     report = Report()
     for problem in validate(workflow, resolver):
         report.refuse(_validation_place(problem.template), problem.field, problem.message)
@@ -140,7 +141,7 @@ class _Checker:
                  which: Callable[[str], str | None]):
         self.report, self.image_commands, self.object_store, self.which = report, image_commands, object_store, which
         self.ignored: set[str] = set()
-        self.config_maps: Collection[str] | None = None
+        self.config_maps: Collection[str] | Mapping[str, Any] | None = None
 
     def spec(self, spec: Mapping[str, Any]) -> None:
         where = "workflow"
@@ -214,14 +215,36 @@ class _Checker:
             # a path (absolute, relative, or in a volume another container writes) is checked when it runs
             self.report.refuse(where, f"{at}.command", f"command {command[0]!r} not found on this machine")
         for env in container.get("env") or []:
-            source = sorted(env.get("valueFrom") or {})
-            if source:  # the executor reads no cluster object for an env value (engine/executor.py _env)
-                self.report.refuse(where, f"{at}.env.{env.get('name')}",
-                                   f"env value from {', '.join(source)}: no local source")
+            self.env_value(where, f"{at}.env.{env.get('name')}", str(env.get("name")), env.get("valueFrom"))
         for i, env_from in enumerate(container.get("envFrom") or []):
             if env_from.get("configMapRef") is None:
                 self.report.refuse(where, f"{at}.envFrom[{i}]", f"envFrom {', '.join(sorted(env_from))}: no local "
                                                                 "source (configMapRef from --configmaps runs)")
+
+    def env_value(self, where: str, at: str, name: str, source: Mapping[str, Any] | None) -> None:
+        """An env value the pod could not get fails it (CreateContainerConfigError), so it is refused up front:
+        configMapKeyRef reads the local ConfigMaps, secretKeyRef the same-named variable of this machine
+        (engine/environment.py); an optional one that is absent leaves the variable unset."""
+        if not source:
+            return
+        ref = source.get("configMapKeyRef") or source.get("secretKeyRef")
+        if ref is None or len(source) != 1:
+            self.report.refuse(where, at, f"env value from {', '.join(sorted(source))}: no local source "
+                                          "(configMapKeyRef and secretKeyRef run here)")
+        elif ref.get("optional"):
+            return
+        elif "secretKeyRef" in source:
+            if name not in os.environ:
+                self.report.refuse(where, at, f"Secret {ref.get('name')!r} key {ref.get('key')!r}: no Secret exists "
+                                              f"here: set ${name} on this machine")
+        elif self.config_maps is not None and "{{" not in str(ref.get("name")):
+            data = _data(self.config_maps, str(ref.get("name")))
+            if data is None:
+                self.report.refuse(where, at, f"ConfigMap {ref.get('name')!r} is not among the local ConfigMaps "
+                                              "(give it with --configmaps)")
+            elif str(ref.get("key")) not in data:
+                self.report.refuse(where, at, f"ConfigMap {ref.get('name')!r} has no key {ref.get('key')!r} "
+                                              "(the pod would fail: CreateContainerConfigError)")
 
     def volume(self, where: str, at: str, volume: Mapping[str, Any]) -> None:
         kinds = [k for k in volume if k not in VOLUME_META]
@@ -303,6 +326,14 @@ class _Checker:
             self.report.refuse(where, at, f"not evaluated locally: {err}")
         except LangError:
             pass  # a syntax error is Argo's too, found when the node runs (the node is Error)
+
+
+def _data(config_maps: Collection[str] | Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
+    """A local ConfigMap's data ({} when only its name is known), None when there is no such ConfigMap."""
+    if name not in config_maps:
+        return None
+    doc = config_maps.get(name) if isinstance(config_maps, Mapping) else None
+    return (doc.get("data") or {}) if isinstance(doc, Mapping) else {}
 
 
 def _placeheld(text: str) -> str:

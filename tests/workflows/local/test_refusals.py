@@ -47,7 +47,7 @@ def test_every_place_is_listed_at_once() -> None:
         container("clone", command=["no-such-command-on-this-host"]),
         {"name": "fetch", "inputs": {"artifacts": [{"name": "src", "path": "/src", "git": {"repo": "https://x"}}]},
          "container": {"image": "alpine", "command": ["ls"]}},
-        container("secret-env", env=[{"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]),
+        container("field-env", env=[{"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]),
     )
     assert refusals(wf) == [
         "template make-cm resource: resource template (runs against the cluster)",
@@ -55,7 +55,36 @@ def test_every_place_is_listed_at_once() -> None:
         "unknown here; give one with --image-command argoproj/argosay:v2=CMD",
         "template clone container.command: command 'no-such-command-on-this-host' not found on this machine",
         "template fetch inputs.artifacts.src: git artifact: not fetched on this machine",
-        "template secret-env container.env.TOKEN: env value from secretKeyRef: no local source",
+        "template field-env container.env.POD: env value from fieldRef: no local source (configMapKeyRef and "
+        "secretKeyRef run here)",
+    ]
+
+
+def test_env_values_from_config_maps_and_secrets_are_refused_only_when_the_pod_could_not_get_them(monkeypatch) -> None:
+    """configMapKeyRef reads the local ConfigMaps, secretKeyRef the same-named variable of this machine; a required
+    one that is absent would fail the pod (CreateContainerConfigError): refused up front, naming what to give."""
+    monkeypatch.setenv("TOKEN", "from-my-shell")
+    monkeypatch.delenv("API_KEY", raising=False)
+    monkeypatch.delenv("OPTIONAL_KEY", raising=False)
+
+    def ref(kind: str, name: str, key: str, optional: bool = False) -> dict[str, Any]:
+        return {kind: {"name": name, "key": key, **({"optional": True} if optional else {})}}
+
+    env = [{"name": "REGISTRY", "valueFrom": ref("configMapKeyRef", "mlops-config", "registry")},
+           {"name": "ENDPOINT", "valueFrom": ref("configMapKeyRef", "mlops-config", "endpoint", optional=True)},
+           {"name": "MISSING", "valueFrom": ref("configMapKeyRef", "mlops-config", "nope")},
+           {"name": "ELSEWHERE", "valueFrom": ref("configMapKeyRef", "other", "x")},
+           {"name": "TOKEN", "valueFrom": ref("secretKeyRef", "s3", "token")},
+           {"name": "OPTIONAL_KEY", "valueFrom": ref("secretKeyRef", "s3", "x", optional=True)},
+           {"name": "API_KEY", "valueFrom": ref("secretKeyRef", "api", "key")}]
+    maps = {"mlops-config": {"kind": "ConfigMap", "metadata": {"name": "mlops-config"}, "data": {"registry": "/r"}}}
+    assert refusals(workflow(container("env", env=env)), config_maps=maps) == [
+        "template env container.env.MISSING: ConfigMap 'mlops-config' has no key 'nope' (the pod would fail: "
+        "CreateContainerConfigError)",
+        "template env container.env.ELSEWHERE: ConfigMap 'other' is not among the local ConfigMaps (give it with "
+        "--configmaps)",
+        "template env container.env.API_KEY: Secret 'api' key 'key': no Secret exists here: set $API_KEY on this "
+        "machine",
     ]
 
 
@@ -78,13 +107,11 @@ def test_an_image_command_stands_in_for_the_entrypoint() -> None:
     assert refusals(wf, image_commands={"argoproj/argosay:v2": ["sh", "-c"]}) == []
 
 
-def test_env_values_from_the_cluster_are_refused_and_config_map_env_runs() -> None:
+def test_env_from_a_secret_is_refused_and_config_map_env_runs() -> None:
     env = [{"name": "KEY", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k", "optional": True}}},
            {"name": "URL", "valueFrom": {"configMapKeyRef": {"name": "c", "key": "url"}}}]
     env_from = [{"configMapRef": {"name": "settings"}}, {"secretRef": {"name": "s"}}]
     assert refusals(workflow(container("c", env=env, envFrom=env_from))) == [
-        "template c container.env.KEY: env value from secretKeyRef: no local source",
-        "template c container.env.URL: env value from configMapKeyRef: no local source",
         "template c container.envFrom[1]: envFrom secretRef: no local source (configMapRef from --configmaps runs)",
     ]
 

@@ -12,7 +12,6 @@ others are refused, naming what to install.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sys
@@ -23,6 +22,7 @@ from typing import Any
 
 from workflows.local.engine import http, sandbox
 from workflows.local.engine.artifacts import ArtifactError, Repository
+from workflows.local.engine.environment import container_env
 from workflows.local.engine.nodes import ArtifactRef, Outputs, Parameter
 from workflows.local.engine.pods import ContainerResult, PodHandle, PodRefused, PodResult, PodSpec
 from workflows.local.engine.retry import RetryError, parse_duration
@@ -30,19 +30,21 @@ from workflows.local.engine.sandbox import Process, SandboxRefused, View
 from workflows.local.engine.volumes import VolumeError, Volumes
 
 SCRIPT_PATH = "/argo/staging/script"  # workflow/common/common.go: ExecutorScriptSourcePath
-_NO_DEADLINE = "0001-01-01T00:00:00Z"  # Go's zero time, what ARGO_DEADLINE holds without a deadline
 DEADLINE_MESSAGE = "Pod was active on the node longer than the specified deadline"  # the kubelet's
 RESULT_LIMIT = 256 * 1024  # executor.go:959: the last 256 KiB of stdout are kept
-_HOST_ONLY = ("TMPDIR", "TMP", "TEMP")  # they name the runner's temporary folder, which a container does not see
 
 
 class LocalExecutor:
     """Runs pods under `run_dir/pods/<pod name>`; the run's artifact repository is `run_dir/artifacts`."""
 
     def __init__(self, run_dir: Path, *, config_maps: dict[str, Any] | None = None, claims: tuple[str, ...] = (),
-                 grace: float = 10.0):
+                 grace: float = 10.0, env: dict[str, str] | None = None, shared: tuple[Path, ...] = ()):
+        """`env`: variables added to this machine's for every container (below the container's own); `shared`:
+        host folders every container sees at their own path even under /tmp (`mlops run`'s project folder)."""
         self.run_dir = run_dir
         self.config_maps = config_maps or {}
+        self.env = dict(env or {})
+        self.shared = tuple(Path(p).resolve() for p in shared)
         self.grace = grace
         self.repository = Repository(run_dir / "artifacts")
         self.volumes = Volumes(run_dir / "volumes", self.config_maps, claims)
@@ -125,7 +127,7 @@ class LocalExecutor:
         if not command:
             raise PodRefused(f"{spec.node_name}: container {name!r} has no command (the image's entrypoint is "
                              "unknown without the image); give it one, or map its image with --image-command")
-        env, defined = self._env(spec, name, ctr)
+        env, defined = container_env(spec, name, ctr, self.config_maps, self.env)
         if not sandboxed:
             (pod_dir / name / "tmp").mkdir(parents=True, exist_ok=True)
             env["TMPDIR"] = str(pod_dir / name / "tmp")
@@ -134,6 +136,9 @@ class LocalExecutor:
             argv.append(SCRIPT_PATH)
         volume_mounts = ctr.get("volumeMounts") or []
         mounts = self.volumes.mounts(sources, volume_mounts, name) if volume_mounts else {}
+        for folder in self.shared:  # the host's /tmp is not the container's: a shared folder there is bound
+            if folder == Path("/tmp") or Path("/tmp") in folder.parents:
+                mounts.setdefault(str(folder), folder)
         view = View(pod_dir / name / "root", own=own, mounts=mounts, workdir=ctr.get("workingDir"),
                     read_only=self.volumes.read_only(sources, volume_mounts)) if sandboxed else None
         _check_command(spec, name, argv[0], env, view)
@@ -142,31 +147,6 @@ class LocalExecutor:
         return Container(name=name, role=role, argv=view.command(argv) if view else argv, env=env, view=view,
                          dependencies=[str(d) for d in ctr.get("dependencies") or []], spec=ctr,
                          stdout=pod_dir / f"{name}.stdout", stderr=pod_dir / f"{name}.stderr")
-
-    def _env(self, spec: PodSpec, name: str, ctr: dict[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
-        """The process's environment (the host's, then the container's), and the container's own variables, which
-        `$(VAR)` may name (Kubernetes: envFrom, then env in order)."""
-        own: dict[str, str] = {}
-        deadline = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(spec.deadline)) if spec.deadline else _NO_DEADLINE
-        own.update({"ARGO_POD_NAME": spec.pod_name, "ARGO_NODE_ID": spec.node_id, "ARGO_CONTAINER_NAME": name,
-                    "ARGO_WORKFLOW_NAME": spec.workflow,
-                    "ARGO_TEMPLATE": json.dumps(spec.template, separators=(",", ":")),
-                    "ARGO_INCLUDE_SCRIPT_OUTPUT": str(spec.capture_result).lower(), "ARGO_DEADLINE": deadline})
-        own.update(spec.env)
-        for source in ctr.get("envFrom") or []:
-            ref = source.get("configMapRef")
-            if ref is None:
-                raise PodRefused(f"{spec.node_name}: container {name!r}: envFrom {sorted(source)} has no local source")
-            data = (self.config_maps.get(str(ref.get("name"))) or {}).get("data")
-            if data is None and not ref.get("optional"):
-                raise PodRefused(f"{spec.node_name}: container {name!r}: ConfigMap {ref.get('name')!r} not found")
-            own.update({f"{source.get('prefix', '')}{k}": str(v) for k, v in (data or {}).items()})
-        for item in ctr.get("env") or []:
-            if "valueFrom" in item:
-                raise PodRefused(f"{spec.node_name}: container {name!r}: env {item.get('name')!r} takes its value "
-                                 "from the cluster (valueFrom), which has no local source")
-            own[str(item["name"])] = sandbox.expand(str(item.get("value", "")), own)
-        return {k: v for k, v in os.environ.items() if k not in _HOST_ONLY} | own, own
 
 
 def _container_retries(spec: PodSpec, strategy: dict[str, Any]) -> tuple[int, float]:

@@ -106,6 +106,39 @@ def test_env_working_dir_and_argo_variables_reach_the_command(tmp_path: Path) ->
     assert not Path("/work-dir-of-the-container").exists()
 
 
+def test_env_values_come_from_config_maps_and_secrets_from_this_machine(tmp_path: Path, monkeypatch) -> None:
+    """configMapKeyRef reads the run's ConfigMaps; secretKeyRef (no Secret exists here) the same-named variable of
+    this machine; an optional one that is absent leaves the variable unset, even where this machine sets it."""
+    monkeypatch.setenv("TOKEN", "from-my-shell")
+    monkeypatch.setenv("ENDPOINT", "the-host-s")
+    monkeypatch.delenv("MISSING_SECRET", raising=False)
+    executor = LocalExecutor(tmp_path / "run", config_maps={"mlops-config": {"data": {"registry": "/r"}}})
+
+    def ref(kind: str, name: str, key: str, optional: bool = False) -> dict[str, Any]:
+        return {kind: {"name": name, "key": key, **({"optional": True} if optional else {})}}
+
+    env = [{"name": "REGISTRY", "valueFrom": ref("configMapKeyRef", "mlops-config", "registry")},
+           {"name": "ENDPOINT", "valueFrom": ref("configMapKeyRef", "mlops-config", "endpoint", optional=True)},
+           {"name": "TOKEN", "valueFrom": ref("secretKeyRef", "s3", "token")},
+           {"name": "MISSING_SECRET", "valueFrom": ref("secretKeyRef", "s3", "x", optional=True)}]
+    result = run(executor, {"container": {"command": ["sh", "-c"], "env": env, "args": [
+        "echo $REGISTRY ${ENDPOINT-unset} $TOKEN ${MISSING_SECRET-unset}"]}}, capture_result=True)
+    assert result.outputs.result == "/r unset from-my-shell unset"
+
+
+def test_shared_folders_and_extra_variables_reach_every_container(tmp_path: Path) -> None:
+    """`mlops run` shares its project folder (under /tmp here, which containers do not otherwise see) and adds
+    PYTHONPATH for its own templates."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "data.txt").write_text("project data")
+    executor = LocalExecutor(tmp_path / "run", env={"EXTRA": "added"}, shared=(project,))
+    result = run(executor, {"container": {"command": ["sh", "-c"], "args": [
+        f"cat {project}/data.txt; echo \" $EXTRA\"; echo written > {project}/out.txt"]}}, capture_result=True)
+    assert (result.phase, result.outputs.result) == ("Succeeded", "project data added")
+    assert (project / "out.txt").read_text() == "written\n"
+
+
 def test_a_deadline_stops_the_pod_and_fails_it_with_the_kubelets_message(executor: LocalExecutor) -> None:
     started = time.monotonic()
     result = run(executor, {"container": {"command": ["sleep", "60"]}}, deadline=time.time() + 0.5)
@@ -125,9 +158,15 @@ def test_stop_ends_the_pod_with_the_given_phase(executor: LocalExecutor) -> None
 @pytest.mark.parametrize("container, reason", [
     ({"image": "alpine"}, "has no command"),
     ({"command": ["no-such-command-on-this-host"]}, "not on this machine"),
-    ({"command": ["sh"], "env": [{"name": "X", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]},
-     "valueFrom"),
-], ids=["no-command", "missing-command", "env-from-secret"])
+    ({"command": ["sh"], "env": [{"name": "NO_SUCH_SECRET_HERE", "valueFrom": {"secretKeyRef": {"name": "s",
+                                                                                               "key": "k"}}}]},
+     r"set \$NO_SUCH_SECRET_HERE"),
+    ({"command": ["sh"], "env": [{"name": "X", "valueFrom": {"configMapKeyRef": {"name": "c", "key": "k"}}}]},
+     "CreateContainerConfigError"),
+    ({"command": ["sh"], "env": [{"name": "X", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]},
+     "no local source"),
+], ids=["no-command", "missing-command", "env-from-missing-secret", "env-from-missing-config-map-key",
+        "env-from-field"])
 def test_what_cannot_run_here_is_refused_at_start(executor: LocalExecutor, container: dict[str, Any],
                                                   reason: str) -> None:
     with pytest.raises(PodRefused, match=reason):
