@@ -9,6 +9,7 @@ variables that will not resolve. Each problem names the file, the document, the 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -18,9 +19,14 @@ from typing import Any
 import yaml
 
 from workflows._schemas import NoSchema, Schemas, locate
-from workflows.local import expr as _expr
+from workflows.local.lang import depends as _depends
+from workflows.local.lang import govaluate
+from workflows.local.lang.errors import LangError, Unsupported
+from workflows.local.lang.exprlang import compile_expr
+from workflows.local.validation import tags
 
 DEFAULT_ROOT = Path("manifests")
+_TAG = re.compile(r"\{\{.*?\}\}")
 ARGO_WORKFLOW_KINDS = ("Workflow", "WorkflowTemplate", "ClusterWorkflowTemplate", "CronWorkflow")
 KUSTOMIZE_KINDS = ("Kustomization", "Component")
 KUSTOMIZE_CONFIG = "kustomizeconfig.yaml"
@@ -180,7 +186,7 @@ class _WorkflowChecker:
 
     def _variables(self, value: Any, path: str, resolve: Callable[[str], str | None]) -> None:
         for where, text in _strings(value, path):
-            for name in _expr.find_variables(text):
+            for name in (t.strip() for t in tags(text)):
                 if name.startswith("="):
                     continue  # an expression template ({{=...}}): evaluated by Argo, not checked here
                 why = resolve(name)
@@ -206,7 +212,7 @@ class _WorkflowChecker:
                 self._variables(value, f"{path}.{key}", scope)
         retry = template.get("retryStrategy") or {}
         if isinstance(retry, dict) and retry.get("expression"):
-            self._parse(retry["expression"], f"{path}.retryStrategy.expression")
+            self._parse(retry["expression"], f"{path}.retryStrategy.expression", compile_expr)
         if isinstance(template.get("dag"), dict):
             self._dag(template, f"{path}.dag")
         for i, group in enumerate(template.get("steps") or []):
@@ -215,13 +221,16 @@ class _WorkflowChecker:
                     self.add(f"{path}.steps[{i}][{j}].template", "missing-template",
                              f"no template named {step['template']!r}{self._known()}")
 
-    def _parse(self, expression: str, path: str) -> None:
-        # Variables become a literal so that the expression's own syntax is what gets checked.
-        text = _expr.VARIABLE.sub("0", expression)
+    def _parse(self, expression: str, path: str, parse: Callable[[str], Any]) -> None:
+        """Checked as Argo reads it (a `when` with govaluate, a retry expression with expr-lang); variables become a
+        literal so that the expression's own syntax is what gets checked."""
+        text = _TAG.sub("0", expression)
         try:
-            _expr.parse(text, shown=expression)
-        except _expr.ExpressionError as err:
-            self.add(path, "bad-expression", str(err))
+            parse(text)
+        except Unsupported:
+            return  # Argo evaluates it; the local languages do not: not a mistake in the YAML
+        except LangError as err:
+            self.add(path, "bad-expression", f"{expression!r}: {err}")
 
     def _dag(self, template: dict[str, Any], path: str) -> None:
         tasks = [t for t in template["dag"].get("tasks") or [] if isinstance(t, dict)]
@@ -232,9 +241,9 @@ class _WorkflowChecker:
         for i, task in enumerate(tasks):
             where = f"{path}.tasks[{i}]"
             try:
-                deps = _expr.depends_tasks(task.get("depends"), task.get("dependencies"))
-            except _expr.ExpressionError as err:
-                self.add(f"{where}.depends", "bad-expression", str(err))
+                deps = _depends_on(task.get("depends"), task.get("dependencies"))
+            except LangError as err:
+                self.add(f"{where}.depends", "bad-expression", f"{task.get('depends')!r}: {err}")
                 deps = []
             for dep in deps:
                 if dep not in by_name:
@@ -261,7 +270,7 @@ class _WorkflowChecker:
         if task.get("template") and called is None:
             self.add(f"{path}.template", "missing-template", f"no template named {task['template']!r}{self._known()}")
         if task.get("when"):
-            self._parse(str(task["when"]), f"{path}.when")
+            self._parse(str(task["when"]), f"{path}.when", govaluate.parse)
         looped = any(k in task for k in ("withItems", "withParam", "withSequence"))
         dag_inputs = self._template_scope(dag)
 
@@ -441,3 +450,14 @@ def run(args: argparse.Namespace) -> int:
         return 1
     print(f"mlops lint: {len(files)} file(s) OK" + ("" if schemas else " (semantic checks only)"))
     return 0
+
+
+def _depends_on(depends: str | None, dependencies: list[str] | None) -> list[str]:
+    """The task names a `depends` expression (or `dependencies` list) refers to, in order; a result Argo does not
+    know (`A.Succeded`) or logic it cannot evaluate is a LangError."""
+    if not depends:
+        return list(dict.fromkeys(dependencies or []))
+    names = list(_depends.dependencies(depends))
+    logic = _depends.expand(depends, {n: _depends.ContinueOn() for n in names})  # validates every result
+    _depends.evaluate(logic, {n: _depends.task_results("Succeeded") for n in names})  # and the syntax
+    return names
