@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from steps._core.errors import TransientError, UsageError
 from steps._core.errors import run as run_command
-from workflows.local.run import choose_policy, parse_parameters, positive
+from workflows.local.run import choose_policy, parse_parameters, positive, resolve_parameters
 
 if TYPE_CHECKING:
     import requests
@@ -132,8 +132,6 @@ def choose_documents(policy: Policy, wanted: str) -> tuple[dict[str, Any], list[
 def workflow_from(template: dict[str, Any], given: dict[str, str], namespace: str) -> dict[str, Any]:
     """The Workflow `argo submit --from workflowtemplate/<name> -p ...` creates: a reference to the template
     with the given parameters (the template's defaults fill the rest, on the server)."""
-    from workflows.local.runner import resolve_parameters
-
     resolve_parameters(template, given)  # unknown names, values outside an enum, parameters with no value
     meta = template.get("metadata") or {}
     name = str(meta["name"])

@@ -1,15 +1,19 @@
-"""Tiny WorkflowTemplates for the local runner's tests, whose containers run `python -c ...`, and a way to run
-them through the same path as `mlops run --from FILE` (written to disk, loaded back, executed)."""
+"""Tiny WorkflowTemplates for the local engine's tests, whose containers run `python -c ...`, and a way to run
+them through the same path as `mlops run --from FILE` (written to disk, read back, checked, executed). Their
+outputs are read the Argo way: output parameters and artifacts, node phases, run.json."""
 
 from __future__ import annotations
 
 import copy
 import io
+import tarfile
 from pathlib import Path
 from typing import Any
 
-from workflows.local import runner
-from workflows.local.api import GENERATOR
+from steps._core.documents import NodeRecord
+from workflows.local import api
+from workflows.local.progress import NodeProgress, Progress
+from workflows.local.record import task_records
 
 
 def container(name: str, code: str, *, args: list[str] | None = None, **extra: Any) -> dict[str, Any]:
@@ -21,12 +25,11 @@ def container(name: str, code: str, *, args: list[str] | None = None, **extra: A
 
 
 def workflow(tasks: list[dict[str, Any]], templates: list[dict[str, Any]], **spec: Any) -> dict[str, Any]:
-    """A stand-in for a template `mlops compile` renders (annotated as one), so `mlops run --from` runs it on the
-    runner our own templates run on, as the real one would be."""
+    """A WorkflowTemplate whose entrypoint `main` is a DAG of `tasks`."""
     return {
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "WorkflowTemplate",
-        "metadata": {"name": "tiny", "annotations": {GENERATOR: "tests/support/workflows.py (a stand-in)"}},
+        "metadata": {"name": "tiny"},
         "spec": copy.deepcopy(
             {"entrypoint": "main", "templates": [*templates, {"name": "main", "dag": {"tasks": tasks}}], **spec}
         ),
@@ -34,26 +37,35 @@ def workflow(tasks: list[dict[str, Any]], templates: list[dict[str, Any]], **spe
 
 
 class Ran:
-    def __init__(self, result: runner.RunResult, output: str, path: Path):
+    def __init__(self, result: api.Result, output: str, path: Path):
         self.result, self.output, self.path = result, output, path
+        self.tasks: dict[str, NodeRecord] = task_records(result.tree, result.run_dir)
 
     @property
     def phases(self) -> dict[str, str]:
-        return {name: t.phase for name, t in self.result.tasks.items()}
+        """Each DAG task's phase (Pod, Retry and Skipped nodes, not a retry's attempts), by name."""
+        retried = {c for n in self.result.tree.nodes.values() if n.type == "Retry" for c in n.children}
+        return {n.display_name: n.phase for n in self.result.tree.nodes.values()
+                if n.type in ("Pod", "Retry", "Skipped") and n.id not in retried}
 
-    def task(self, name: str) -> Any:
-        return self.result.tasks[name]
+    def task(self, name: str) -> NodeRecord:
+        """run.json's record of a task that ran a pod: phase, message, attempts, outputs."""
+        return self.tasks[name]
+
+    def artifact(self, task: str, name: str) -> dict[str, bytes]:
+        """The files of a task's output artifact as the repository keeps it (a tar.gz), by path inside it."""
+        with tarfile.open(self.task(task)["outputs"]["artifacts"][name], "r:gz") as tar:
+            return {m.name: tar.extractfile(m).read() for m in tar.getmembers()  # type: ignore[union-attr]
+                    if m.isfile()}
 
 
 def run_file(path: Path, cwd: Path, params: dict[str, str] | None = None,
-             config_maps: dict[str, dict[str, str]] | None = None) -> Ran:
-    """Load a workflow YAML from disk and run it, as `mlops run --from` does."""
-    doc, yaml_maps = runner.load(path)
-    params = params or {}
+             config_maps: list[dict[str, Any]] | None = None) -> Ran:
+    """Read a workflow YAML from disk and run it, as `mlops run --from` does (raises api.Refused)."""
     stream = io.StringIO()
-    run_dir = runner.new_run_dir(cwd / ".mlops" / "runs", "tiny")
-    engine = runner.Runner(doc, parameters=runner.resolve_parameters(doc, params), run_dir=run_dir,
-                           name=runner.workflow_name(doc), local=set(params), config_maps=yaml_maps,
-                           local_config_maps=config_maps, cwd=cwd, progress=runner.Progress(stream))
-    result = engine.run()
+    prepared = api.prepare(path, params or {}, templates=[], configmaps=config_maps or [])
+    if prepared.report.refusals:
+        raise api.Refused(prepared.report.refusals)
+    run_dir = api.new_run_dir(cwd / ".mlops" / "runs", prepared.name)
+    result = api.execute(prepared, run_dir, progress=NodeProgress(Progress(stream), run_dir))
     return Ran(result, stream.getvalue(), path)

@@ -22,7 +22,7 @@ def follow_events_run(webhook: str, events: subprocess.Popen[str], events_log: P
     its log's lines as they come, and the rollout task's steps, until it ends. Returns its name and log."""
     deadline = time.monotonic() + timeout
     name, shown, log = None, 0, None
-    rollout_log, rollout_shown = None, 0
+    run_folder, rollout_shown = None, 0
     while time.monotonic() < deadline:
         if events.poll() is not None:
             raise DemoError(f"mlops events serve exited ({events.returncode}): {tail(events_log)}")
@@ -39,12 +39,13 @@ def follow_events_run(webhook: str, events: subprocess.Popen[str], events_log: P
             for line in lines[shown:upto]:
                 say(line, True)
                 found = RUN_FOLDER.search(line)
-                if found and rollout_log is None:
-                    rollout_log = folder / found.group(1) / "tasks" / "rollout" / "log"
+                if found and run_folder is None:
+                    run_folder = folder / found.group(1)  # the run folder: its rollout pod's output
             shown = upto
             # The canary is one long task: show its steps and measurements as they happen.
-            if rollout_log is not None and rollout_log.is_file():
-                steps = [line for line in rollout_log.read_text(encoding="utf-8", errors="replace").splitlines()
+            if run_folder is not None:
+                steps = [line for output in sorted(run_folder.glob("pods/*-rollout-*/main.std*"))
+                         for line in output.read_text(encoding="utf-8", errors="replace").splitlines()
                          if line.startswith("rollout:")]
                 for line in steps[rollout_shown:]:
                     say("  " + line, True)

@@ -251,10 +251,12 @@ class Demo:
     def run_reports(self) -> list[tuple[str, Path]]:
         found = []
         for run_dir in sorted((self.dir / ".mlops" / "runs").glob("*")):
-            for what, sub in (("gate report", "tasks/gate/tmp/gate-report/gate.html"),
-                              ("validation report", "tasks/validate/tmp/validation.json"),
-                              ("rollout log", "tasks/rollout/log")):
-                found.append((f"{what} ({run_dir.name})", run_dir / sub))
+            for what, pattern in (("gate report", "pods/*-gate-*/volumes/emptyDir/tmp/gate-report/gate.html"),
+                                  ("validation report", "pods/*-validate-*/volumes/emptyDir/tmp/validation.json"),
+                                  ("rollout log", "pods/*-rollout-*/log")):
+                paths = list(run_dir.glob(pattern))  # a retried task has a pod per attempt: the last one
+                found.append((f"{what} ({run_dir.name})", max(paths, key=lambda p: p.stat().st_mtime) if paths
+                              else run_dir / pattern))
         return found
 
     def stop(self) -> tuple[int, int]:

@@ -277,9 +277,11 @@ def engine_available() -> bool:
 
 
 def execute(prepared: Prepared, run_dir: Path, progress: Callable[[NodeTree], None] | None = None,
-            state_dir: Path | None = None, resume: Mapping[str, Mapping[str, str]] | None = None) -> Result:
+            state_dir: Path | None = None, resume: Mapping[str, Mapping[str, str]] | None = None,
+            env: Mapping[str, str] | None = None, shared: Sequence[Path] = ()) -> Result:
     """Run a prepared workflow with the engine (its controller's `run_workflow`, its executor's LocalExecutor);
-    run.json is written in `run_dir`. Raises EngineUnavailable when either is missing."""
+    run.json is written in `run_dir`. `env` and `shared`: variables added to this machine's and host folders every
+    container sees (LocalExecutor). Raises EngineUnavailable when either is missing."""
     try:
         operator = importlib.import_module(ENGINE)
         executor_module = importlib.import_module(EXECUTOR)
@@ -288,7 +290,8 @@ def execute(prepared: Prepared, run_dir: Path, progress: Callable[[NodeTree], No
     resume_module = importlib.import_module(RESUME)
     spec = prepared.workflow.get("spec") or {}
     claims = tuple(str((c.get("metadata") or {}).get("name")) for c in spec.get("volumeClaimTemplates") or [])
-    executor = executor_module.LocalExecutor(run_dir, config_maps=prepared.config_maps, claims=claims)
+    executor = executor_module.LocalExecutor(run_dir, config_maps=prepared.config_maps, claims=claims,
+                                             env=dict(env or {}), shared=tuple(shared))
     started, written = time.time(), [0.0]
 
     def observe(tree: NodeTree) -> None:

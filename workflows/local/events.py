@@ -48,7 +48,7 @@ from workflows.local.sensors import SensorError, Sensors
 
 DEFAULT_PORT = int(events.WEBHOOK_PORT)
 STATE_DIR = Path(".mlops/events")
-# A stopped `mlops run` gets this long to stop its tasks (it gives each task 3 s after SIGTERM) before SIGKILL.
+# A stopped `mlops run` gets this long to stop its pods (as `argo stop` does) before SIGKILL.
 STOP_GRACE_SECONDS = 10.0
 _LINGER_SECONDS = 1.0  # after a refusal, what the client still sends is read and dropped this long: it reads our answer
 

@@ -1,5 +1,6 @@
-"""What `mlops run` prints: a line per task event while the workflow runs, readable in CI logs, and the summary
-at its end (every task, the registered version, how the rollout ended, the gate's verdicts, the reports)."""
+"""What `mlops run` prints: a line per node event while the workflow runs, readable in CI logs, Argo's node tree
+at its end, and for our own templates what their reports say (the registered version, how the rollout ended, the
+gate's verdicts, where the reports are)."""
 
 from __future__ import annotations
 
@@ -7,14 +8,16 @@ import json
 import os
 import re
 import sys
+import tarfile
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, TextIO, cast
 
-from steps._core.documents import GateReport
+from steps._core.documents import GateReport, NodeRecord
 from workflows.local.engine.nodes import Node, NodeTree, node_id
-from workflows.local.record import RunResult, pod_name
+from workflows.local.record import pod_name
 
 
 class Progress:
@@ -44,12 +47,15 @@ class Progress:
 
 class NodeProgress:
     """The engine's progress callback: a line each time a node that runs something (a pod, a suspend, an HTTP
-    request) changes phase, with its message when it has one."""
+    request) changes phase, with its message when it has one; a pod that failed shows its log's last lines
+    (`run_dir/pods/<pod>/log`) when the run folder is known."""
 
     SHOWN = ("Pod", "Suspend", "HTTP", "Container")
+    TAIL = 8
 
-    def __init__(self, progress: Progress):
+    def __init__(self, progress: Progress, run_dir: Path | None = None):
         self.progress = progress
+        self.run_dir = run_dir
         self.seen: dict[str, str] = {}
 
     def __call__(self, tree: NodeTree) -> None:
@@ -60,51 +66,40 @@ class NodeProgress:
             self.progress.width = max(self.progress.width, min(len(node.display_name), 40))
             text = node.phase + (f": {node.message}" if node.message else "")
             self.progress.task(node.display_name, text, node.phase)
+            if node.type == "Pod" and node.phase in ("Failed", "Error") and self.run_dir is not None:
+                self._tail(self.run_dir / "pods" / pod_name(tree.workflow, node) / "log")
+
+    def _tail(self, log: Path) -> None:
+        try:
+            lines = log.read_text(encoding="utf-8", errors="replace").splitlines()[-self.TAIL:]
+        except OSError:
+            return
+        if lines:
+            self.progress.line("\n".join(f"{'':>10}| {line}" for line in lines) + f"\n{'':>10}(log: {log})")
 
 
 # --- the summary -----------------------------------------------------------------------------------------
 
 
-def print_summary(result: RunResult, progress: Progress, entrypoint: str | None = None) -> None:
-    """Argo's node tree (when the entrypoint is known), then every task, the registered version, the gates."""
-    out = progress.line
-    if entrypoint is not None:
-        out("")
-        for line in tree_lines(tree_of_tasks(result, entrypoint)):
-            out(line)
-    out("")
-    out(f"{result.name}: {progress.paint(result.phase, result.phase)} in {result.duration:.1f}s"
-        + (f" ({result.message})" if result.message else ""))
-    width = max([4, *(len(n) for n in result.tasks)])
-    out(f"  {'TASK':<{width}}  {'STATUS':<9}  {'DURATION':>8}  ATTEMPTS  OUTPUTS")
-    for name, task in result.tasks.items():
-        duration = f"{task.duration:.1f}s" if task.duration is not None else "-"
-        outputs = " ".join(f"{k}={_short(v)}" for k, v in task.parameters.items())
-        out(f"  {name:<{width}}  {progress.paint(f'{task.phase:<9}', task.phase)}  {duration:>8}  "
-            f"{task.attempts or '-':>8}  {outputs}")
-    for line in _report_lines(result):
-        out(line)
-    out(f"Run folder: {result.run_dir} (workflow.yaml, run.json, tasks/<task>/log)")
-
-
-def _report_lines(result: RunResult) -> list[str]:
-    """What the reports say: the registered version, the candidate's metrics and each gate's verdict."""
+def report_lines(tasks: Mapping[str, NodeRecord], parameters: Mapping[str, str]) -> list[str]:
+    """What our own templates' reports say, from run.json's `tasks`: the registered version, how the rollout
+    ended, the candidate's metrics and each gate's verdict, and where the reports are."""
     lines = []
-    gates = [g for t in result.tasks.values() for p in t.artifacts.values() if (g := _gate_report(Path(p)))]
-    versions = [t.parameters["version"] for t in result.tasks.values() if t.parameters.get("version")]
+    gates = [g for t in tasks.values() for p in t["outputs"]["artifacts"].values() if (g := _gate_report(Path(p)))]
+    versions = [str(t["outputs"]["parameters"]["version"]) for t in tasks.values()
+                if t["outputs"]["parameters"].get("version")]
     if versions:
         rejected = any(not g.get("passed") for g in gates)
-        model = result.parameters.get("model") or next((g["model"] for g in gates if g.get("model")), "model")
+        model = parameters.get("model") or next((g["model"] for g in gates if g.get("model")), "model")
         lines.append(f"Registered: {model} v{versions[-1]} ({'rejected' if rejected else 'staged'})")
-        rollout = result.tasks.get("rollout")
-        if rollout is not None and rollout.phase in ("Succeeded", "Failed"):
+        rollout = tasks.get("rollout")
+        if rollout is not None and rollout["phase"] in ("Succeeded", "Failed"):
             lines.append(f"Rollout: {model} v{versions[-1]} " + (
-                "promoted to production" if rollout.phase == "Succeeded"
-                else f"not promoted: {rollout.message or 'the canary failed'} "
-                     f"(see {result.run_dir / 'tasks' / 'rollout' / 'log'})"))
+                "promoted to production" if rollout["phase"] == "Succeeded"
+                else f"not promoted: {rollout['message'] or 'the canary failed'} (see {rollout['log']})"))
     for gate in gates:
         lines += _gate_lines(gate)
-    artifacts = [(t.name, a, p) for t in result.tasks.values() for a, p in t.artifacts.items()]
+    artifacts = [(name, a, p) for name, t in tasks.items() for a, p in t["outputs"]["artifacts"].items()]
     if artifacts:
         lines.append("Reports and artifacts:")
         for task_name, art_name, path in artifacts:
@@ -113,15 +108,27 @@ def _report_lines(result: RunResult) -> list[str]:
 
 
 def _gate_report(path: Path) -> GateReport | None:
-    """The gate.json among a task's artifacts. Read with .get(): a stand-in step may write only part of it."""
-    candidate = path / "gate.json" if path.is_dir() else path
-    if candidate.name != "gate.json" or not candidate.is_file():
-        return None
+    """The gate.json of an artifact (a file, a folder, or the repository's tar.gz of either). Read with .get():
+    a stand-in step may write only part of it."""
     try:
-        report = json.loads(candidate.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        text = _member(path, "gate.json")
+        report = json.loads(text) if text is not None else None
+    except (OSError, ValueError, tarfile.TarError):
         return None
     return cast(GateReport, report) if isinstance(report, dict) else None
+
+
+def _member(path: Path, name: str) -> str | None:
+    if path.is_dir():
+        return (path / name).read_text(encoding="utf-8") if (path / name).is_file() else None
+    if path.name == name and path.is_file():
+        return path.read_text(encoding="utf-8")
+    if path.name.endswith(".tgz") and path.is_file():
+        with tarfile.open(path, "r:gz") as tar:
+            member = next((m for m in tar.getmembers() if m.isfile() and Path(m.name).name == name), None)
+            data = tar.extractfile(member) if member is not None else None
+            return data.read().decode("utf-8") if data is not None else None
+    return None
 
 
 def _gate_lines(report: GateReport) -> list[str]:
@@ -149,11 +156,20 @@ def _gate_lines(report: GateReport) -> list[str]:
 
 
 def _describe_artifact(path: Path) -> str:
-    if path.is_dir():
-        names = sorted(p.name for p in path.iterdir())
-        shown = ", ".join(names[:6]) + (", ..." if len(names) > 6 else "")
-        return f"{path}/ ({shown})"
-    return str(path)
+    try:
+        if path.is_dir():
+            names = sorted(p.name for p in path.iterdir())
+        elif path.name.endswith(".tgz") and path.is_file():
+            with tarfile.open(path, "r:gz") as tar:
+                names = sorted({Path(m.name).name for m in tar.getmembers() if "/" in m.name.strip("/")})
+        else:
+            return str(path)
+    except (OSError, tarfile.TarError):
+        return str(path)
+    if not names:
+        return str(path)
+    shown = ", ".join(names[:6]) + (", ..." if len(names) > 6 else "")
+    return f"{path} ({shown})"
 
 
 def _number(value: Any) -> str:
@@ -191,24 +207,6 @@ def header_lines(name: str, phase: str, message: str, parameters: list[dict[str,
         lines.append(f"{'Output Parameters:':<20} ")
         lines += [f"{'  ' + k + ':':<20} {v}" for k, v in outputs.items() if v is not None]
     return lines
-
-
-def tree_of_tasks(result: RunResult, entrypoint: str) -> NodeTree:
-    """The node tree Argo keeps for a DAG of tasks, from the current runner's task states: the DAG node named after
-    the workflow, each task a Pod node (Skipped when it did not run) within it."""
-    tree = NodeTree(result.name)
-    started = [t.started for t in result.tasks.values() if t.started is not None]
-    finished = [t.finished for t in result.tasks.values() if t.finished is not None]
-    root = tree.add(Node(result.name, result.name, result.name, "DAG", result.phase, result.message,
-                         template_name=entrypoint, started_at=min(started, default=None),
-                         finished_at=max(finished, default=None)))
-    for task in result.tasks.values():
-        name = f"{result.name}.{task.name}"
-        kind = "Skipped" if task.phase in ("Skipped", "Omitted") else "Pod"
-        tree.add(Node(node_id(result.name, name), name, task.name, kind, task.phase, task.message,
-                      template_name=task.template, boundary_id=root.id, started_at=task.started,
-                      finished_at=task.finished), root)
-    return tree
 
 
 def tree_lines(tree: NodeTree) -> list[str]:

@@ -1,20 +1,22 @@
 """`mlops run <template>`: render a model's WorkflowTemplate into a run folder and run that YAML locally.
 
 `training` means `<model>-training` for the model named by `--model`, `-p model=`, or the only policy.
-`--from FILE` runs any Argo Workflow or WorkflowTemplate instead: it is checked first (refusals.py: every place
-that cannot run here is listed, exit 2, nothing started), then run by the new engine (workflows/local/engine/,
-through api.execute) when its controller is there, else by the current runner; `--resume RUN` continues such a
-run stopped at an indefinite suspend. Our own rendered templates stay on the current runner. The run folder is
-`.mlops/runs/<time>-<workflow name>/`; see `workflows.local.runner` for its layout.
+`--from FILE` runs any Argo Workflow or WorkflowTemplate instead. Every run is checked first (refusals.py: every
+place that cannot run here is listed, exit 2, nothing started), then run by the engine (workflows/local/engine/,
+through api.execute); `--resume RUN` continues a run stopped at an indefinite suspend. Our own templates (rendered
+by `mlops compile`) get what their tasks read locally: the policy, a local `mlops-config`, the checkout's commit and
+code, local rollout defaults, absolute paths. The run folder is `.mlops/runs/<time>-<workflow name>/`: workflow.yaml,
+run.json, pods/<pod>/ (each pod's output and log), artifacts/.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
+import re
 import shlex
-import shutil
 import signal
 import subprocess
 import sys
@@ -23,18 +25,21 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import yaml
+
 from steps._core.errors import UsageError
 from steps._core.files import write_bytes, write_text
 from steps._core.policy import Policy, PolicyError, load_policy
 from steps._storage.store import DEFAULT_LOCATION, default_location
-from workflows.local import api, runner
-from workflows.local.progress import NodeProgress, Progress, header_lines, print_summary, tree_lines
-from workflows.local.runner import RunnerError
+from workflows.local import api
+from workflows.local.progress import NodeProgress, Progress, header_lines, report_lines, tree_lines
+from workflows.local.record import task_records
 from workflows.local.templates import TemplateNotFound
 
 RUNS = Path(".mlops/runs")
 WORKFLOW_FILE = "workflow.yaml"
-INVOCATION_FILE = "invocation.json"  # what `--from` was given, for `--resume`
+INVOCATION_FILE = "invocation.json"  # what the run was given, for `--resume`
+LOCAL_CONFIGMAPS_FILE = "configmaps.yaml"  # the ConfigMaps made on this machine for our own templates
 LOCAL_ROLLOUT_TIME_SCALE = "0.01"  # the seed's 30 min pauses take 18 s
 
 
@@ -60,6 +65,10 @@ def parser(p: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     p.add_argument("--backoff-scale", type=non_negative, default=1.0, metavar="F",
                    help="multiply every retry backoff by F (e.g. 0.01 for quick local retries; default 1)")
     return p
+
+
+class RunError(UsageError):
+    """The workflow cannot start: an unknown parameter, a bad option, no such template or policy (exit 2)."""
 
 
 # --- what `mlops run` and `mlops submit` read from their command lines ---------------------------------------
@@ -94,18 +103,18 @@ def parse_image_commands(items: list[str]) -> dict[str, list[str]]:
         image, sep, command = item.partition("=")
         words = shlex.split(command) if sep else []
         if not image.strip() or not words:
-            raise RunnerError(f"--image-command {item!r}: expected IMAGE=COMMAND")
+            raise RunError(f"--image-command {item!r}: expected IMAGE=COMMAND")
         commands[image.strip()] = words
     return commands
 
 
 def parse_parameters(items: list[str]) -> dict[str, str]:
-    """`-p name=value` items, as `argo submit -p` reads them. Raises RunnerError naming the item."""
+    """`-p name=value` items, as `argo submit -p` reads them. Raises RunError naming the item."""
     given: dict[str, str] = {}
     for item in items:
         name, sep, value = item.partition("=")
         if not sep or not name.strip():
-            raise RunnerError(f"-p {item!r}: expected NAME=VALUE")
+            raise RunError(f"-p {item!r}: expected NAME=VALUE")
         given[name.strip()] = value
     return given
 
@@ -121,85 +130,70 @@ def run(args: argparse.Namespace) -> int:
     progress = Progress()
     if args.resume is not None:
         return _resume(args, progress)
-    if args.from_file is not None:
-        checked = _check_from(args, progress)
-        if checked is not None:
-            return checked
-    run_dir: Path | None = None
     try:
-        given = parse_parameters(args.parameters)
-        policy: Policy | None = None
-        if args.from_file is not None:
-            data = runner.read(args.from_file)
-            workflow, config_maps = runner.parse(data, args.from_file, args.template)
-            run_dir = runner.new_run_dir(RUNS, runner.template_name(workflow))
-            workflow_file = run_dir / WORKFLOW_FILE
-            write_bytes(workflow_file, data)  # what runs is this file: the bytes just parsed
-        else:
-            policy = choose_policy(args.policy, args.model or given.get("model"))
-            name, text = _render(policy, args.template or "training")
-            run_dir = runner.new_run_dir(RUNS, name)
-            workflow_file = run_dir / WORKFLOW_FILE
-            write_text(workflow_file, text)
-            workflow, config_maps = runner.load(workflow_file, name)
-        given = _local_defaults(workflow, given, policy, run_dir)
-        parameters = runner.resolve_parameters(workflow, given)
-        local_maps = {"mlops-config": _mlops_config(args.registry)}
-        wf_name = runner.workflow_name(workflow)
-        engine = runner.Runner(workflow, parameters=parameters, run_dir=run_dir, name=wf_name, local=set(given),
-                               config_maps=config_maps, local_config_maps=local_maps, progress=progress,
-                               backoff_scale=args.backoff_scale)
-    except (RunnerError, PolicyError) as err:
+        prepared, text, local_maps, ours = _prepare(args)
+    except (UsageError, TemplateNotFound, PolicyError) as err:
         print(f"mlops run: error: {err}", file=sys.stderr)
-        _discard(run_dir)  # nothing ran: leave no half-made run behind
         return 2
     except KeyboardInterrupt:
         print("mlops run: interrupted before the workflow started", file=sys.stderr)
-        _discard(run_dir)
         return 130
-    except BaseException:
-        _discard(run_dir)
-        raise
-    progress.line(f"mlops run: {wf_name} ({workflow_file})")
-    try:
-        result = engine.run()
-    except RunnerError as err:  # raised before any task starts
-        print(f"mlops run: error: {err}", file=sys.stderr)
-        _discard(run_dir)
-        return 2
-    print_summary(result, progress, entrypoint=str((workflow.get("spec") or {}).get("entrypoint") or ""))
-    return result.exit_code
-
-
-def _check_from(args: argparse.Namespace, progress: Progress) -> int | None:
-    """`--from FILE`: refuse what cannot run (exit 2), run the rest on the new engine when it is there; None
-    means: run it on the current runner (our own rendered templates, whose tasks read the local stand-ins of
-    mlops-config and the policy that only the current runner provides)."""
-    try:
-        if api.is_ours(api.choose(api.documents(args.from_file), args.template)):
-            return None
-        prepared = api.prepare(args.from_file, parse_parameters(args.parameters), name=args.template,
-                               templates=args.templates, configmaps=args.configmaps,
-                               image_commands=parse_image_commands(args.image_commands))
-    except (UsageError, TemplateNotFound) as err:
-        print(f"mlops run: error: {err}", file=sys.stderr)
-        return 2
+    source = args.from_file if args.from_file is not None else "the rendered template"
     if prepared.report.refusals:
-        print(f"mlops run: {args.from_file}: cannot run on this machine; nothing was started:", file=sys.stderr)
+        print(f"mlops run: {source}: cannot run on this machine; nothing was started:", file=sys.stderr)
         for refusal in prepared.report.refusals:
             print(f"  {refusal}", file=sys.stderr)
         return 2
-    if not api.engine_available():
-        return None
     for notice in prepared.report.notices:
         progress.line(f"mlops run: note: {notice}")
     run_dir = api.new_run_dir(RUNS, prepared.name)
-    write_bytes(run_dir / WORKFLOW_FILE, args.from_file.read_bytes())
-    invocation = {"template": args.template, "parameters": prepared.parameters,
-                  "templates": None if args.templates is None else [str(t.resolve()) for t in args.templates],
-                  "configmaps": [str(c.resolve()) for c in args.configmaps], "image_commands": args.image_commands}
+    write_bytes(run_dir / WORKFLOW_FILE, text)  # what runs is this file: the bytes just parsed
+    configmaps = [str(c.resolve()) for c in args.configmaps]
+    if local_maps:  # made on this machine (mlops-config): kept beside the run, for --resume
+        write_text(run_dir / LOCAL_CONFIGMAPS_FILE, "---\n".join(yaml.safe_dump(m, sort_keys=False)
+                                                                 for m in local_maps))
+        configmaps.append(str((run_dir / LOCAL_CONFIGMAPS_FILE).resolve()))
+    invocation = {"template": prepared.name if ours else args.template, "parameters": prepared.parameters,
+                  "templates": None if args.templates is None and not ours else
+                  [str(t.resolve()) for t in args.templates or []],
+                  "configmaps": configmaps, "image_commands": args.image_commands,
+                  "backoff_scale": args.backoff_scale, "ours": ours}
     write_text(run_dir / INVOCATION_FILE, json.dumps(invocation, indent=2) + "\n")
-    return _run_prepared(prepared, run_dir, progress, None)
+    return _run_prepared(prepared, run_dir, progress, None, ours)
+
+
+def _prepare(args: argparse.Namespace) -> tuple[api.Prepared, bytes, list[dict[str, Any]], bool]:
+    """The workflow ready to run, the YAML that runs, the ConfigMaps made here, and whether it is one of our own
+    templates (rendered by `mlops compile`): those get the local defaults, the policy, `mlops-config`."""
+    given = parse_parameters(args.parameters)
+    policy: Policy | None = None
+    if args.from_file is not None:
+        try:
+            text = args.from_file.read_bytes()
+        except OSError as err:
+            raise RunError(f"{args.from_file}: cannot read the workflow YAML: {err}") from err
+        docs, wanted = api.documents(args.from_file), args.template
+        chosen = api.choose(docs, wanted)
+    else:
+        policy = choose_policy(args.policy, args.model or given.get("model"))
+        name, rendered = _render(policy, args.template or "training")
+        text = rendered.encode("utf-8")
+        docs, wanted = [d for d in yaml.safe_load_all(rendered) if isinstance(d, dict)], name
+        chosen = api.choose(docs, wanted)
+    ours = api.is_ours(chosen)
+    local_maps: list[dict[str, Any]] = []
+    templates = args.templates
+    if ours:
+        given = resolve_parameters(chosen, _local_defaults(chosen, given, policy))  # every one, as run.json shows
+        local_maps = [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "mlops-config"},
+                       "data": _mlops_config(args.registry)}]
+        templates = templates or []  # the YAML given runs, never an older copy in manifests/generated
+    for doc in docs:
+        scale_backoff(doc.get("spec") or {}, args.backoff_scale)
+    prepared = api.prepare(docs, given, name=wanted, templates=templates,
+                           configmaps=[*args.configmaps, *local_maps],
+                           image_commands=parse_image_commands(args.image_commands))
+    return prepared, text, local_maps, ours
 
 
 def _resume(args: argparse.Namespace, progress: Progress) -> int:
@@ -213,24 +207,29 @@ def _resume(args: argparse.Namespace, progress: Progress) -> int:
             target, sep, value = item.partition("=")
             node, dot, name = target.rpartition(".")
             if not sep or not dot or not node or not name:
-                raise RunnerError(f"--supply {item!r}: expected NODE.NAME=VALUE")
+                raise RunError(f"--supply {item!r}: expected NODE.NAME=VALUE")
             supplied.setdefault(node, {})[name] = value
-        prepared = api.prepare(run_dir / WORKFLOW_FILE, invocation["parameters"], name=invocation["template"],
+        docs = api.documents(run_dir / WORKFLOW_FILE)
+        for doc in docs:
+            scale_backoff(doc.get("spec") or {}, float(invocation.get("backoff_scale", 1.0)))
+        prepared = api.prepare(docs, invocation["parameters"], name=invocation["template"],
                                templates=invocation["templates"], configmaps=invocation["configmaps"],
                                image_commands=parse_image_commands(invocation["image_commands"]))
     except (OSError, ValueError, KeyError) as err:
-        print(f"mlops run: error: {run_dir} is not a run `mlops run --from` started: {err}", file=sys.stderr)
+        print(f"mlops run: error: {run_dir} is not a run `mlops run` started: {err}", file=sys.stderr)
         return 2
     except (UsageError, TemplateNotFound) as err:
         print(f"mlops run: error: {err}", file=sys.stderr)
         return 2
     progress.line(f"mlops run: resuming {prepared.name} ({run_dir})")
-    return _run_prepared(prepared, run_dir, progress, supplied)
+    return _run_prepared(prepared, run_dir, progress, supplied, bool(invocation.get("ours")))
 
 
 def _run_prepared(prepared: api.Prepared, run_dir: Path, progress: Progress,
-                  resume: dict[str, dict[str, str]] | None) -> int:
-    """Run it on the engine, then print argo get's summary and tree; the exit code follows the phase."""
+                  resume: dict[str, dict[str, str]] | None, ours: bool = False) -> int:
+    """Run it on the engine, then print argo get's summary and tree (and for our own templates what the reports
+    say); the exit code follows the phase. Our own templates' `python -m steps.X` imports the current folder's
+    code (as `python -m` run there would), and the paths given here are shared with every container (_shared)."""
     progress.line(f"mlops run: {prepared.name} ({run_dir / WORKFLOW_FILE})")
     interrupted: list[int] = []
 
@@ -240,7 +239,8 @@ def _run_prepared(prepared: api.Prepared, run_dir: Path, progress: Progress,
 
     previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
-        result = api.execute(prepared, run_dir, progress=NodeProgress(progress), resume=resume)
+        result = api.execute(prepared, run_dir, progress=NodeProgress(progress, run_dir), resume=resume,
+                             env=_project_env() if ours else None, shared=_shared(prepared) if ours else ())
     except api.ResumeError as err:
         print(f"mlops run: error: {err}", file=sys.stderr)
         return 2
@@ -254,6 +254,10 @@ def _run_prepared(prepared: api.Prepared, run_dir: Path, progress: Progress,
     for line in [*header_lines(prepared.name, result.phase, result.message, parameters, result.outputs), "",
                  *tree_lines(result.tree)]:
         progress.line(line.rstrip())
+    if ours:
+        given = {str(p.get("name")): str(p.get("value")) for p in parameters if p.get("value") is not None}
+        for line in report_lines(task_records(result.tree, run_dir), given):
+            progress.line(line)
     if result.suspended:
         progress.line(f"Suspended at {', '.join(result.suspended)}: continue with "
                       f"`mlops run --resume {run_dir}` (--supply NODE.NAME=VALUE sets an output)")
@@ -264,50 +268,131 @@ def _run_prepared(prepared: api.Prepared, run_dir: Path, progress: Progress,
     return result.exit_code
 
 
-def _discard(run_dir: Path | None) -> None:
-    if run_dir is not None:
-        shutil.rmtree(run_dir, ignore_errors=True)
-
-
 def _render(policy: Policy, wanted: str) -> tuple[str, str]:
     """The template named `wanted` (or `<model>-<wanted>`) and the ConfigMaps it mounts, as one YAML text."""
     from workflows import render
 
     documents = render.render_documents(policy).values()
-    names = [str(d["metadata"]["name"]) for d in documents if d.get("kind") in runner.RUNNABLE_KINDS]
+    names = [str(d["metadata"]["name"]) for d in documents if d.get("kind") in api.RUNNABLE]
     name = next((n for n in names if n in (wanted, f"{policy.model_name}-{wanted}")), None)
     if name is None:
-        raise RunnerError(f"no template {wanted!r} for model {policy.model_name!r} (templates: {', '.join(names)})")
+        raise RunError(f"no template {wanted!r} for model {policy.model_name!r} (templates: {', '.join(names)})")
     chosen = [d for d in documents if (d.get("metadata") or {}).get("name") == name or d.get("kind") == "ConfigMap"]
     text = f"# Rendered by `mlops run` from {policy.path}: this is the YAML that runs.\n"
     return name, text + "---\n".join(render.to_yaml(d) for d in chosen)
 
 
-def _local_defaults(workflow: dict[str, Any], given: dict[str, str], policy: Policy | None,
-                    run_dir: Path) -> dict[str, str]:
-    """What a local run passes for the parameters not given with -p, where the cluster's defaults do not fit.
+def _local_defaults(workflow: dict[str, Any], given: dict[str, str], policy: Policy | None) -> dict[str, str]:
+    """What a local run of our own template passes for the parameters not given with -p, where the cluster's
+    defaults do not fit, and -p values that name a file or folder of the current folder made absolute (containers
+    run in their own `/`; the current folder is the one a relative path meant, as `python -m` run there read it).
 
     From the policy it was rendered from: `policy`, its file (`dataset` keeps the template's default, the
     policy's data.source). `git-commit`: the checkout's commit when run inside a git work tree. Always: the
     rollout task drives `mlops deploy` (or a short-lived one of its own), not a cluster's Rollout, with the
     canary's pauses and analysis intervals shortened (a measurement still waits for min_requests): by
     $MLOPS_ROLLOUT_TIME_SCALE when set (how `mlops events serve`'s runs get the demo's), else 0.01."""
-    runner.check_parameter_names(workflow, given)
-    declared = {p["name"] for p in runner.declared_parameters(workflow)}
+    check_parameter_names(workflow, given)
+    declared = {p["name"] for p in declared_parameters(workflow)}
     defaults: dict[str, Callable[[], str]] = {}
     if policy is not None:
-        defaults["policy"] = lambda: _local_path(policy.path)
+        defaults["policy"] = lambda: str(policy.path.resolve())
     commit = checkout_commit()
     if commit:
         defaults["git-commit"] = lambda: commit
     scale = os.environ.get("MLOPS_ROLLOUT_TIME_SCALE") or LOCAL_ROLLOUT_TIME_SCALE
     defaults["rollout-target"] = lambda: "local"
     defaults["rollout-time-scale"] = lambda: scale
-    local = dict(given)
+    local = {name: absolute(value) for name, value in given.items()}
     for name, value in defaults.items():
         if name in declared and name not in local:
             local[name] = value()
+    for param in declared_parameters(workflow):  # a default such as the policy's data.source: a file here
+        declared_value = str(param.get("value", ""))
+        if param["name"] not in local and absolute(declared_value) != declared_value:
+            local[param["name"]] = absolute(declared_value)
     return local
+
+
+def absolute(value: str) -> str:
+    """A relative path of a file or folder here as an absolute path; any other value as it is."""
+    if not value or value.startswith("/") or "://" in value or "\n" in value or not Path(value).exists():
+        return value
+    return str(Path(value).resolve())
+
+
+def declared_parameters(workflow: dict[str, Any]) -> list[dict[str, Any]]:
+    """The workflow's `spec.arguments.parameters`, in their order."""
+    return list(((workflow.get("spec") or {}).get("arguments") or {}).get("parameters") or [])
+
+
+def check_parameter_names(workflow: dict[str, Any], given: dict[str, str]) -> None:
+    """`-p name=...` for a parameter the workflow does not declare is an error, as with `argo submit`."""
+    declared = [p["name"] for p in declared_parameters(workflow)]
+    unknown = sorted(set(given) - set(declared))
+    if unknown:
+        raise RunError(f"-p {unknown[0]}: the workflow has no parameter {unknown[0]!r} "
+                       f"(parameters: {', '.join(declared) or 'none'})")
+
+
+def resolve_parameters(workflow: dict[str, Any], given: dict[str, str]) -> dict[str, str]:
+    """Workflow parameters: the declared values, overridden by `-p name=value` as with `argo submit -p`; an
+    unknown name, a value outside an enum or a parameter without value is a RunError naming it."""
+    check_parameter_names(workflow, given)
+    values = {}
+    for param in declared_parameters(workflow):
+        name = param["name"]
+        value = given.get(name, param.get("value", param.get("default")))
+        if value is None:
+            raise RunError(f"parameter {name!r} has no value: pass -p {name}=VALUE")
+        allowed = [str(v) for v in param.get("enum") or []]
+        if allowed and str(value) not in allowed:
+            raise RunError(f"parameter {name!r}: {value!r} is not one of {', '.join(allowed)}")
+        values[name] = str(value)
+    return values
+
+
+def scale_backoff(spec: dict[str, Any], scale: float) -> None:
+    """`--backoff-scale F`: every retryStrategy's backoff duration and cap multiplied by F (in place)."""
+    if scale == 1.0:
+        return
+    holders = [spec, *(spec.get("templates") or []), spec.get("templateDefaults") or {}]
+    for holder in holders:
+        backoff = (holder.get("retryStrategy") or {}).get("backoff") or {}
+        for key in ("duration", "cap"):
+            if backoff.get(key) not in (None, ""):
+                backoff[key] = f"{seconds(backoff[key]) * scale * 1000:.0f}ms"
+
+
+def seconds(value: Any) -> float:
+    """Argo's backoff durations: a number of seconds or a Go duration such as 15s, 1m30s, 2h."""
+    text = str(value).strip()
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        return float(text)
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h)", text)
+    if not parts or "".join(a + b for a, b in parts) != text:
+        raise RunError(f"retryStrategy.backoff {value!r} is not a duration such as 30, 15s or 1m30s")
+    return sum(float(n) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[u] for n, u in parts)
+
+
+def _shared(prepared: api.Prepared) -> tuple[Path, ...]:
+    """What our own templates' containers see as this machine has it, even under /tmp (which is each container's
+    own): the current folder, the files and folders the parameters name, and the local registry folder."""
+    registry = str(((prepared.config_maps.get("mlops-config") or {}).get("data") or {}).get("registry") or "")
+    if registry.startswith("/"):
+        Path(registry).mkdir(parents=True, exist_ok=True)  # the register step would create it: seen by every pod
+    values = [*prepared.parameters.values(), registry]
+    return (Path.cwd(), *(Path(v) for v in values if v.startswith("/") and "\n" not in v and Path(v).exists()))
+
+
+def _project_env() -> dict[str, str]:
+    """What our own templates' containers get besides this machine's environment: `python -m steps.X` imports the
+    current folder's code first, then the installed project's, as the previous runner gave it."""
+    spec = importlib.util.find_spec("steps")
+    installed = str(Path(next(iter(spec.submodule_search_locations))).parent) if (
+        spec is not None and spec.submodule_search_locations) else ""
+    paths = [str(Path.cwd()), installed, os.environ.get("PYTHONPATH", "")]
+    return {"PYTHONPATH": os.pathsep.join(dict.fromkeys(p for p in paths if p)), "PYTHONUNBUFFERED": "1"}
 
 
 def checkout_commit(folder: Path | None = None) -> str | None:
@@ -330,32 +415,28 @@ def choose_policy(policy_file: Path | None, model: str | None) -> Policy:
     if policy_file is not None:
         policy = load_policy(policy_file)
         if model and model != policy.model_name:
-            raise RunnerError(f"--model {model!r} does not match {policy_file} (model_name {policy.model_name!r})")
+            raise RunError(f"--model {model!r} does not match {policy_file} (model_name {policy.model_name!r})")
         return policy
     paths = find_policies()
     if model:
         match = [p for p in paths if p.stem == model]
         if not match:
-            raise RunnerError(f"no policy for model {model!r} (models: {', '.join(p.stem for p in paths) or 'none'})")
+            raise RunError(f"no policy for model {model!r} (models: {', '.join(p.stem for p in paths) or 'none'})")
         return load_policy(match[0])
     if len(paths) != 1:
-        raise RunnerError(f"{len(paths)} policies found: choose one with --model "
+        raise RunError(f"{len(paths)} policies found: choose one with --model "
                           f"(models: {', '.join(p.stem for p in paths) or 'none'})")
     return load_policy(paths[0])
 
 
-def _local_path(path: Path) -> str:
-    """Relative to the current folder when inside it: shorter in logs, and the same for every task."""
-    resolved = path.resolve()
-    try:
-        return str(resolved.relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(resolved)
-
-
 def _mlops_config(registry: str | None) -> dict[str, str]:
     """The local stand-in for the cluster's ConfigMap `mlops-config`."""
-    config = {"registry": registry or default_location()}
+    config = {"registry": absolute_location(registry or default_location())}
     if os.environ.get("AWS_ENDPOINT_URL"):
         config["aws-endpoint-url"] = os.environ["AWS_ENDPOINT_URL"]
     return config
+
+
+def absolute_location(location: str) -> str:
+    """A registry location as every container reads it: a local folder as an absolute path (they run in `/`)."""
+    return location if "://" in location or location.startswith("/") else str(Path(location).resolve())

@@ -36,13 +36,15 @@ from workflows.local import sensors as local_sensors
 MODEL = "fraud-detection"
 TOKEN = "local-token"
 POLICY = ROOT / "gates" / f"{MODEL}.yaml"
-TINY_CODE = "import json, sys; open(sys.argv[1], 'a').write(json.dumps(sys.argv[2:]) + '\\n')"
+# Records the parameters it was given as its output parameter `args` (run.json keeps it).
+TINY_CODE = "import json, sys; open('/tmp/args', 'w').write(json.dumps(sys.argv[1:]))"
+TINY_OUTPUTS = {"parameters": [{"name": "args", "valueFrom": {"path": "/tmp/args"}}]}
 PARAMS = ["model", "reason", "drifted-features", "idempotency-key", "baseline-version"]
 
 
 class Served:
-    def __init__(self, url: str, runs: events_serve.Runs, log: list[str], record: Path):
-        self.url, self.runs, self.log, self.record = url, runs, log, record
+    def __init__(self, url: str, runs: events_serve.Runs, log: list[str], folder: Path):
+        self.url, self.runs, self.log, self.folder = url, runs, log, folder
 
     def post(self, body: Any, token: str | None = TOKEN, path: str = "/drift") -> tuple[int, dict[str, Any]]:
         headers = {"Content-Type": "application/json"}
@@ -67,9 +69,14 @@ class Served:
         raise AssertionError(f"runs still going after {timeout}s: {runs}")
 
     def recorded(self) -> list[list[str]]:
-        if not self.record.exists():
-            return []
-        return [json.loads(line) for line in self.record.read_text().splitlines()]
+        """The parameters each finished run of the stand-in template was given, in the order the runs started."""
+        found = []
+        for run_json in sorted(self.folder.glob(".mlops/runs/*/run.json")):
+            task = json.loads(run_json.read_text()).get("tasks", {}).get("train") or {}
+            args = task.get("outputs", {}).get("parameters", {}).get("args")
+            if args is not None:
+                found.append(json.loads(args))
+        return found
 
 
 @pytest.fixture
@@ -77,9 +84,9 @@ def served(tmp_path: Path, other_policy: Path, monkeypatch: pytest.MonkeyPatch) 
     """`events serve` for fraud-detection and churn on a free port; runs go to a tiny stand-in template that
     records its parameters, named as the Sensor's workflowTemplateRef."""
     monkeypatch.chdir(tmp_path)  # the local runner's .mlops/runs go here
-    record = tmp_path / "ran.jsonl"
-    args = [str(record), *(f"{{{{workflow.parameters.{p}}}}}" for p in PARAMS)]
-    doc = workflow([{"name": "train", "template": "record"}], [container("record", TINY_CODE, args=args)],
+    args = [f"{{{{workflow.parameters.{p}}}}}" for p in PARAMS]
+    doc = workflow([{"name": "train", "template": "record"}],
+                   [container("record", TINY_CODE, args=args, outputs=TINY_OUTPUTS)],
                    arguments={"parameters": [{"name": p, "value": ""} for p in PARAMS]})
     doc["metadata"]["name"] = f"{MODEL}-training"
     template = tmp_path / "tiny-training.yaml"
@@ -92,7 +99,7 @@ def served(tmp_path: Path, other_policy: Path, monkeypatch: pytest.MonkeyPatch) 
     server = events_serve.make_server("127.0.0.1", 0, TOKEN, sensors, runs, log=log.append)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        yield Served(f"http://127.0.0.1:{server.server_address[1]}", runs, log, record)
+        yield Served(f"http://127.0.0.1:{server.server_address[1]}", runs, log, tmp_path)
     finally:
         server.shutdown()
         server.server_close()
@@ -220,9 +227,9 @@ def test_a_trigger_without_a_rate_limit_is_not_limited() -> None:
 def serve(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[dict[str, Any]], Served]]:
     """Start `events serve` for one rendered Sensor; runs go to a tiny template that records its parameters."""
     monkeypatch.chdir(tmp_path)
-    record = tmp_path / "ran.jsonl"
-    args = [str(record), *(f"{{{{workflow.parameters.{p}}}}}" for p in PARAMS)]
-    doc = workflow([{"name": "train", "template": "record"}], [container("record", TINY_CODE, args=args)],
+    args = [f"{{{{workflow.parameters.{p}}}}}" for p in PARAMS]
+    doc = workflow([{"name": "train", "template": "record"}],
+                   [container("record", TINY_CODE, args=args, outputs=TINY_OUTPUTS)],
                    arguments={"parameters": [{"name": p, "value": ""} for p in PARAMS]})
     doc["metadata"]["name"] = f"{MODEL}-training"
     template = tmp_path / "tiny-training.yaml"
@@ -244,7 +251,7 @@ def serve(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[
             runs.stop()
 
         stops.append(stop)
-        return Served(f"http://127.0.0.1:{server.server_address[1]}", runs, log, record)
+        return Served(f"http://127.0.0.1:{server.server_address[1]}", runs, log, tmp_path)
 
     yield start
     for stop in stops:

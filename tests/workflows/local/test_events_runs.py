@@ -32,11 +32,16 @@ pytestmark = pytest.mark.integration
 
 MODEL = "fraud-detection"
 TOKEN = "local-token"
-RECORD = "import sys; open(sys.argv[1], 'a').write(sys.argv[2] + '\\n')"
+# Records the key it was given as its output parameter `out` (run.json keeps it).
+RECORD = "import sys; open('/tmp/out', 'w').write(sys.argv[1])"
 PARAMS = ["model", "reason", "drifted-features", "idempotency-key", "baseline-version"]  # what the Sensor passes
-# Writes its pid and its parent's (the `mlops run` process) and waits to be stopped.
-SLEEP = ("import os, sys, time; open(sys.argv[1], 'w').write(f'{os.getpid()} {os.getppid()}'); "
-         "time.sleep(120)")
+# Prints its pid and the `mlops run` process's (an ancestor: the sandbox may stand between) and waits to be stopped.
+SLEEP = ("import os, time\n"
+         "pid = os.getppid()\n"
+         "while pid > 1 and b'\\0run\\0' not in open(f'/proc/{pid}/cmdline', 'rb').read():\n"
+         "    pid = int(open(f'/proc/{pid}/stat').read().rsplit(')', 1)[1].split()[1])\n"
+         "print(os.getpid(), pid, flush=True)\n"
+         "time.sleep(120)\n")
 
 
 def alert(key: str) -> bytes:
@@ -55,15 +60,26 @@ def post(url: str, data: bytes) -> tuple[int, dict[str, Any]]:
         return err.code, json.loads(err.read() or b"{}")
 
 
-def template(folder: Path, code: str, out: Path) -> Path:
-    """A one-task WorkflowTemplate named as the Sensor's workflowTemplateRef, running `python -c code out key`."""
-    args = [str(out), "{{workflow.parameters.idempotency-key}}"]
-    doc = workflow([{"name": "train", "template": "task"}], [container("task", code, args=args)],
+def template(folder: Path, code: str) -> Path:
+    """A one-task WorkflowTemplate named as the Sensor's workflowTemplateRef, running `python -c code key`."""
+    args = ["{{workflow.parameters.idempotency-key}}"]
+    outputs = {"parameters": [{"name": "out", "valueFrom": {"path": "/tmp/out", "default": ""}}]}
+    doc = workflow([{"name": "train", "template": "task"}], [container("task", code, args=args, outputs=outputs)],
                    arguments={"parameters": [{"name": p, "value": ""} for p in PARAMS]})
     doc["metadata"]["name"] = f"{MODEL}-training"
     path = folder / "tiny-training.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
+
+
+def recorded(folder: Path) -> list[str]:
+    """The key each finished run of the template recorded, in the order the runs started."""
+    found = []
+    for run_json in sorted(folder.glob(".mlops/runs/*/run.json")):
+        task = json.loads(run_json.read_text()).get("tasks", {}).get("train") or {}
+        if task.get("phase") == "Succeeded":
+            found.append(task["outputs"]["parameters"]["out"])
+    return found
 
 
 def wait_until_settled(runs: events_serve.Runs, names: list[str], timeout: float = 60) -> dict[str, str]:
@@ -80,7 +96,7 @@ def wait_until_settled(runs: events_serve.Runs, names: list[str], timeout: float
 def runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[events_serve.Runs]:
     monkeypatch.chdir(tmp_path)  # the local runner's .mlops/runs go here
     (tmp_path / "state").mkdir()
-    started = events_serve.Runs(tmp_path / "state", template_file=template(tmp_path, RECORD, tmp_path / "ran.txt"),
+    started = events_serve.Runs(tmp_path / "state", template_file=template(tmp_path, RECORD),
                                 log=lambda line: None)
     started.start()
     yield started
@@ -106,7 +122,7 @@ def test_a_key_that_cannot_name_a_workflow_is_400_never_queued_and_the_next_aler
         assert (code, answer["status"]) == (200, "submitted")
         assert wait_until_settled(runs, [f"{MODEL}-retrain-0123456789ab"]) == {
             f"{MODEL}-retrain-0123456789ab": "Succeeded"}
-        assert (tmp_path / "ran.txt").read_text() == "0123456789ab\n"
+        assert recorded(tmp_path) == ["0123456789ab"]
     finally:
         server.shutdown()
         server.server_close()
@@ -134,13 +150,15 @@ def gone(pid: int) -> bool:
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_signal_stops_the_running_job_and_its_task_before_the_command_exits(tmp_path: Path,
                                                                               sig: signal.Signals) -> None:
-    pids = tmp_path / "pids"
+    def pids() -> str:  # the task's stdout, as its pod's log keeps it
+        return "".join(p.read_text() for p in tmp_path.glob(".mlops/runs/*/pods/*/main.stdout")).strip()
+
     token = tmp_path / "token"
     token.write_text(TOKEN)
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "workflows", "events", "serve", "--port", str(port), "--token-file", str(token),
-         "--policy", str(POLICY), "--template-file", str(template(tmp_path, SLEEP, pids)),
+         "--policy", str(POLICY), "--template-file", str(template(tmp_path, SLEEP)),
          "--state-dir", str(tmp_path / "state")],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT)}, start_new_session=True)
@@ -150,9 +168,9 @@ def test_a_signal_stops_the_running_job_and_its_task_before_the_command_exits(tm
         assert "POST http://127.0.0.1" in proc.stdout.readline()
         assert post(f"http://127.0.0.1:{port}", alert("5eed5eed5eed"))[0] == 200
         deadline = time.monotonic() + 60
-        while not (pids.exists() and pids.read_text()) and time.monotonic() < deadline:
+        while not pids() and time.monotonic() < deadline:
             time.sleep(0.1)
-        task, runner = (int(n) for n in pids.read_text().split())
+        task, runner = (int(n) for n in pids().split())
         proc.send_signal(sig)
         out, _ = proc.communicate(timeout=30)
         assert proc.returncode == 0, out

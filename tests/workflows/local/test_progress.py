@@ -1,19 +1,21 @@
-"""What `mlops run` prints (workflows/local/progress.py): task lines, coloured only on a terminal, and the
-summary: the tasks, the registered version, how the rollout ended, each gate's verdict, the reports."""
+"""What `mlops run` prints (workflows/local/progress.py): node lines, coloured only on a terminal, Argo's node
+tree, and for our own templates what the reports say: the registered version, how the rollout ended, each gate's
+verdict, the reports."""
 
 from __future__ import annotations
 
 import io
 import json
 import re
+import tarfile
 from pathlib import Path
 
 import pytest
 
+from steps._core.documents import NodeRecord
 from workflows.local.engine.nodes import Node, NodeTree, fnv32a, node_id
-from workflows.local.progress import Progress, print_summary, tree_lines
-from workflows.local.record import RunResult, pod_name
-from workflows.local.task import TaskState
+from workflows.local.progress import Progress, report_lines, tree_lines
+from workflows.local.record import pod_name
 
 
 class Terminal(io.StringIO):
@@ -29,36 +31,43 @@ def test_colours_only_on_a_terminal_and_never_with_no_color(monkeypatch: pytest.
     assert Progress(Terminal()).paint("Failed", "Failed") == "Failed"
 
 
-def summary(tmp_path: Path, rollout_phase: str, rollout_message: str = "") -> str:
-    reports = tmp_path / "tasks" / "gate" / "outputs" / "reports"
+def summary(tmp_path: Path, rollout_phase: str, rollout_message: str = "", archived: bool = False) -> str:
+    """The report lines for run.json's tasks of a training run: the gate's report a folder, or the repository's
+    tar.gz of it as the engine stores it."""
+    reports = tmp_path / "artifacts" / "k1" / "gate-report"
     reports.mkdir(parents=True)
     (reports / "gate.json").write_text(json.dumps({
         "model": "churn", "passed": False, "candidate": {"pr_auc": 0.21}, "failed": ["pr_auc"],
         "gates": [{"name": "pr_auc", "passed": False, "value": 0.21, "bound": 0.5, "bound_kind": "minimum",
                    "note": "below the minimum"}]}))
-    tasks = {
-        "gate": TaskState("gate", "gate", [], phase="Succeeded", attempts=1, started=0.0, finished=1.5,
-                          artifacts={"gate-report": str(reports)}),
-        "register": TaskState("register", "register", ["gate"], phase="Succeeded", attempts=1,
-                              parameters={"version": "3"}),
-        "rollout": TaskState("rollout", "rollout", ["register"], phase=rollout_phase, message=rollout_message),
-    }
-    stream = io.StringIO()
-    print_summary(RunResult("churn-training-x1", "Failed", "failed: rollout", tmp_path, {"model": "churn"}, tasks,
-                            12.0), Progress(stream))
-    return stream.getvalue()
+    artifact = reports
+    if archived:
+        artifact = reports.with_name("gate-report.tgz")
+        with tarfile.open(artifact, "w:gz") as tar:
+            tar.add(reports, arcname=reports.name)
+
+    def task(phase: str, message: str = "", parameters: dict[str, str] | None = None,
+             artifacts: dict[str, str] | None = None, log: str = "") -> NodeRecord:
+        return {"template": "t", "phase": phase, "message": message, "exitCode": None, "attempts": 1,
+                "duration": None, "outputs": {"parameters": parameters or {}, "artifacts": artifacts or {}},
+                "log": log}
+
+    tasks = {"gate": task("Succeeded", artifacts={"gate-report": str(artifact)}),
+             "register": task("Succeeded", parameters={"version": "3"}),
+             "rollout": task(rollout_phase, rollout_message, log=str(tmp_path / "pods" / "rollout" / "log"))}
+    return "\n".join(report_lines(tasks, {"model": "churn"})) + "\n"
 
 
-def test_the_summary_names_the_version_the_gates_and_where_the_reports_are(tmp_path: Path) -> None:
-    out = summary(tmp_path, "Failed", "exit code 1")
-    assert "churn-training-x1: Failed in 12.0s (failed: rollout)" in out
+@pytest.mark.parametrize("archived", [False, True], ids=["folder", "tar-gz"])
+def test_the_summary_names_the_version_the_gates_and_where_the_reports_are(tmp_path: Path, archived: bool) -> None:
+    out = summary(tmp_path, "Failed", "exit code 1", archived)
     assert "Registered: churn v3 (rejected)" in out
-    assert f"Rollout: churn v3 not promoted: exit code 1 (see {tmp_path / 'tasks' / 'rollout' / 'log'})" in out
+    assert f"Rollout: churn v3 not promoted: exit code 1 (see {tmp_path / 'pods' / 'rollout' / 'log'})" in out
     assert "Gate: REJECTED (failed: pr_auc)" in out
     assert "  metrics: pr_auc=0.21" in out
     assert re.search(r"^  FAIL +pr_auc: 0\.21 minimum 0\.5 \(below the minimum\)$", out, flags=re.MULTILINE), out
-    assert f"  gate.gate-report: {tmp_path / 'tasks' / 'gate' / 'outputs' / 'reports'}/ (gate.json)" in out
-    assert out.rstrip().endswith(f"Run folder: {tmp_path} (workflow.yaml, run.json, tasks/<task>/log)")
+    shown = tmp_path / "artifacts" / "k1" / ("gate-report.tgz" if archived else "gate-report")
+    assert f"  gate.gate-report: {shown} (gate.json)" in out
 
 
 def test_the_summary_says_when_the_rollout_promoted_the_version(tmp_path: Path) -> None:

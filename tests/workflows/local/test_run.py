@@ -1,8 +1,10 @@
-"""`mlops run training`: renders the model's template into a run folder and runs that YAML.
+"""`mlops run training`: renders the model's template into a run folder and runs that YAML on the local engine.
 
 The steps here are stand-ins written to tmp (a `steps` package in the current folder shadows the real one
-for `python -m steps.<name>`); each parses exactly the command line of docs/steps.md, so these tests check
-the wiring of the real template: flags, paths, artifacts, output parameters, env, the summary.
+for `python -m steps.<name>`, as `mlops run` puts the current folder first on PYTHONPATH); each parses exactly the
+command line of docs/steps.md, so these tests check the wiring of the real template: flags, paths, artifacts,
+output parameters, env, the summary. What a stand-in wants a test to see it writes to $FAKE_OUT (the project
+folder, which every container of our own templates sees).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ p = argparse.ArgumentParser()
 for flag in ("--dataset", "--policy", "--out", "--report"):
     p.add_argument(flag, required=True)
 a = p.parse_args()
+print("policy:", a.policy)
 assert os.path.isfile(a.policy), a.policy
 os.makedirs(a.out)
 with open(os.path.join(a.out, "data.parquet"), "wb") as dst:
@@ -80,7 +83,8 @@ for flag in ("--registry", "--git-commit", "--reason", "--version-out"):
 a = p.parse_args()
 report = json.load(open(a.gate_report))
 json.dump({"model": a.model, "env_registry": os.environ["MLOPS_REGISTRY"], "actor": os.environ["MLOPS_ACTOR"],
-           "passed": report["passed"], "commit": a.git_commit}, open("registered.json", "w"))
+           "passed": report["passed"], "commit": a.git_commit},
+          open(os.path.join(os.environ["FAKE_OUT"], "registered.json"), "w"))
 open(a.version_out, "w").write("7")
 sys.exit(0 if report["passed"] else 1)
 ''',
@@ -94,7 +98,7 @@ for flag in ("--registry", "--policy", "--namespace", "--timeout", "--time-scale
 a = p.parse_args()
 assert os.path.isfile(a.policy), a.policy
 json.dump({"model": a.model, "version": a.version, "target": a.target, "time_scale": a.time_scale},
-          open("rolled-out.json", "w"))
+          open(os.path.join(os.environ["FAKE_OUT"], "rolled-out.json"), "w"))
 ''',
 }
 
@@ -108,7 +112,15 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         (steps / name).write_text(text)
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLOPS_REGISTRY", raising=False)
+    monkeypatch.setenv("FAKE_OUT", str(tmp_path))
     return tmp_path
+
+
+@pytest.fixture
+def dataset_csv(project: Path, dataset_csv: Path) -> Path:
+    """The session's dataset, given as a path relative to the project folder (`mlops run` makes it absolute)."""
+    shutil.copy(dataset_csv, project / "transactions.csv")
+    return Path("transactions.csv")
 
 
 def _state(project: Path) -> dict:
@@ -128,7 +140,7 @@ def test_run_training_generates_data_runs_the_rendered_yaml_and_summarises(proje
         "model": "fraud-detection", "version": "7", "target": "local", "time_scale": run.LOCAL_ROLLOUT_TIME_SCALE}
     assert state["tasks"]["train"]["outputs"]["parameters"] == {"fingerprint": "f1ngerprint"}
     assert state["tasks"]["gate"]["outputs"]["parameters"] == {"passed": "true"}
-    run_dir = Path(state["tasks"]["register"]["log"]).parents[2]
+    run_dir = Path(state["tasks"]["register"]["log"]).parents[2]  # <run>/pods/<pod>/log
     # The YAML that ran is the rendered template; no -p dataset: the policy's data.source, generated data.
     docs = yaml.safe_load_all((run_dir / "workflow.yaml").read_text())
     doc = next(d for d in docs if d["kind"] == "WorkflowTemplate")
@@ -136,7 +148,7 @@ def test_run_training_generates_data_runs_the_rendered_yaml_and_summarises(proje
     assert state["parameters"]["dataset"] == load_policy(builtin_policy_dir() / "fraud-detection.yaml").data.source
     assert state["parameters"]["dataset"].startswith("generate:fraud-detection?rows=")
     registered = json.loads((project / "registered.json").read_text())
-    assert registered == {"model": "fraud-detection", "env_registry": ".mlops/registry",
+    assert registered == {"model": "fraud-detection", "env_registry": str(project / ".mlops" / "registry"),
                           "actor": f"argo:{state['name']}", "passed": True, "commit": "abc123"}
     assert "Registered: fraud-detection v7 (staged)" in out
     assert "Rollout: fraud-detection v7 promoted to production" in out
@@ -146,7 +158,9 @@ def test_run_training_generates_data_runs_the_rendered_yaml_and_summarises(proje
     tree = out[out.index("STEP "):out.index("Registered:")]
     assert re.search(rf"^ ✔ {state['name']} +training$", tree, flags=re.MULTILINE), tree
     # Children in start order, whole seconds as Argo stores them; ties by name (cmd/argo/commands/common/get.go)
-    assert re.search(rf"^ [├└]─✔ validate +validate +{state['name']}-validate-\d+ +\d+s$", tree, flags=re.MULTILINE)
+    # A task with a retryStrategy is a Retry node; its one attempt is shown as `validate(0)`.
+    assert re.search(rf"^ [├└]─✔ validate\(0\) +validate +{state['name']}-validate-\d+ +\d+s$", tree,
+                     flags=re.MULTILINE), tree
     assert len(re.findall(r"^ [├└]─✔ ", tree, flags=re.MULTILINE)) == 5, tree
 
 
@@ -185,7 +199,7 @@ def test_editing_the_rendered_yaml_changes_what_runs(project, dataset_csv, capsy
     (project / "registered.json").unlink()
     assert run.main(["--from", str(edited), "-p", f"dataset={dataset_csv}"]) == 0
     state = _state(project)
-    assert state["tasks"]["register"]["phase"] == "Skipped"
+    assert {n["displayName"]: n["phase"] for n in state["nodes"].values()}["register"] == "Skipped"
     assert not (project / "registered.json").exists()
 
 
@@ -196,7 +210,7 @@ def test_from_file_uses_the_policy_config_map_mounted_from_the_same_yaml(project
     shutil.copy(rendered, project / "copy.yaml")
     assert run.main(["--from", "copy.yaml", "-p", f"dataset={dataset_csv}"]) == 0
     log = Path(_state(project)["tasks"]["validate"]["log"]).read_text()
-    assert "/volumes/policy/fraud-detection.yaml" in log
+    assert "policy: /etc/mlops/policy/fraud-detection.yaml" in log  # the template's default, a file of the volume
 
 
 def test_several_policies_and_no_model_is_an_error_listing_them(project, policy_file, capsys):
@@ -214,8 +228,8 @@ def test_model_option_picks_the_template(project, policy_file, dataset_csv, caps
     (project / "gates" / "churn.yaml").write_text(text)
     shutil.copy(policy_file, project / "gates" / "fraud-detection.yaml")
     assert run.main(["training", "--model", "churn", "-p", f"dataset={dataset_csv}"]) == 0
-    assert _state(project)["name"].startswith("churn-training-")
-    assert _state(project)["parameters"]["policy"] == "gates/churn.yaml"
+    assert _state(project)["name"] == "churn-training"
+    assert _state(project)["parameters"]["policy"] == str(project / "gates" / "churn.yaml")
 
 
 def test_unknown_parameter_is_a_usage_error(project, capsys):
@@ -315,7 +329,7 @@ def test_from_prints_argo_get_and_a_suspended_run_resumes_with_a_supplied_value(
 
 def test_resume_of_a_folder_that_is_no_run_is_a_usage_error(tmp_path, capsys):
     assert run.main(["--resume", str(tmp_path)]) == 2
-    assert "is not a run `mlops run --from` started" in capsys.readouterr().err
+    assert "is not a run `mlops run` started" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(not run.api.engine_available(), reason="the new engine is not there")
