@@ -94,14 +94,17 @@ class View:
         for path in own:  # a folder this machine has at a container path: there (empty), as the image likely has it
             if not _under(_norm(path), "/tmp") and os.path.isdir(path) and not os.path.islink(path):
                 (self.root / _norm(path).lstrip("/")).mkdir(parents=True, exist_ok=True)
+        read_only = set(self.read_only)
+        hiding = [_norm(p) for p in [*own, *mounts]]
+        for keep in runner_paths():  # the runner's own interpreter and checkout, where a container path hides them
+            if any(_under(keep, p) for p in hiding) and not any(_under(_norm(p), keep) for p in own) \
+                    and keep not in {_norm(t) for t in mounts}:
+                mounts[keep] = Path(keep)  # in depth order with the mounts: over those above it, under those in it
+                read_only.add(keep)
         for target in sorted(mounts, key=lambda t: _norm(t).count("/")):
             source = mounts[target]
             (self.root / _norm(target).lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
-            args += ["--ro-bind" if target in self.read_only else "--bind", str(source), _norm(target)]
-        hiding = [_norm(p) for p in [*own, *mounts]]
-        for keep in runner_paths():  # the runner's own interpreter and checkout, where a container path hides them
-            if any(_under(keep, p) for p in hiding) and not any(_under(p, keep) for p in hiding):
-                args += ["--ro-bind", keep, keep]  # bwrap makes the mount point
+            args += ["--ro-bind" if target in read_only else "--bind", str(source), _norm(target)]
         args += ["--chdir", workdir]
         return [*args, "--", *argv]
 

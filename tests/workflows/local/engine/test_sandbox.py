@@ -174,3 +174,15 @@ def test_the_runners_own_python_and_checkout_stay_visible_under_a_container_path
                       dict(os.environ), tmp_path / "out", tmp_path / "err", wrapped=True)
     assert process.wait(30) == 0, (tmp_path / "err").read_text()
     assert (tmp_path / "out").read_text() == "imported\n"
+
+
+def test_a_folder_shared_inside_the_checkout_leaves_the_rest_of_it_visible(tmp_path: Path) -> None:
+    # mlops run shares the files its parameters name (the policy in the checkout's gates/) with every container: the
+    # checkout, hidden above, is bound back around them, so its code still imports.
+    checkout = Path(workflows.__file__).resolve().parents[1]
+    view = View(tmp_path / "root", own=[str(checkout.parent)], mounts={str(checkout / "gates"): checkout / "gates"})
+    process = Process(view.command([sys.executable, "-c", "import workflows.local.engine, os; "
+                                    f"print(os.listdir({str(checkout / 'gates')!r}) != [])"]),
+                      dict(os.environ, PYTHONPATH=str(checkout)), tmp_path / "out", tmp_path / "err", wrapped=True)
+    assert process.wait(30) == 0, (tmp_path / "err").read_text()
+    assert (tmp_path / "out").read_text() == "True\n"
