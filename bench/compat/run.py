@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import signal
 import subprocess
 import sys
@@ -114,7 +115,7 @@ def report(results: list[dict[str, Any]], source: str, command: str) -> str:
         counts[r["result"]] = counts.get(r["result"], 0) + 1
     differ = [r for r in results if r["argo"] == "Succeeded" and r["result"] not in ("Succeeded", "refused")]
     lines = [
-        "# Argo's examples through `mlops run --from`",
+        f"# {source.split(' ')[0]}'s workflows through `mlops run --from`",
         "",
         f"Source: {source}. Machine: {platform.machine()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}, load average {os.getloadavg()[0]:.1f} at the end. "
@@ -157,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
                                                           args.argo_e2e), paths))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
-    command = " ".join([".venv/bin/python bench/compat/run.py", *(argv if argv is not None else sys.argv[1:])])
+    command = shlex.join([".venv/bin/python", "bench/compat/run.py", *(argv if argv is not None else sys.argv[1:])])
     text = report(results, args.source, command)
     (args.out / "results.md").write_text(text)
     print(text)
