@@ -24,10 +24,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from steps._core.categories import key
-from steps._core.documents import BundleManifest, CompiledPredictorRecord, TrainingRecord
+from steps._core.documents import BundleManifest, CompiledPredictorRecord, ContractRecord, TrainingRecord
 from steps._core.errors import UsageError, run
 from steps._core.files import replacing, write_json, write_text
 from steps._core.policy import DataPolicy, Policy, load_policy
@@ -36,6 +37,7 @@ from steps._model import bundle as _bundle
 from steps._model import features as _features
 from steps._model import profile as _profile
 from steps._model import skops as _model
+from steps._model import task as _task
 from steps._model import threshold as _threshold
 from steps._model import trees as _predictor
 from steps._model.bundle import PROFILE_FILE
@@ -96,20 +98,13 @@ def train(
     drifted_features: list[str] | None = None,
 ) -> TrainResult:
     """Split, fit and profile; returns everything the bundle holds. Deterministic for the same inputs."""
-    from sklearn.metrics import (
-        accuracy_score,
-        average_precision_score,
-        f1_score,
-        precision_score,
-        recall_score,
-        roc_auc_score,
-    )
     from sklearn.model_selection import train_test_split
     from sklearn.utils._param_validation import InvalidParameterError
 
     frame, source = _validated.read(data_dir)
     frame = frame.reset_index(drop=True)
     data, spec = policy.data, policy.model
+    task = spec.task
     if data.target not in frame.columns:
         raise UsageError(f"--data: target column {data.target!r} (data.target) is missing")
     if frame[data.target].isna().any():
@@ -118,15 +113,16 @@ def train(
             f"missing values; every training row needs a label"
         )
     X = _features.model_input(frame, data.features, where="--data")
-    y = _features.target_vector(frame[data.target], data.positive_label)
-    positives = int(y.sum())
-    if positives < 2 or len(y) - positives < 2:
-        seen = sorted(map(str, frame[data.target].dropna().unique()))[:10]
-        raise UsageError(
-            f"--data: target {data.target!r} needs at least 2 rows of each class to stratify; "
-            f"{positives} of {len(y)} rows equal data.positive_label={data.positive_label!r} "
-            f"(values seen: {seen})"
-        )
+    contract: ContractRecord = {**contract_to_dict(data), "task": task}
+    if task == "regression":
+        contract.pop("positive_label", None)
+        contract["target_min"], contract["target_max"] = data.target_min, data.target_max
+    else:
+        contract["classes"] = _classes(frame[data.target], data, task)
+        if task == "multiclass":
+            contract.pop("positive_label", None)
+    y = _task.encode_target(frame[data.target], contract)
+    _check_enough_rows(y, data, task, contract)
     # A feature with no value at all is a broken feed, not a signal (and scikit-learn's binning fails on it with
     # an error that names neither the feature nor the cause).
     empty = [name for name in X.columns if X[name].isna().all()]
@@ -136,9 +132,10 @@ def train(
             f"values, not a feature with none); fix the data feed or remove it from data.features"
             + (f" (also empty: {', '.join(empty[1:])})" if len(empty) > 1 else "")
         )
+    stratify = None if task == "regression" else y
     try:
         X_train, X_hold, y_train, y_hold = train_test_split(
-            X, y, test_size=spec.holdout_fraction, stratify=y, random_state=spec.seed
+            X, y, test_size=spec.holdout_fraction, stratify=stratify, random_state=spec.seed
         )
     except ValueError as err:
         raise UsageError(
@@ -147,7 +144,7 @@ def train(
 
     rule = spec.threshold_rule
     X_fit, y_fit, X_val, y_val = X_train, y_train, None, None
-    if rule.rule != "fixed":
+    if task == "binary" and rule.rule != "fixed":
         # The threshold is chosen on rows the model did not learn from, and not on the holdout the gates judge.
         try:
             X_fit, X_val, y_fit, y_val = train_test_split(
@@ -156,43 +153,36 @@ def train(
             raise UsageError(f"--data: cannot set aside model.threshold.validation_fraction="
                              f"{rule.validation_fraction} of {len(y_train)} training rows: {err}") from err
 
-    pipeline = _features.build_pipeline(data.features, spec.estimator, spec.params, spec.seed)
+    pipeline = _features.build_pipeline(data.features, spec.estimator, spec.params, spec.seed, task)
     started = time.perf_counter()
     try:
         with _model.compute_threads():
             pipeline.fit(X_fit, y_fit)
-            scores = pipeline.predict_proba(X_hold)[:, 1]
-            validation_scores = None if X_val is None else pipeline.predict_proba(X_val)[:, 1]
+            predictions = _task.predict(pipeline, X_hold, task)
+            validation_scores = None if X_val is None else _task.predict(pipeline, X_val, task)
     except InvalidParameterError as err:
         raise UsageError(f"model.params: {err}") from err
     except (ValueError, TypeError) as err:  # the data or parameters do not suit the estimator
         raise UsageError(f"cannot fit {spec.estimator} on --data {data_dir}: {err}") from err
     fit_seconds = time.perf_counter() - started
-    if validation_scores is None or y_val is None:
-        threshold, threshold_record = float(rule.value or 0.5), {"rule": "fixed", "threshold": rule.value}
-    else:
-        choice = _threshold.choose(y_val, validation_scores, rule)
-        threshold, threshold_record = choice.threshold, choice.record(rule, len(y_val), int(y_val.sum()))
-        if not choice.reached:
-            print(f"train: warning: model.threshold {rule.rule} {rule.value} is out of reach on the validation "
-                  f"rows; took {choice.threshold:.4g} (precision {choice.precision:.3f}, recall "
-                  f"{choice.recall:.3f})", file=sys.stderr)
+    threshold: float | None = None
+    threshold_record: dict[str, Any] | None = None
+    if task == "binary":
+        if validation_scores is None or y_val is None:
+            threshold, threshold_record = float(rule.value or 0.5), {"rule": "fixed", "threshold": rule.value}
+        else:
+            choice = _threshold.choose(y_val, validation_scores, rule)
+            threshold, threshold_record = choice.threshold, choice.record(rule, len(y_val), int(y_val.sum()))
+            if not choice.reached:
+                print(f"train: warning: model.threshold {rule.rule} {rule.value} is out of reach on the validation "
+                      f"rows; took {choice.threshold:.4g} (precision {choice.precision:.3f}, recall "
+                      f"{choice.recall:.3f})", file=sys.stderr)
 
     # The holdout keeps the original target values; gate recomputes the labels from the contract.
     holdout = frame.loc[X_hold.index, [*data.feature_names, data.target]].reset_index(drop=True)
-    metrics = {
-        "train_rows": len(y_train),
-        "holdout_rows": len(y_hold),
-        "train_positive_rate": float(y_train.mean()),
-        "holdout_positive_rate": float(y_hold.mean()),
-        "holdout_accuracy": float(accuracy_score(y_hold, scores >= threshold)),
-        "holdout_precision": float(precision_score(y_hold, scores >= threshold, zero_division=0)),
-        "holdout_recall": float(recall_score(y_hold, scores >= threshold, zero_division=0)),
-        "holdout_f1": float(f1_score(y_hold, scores >= threshold, zero_division=0)),
-        "holdout_pr_auc": float(average_precision_score(y_hold, scores)),
-        "holdout_roc_auc": float(roc_auc_score(y_hold, scores)),
-        "fit_seconds": round(fit_seconds, 3),
-    }
+    metrics: dict[str, Any] = {"train_rows": len(y_train), "holdout_rows": len(y_hold),
+                               **_holdout_metrics(task, y_train, y_hold, predictions, threshold),
+                               "fit_seconds": round(fit_seconds, 3)}
     trees, compiled = _compiled_predictor(pipeline, spec.estimator)
     meta = TrainingRecord(
         model=policy.model_name,
@@ -206,21 +196,91 @@ def train(
         params=spec.params,
         seed=spec.seed,
         threshold=threshold,
-        threshold_rule=threshold_record,
         policy_sha256=policy.sha256,
-        contract={**contract_to_dict(data), "classes": _classes(frame[data.target], data)},
+        contract=contract,
         library_versions=_model.library_versions(),
         metrics=metrics,
         compiled_predictor=compiled,
     )
+    if threshold_record is not None:
+        meta["threshold_rule"] = threshold_record
     profile = _profile.build_profile(X_train, data.features)
+    # What the model predicts on rows it did not learn from: the reference of prediction drift.
+    profile["prediction"] = _profile.prediction_profile(_task.point_predictions(predictions, task), task,
+                                                        contract.get("classes"))
+    if task == "regression":
+        profile["target"] = _profile.value_profile(y_train)
     # The same rows as the profile: the training split, which is what the model learned from.
     ecdfs = _drift.reference_ecdfs(profile, X_train, max_values=_drift.MAX_ECDF_VALUES)
     return TrainResult(pipeline=pipeline, profile=profile, meta=meta, holdout=holdout, trees=trees, ecdfs=ecdfs)
 
 
-def _classes(target: pd.Series, data: DataPolicy) -> list[str | int]:
-    """The target's two classes as the data writes them, the negative first: what the server answers with."""
+def _check_enough_rows(y: np.ndarray, data: DataPolicy, task: str, contract: ContractRecord) -> None:
+    """At least two rows of each class (a stratified split needs them); a regression target with two values."""
+    if task == "regression":
+        if len(np.unique(y)) < 2:
+            raise UsageError(f"--data: target {data.target!r} has {len(np.unique(y))} distinct value(s) in "
+                             f"{len(y)} rows; a regression model needs a target that varies")
+        return
+    counts = np.bincount(y, minlength=2 if task == "binary" else len(contract.get("classes") or []))
+    if task == "binary" and counts.min() < 2:
+        raise UsageError(
+            f"--data: target {data.target!r} needs at least 2 rows of each class to stratify; "
+            f"{int(counts[1])} of {len(y)} rows equal data.positive_label={data.positive_label!r}"
+        )
+    if task == "multiclass" and counts.min() < 2:
+        classes = contract.get("classes") or []
+        few = [f"{classes[i]!r} ({int(c)} rows)" for i, c in enumerate(counts) if c < 2]
+        raise UsageError(f"--data: target {data.target!r}: every class needs at least 2 rows to stratify the "
+                         f"holdout; {', '.join(few)} (data.classes: remove a class the data does not have)")
+
+
+def _holdout_metrics(task: str, y_train: np.ndarray, y_hold: np.ndarray, predictions: np.ndarray,
+                     threshold: float | None) -> dict[str, Any]:
+    """The holdout's headline metrics recorded in bundle.json, and the naive baselines the gate compares with."""
+    from sklearn import metrics as m
+
+    if task == "regression":
+        return {
+            "train_target_mean": float(np.mean(y_train)),
+            "holdout_rmse": float(np.sqrt(m.mean_squared_error(y_hold, predictions))),
+            "holdout_mae": float(m.mean_absolute_error(y_hold, predictions)),
+            "holdout_r2": float(m.r2_score(y_hold, predictions)),
+        }
+    if task == "multiclass":
+        k = predictions.shape[1]
+        predicted = np.argmax(predictions, axis=1)
+        return {
+            "train_class_shares": [float(s) for s in np.bincount(y_train, minlength=k) / len(y_train)],
+            "holdout_accuracy": float(m.accuracy_score(y_hold, predicted)),
+            "holdout_macro_f1": float(m.f1_score(y_hold, predicted, average="macro", labels=range(k),
+                                                 zero_division=0)),
+            "holdout_log_loss": float(m.log_loss(y_hold, predictions, labels=range(k))),
+        }
+    flagged = predictions >= (0.5 if threshold is None else threshold)
+    return {
+        "train_positive_rate": float(y_train.mean()),
+        "holdout_positive_rate": float(y_hold.mean()),
+        "holdout_accuracy": float(m.accuracy_score(y_hold, flagged)),
+        "holdout_precision": float(m.precision_score(y_hold, flagged, zero_division=0)),
+        "holdout_recall": float(m.recall_score(y_hold, flagged, zero_division=0)),
+        "holdout_f1": float(m.f1_score(y_hold, flagged, zero_division=0)),
+        "holdout_pr_auc": float(m.average_precision_score(y_hold, predictions)),
+        "holdout_roc_auc": float(m.roc_auc_score(y_hold, predictions)),
+    }
+
+
+def _classes(target: pd.Series, data: DataPolicy, task: str = "binary") -> list[str | int]:
+    """The target's classes as the data writes them, in the model's column order: binary the negative first
+    (what the server answers with); multiclass data.classes, or the values the data has, sorted."""
+    if task == "multiclass":
+        if data.classes is not None:
+            return list(data.classes)
+        values = [_plain(v) for v in target.dropna().unique().tolist()]
+        if len(values) < 3:
+            raise UsageError(f"--data: target {data.target!r} has {len(values)} values ({values}); a multiclass "
+                             "model needs three or more (two: model.task binary)")
+        return sorted(values, key=lambda v: (isinstance(v, str), v))
     if data.classes is not None:
         positive = key(data.positive_label)
         return sorted(data.classes, key=lambda c: key(c) == positive)
@@ -228,6 +288,12 @@ def _classes(target: pd.Series, data: DataPolicy) -> list[str | int]:
     positive_key = key(data.positive_label)
     negatives = [v for v in values if key(v) != positive_key]
     positives = [v for v in values if key(v) == positive_key]
+    if not negatives or not positives:
+        raise UsageError(
+            f"--data: target {data.target!r} needs at least 2 rows of each class to stratify; "
+            f"{int((target.map(key) == positive_key).sum())} of {len(target)} rows equal "
+            f"data.positive_label={data.positive_label!r} (values seen: {sorted(map(str, values))[:10]})"
+        )
     if len(negatives) != 1 or len(positives) != 1:
         shown = ", ".join(map(str, values[:10]))
         raise UsageError(f"--data: target {data.target!r} has {len(values)} values ({shown}); a binary model needs "
@@ -341,11 +407,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.fingerprint_out:
             write_text(args.fingerprint_out, result.fingerprint)
         m = result.meta["metrics"]
+        shown = {"binary": ("pr_auc", "roc_auc"), "multiclass": ("macro_f1", "log_loss"),
+                 "regression": ("rmse", "r2")}[policy.model.task]
         print(
-            f"train: {policy.model_name} {result.meta['estimator']} on {m['train_rows']} rows "
-            f"(holdout {m['holdout_rows']}): holdout pr_auc {m['holdout_pr_auc']:.3f} "
-            f"roc_auc {m['holdout_roc_auc']:.3f} in {m['fit_seconds']:.1f}s; "
-            f"fingerprint {result.fingerprint[:12]} -> {args.bundle}"
+            f"train: {policy.model_name} {policy.model.task} {result.meta['estimator']} on {m['train_rows']} rows "
+            f"(holdout {m['holdout_rows']}): holdout "
+            + " ".join(f"{name} {m['holdout_' + name]:.3f}" for name in shown)
+            + f" in {m['fit_seconds']:.1f}s; fingerprint {result.fingerprint[:12]} -> {args.bundle}"
         )
         return 0
 

@@ -35,11 +35,17 @@ class FeatureRecord(TypedDict):
 
 class ContractRecord(TypedDict):
     target: str
-    positive_label: Any
+    positive_label: NotRequired[Any]  # binary only
     segment: str | None
     features: list[FeatureRecord]
-    # the target's classes as the data writes them, the negative first (bundles trained before: absent)
+    # the target's classes as the data writes them: binary the negative first; multiclass in the order of the
+    # model's probability columns; regression: absent (bundles trained before: absent)
     classes: NotRequired[list[str | int]]
+    # binary | multiclass | regression (bundles trained before recording it: binary)
+    task: NotRequired[str]
+    # regression: the policy's data.target_min / target_max
+    target_min: NotRequired[float | None]
+    target_max: NotRequired[float | None]
 
 
 class SourceRecord(TypedDict):
@@ -75,7 +81,7 @@ class TrainingRecord(TypedDict):
     estimator: str
     params: dict[str, Any]
     seed: int
-    threshold: float
+    threshold: float | None  # binary; None for multiclass and regression
     # how the threshold was chosen (model.threshold): the rule, and on a validation split its precision, recall,
     # F1 and whether a target was reached (bundles trained before: absent)
     threshold_rule: NotRequired[dict[str, Any]]

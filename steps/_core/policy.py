@@ -47,8 +47,14 @@ from steps._core.values import (
 )
 
 FEATURE_TYPES = ("numeric", "integer", "categorical")
-ESTIMATORS = ("hist_gradient_boosting", "logistic_regression", "random_forest")
-TASKS = ("binary",)
+ESTIMATORS = ("hist_gradient_boosting", "logistic_regression", "random_forest", "ridge")
+TASKS = ("binary", "multiclass", "regression")
+# The estimators each task can fit: logistic_regression classifies (multinomial for multiclass), ridge regresses.
+TASK_ESTIMATORS = {
+    "binary": ("hist_gradient_boosting", "logistic_regression", "random_forest"),
+    "multiclass": ("hist_gradient_boosting", "logistic_regression", "random_forest"),
+    "regression": ("hist_gradient_boosting", "random_forest", "ridge"),
+}
 THRESHOLD_RULES = ("fixed", "max_f1", "target_recall", "target_precision", "min_cost")
 SKIPPED = ("allow", "block")  # what a gate that cannot be evaluated does to the verdict
 DRIFT_METHODS = ("psi", "jensen_shannon", "wasserstein", "ks")
@@ -64,6 +70,15 @@ GATES: dict[str, tuple[str, dict[str, Any]]] = {
     "f1": ("min", {}),
     "pr_auc": ("min", {}),
     "roc_auc": ("min", {}),
+    "log_loss": ("max", {}),
+    "macro_f1": ("min", {}),
+    "log_loss_vs_prior": ("max", {}),
+    "class_recall": ("min", {"min_support": 20}),
+    "macro_f1_gap": ("max", {"min_rows": 100}),
+    "rmse": ("max", {}),
+    "mae": ("max", {}),
+    "r2": ("min", {}),
+    "rmse_vs_mean": ("max", {}),
     "latency_p95_ms": ("max", {"calls": 1000}),
     "model_size_mb": ("max", {}),
     "feature_importance_stability": ("min", {}),
@@ -71,6 +86,16 @@ GATES: dict[str, tuple[str, dict[str, Any]]] = {
     "recall_gap": ("max", {"min_positives": 20}),
     "edge_cases": ("required", {}),
     "predictor_parity": ("max", {}),
+}
+_EVERY_TASK = ("latency_p95_ms", "model_size_mb", "feature_importance_stability", "peak_memory_mb", "edge_cases",
+               "predictor_parity")
+# The gates each task can measure: a gate of another task is refused, not skipped.
+TASK_GATES: dict[str, frozenset[str]] = {
+    "binary": frozenset(("accuracy", "precision", "recall", "f1", "pr_auc", "roc_auc", "log_loss", "recall_gap",
+                         *_EVERY_TASK)),
+    "multiclass": frozenset(("accuracy", "macro_f1", "log_loss", "log_loss_vs_prior", "class_recall",
+                             "macro_f1_gap", *_EVERY_TASK)),
+    "regression": frozenset(("rmse", "mae", "r2", "rmse_vs_mean", *_EVERY_TASK)),
 }
 
 
@@ -133,7 +158,12 @@ class DataPolicy(Section):
     classes: Annotated[tuple[Label, ...] | None, doc(
         "The target's classes as the data writes them, e.g. [No, Yes]; the server answers with these labels. "
         "Left out: read from the training data.")] = None
-    segment: Annotated[StrictStr | None, doc("The column whose values the recall_gap gate compares.")] = None
+    segment: Annotated[StrictStr | None, doc(
+        "The column whose values the recall_gap (binary) or macro_f1_gap (multiclass) gate compares.")] = None
+    target_min: Annotated[Number | None, WithJsonSchema({"type": "number"}), doc(
+        "Regression only: the lowest target value validate accepts.")] = None
+    target_max: Annotated[Number | None, WithJsonSchema({"type": "number"}), doc(
+        "Regression only: the highest target value validate accepts.")] = None
 
     @property
     def feature_names(self) -> list[str]:
@@ -159,11 +189,10 @@ class DataPolicy(Section):
                 keys = categories.lookup(self.classes)
             except ValueError as err:
                 raise fail("classes", str(err)) from err
-            if len(keys) != 2:
-                raise fail("classes", "a binary target has exactly two classes", list(self.classes))
-            if categories.key(self.positive_label) not in keys:
-                raise fail("positive_label", f"must be one of classes ({categories.shown(self.classes)})",
-                           self.positive_label)
+            if len(keys) < 2:
+                raise fail("classes", "a target has at least two classes", list(self.classes))
+        if self.target_min is not None and self.target_max is not None and self.target_min > self.target_max:
+            raise fail("target_min", f"must not exceed target_max {self.target_max}", self.target_min)
         return self
 
     @property
@@ -208,7 +237,8 @@ class ModelPolicy(Section):
 
     estimator: Annotated[StrictStr, one_of(*ESTIMATORS), schema_string(enum=list(ESTIMATORS))]
     task: Annotated[StrictStr, one_of(*TASKS), schema_string(enum=list(TASKS)), doc(
-        "What the model predicts: binary (a class out of two, with a score).")] = "binary"
+        "What the model predicts: binary (a class out of two, with a score), multiclass (a class out of three or "
+        "more, with each class' probability) or regression (a number).")] = "binary"
     params: Annotated[dict[str, Any], doc("The estimator's parameters, as scikit-learn names them.")] = (
         dataclasses.field(default_factory=dict))
     threshold: Annotated[
@@ -291,6 +321,9 @@ class CanaryAnalysis(Section):
     latency_p95_ms: NonNegative = 100.0
     error_ratio: Fraction = 0.01
     min_requests: Count = 100
+    prediction_shift: Annotated[NonNegative | None, WithJsonSchema({"type": "number", "minimum": 0}), doc(
+        "Optional, any task: the highest PSI between the canary's and the stable's served prediction distributions "
+        "(model_prediction_bin_total) over the interval; left out, the analysis does not compare them.")] = None
     prometheus_url: Annotated[StrictStr, rule(is_url, "must be an http:// or https:// URL with a host"),
                               schema_string(pattern="^https?://"),
                               doc("The Prometheus the AnalysisTemplate queries.")] = (
@@ -384,6 +417,55 @@ class _Document(Section):
     quality: _QualitySection  # type: ignore[valid-type]  # a class made from GATES
     canary: CanaryPolicy | None = None
     drift: DriftPolicy | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _written_for_the_task(cls, data: Any) -> Any:
+        # On the file's keys: a binary-only key written for another task is a mistake, although it has a default.
+        if not isinstance(data, dict):
+            return data
+        model, section = data.get("model"), data.get("data")
+        task = model.get("task", "binary") if isinstance(model, dict) else "binary"
+        if task not in TASKS:
+            return data  # the task's own rule reports it
+        if task != "binary":
+            if isinstance(section, dict) and "positive_label" in section:
+                raise fail("data.positive_label", f"only a binary model has a positive label (model.task is {task})",
+                           section["positive_label"])
+            if isinstance(model, dict) and "threshold" in model:
+                raise fail("model.threshold", f"only a binary model has a decision threshold (model.task is {task})",
+                           model["threshold"])
+        if task != "regression" and isinstance(section, dict):
+            for key in ("target_min", "target_max"):
+                if key in section:
+                    raise fail(f"data.{key}", f"only a regression target has a range (model.task is {task})",
+                               section[key])
+        quality = data.get("quality")
+        if isinstance(quality, dict):
+            for name in quality:
+                if name in GATES and name not in TASK_GATES[task]:
+                    raise fail(f"quality.{name}", f"not a gate of a {task} model (its gates: "
+                               f"{', '.join(sorted(TASK_GATES[task]))})")
+        return data
+
+    @model_validator(mode="after")
+    def _consistent_with_the_task(self) -> _Document:
+        task, data, model = self.model.task, self.data, self.model
+        if model.estimator not in TASK_ESTIMATORS[task]:
+            raise fail("model.estimator", f"a {task} model is fit by one of {', '.join(TASK_ESTIMATORS[task])}",
+                       model.estimator)
+        if task == "regression" and data.classes is not None:
+            raise fail("data.classes", "a regression target has no classes", list(data.classes))
+        if task == "binary" and data.classes is not None:
+            if len(data.classes) != 2:
+                raise fail("data.classes", "a binary target has exactly two classes", list(data.classes))
+            if categories.key(data.positive_label) not in categories.lookup(data.classes):
+                raise fail("data.positive_label", f"must be one of data.classes ({categories.shown(data.classes)})",
+                           data.positive_label)
+        if task == "multiclass" and data.classes is not None and len(data.classes) < 3:
+            raise fail("data.classes", "a multiclass target has three classes or more (two: model.task binary)",
+                       list(data.classes))
+        return self
 
 
 @dataclasses.dataclass(frozen=True)

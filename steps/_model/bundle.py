@@ -17,7 +17,7 @@ from typing import Any, cast
 
 from steps._core.documents import BundleManifest
 from steps._core.files import write_json
-from steps._core.policy import Feature
+from steps._core.policy import TASKS, Feature
 
 MANIFEST = "bundle.json"
 PROFILE_FILE = "profile.json"  # the reference distribution (steps._model.profile) the drift step compares with
@@ -106,18 +106,41 @@ class Bundle:
         contract = manifest.get("contract")
         if not isinstance(contract, dict) or not isinstance(contract.get("features"), list):
             raise BundleError(f"{where}: has no 'contract' with a 'features' list: not a model bundle from steps.train")
-        threshold = manifest.get("threshold", 0.5)
-        if type(threshold) not in (int, float) or not 0.0 <= threshold <= 1.0:
+        task = contract.get("task", "binary")
+        if task not in TASKS:
+            raise BundleError(f"{where}: contract.task must be one of {', '.join(TASKS)}, got {task!r}")
+        threshold: Any = manifest.get("threshold", 0.5)
+        if task == "binary" and (type(threshold) not in (int, float) or not 0.0 <= threshold <= 1.0):
             raise BundleError(f"{where}: 'threshold' must be a number in [0, 1], got {threshold!r}")
+        classes = contract.get("classes")
+        if task == "multiclass" and (not isinstance(classes, list) or len(classes) < 3
+                                     or not all(type(c) in (str, int) for c in classes)):
+            raise BundleError(f"{where}: contract.classes of a multiclass model must list its classes (three or "
+                              f"more, text or whole numbers), got {classes!r}")
         return cls(path, manifest)
+
+    @property
+    def task(self) -> str:
+        """binary | multiclass | regression; bundles trained before recording it are binary."""
+        return str(self.manifest["contract"].get("task", "binary"))
+
+    @property
+    def classes(self) -> list[str | int] | None:
+        """The classes in the model's column order (binary: negative first); None for regression."""
+        classes = self.manifest["contract"].get("classes")
+        return list(classes) if isinstance(classes, list) and self.task != "regression" else None
 
     @property
     def model(self) -> str:
         return self.manifest["model"]
 
     @property
-    def threshold(self) -> float:
-        return float(self.manifest.get("threshold", 0.5))
+    def threshold(self) -> float | None:
+        """The decision threshold of a binary model; None for multiclass and regression."""
+        if self.task != "binary":
+            return None
+        threshold = self.manifest.get("threshold", 0.5)
+        return 0.5 if threshold is None else float(threshold)
 
     @property
     def version(self) -> int | None:

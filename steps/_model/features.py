@@ -14,9 +14,14 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+from sklearn.ensemble import (
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
 from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.utils.validation import check_is_fitted
@@ -33,6 +38,21 @@ ESTIMATOR_CLASSES: dict[str, type[BaseEstimator]] = {
     "logistic_regression": LogisticRegression,
     "random_forest": RandomForestClassifier,
 }
+# A regression model's estimators (logistic_regression classifies only; ridge regresses only).
+REGRESSOR_CLASSES: dict[str, type[BaseEstimator]] = {
+    "hist_gradient_boosting": HistGradientBoostingRegressor,
+    "random_forest": RandomForestRegressor,
+    "ridge": Ridge,
+}
+
+
+def estimator_class(estimator: str, task: str = "binary") -> type[BaseEstimator]:
+    """The scikit-learn class of the policy's `model.estimator` for `model.task`. Raises UsageError."""
+    table = REGRESSOR_CLASSES if task == "regression" else ESTIMATOR_CLASSES
+    if estimator not in table:
+        raise UsageError(f"model.estimator: a {task} model is fit by one of {', '.join(table)} (got {estimator!r})")
+    return table[estimator]
+
 # Parameters derived from the contract or the policy's seed; a policy that sets them would silently fight us.
 _RESERVED_PARAMS = {
     "categorical_features": "set from the contract's categorical features",
@@ -56,7 +76,7 @@ def model_input(frame: pd.DataFrame, features: Iterable[Feature], where: str = "
     return frame[names]
 
 
-def target_vector(values: pd.Series, positive_label: Any) -> np.ndarray:
+def target_vector(values: pd.Series, positive_label: Any) -> np.ndarray:  # binary; any task: steps._model.task
     """1 where the target is the policy's positive label (compared by key: a CSV's 1 is the label 1 or "1"), else 0."""
     vector: np.ndarray = (category_keys(values) == category_key(positive_label)).astype(np.int64)
     return vector
@@ -140,12 +160,12 @@ class ContractEncoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]  #
             raise ValueError(f"columns {missing} required by the feature contract are missing")
 
 
-def check_params(estimator: str, params: Mapping[str, Any]) -> None:
+def check_params(estimator: str, params: Mapping[str, Any], task: str = "binary") -> None:
     """model.params against the estimator's own rules (names, types, ranges), before any data is read: a typo is
     a UsageError naming the key and the rule now, not a failed fit after validation. Raises UsageError."""
     from sklearn.utils._param_validation import InvalidParameterError
 
-    cls = ESTIMATOR_CLASSES[estimator]
+    cls = estimator_class(estimator, task)
     allowed = set(cls().get_params())
     for key in params:
         if key in _RESERVED_PARAMS:
@@ -162,20 +182,16 @@ def check_params(estimator: str, params: Mapping[str, Any]) -> None:
 
 
 def build_pipeline(
-    features: Sequence[Feature], estimator: str, params: Mapping[str, Any], seed: int
+    features: Sequence[Feature], estimator: str, params: Mapping[str, Any], seed: int, task: str = "binary"
 ) -> Pipeline:
     """The unfitted Pipeline for `estimator`: contract encoding, what that estimator needs, the estimator.
 
     hist_gradient_boosting takes the codes as they are (categorical columns flagged, NaN handled natively);
-    logistic_regression and random_forest get median imputation with missing indicators and one-hot
-    categories (an unseen or missing category is all zeros), plus scaling for the linear model.
+    the others (logistic_regression, ridge, random_forest) get median imputation with missing indicators and
+    one-hot categories (an unseen or missing category is all zeros), plus scaling for the linear models.
     """
-    if estimator not in ESTIMATOR_CLASSES:
-        raise UsageError(
-            f"model.estimator: must be one of {', '.join(ESTIMATOR_CLASSES)} (got {estimator!r})"
-        )
-    check_params(estimator, params)
-    cls = ESTIMATOR_CLASSES[estimator]
+    cls = estimator_class(estimator, task)
+    check_params(estimator, params, task)
     encoder = ContractEncoder([feature_to_dict(f) for f in features])
     codes = [code_count(f) for f in features]
     numeric = [i for i, n in enumerate(codes) if n == 0]
@@ -190,7 +206,7 @@ def build_pipeline(
         return Pipeline([("contract", encoder), ("model", model)])
 
     numeric_steps: list[tuple[str, Any]] = [("impute", SimpleImputer(strategy="median", add_indicator=True))]
-    if estimator == "logistic_regression":
+    if estimator in ("logistic_regression", "ridge"):
         numeric_steps.append(("scale", StandardScaler()))
     dense = ColumnTransformer(
         [

@@ -34,6 +34,24 @@ def build_profile(frame: pd.DataFrame, features: Iterable[Feature], bins: int = 
     }
 
 
+def prediction_profile(points: np.ndarray, task: str, classes: Sequence[Any] | None,
+                       bins: int = 10) -> dict[str, Any]:
+    """The reference distribution of a model's predictions (profile.json `prediction`), in the shape of a feature's
+    profile so that serving counts live predictions into the same bins: the score or the predicted value in
+    quantile bins; for multiclass the predicted class (`points` are class codes) over the classes."""
+    if task == "multiclass":
+        labels = [str(c) for c in (classes or [])]
+        spec = Feature(name="prediction", type="categorical", categories=tuple(labels))
+        return feature_profile(pd.Series([labels[int(i)] for i in points], dtype=object), spec, bins)
+    return value_profile(points, bins)
+
+
+def value_profile(values: np.ndarray | pd.Series, bins: int = 10) -> dict[str, Any]:
+    """A numeric profile (quantile bins) of any values: predictions, or a regression target."""
+    return feature_profile(pd.Series(np.asarray(values, dtype=np.float64)), Feature(name="value", type="numeric"),
+                           bins)
+
+
 def feature_profile(values: pd.Series, feature: Feature, bins: int = 10) -> dict[str, Any]:
     missing = pd.isna(values.to_numpy(dtype=object))
     count = len(values)

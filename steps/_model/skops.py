@@ -27,6 +27,16 @@ TRUSTED_TYPES: list[str] = [
     "sklearn._loss.link.Interval",
     "sklearn._loss.link.LogitLink",
     "sklearn._loss.loss.HalfBinomialLoss",
+    # multiclass (softmax) and regression (squared error and the log-link losses a policy may choose)
+    "sklearn._loss.link.MultinomialLogit",
+    "sklearn._loss.loss.HalfMultinomialLoss",
+    "sklearn._loss.link.IdentityLink",
+    "sklearn._loss.link.LogLink",
+    "sklearn._loss.loss.HalfSquaredError",
+    "sklearn._loss.loss.AbsoluteError",
+    "sklearn._loss.loss.PinballLoss",
+    "sklearn._loss.loss.HalfPoissonLoss",
+    "sklearn._loss.loss.HalfGammaLoss",
     # HGB keeps its input check as functools.partial(check_array, ...)
     "functools.partial",
     "sklearn.utils.validation.check_array",

@@ -137,7 +137,7 @@ def test_train_writes_a_bundle_that_verifies_with_its_lineage(trained: Trained, 
 def test_train_prints_one_summary_line(trained: Trained) -> None:
     lines = trained.stdout.strip().splitlines()
     assert len(lines) == 1
-    assert lines[0].startswith("train: fraud-detection hist_gradient_boosting on 16000 rows (holdout 4000)")
+    assert lines[0].startswith("train: fraud-detection binary hist_gradient_boosting on 16000 rows (holdout 4000)")
 
 
 def test_holdout_is_a_stratified_fifth_of_the_rows_with_the_original_target(trained: Trained) -> None:

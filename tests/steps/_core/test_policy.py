@@ -211,7 +211,7 @@ BAD: list[tuple[str, tuple[tuple[str, Any], ...], str]] = [
     ("classes-not-two", (("data.classes", [0, 1, 2]),),
      "data.classes: a binary target has exactly two classes (got [0, 1, 2])"),
     ("positive-label-not-a-class", (("data.classes", ["No", "Yes"]),),
-     "data.positive_label: must be one of classes (No, Yes) (got 1)"),
+     "data.positive_label: must be one of data.classes (No, Yes) (got 1)"),
     # a feature: its name in the key
     ("feature-not-a-mapping", (("data.features.0", "amount"),), "data.features[0]: must be a mapping (got 'amount')"),
     ("feature-name-not-a-string", (("data.features.0.name", 3),), "data.features[0].name: must be a string (got 3)"),
@@ -247,7 +247,7 @@ BAD: list[tuple[str, tuple[tuple[str, Any], ...], str]] = [
      "data.features[0] (amount).units: unknown key (allowed: categories, max, min, name, nullable, type, unknown)"),
     # model
     ("estimator", (("model.estimator", "magic"),),
-     "model.estimator: must be one of hist_gradient_boosting, logistic_regression, random_forest (got 'magic')"),
+     "model.estimator: must be one of hist_gradient_boosting, logistic_regression, random_forest, ridge (got 'magic')"),
     ("params-not-a-mapping", (("model.params", None),), "model.params: must be a mapping (got None)"),
     ("threshold-above-one", (("model.threshold", 1.5),), "model.threshold: must be at most 1.0 (got 1.5)"),
     ("threshold-rule-unknown", (("model.threshold", {"rule": "best"}),),
@@ -259,7 +259,7 @@ BAD: list[tuple[str, tuple[tuple[str, Any], ...], str]] = [
     ("threshold-rule-misspelt-key", (("model.threshold", {"rule": "min_cost", "false_negativ_cost": 5}),),
      "model.threshold.false_negativ_cost: unknown key (allowed: false_negative_cost, false_positive_cost, rule, "
      "validation_fraction, value)"),
-    ("task-unknown", (("model.task", "ranking"),), "model.task: must be one of binary (got 'ranking')"),
+    ("task-unknown", (("model.task", "ranking"),), "model.task: must be one of binary, multiclass, regression (got 'ranking')"),
     ("threshold-a-bool", (("model.threshold", True),), "model.threshold: must be a number (got True)"),
     ("seed-negative", (("model.seed", -1),), "model.seed: must be at least 0 (got -1)"),
     ("seed-a-float", (("model.seed", 1.0),), "model.seed: must be an integer (got 1.0)"),
