@@ -105,7 +105,7 @@ def _body(argv: list[str] | None) -> int:
     policy = load_policy(args.policy)
     # The whole policy is checked before any data is read: the model's parameters too, which train would
     # otherwise refuse only after validation has run.
-    check_params(policy.model.estimator, policy.model.params)
+    check_params(policy.model.estimator, policy.model.params, policy.model.task)
     data = policy.data
     dataset = read_dataset(args.dataset)
     report, frame = validate(dataset, data)
