@@ -11,7 +11,8 @@ from pathlib import Path
 # name -> (one-line help, module whose `main(argv)` runs it). A new subcommand is one more line here.
 COMMANDS: dict[str, tuple[str, str]] = {
     "init": ("a policy for a new model, inferred from a dataset: `init --data FILE --target COLUMN`", "steps.init"),
-    "data": ("synthetic datasets: `data generate --rows N --seed S --out PATH [--drift X]`", "workflows.cli"),
+    "data": ("synthetic datasets: `data generate --rows N --seed S --out PATH [--drift X] [--task T]`",
+             "workflows.cli"),
     "compile": ("render manifests/generated/ from the policies; --check fails when it is stale", "workflows.render"),
     "lint": ("schema and semantic checks of rendered YAML", "workflows.lint"),
     "run": ("run a WorkflowTemplate locally: the same YAML Argo runs", "workflows.local.run"),
@@ -55,21 +56,26 @@ def main(argv: list[str] | None = None) -> int:
 def data_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="mlops data", description="Synthetic datasets.")
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    generate = actions.add_parser("generate", help="write the synthetic reference dataset (CSV or Parquet)")
+    generate = actions.add_parser("generate", help="write a reference model's synthetic dataset (CSV or Parquet)")
     generate.add_argument("--rows", type=int, required=True)
     generate.add_argument("--seed", type=int, default=0)
     generate.add_argument("--out", type=Path, required=True, help="a .csv or .parquet file")
     generate.add_argument("--drift", type=float, default=0.0, help="0..1: shift more than a third of the features")
+    # The names match steps._core.synthetic.TASK_GENERATORS (not imported here: `mlops --help` stays fast).
+    generate.add_argument("--task", choices=("binary", "regression", "multiclass"), default="binary",
+                          help="binary: card transactions, target is_fraud (the default); regression: store "
+                          "demand, target units_sold; multiclass: support tickets, target team")
     args = parser.parse_args(argv)
 
-    from steps._core.data import generate as generate_frame
     from steps._core.data import write_frame
     from steps._core.errors import run
+    from steps._core.synthetic import TASK_GENERATORS, generate_named
 
     def body() -> int:
-        frame = generate_frame(args.rows, seed=args.seed, drift=args.drift)
+        name = TASK_GENERATORS[args.task]
+        frame = generate_named(name, args.rows, seed=args.seed, drift=args.drift)
         write_frame(frame, args.out)
-        print(f"wrote {len(frame)} rows to {args.out}")
+        print(f"wrote {len(frame)} rows to {args.out} ({name}, {args.task})")
         return 0
 
     return run("mlops data generate", body)

@@ -1,4 +1,6 @@
-"""The synthetic card-transaction dataset of the reference fraud model, and the `generate:` URIs that name it.
+"""The synthetic datasets of the reference models, and the `generate:` URIs that name them: card transactions for
+the fraud detector (binary, here), store demand (regression, synthetic_demand.py), support tickets (multiclass,
+synthetic_tickets.py).
 
 `generate:fraud-detection?rows=200000&seed=42&drift=0.3` is a dataset like any other: validate reads it, the policy's
 `data.source` may be one (so `mlops run training` works with no data and no cluster), drift checks compare with it.
@@ -11,10 +13,13 @@ from urllib.parse import parse_qs, urlsplit
 import numpy as np
 import pandas as pd
 
+from steps._core import synthetic_demand, synthetic_tickets
 from steps._core.errors import UsageError
 
 SCHEME = "generate:"
-GENERATORS = ("fraud-detection",)
+GENERATORS = ("fraud-detection", "demand-forecast", "ticket-triage")
+# The generator of each task's reference model (`mlops data generate --task`, `mlops demo --task`).
+TASK_GENERATORS = {"binary": "fraud-detection", "regression": "demand-forecast", "multiclass": "ticket-triage"}
 _PARAMETERS = {"rows": int, "seed": int, "drift": float}
 _KINDS = {int: "a whole number", float: "a number"}
 
@@ -36,7 +41,36 @@ def from_uri(uri: str) -> pd.DataFrame:
             raise UsageError(f"dataset {uri}: {key}={found[-1]!r} is not {_KINDS[_PARAMETERS[key]]}") from err
     if "rows" not in values:
         raise UsageError(f"dataset {uri}: rows= is required, e.g. {SCHEME}{name}?rows=20000&seed=1")
-    return generate(int(values["rows"]), seed=int(values.get("seed", 0)), drift=float(values.get("drift", 0.0)))
+    return generate_named(name, int(values["rows"]), seed=int(values.get("seed", 0)),
+                          drift=float(values.get("drift", 0.0)))
+
+
+def generate_named(name: str, rows: int, seed: int = 0, drift: float = 0.0) -> pd.DataFrame:
+    """The dataset of the generator `name` (one of GENERATORS), checked as `generate` checks its arguments."""
+    _check(rows, drift)
+    if name == "demand-forecast":
+        return synthetic_demand.generate(rows, seed=seed, drift=drift)
+    if name == "ticket-triage":
+        return synthetic_tickets.generate(rows, seed=seed, drift=drift)
+    if name == "fraud-detection":
+        return generate(rows, seed=seed, drift=drift)
+    raise UsageError(f"generator {name!r}: unknown (known: {', '.join(GENERATORS)})")
+
+
+def drifted_features(name: str) -> tuple[str, ...]:
+    """The features the generator `name` moves with `drift`."""
+    found = {"fraud-detection": DRIFTED_FEATURES, "demand-forecast": synthetic_demand.DRIFTED_FEATURES,
+             "ticket-triage": synthetic_tickets.DRIFTED_FEATURES}.get(name)
+    if found is None:
+        raise UsageError(f"generator {name!r}: unknown (known: {', '.join(GENERATORS)})")
+    return found
+
+
+def _check(rows: int, drift: float) -> None:
+    if rows < 1:
+        raise UsageError(f"--rows: must be at least 1 (got {rows})")
+    if not 0.0 <= drift <= 1.0:
+        raise UsageError(f"--drift: must be between 0 and 1 (got {drift})")
 
 
 MERCHANTS = ["grocery", "fuel", "restaurant", "travel", "electronics", "fashion", "gaming", "digital_goods",
@@ -53,10 +87,7 @@ def generate(rows: int, seed: int = 0, drift: float = 0.0) -> pd.DataFrame:
     `amount` and `txn_count_24h` move with the features they are computed from);
     the label's dependence on the features stays the same, as with real covariate drift.
     """
-    if rows < 1:
-        raise UsageError(f"--rows: must be at least 1 (got {rows})")
-    if not 0.0 <= drift <= 1.0:
-        raise UsageError(f"--drift: must be between 0 and 1 (got {drift})")
+    _check(rows, drift)
     rng = np.random.default_rng(seed)
     d = drift
     n = rows
