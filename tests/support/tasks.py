@@ -23,7 +23,7 @@ CLASSES = ["billing", "outage", "sales", "spam"]
 CHANNELS = ["email", "phone", "chat"]
 ROWS = 4000
 # Quick settings per task and estimator: each fits in about a second on ROWS rows.
-ESTIMATORS = {
+ESTIMATORS: dict[str, dict[str, dict[str, float]]] = {
     "multiclass": {"hist_gradient_boosting": {"max_iter": 30}, "logistic_regression": {"max_iter": 500},
                    "random_forest": {"n_estimators": 20}},
     "regression": {"hist_gradient_boosting": {"max_iter": 30}, "ridge": {"alpha": 1.0},
