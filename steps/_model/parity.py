@@ -1,9 +1,19 @@
 """The gate's parity check of the compiled predictor (steps._model.trees) against the skops estimator.
 
-Both score the holdout, plus variants of some of its rows that the holdout may lack: each feature missing in
+Both predict the holdout, plus variants of some of its rows that the holdout may lack: each feature missing in
 turn and each categorical feature set to a value the contract does not know. The gate's value is the largest
-absolute difference between the two scores; a bundle whose trees file does not load gets 1.0, the largest
-difference two probabilities can have, so the gate fails and says why.
+difference between the two, compared as each task's predictions are read:
+
+    binary      |compiled - skops| of P(positive)
+    multiclass  |compiled - skops| of every class probability
+    regression  |compiled - skops| of the predicted values divided by the standard deviation of the holdout's
+                target (population, ddof=0): the difference in the target's own spread, so the same `maximum`
+                (1e-5) means the same closeness for prices in dollars and for counts. When the caller has no
+                target, the standard deviation of the skops predictions on the holdout stands in (the note says
+                which); a constant one (0) leaves the values unscaled.
+
+A bundle whose trees file does not load, or loads for another task, gets 1.0 (the largest difference two
+probabilities can have; a whole standard deviation for regression), so the gate fails and says why.
 """
 
 from __future__ import annotations
@@ -14,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from steps._core.policy import Feature
+from steps._model import task as _task
 from steps._model import trees as _predictor
 from steps._model.bundle import Bundle
 
@@ -22,27 +33,53 @@ VARIANT_ROWS = 100  # holdout rows that get the missing and unseen variants
 WORST = 1.0
 
 
-def measure(bundle: Bundle, X: pd.DataFrame, scores: np.ndarray) -> tuple[float | None, str]:
-    """(max |compiled - skops|, a note) over X, whose skops `scores` the gate already has. None when the bundle
-    has no compiled predictor (nothing to compare)."""
+def measure(bundle: Bundle, X: pd.DataFrame, scores: np.ndarray,
+            target: np.ndarray | None = None) -> tuple[float | None, str]:
+    """(the largest difference compiled vs skops, a note) over X, whose skops predictions `scores` the gate
+    already has (steps._model.task.predict's shape for the bundle's task). `target`: the holdout's target as the
+    model learns it; regression scales by its standard deviation (see the module's docstring). None when the
+    bundle has no compiled predictor (nothing to compare)."""
     if _predictor.TREES_FILE not in bundle.files:
-        return None, f"no {_predictor.TREES_FILE} in the bundle: the server scores with model.skops"
+        return None, f"no {_predictor.TREES_FILE} in the bundle: the server predicts with model.skops"
+    task = bundle.task
+    classes = bundle.classes
     try:
-        predictor = _predictor.load(bundle.path / _predictor.TREES_FILE, [f.name for f in bundle.features])
+        predictor = _predictor.load(bundle.path / _predictor.TREES_FILE, [f.name for f in bundle.features], task,
+                                    len(classes) if classes is not None else None)
     except _predictor.TreesError as err:
         return WORST, f"{_predictor.TREES_FILE} does not load: {err}"
     pipeline = bundle.pipeline
     variants = _variants(X, bundle.features)
-    encoder = pipeline[0]
-    expected = np.concatenate([np.asarray(scores, dtype=np.float64),
-                               pipeline.predict_proba(variants)[:, 1] if len(variants) else np.empty(0)])
-    batch = pd.concat([X, variants], ignore_index=True) if len(variants) else X
-    got = np.asarray(predictor.predict(encoder.transform(batch).tolist()), dtype=np.float64)
+    expected = np.asarray(scores, dtype=np.float64)
+    batch = X
+    if len(variants):
+        expected = np.concatenate([expected, _task.predict(pipeline, variants, task)])
+        batch = pd.concat([X, variants], ignore_index=True)
+    got = np.asarray(predictor.predict(pipeline[0].transform(batch).tolist()), dtype=np.float64)
     if got.shape != expected.shape:
-        return WORST, f"{len(got)} compiled scores for {len(expected)} rows"
-    diff = float(np.max(np.abs(got - expected))) if len(got) else 0.0
-    return diff, (f"max |compiled - skops| over {len(X)} holdout rows and {len(variants)} variants (each feature "
-                  f"missing, each category unseen) with {predictor.trees} trees")
+        return WORST, f"compiled predictions of shape {got.shape} for skops predictions of shape {expected.shape}"
+    diff = float(np.max(np.abs(got - expected))) if got.size else 0.0
+    rows = (f"over {len(X)} holdout rows and {len(variants)} variants (each feature missing, each category "
+            f"unseen) with {predictor.trees} trees")
+    if task == "multiclass":
+        return diff, f"max |compiled - skops| of every class probability {rows}"
+    if task != "regression":
+        return diff, f"max |compiled - skops| {rows}"
+    scale, by = _scale(target, np.asarray(scores, dtype=np.float64))
+    if scale is None:
+        return diff, f"max |compiled - skops| of the values {rows}, unscaled: {by}"
+    return diff / scale, (f"max |compiled - skops| of the values ({diff:.3g}) / {by} ({scale:.6g}) {rows}")
+
+
+def _scale(target: np.ndarray | None, scores: np.ndarray) -> tuple[float | None, str]:
+    """The standard deviation regression differences are divided by, and what it is."""
+    if target is not None and len(target):
+        spread, by = float(np.std(np.asarray(target, dtype=np.float64))), "the holdout target's standard deviation"
+    else:
+        spread, by = float(np.std(scores)) if len(scores) else 0.0, "the skops predictions' standard deviation"
+    if not np.isfinite(spread) or spread <= 0.0:
+        return None, f"{by} is {spread:.3g}"
+    return spread, by
 
 
 def _variants(X: pd.DataFrame, features: Iterable[Feature]) -> pd.DataFrame:

@@ -73,13 +73,33 @@ def test_the_compiled_predictor_loads_without_scikit_learn_or_numpy(trained: Tra
     assert 0.0 < float(done.stdout) < 1.0
 
 
+def test_an_old_binary_file_without_a_task_loads_and_predicts_as_before(
+        trained: Trained, pipeline: Any, compiled: _predictor.CompiledPredictor, tmp_path: Path) -> None:
+    doc = json.loads((trained.bundle / _predictor.TREES_FILE).read_text())
+    assert (doc["format_version"], doc["task"], doc["classes"], doc["link"]) == (2, "binary", 2, "logit")
+    # The file as the trainer wrote it before issue 14: version 1, no task, a single baseline.
+    old = {key: value for key, value in doc.items() if key not in ("task", "classes")}
+    old.update(format_version=1, baseline=doc["baseline"][0])
+    path = tmp_path / _predictor.TREES_FILE
+    _predictor.save(old, path)
+    loaded = _predictor.load(path, compiled.features, "binary", 2)
+    assert loaded.task == "binary" and loaded.describe()["task"] == "binary" and loaded.format_version == 1
+    frame = awkward_rows(500, seed=8)
+    rows = pipeline[0].transform(frame).tolist()
+    assert loaded.predict(rows) == compiled.predict(rows) == pipeline.predict_proba(frame)[:, 1].tolist()
+    with pytest.raises(_predictor.TreesError, match="task: the trees predict binary, the bundle's contract says "
+                                                    "regression"):
+        _predictor.load(path, compiled.features, "regression")
+
+
 def test_generated_source_holds_nothing_but_numbers_and_names(compiled: _predictor.CompiledPredictor) -> None:
     assert "'" not in compiled.source and '"' not in compiled.source
     assert "import" not in compiled.source and "__" not in compiled.source
 
 
 def _small_doc() -> dict[str, Any]:
-    """A two-feature model: a numeric split, then a categorical one (contract codes 0..2, code 2 unseen)."""
+    """A two-feature model in version 1 (binary files before issue 14): a numeric split, then a categorical one
+    (contract codes 0..2, code 2 unseen)."""
     return {
         "format": _predictor.FORMAT, "format_version": 1, "link": "logit", "baseline": -1.0,
         "features": ["amount", "channel"],
