@@ -23,10 +23,12 @@ from steps._canary.analysis import (  # noqa: F401 (re-exported: the builders of
     MIN_WINDOW_SECONDS,
     QUERY_TIMEOUT_SECONDS,
     ROLE_LABEL,
+    SHIFT_METRIC,
     canary_selector,
     conditions,
     error_ratio_query,
     latency_query,
+    prediction_shift_query,
     traffic_condition,
     window,
 )
@@ -249,7 +251,8 @@ def _service(policy: Policy, name: str, builder: str) -> dict[str, Any]:
 
 
 def build_analysis_template(policy: Policy) -> dict[str, Any]:
-    """`<model>-analysis`: the canary's p95 latency and error ratio against the policy's thresholds.
+    """`<model>-analysis`: the canary's p95 latency and error ratio against the policy's thresholds, and, when the
+    policy sets canary.analysis.prediction_shift, the PSI between the canary's and the stable's served predictions.
 
     Each query returns nothing when the canary served fewer than `min_requests` requests in the window, and
     each condition needs a non-empty, non-NaN result: an idle or starting canary is Inconclusive (never an
@@ -271,6 +274,16 @@ def build_analysis_template(policy: Policy) -> dict[str, Any]:
         return {"prometheus": {"address": analysis.prometheus_url, "query": query,
                                "timeout": QUERY_TIMEOUT_SECONDS}}
 
+    metrics = [
+        {"name": LATENCY_METRIC, **common, "successCondition": latency_ok, "failureCondition": latency_bad,
+         "provider": prometheus(latency_query(policy))},
+        {"name": ERROR_METRIC, **common, "successCondition": errors_ok, "failureCondition": errors_bad,
+         "provider": prometheus(error_ratio_query(policy))},
+    ]
+    if analysis.prediction_shift is not None:  # the optional guard: canary vs stable served predictions (PSI)
+        shift_ok, shift_bad = conditions(analysis.prediction_shift)
+        metrics.append({"name": SHIFT_METRIC, **common, "successCondition": shift_ok, "failureCondition": shift_bad,
+                        "provider": prometheus(prediction_shift_query(policy))})
     return {
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "AnalysisTemplate",
@@ -279,12 +292,7 @@ def build_analysis_template(policy: Policy) -> dict[str, Any]:
             "labels": _common.labels(model, "canary-analysis"),
             "annotations": _provenance(policy, "build_analysis_template"),
         },
-        "spec": {"metrics": [
-            {"name": LATENCY_METRIC, **common, "successCondition": latency_ok, "failureCondition": latency_bad,
-             "provider": prometheus(latency_query(policy))},
-            {"name": ERROR_METRIC, **common, "successCondition": errors_ok, "failureCondition": errors_bad,
-             "provider": prometheus(error_ratio_query(policy))},
-        ]},
+        "spec": {"metrics": metrics},
     }
 
 

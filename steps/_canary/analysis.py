@@ -1,6 +1,7 @@
-"""The canary analysis' PromQL and its verdicts, in one place: workflows/serving.py renders these queries and
-conditions into the AnalysisTemplate, and the local rollout runs the very same queries (over a time-scaled rate
-window) against a Prometheus when one is given, judging each result as Argo Rollouts does.
+"""The canary analysis' PromQL and its verdicts, in one place (latency, error ratio, and the optional
+prediction-shift guard): workflows/serving.py renders these queries and conditions into the AnalysisTemplate, and
+the local rollout runs the very same queries (over a time-scaled rate window) against a Prometheus when one is
+given, judging each result as Argo Rollouts does.
 
 Each query returns nothing when the canary served fewer than `min_requests` requests in the window; a condition
 needs a non-empty, non-NaN result, so an idle or starting canary is Inconclusive, never a pass.
@@ -9,6 +10,7 @@ needs a non-empty, non-NaN result, so an idle or starting canary is Inconclusive
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from steps._core.policy import Policy
@@ -22,6 +24,10 @@ MIN_WINDOW_SECONDS = 60
 LOCAL_MIN_WINDOW_SECONDS = 5
 QUERY_TIMEOUT_SECONDS = 30  # each query's, in the AnalysisTemplate and in the local rollout
 LATENCY_METRIC, ERROR_METRIC = "latency-p95-ms", "error-ratio"  # the AnalysisTemplate's metric names
+SHIFT_METRIC = "prediction-shift"  # the optional guard's (policy canary.analysis.prediction_shift)
+PREDICTION_METRIC = "model_prediction_bin_total"  # the servers' counts of predictions per profile bin
+# An empty bin's share is floored at this before PSI takes logarithms (steps._drift.binned.EPSILON).
+PSI_EPSILON = 1e-4
 SUCCESSFUL, FAILED, INCONCLUSIVE = "Successful", "Failed", "Inconclusive"
 
 
@@ -78,6 +84,39 @@ def error_ratio_query(policy: Policy, seconds: int | None = None) -> str:
             f"/ sum(increase(model_requests_total{{{sel}}}[{w}]))\nand on() ({traffic_condition(policy, seconds)})\n")
 
 
+def stable_selector(policy: Policy) -> str:
+    """The series of this model's stable pods."""
+    return f'model="{policy.model_name}", {ROLE_LABEL}="stable"'
+
+
+def prediction_shift_query(policy: Policy, seconds: int | None = None) -> str:
+    """The PSI between the canary's and the stable's served predictions over the window (the optional guard).
+
+    Each side's shares per bin of model_prediction_bin_total (summed over its pods and versions), a bin only one
+    side has counted as 0 on the other, shares floored at PSI_EPSILON, then sum((c - s) * ln(c / s)). The bins
+    are each version's profile bins (`bin` labels "0", "1", ..., "other"): the classes of a multiclass model, the
+    quantiles of its holdout predictions otherwise, so the guard compares where each version's live predictions
+    fall against its own reference. Nothing (Inconclusive) below the canary's traffic condition or while either
+    side has counted no prediction (a bundle profiled before predictions were), never a pass.
+    """
+    w = window(policy, seconds)
+    canary, stable = canary_selector(policy), stable_selector(policy)
+
+    def total(sel: str) -> str:
+        return f"sum(increase({PREDICTION_METRIC}{{{sel}}}[{w}]))"
+
+    def shares(sel: str) -> str:
+        return f"sum by (bin) (increase({PREDICTION_METRIC}{{{sel}}}[{w}])) / scalar({total(sel)})"
+
+    def floored(one: str, other: str) -> str:
+        return f"clamp_min(({shares(one)} or {shares(other)} * 0), {number(PSI_EPSILON)})"
+
+    c, s = floored(canary, stable), floored(stable, canary)
+    return (f"sum(\n  ({c} - {s})\n  * ln({c} / {s})\n)\n"
+            f"and on() ({traffic_condition(policy, seconds)})\n"
+            f"and on() ({total(canary)} > 0) and on() ({total(stable)} > 0)\n")
+
+
 # --- the verdicts --------------------------------------------------------------------------------------------
 
 
@@ -117,12 +156,14 @@ class Reading:
     latency_phase: str
     error_phase: str
     window: str
+    prediction_shift: float = math.nan  # the PSI of the optional guard; NaN when not measured
+    shift_phase: str | None = None  # None: the guard is off (policy canary.analysis.prediction_shift unset)
 
     @property
     def phase(self) -> str:
         """The measurement's phase for the step's failure/inconclusive counting: any Failed metric fails it,
         then any Inconclusive one leaves it inconclusive."""
-        phases = (self.latency_phase, self.error_phase)
+        phases = tuple(self.metrics.values())
         if FAILED in phases:
             return FAILED
         return INCONCLUSIVE if INCONCLUSIVE in phases else SUCCESSFUL
@@ -130,25 +171,49 @@ class Reading:
     @property
     def metrics(self) -> dict[str, str]:
         """Each AnalysisTemplate metric's own phase, by the metric's name in the template."""
-        return {LATENCY_METRIC: self.latency_phase, ERROR_METRIC: self.error_phase}
+        out = {LATENCY_METRIC: self.latency_phase, ERROR_METRIC: self.error_phase}
+        if self.shift_phase is not None:
+            out[SHIFT_METRIC] = self.shift_phase
+        return out
 
 
-def judge(policy: Policy, latency: list[float], errors: list[float], requests: float, window: str) -> Reading:
-    """The Reading of the two queries' results (`latency` in ms, `errors` a ratio; each empty when the traffic
-    condition held them back), judged by the template's conditions."""
+def judge(policy: Policy, latency: list[float], errors: list[float], requests: float, window: str,
+          shift: list[float] | None = None) -> Reading:
+    """The Reading of the queries' results (`latency` in ms, `errors` a ratio, `shift` the PSI of the guard;
+    each empty when the traffic condition held them back), judged by the template's conditions. The guard is
+    judged only when the policy sets canary.analysis.prediction_shift."""
     analysis = policy.canary.analysis
+    limit = analysis.prediction_shift
     return Reading(latency_p95_ms=latency[0] if latency else math.nan,
                    error_ratio=errors[0] if errors else math.nan,
                    requests=requests,
                    latency_phase=verdict(latency, analysis.latency_p95_ms),
                    error_phase=verdict(errors, analysis.error_ratio),
-                   window=window)
+                   window=window,
+                   prediction_shift=shift[0] if shift and limit is not None else math.nan,
+                   shift_phase=None if limit is None else verdict(shift or [], limit))
 
 
 def read(prometheus: Prometheus, policy: Policy, seconds: int | None = None) -> Reading:
-    """One measurement through Prometheus: the AnalysisTemplate's two queries (and the canary's request count,
-    for the record) over `seconds` (default: the policy's window), judged by the template's conditions."""
+    """One measurement through Prometheus: the AnalysisTemplate's queries (and the canary's request count, for
+    the record) over `seconds` (default: the policy's window), judged by the template's conditions."""
     latency = prometheus.values(latency_query(policy, seconds))
     errors = prometheus.values(error_ratio_query(policy, seconds))
     requests = prometheus.values(requests_query(policy, seconds))
-    return judge(policy, latency, errors, requests[0] if requests else 0.0, window(policy, seconds))
+    shift = (prometheus.values(prediction_shift_query(policy, seconds))
+             if policy.canary.analysis.prediction_shift is not None else None)
+    return judge(policy, latency, errors, requests[0] if requests else 0.0, window(policy, seconds), shift)
+
+
+def psi(canary: Mapping[str, float], stable: Mapping[str, float]) -> float:
+    """prediction_shift_query's PSI over two sides' prediction counts per bin (the local rollout reads them off
+    the servers' /metrics): a bin one side lacks counts 0 there; NaN when either side counted nothing."""
+    c_total, s_total = sum(canary.values()), sum(stable.values())
+    if not c_total > 0 or not s_total > 0:
+        return math.nan
+    out = 0.0
+    for label in {*canary, *stable}:
+        c = max(canary.get(label, 0.0) / c_total, PSI_EPSILON)
+        s = max(stable.get(label, 0.0) / s_total, PSI_EPSILON)
+        out += (c - s) * math.log(c / s)
+    return out

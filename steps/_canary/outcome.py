@@ -27,6 +27,7 @@ class MeasurementRecord(TypedDict):
     window_seconds: float
     source: str  # "/metrics" or "prometheus <url> [<rate window>]"
     metrics: dict[str, str]  # each AnalysisTemplate metric's phase: {"latency-p95-ms": ..., "error-ratio": ...}
+    prediction_shift: NotRequired[float]  # the guard's PSI, when the policy sets canary.analysis.prediction_shift
 
 
 class AnalysisRecord(TypedDict):

@@ -132,6 +132,11 @@ def _canary(client: DeployClient, model: str, version: int, policy: Policy, scal
 def _reason(policy: Policy, verdict: str, weight: int, m: Measurement) -> str:
     a = policy.canary.analysis
     if verdict == "inconclusive":
+        if (m.metrics.get(_analysis.SHIFT_METRIC) == _analysis.INCONCLUSIVE
+                and m.metrics.get(_analysis.ERROR_METRIC) != _analysis.INCONCLUSIVE):
+            return (f"canary analysis inconclusive at weight {weight}: the prediction-shift guard measured nothing "
+                    f"(the canary or the stable server counted no {_analysis.PREDICTION_METRIC}: a bundle whose "
+                    "profile.json has no `prediction`; retrain it, or unset canary.analysis.prediction_shift)")
         where = ""
         if m.source.startswith("prometheus"):
             where = (f" in {m.source} (does it scrape the deployment's /metrics/canary with role=\"canary\"? "
@@ -143,5 +148,7 @@ def _reason(policy: Policy, verdict: str, weight: int, m: Measurement) -> str:
         broken.append(f"latency p95 {m.latency_p95_ms:.1f} ms > {a.latency_p95_ms:g} ms")
     if m.metrics.get(_analysis.ERROR_METRIC) == _analysis.FAILED:
         broken.append(f"error ratio {m.error_ratio:.4f} > {a.error_ratio:g}")
+    if m.metrics.get(_analysis.SHIFT_METRIC) == _analysis.FAILED:
+        broken.append(f"prediction shift (PSI vs stable) {m.prediction_shift:.4f} > {a.prediction_shift:g}")
     return (f"canary analysis failed at weight {weight}: {', '.join(broken)} "
             f"({m.requests:.0f} requests, from {m.source}); rolled back, the stable version kept serving")

@@ -18,6 +18,7 @@ from steps._core.values import duration_seconds
 
 REQUESTS, ERRORS, BUCKETS = ("model_requests_total", "model_inference_errors_total",
                              "model_inference_duration_seconds_bucket")
+PREDICTIONS = _analysis.PREDICTION_METRIC
 # Locally a measurement lasts interval x time scale, and longer (up to the unscaled interval) while fewer than
 # min_requests arrived: scaling shortens the wait as far as traffic allows, never below the evidence needed.
 _SLICE_SECONDS = 0.1
@@ -31,21 +32,36 @@ class Snapshot:
     requests: float
     errors: float
     buckets: tuple[tuple[float, float], ...]  # (upper bound in seconds, cumulative count), sorted
+    predictions: tuple[tuple[str, float], ...] = ()  # model_prediction_bin_total per bin, sorted by bin
 
 
 def snapshot(text: str, where: str = "metrics") -> Snapshot:
-    """The requests, errors and latency histogram of a server's exposition (every series of each summed)."""
+    """The requests, errors, latency histogram and prediction bins of a server's exposition (every series of
+    each summed)."""
     requests = errors = 0.0
     buckets: dict[float, float] = {}
-    for name, labels, value in parse_exposition(text, REQUESTS, ERRORS, BUCKETS, where=where):
+    bins: dict[str, float] = {}
+    for name, labels, value in parse_exposition(text, REQUESTS, ERRORS, BUCKETS, PREDICTIONS, where=where):
         if name == REQUESTS:
             requests += value
         elif name == ERRORS:
             errors += value
+        elif name == PREDICTIONS:
+            bins[labels.get("bin", "")] = bins.get(labels.get("bin", ""), 0.0) + value
         else:
             bound = float(labels["le"])  # float("+Inf") is inf
             buckets[bound] = buckets.get(bound, 0.0) + value
-    return Snapshot(requests, errors, tuple(sorted(buckets.items())))
+    return Snapshot(requests, errors, tuple(sorted(buckets.items())), tuple(sorted(bins.items())))
+
+
+def shift(canary: tuple[Snapshot, Snapshot], stable: tuple[Snapshot, Snapshot]) -> float:
+    """The prediction-shift guard's PSI over the window: each side's prediction counts between its two
+    snapshots (steps._canary.analysis.psi, as its PromQL computes it); NaN when either side counted none."""
+    def counted(before: Snapshot, after: Snapshot) -> dict[str, float]:
+        earlier = dict(before.predictions)
+        return {label: count - earlier.get(label, 0.0) for label, count in after.predictions}
+
+    return _analysis.psi(counted(*canary), counted(*stable))
 
 
 def quantile(q: float, before: Snapshot, after: Snapshot) -> float:
@@ -66,15 +82,18 @@ def quantile(q: float, before: Snapshot, after: Snapshot) -> float:
     return lower
 
 
-def reading(policy: Policy, before: Snapshot, after: Snapshot, seconds: float) -> _analysis.Reading:
+def reading(policy: Policy, before: Snapshot, after: Snapshot, seconds: float,
+            stable: tuple[Snapshot, Snapshot] | None = None) -> _analysis.Reading:
     """What the AnalysisTemplate's queries would answer over the window between two snapshots: nothing while
-    the canary served fewer than min_requests (their traffic condition), else the p95 in ms and the error ratio;
-    judged by the template's conditions."""
+    the canary served fewer than min_requests (their traffic condition), else the p95 in ms, the error ratio
+    and, with the stable server's snapshots over the same window, the prediction shift; judged by the
+    template's conditions."""
     requests = after.requests - before.requests
     enough = requests >= max(policy.canary.analysis.min_requests, 1)
     latency = [quantile(0.95, before, after) * 1000] if enough else []
     errors = [(after.errors - before.errors) / requests] if enough else []
-    return _analysis.judge(policy, latency, errors, requests, f"{seconds:.1f}s")
+    psi = shift((before, after), stable) if enough and stable is not None else math.nan
+    return _analysis.judge(policy, latency, errors, requests, f"{seconds:.1f}s", [] if math.isnan(psi) else [psi])
 
 
 @dataclass
@@ -87,34 +106,47 @@ class Measurement:
     source: str = "/metrics"  # or "prometheus <url> [<rate window>]"
     # Each AnalysisTemplate metric's own phase, {"latency-p95-ms": ..., "error-ratio": ...}.
     metrics: dict[str, str] = field(default_factory=dict)
+    prediction_shift: float = math.nan  # the guard's PSI (NaN when off or not measured)
 
     @classmethod
     def of(cls, found: _analysis.Reading, seconds: float, source: str) -> Measurement:
         return cls(found.phase, found.requests, found.latency_p95_ms, found.error_ratio, seconds, source,
-                   found.metrics)
+                   found.metrics, found.prediction_shift)
 
     def describe(self) -> str:
+        guard = (f", prediction shift (PSI) {self.prediction_shift:.4f}"
+                 if _analysis.SHIFT_METRIC in self.metrics else "")
         return (f"{self.phase}: {self.requests:.0f} requests, p95 {self.latency_p95_ms:.1f} ms, error ratio "
-                f"{self.error_ratio:.4f} over {self.window_seconds:.1f}s from {self.source}")
+                f"{self.error_ratio:.4f}{guard} over {self.window_seconds:.1f}s from {self.source}")
 
     def record(self) -> MeasurementRecord:
-        return {"phase": self.phase, "requests": self.requests, "latency_p95_ms": self.latency_p95_ms,
-                "error_ratio": self.error_ratio, "window_seconds": self.window_seconds, "source": self.source,
-                "metrics": dict(self.metrics)}
+        out: MeasurementRecord = {
+            "phase": self.phase, "requests": self.requests, "latency_p95_ms": self.latency_p95_ms,
+            "error_ratio": self.error_ratio, "window_seconds": self.window_seconds, "source": self.source,
+            "metrics": dict(self.metrics)}
+        if _analysis.SHIFT_METRIC in self.metrics:
+            out["prediction_shift"] = self.prediction_shift
+        return out
 
 
 def measure(client: DeployClient, policy: Policy, window: float, longest: float) -> Measurement:
     """One measurement of the canary: its metrics now and after `window` seconds (longer, up to `longest`, while
     fewer than min_requests arrived)."""
+    guard = policy.canary.analysis.prediction_shift is not None
+
+    def stable_now() -> Snapshot | None:  # the guard compares with the stable server over the same window
+        return snapshot(client.metrics("stable"), f"{client.url}/metrics/stable") if guard else None
+
     where = f"{client.url}/metrics/canary"
-    before = snapshot(client.metrics("canary"), where)
+    before, stable_before = snapshot(client.metrics("canary"), where), stable_now()
     started = time.monotonic()
     time.sleep(window)
     while True:
-        after = snapshot(client.metrics("canary"), where)
+        after, stable_after = snapshot(client.metrics("canary"), where), stable_now()
         elapsed = time.monotonic() - started
         if after.requests - before.requests >= policy.canary.analysis.min_requests or elapsed >= longest:
-            return Measurement.of(reading(policy, before, after, elapsed), elapsed, "/metrics")
+            stable = (stable_before, stable_after) if stable_before and stable_after else None
+            return Measurement.of(reading(policy, before, after, elapsed, stable), elapsed, "/metrics")
         time.sleep(_SLICE_SECONDS)
 
 
