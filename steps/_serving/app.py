@@ -8,11 +8,11 @@ import json
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from dataclasses import dataclass, field
+from typing import Any, Protocol, cast
 from urllib.parse import unquote
 
-from steps._serving.batcher import Batcher, Job, Rows
+from steps._serving.batcher import Batcher, Job, Predictions, Rows
 from steps._serving.codec import JSONError, dumps, loads
 from steps._serving.contract import RequestContract, RequestError
 from steps._serving.exchange import JSON, Request, Responder
@@ -20,14 +20,26 @@ from steps._serving.inference_log import InferenceLog
 from steps._serving.log import log
 from steps._serving.metrics import CONTENT_TYPE as METRICS_TYPE
 from steps._serving.metrics import Metrics
+from steps._serving.outputs import (
+    TASKS,
+    BinaryOutputs,
+    Label,
+    MulticlassOutputs,
+    Outputs,
+    PredictionBins,
+    RegressionOutputs,
+)
 
 _INTERNAL_ERROR = b'{"error":"internal error; see the server log","rule":"server"}'
 
 
 class Predictor(Protocol):
+    """binary: P(positive) per row; regression: the value per row; multiclass: k probabilities per row, in the
+    order of the contract's classes."""
+
     kind: str
 
-    def predict(self, rows: Sequence[Sequence[float]]) -> list[float]: ...
+    def predict(self, rows: Sequence[Sequence[float]]) -> Predictions: ...
 
 
 @dataclass(frozen=True)
@@ -60,17 +72,37 @@ class Settings:
 class ServedModel:
     name: str
     version: str
-    threshold: float
+    threshold: float | None  # binary only
     contract: RequestContract
     predictor: Predictor
     inline: bool  # predict on the loop's thread (pure Python) or in a helper thread (scikit-learn)
     description: dict[str, Any]
-    # The target's classes as the data writes them, (negative, positive): a prediction's label is one of them.
-    labels: tuple[str | int, str | int] = (0, 1)
+    # The target's classes as the data writes them (binary: negative, positive; multiclass: the probability
+    # columns' order; regression: none): a prediction's label is one of them.
+    labels: tuple[Label, ...] = (0, 1)
+    task: str = "binary"
+    bins: PredictionBins | None = None  # the profile's `prediction` bins (bundles trained before: none)
+    outputs: Outputs = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"task {self.task!r}: must be one of {', '.join(TASKS)}")
+        if self.task == "binary":
+            if self.threshold is None or len(self.labels) != 2:
+                raise ValueError(f"a binary model needs a threshold and two labels, got {self.threshold!r} and "
+                                 f"{self.labels!r}")
+            self.outputs = BinaryOutputs(self.threshold, (self.labels[0], self.labels[1]), self.bins)
+        elif self.task == "multiclass":
+            if len(self.labels) < 3:
+                raise ValueError(f"a multiclass model needs three or more labels, got {self.labels!r}")
+            self.outputs = MulticlassOutputs(self.labels, self.bins)
+        else:
+            self.outputs = RegressionOutputs(self.bins)
 
     @property
-    def label_datatype(self) -> str:
-        return "INT64" if all(type(label) is int for label in self.labels) else "BYTES"
+    def prediction_bins(self) -> tuple[str, ...]:
+        """The labels of model_prediction_bin_total's bins (none without a `prediction` profile)."""
+        return self.bins.labels if self.bins is not None else ()
 
 
 def parse_json(body: bytes) -> Any:
@@ -98,6 +130,9 @@ class App:
         self.draining = False
         self.batcher: Batcher | None = None
         self.inference_log: InferenceLog | None = None
+        # The predictions' bins are counted when the metrics table has room for them (Metrics.for_model).
+        self.count_predictions = bool(model.prediction_bins) and metrics.prediction_bins == list(
+            model.prediction_bins)
         name = model.name.encode()
         version = model.version.encode()
         self.v1_predict = b"/v1/models/" + name + b":predict"
@@ -173,22 +208,29 @@ class App:
             raise RuntimeError("a prediction arrived before the worker attached the batcher")
         self.batcher.submit(Job(rows, req, out, v2, request_id if type(request_id) is str else None))
 
-    def scored(self, jobs: list[Job], rows: Rows, scores: list[float]) -> None:
-        """A batch's scores: counted in the metrics (and the inference log), then each request answered."""
-        if len(scores) != len(rows) or not all(0.0 <= s <= 1.0 for s in scores):
-            self.failed(jobs, ValueError(f"the model returned {len(scores)} scores for {len(rows)} rows, "
-                                         f"or a score outside [0, 1]"))
+    def scored(self, jobs: list[Job], rows: Rows, predictions: Predictions) -> None:
+        """A batch's predictions: counted in the metrics (and the inference log), then each request answered."""
+        outputs = self.model.outputs
+        problem = outputs.problem(predictions, len(rows))
+        if problem is not None:
+            self.failed(jobs, ValueError(problem))
             return
         metrics = self.metrics
-        metrics.batch_done(scores)
-        self.model.contract.count_bins(rows, metrics.counts, metrics.bin_offsets)
-        if self.inference_log is not None:
-            self.inference_log.record(rows, scores)
+        try:
+            # The score histogram is a binary model's (a multiclass model returns k probabilities per row).
+            metrics.batch_done(len(rows), cast(list[float], predictions) if outputs.task == "binary" else None)
+            if self.count_predictions:
+                outputs.count(predictions, metrics.counts, metrics.prediction_offset)
+            self.model.contract.count_bins(rows, metrics.counts, metrics.bin_offsets)
+            if self.inference_log is not None:
+                self.inference_log.record(rows, predictions)
+        except Exception as err:  # noqa: BLE001 - a bug in counting must not leave the batch's requests unanswered
+            log("count_failed", "error", error=f"{type(err).__name__}: {err}")
         start = 0
         for job in jobs:
             end = start + len(job.rows)
             try:
-                self._finish(job, scores[start:end] if len(jobs) > 1 else scores)
+                self._finish(job, predictions[start:end] if len(jobs) > 1 else predictions)
             except Exception as err:  # noqa: BLE001 - a bug in one answer is that request's 500, not the batch's
                 log("answer_failed", "error", error=f"{type(err).__name__}: {err}")
                 if not job.out.answered:
@@ -202,22 +244,15 @@ class App:
         for job in jobs:
             self._send(job.out, job.req, 500, body, count=True)
 
-    def _finish(self, job: Job, scores: list[float]) -> None:
+    def _finish(self, job: Job, predictions: Predictions) -> None:
         model = self.model
-        threshold, labels = model.threshold, model.labels
         if job.v2:
             answer: dict[str, Any] = {"model_name": model.name, "model_version": model.version}
             if job.request_id is not None:
                 answer["id"] = job.request_id
-            n = len(scores)
-            answer["outputs"] = [
-                {"name": "score", "datatype": "FP64", "shape": [n], "data": scores},
-                {"name": "label", "datatype": model.label_datatype, "shape": [n],
-                 "data": [labels[s >= threshold] for s in scores]},
-            ]
+            answer["outputs"] = model.outputs.v2(predictions)
         else:
-            answer = {"predictions": [{"score": s, "label": labels[s >= threshold]} for s in scores],
-                      "model_version": model.version}
+            answer = {"predictions": model.outputs.v1(predictions), "model_version": model.version}
         self._send(job.out, job.req, 200, dumps(answer), count=True)
 
     # ---- the rest ----------------------------------------------------------------------------------------
@@ -241,14 +276,10 @@ class App:
 
     def _v2_model(self, out: Responder, req: Request) -> None:
         model = self.model
+        outputs, parameters = model.outputs.metadata()
         self._send(out, req, 200, dumps({
             "name": model.name, "versions": [model.version], "platform": f"argo-mlops/{model.predictor.kind}",
-            "inputs": model.contract.v2_inputs(),
-            "outputs": [{"name": "score", "datatype": "FP64", "shape": [-1]},
-                        {"name": "label", "datatype": model.label_datatype, "shape": [-1]}],
-            # The score is the positive class' probability; a row is labelled positive at or above the threshold.
-            "parameters": {"threshold": model.threshold, "classes": list(model.labels),
-                           "positive_label": model.labels[1]},
+            "inputs": model.contract.v2_inputs(), "outputs": outputs, "parameters": parameters,
         }))
 
     def _v2_model_ready(self, out: Responder, req: Request) -> None:
@@ -273,12 +304,12 @@ def open_inference_log(model: ServedModel, settings: Settings) -> InferenceLog |
         return None
     return InferenceLog(settings.inference_log, model.name, model.version, model.contract.features,
                         settings.inference_log_sample, model.threshold, settings.inference_log_batch_rows,
-                        settings.inference_log_flush_seconds, log=log)
+                        settings.inference_log_flush_seconds, log=log, task=model.task, classes=model.labels)
 
 
-def warm_up(model: ServedModel) -> float:
-    """One prediction through the whole path (contract check, encoding, model) on a row the contract
-    allows; returns its score. Raises when the model cannot score."""
+def warm_up(model: ServedModel) -> Any:
+    """One prediction through the whole path (contract check, encoding, model, the task's check) on a row the
+    contract allows; returns it (binary: the score). Raises when the model cannot predict."""
     instance: dict[str, Any] = {}
     for f in model.contract.features:
         if f.type == "categorical":
@@ -287,10 +318,11 @@ def warm_up(model: ServedModel) -> float:
             value = f.min if f.min is not None else (min(0.0, f.max) if f.max is not None else 0.0)
             instance[f.name] = math.ceil(value) if f.type == "integer" else value
     rows = model.contract.rows_from_v1({"instances": [instance]})
-    scores = model.predictor.predict(rows)
-    if len(scores) != 1 or not 0.0 <= scores[0] <= 1.0:
-        raise ValueError(f"the warm-up prediction returned {scores!r}, not one score in [0, 1]")
-    return scores[0]
+    predictions = model.predictor.predict(rows)
+    problem = model.outputs.problem(predictions, 1)
+    if problem is not None:
+        raise ValueError(f"the warm-up prediction returned {predictions!r}: {problem}")
+    return predictions[0]
 
 
 def _is_prediction(path: bytes) -> bool:

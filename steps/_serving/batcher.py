@@ -12,6 +12,8 @@ from typing import Protocol
 from steps._serving.exchange import Request, Responder
 
 Rows = list[tuple[float, ...]]
+# What a model returns for a batch: one float per row (binary, regression) or k probabilities (multiclass).
+Predictions = list[float] | list[list[float]]
 
 
 class Job:
@@ -27,7 +29,7 @@ class Job:
 class Sink(Protocol):
     """Who answers the jobs of a batch (the App)."""
 
-    def scored(self, jobs: list[Job], rows: Rows, scores: list[float]) -> None: ...
+    def scored(self, jobs: list[Job], rows: Rows, predictions: Predictions) -> None: ...
 
     def failed(self, jobs: list[Job], err: BaseException) -> None: ...
 
@@ -51,7 +53,7 @@ class Batcher:
     thread (`inline` false) runs one batch at a time; the requests arriving meanwhile form the next one.
     """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, predict: Callable[[Sequence[Sequence[float]]], list[float]],
+    def __init__(self, loop: asyncio.AbstractEventLoop, predict: Callable[[Sequence[Sequence[float]]], Predictions],
                  inline: bool, sink: Sink, arrivals: Arrivals, max_rows: int, max_wait: float):
         self.loop, self.predict, self.inline, self.sink, self.arrivals = loop, predict, inline, sink, arrivals
         self.max_rows, self.max_wait = max(1, max_rows), max(0.0, max_wait)
@@ -102,18 +104,18 @@ class Batcher:
         rows = jobs[0].rows if len(jobs) == 1 else [row for job in jobs for row in job.rows]
         if self.executor is None:
             try:
-                scores = self.predict(rows)
+                predictions = self.predict(rows)
             except Exception as err:  # noqa: BLE001 - a model failure is a 500 for these requests, not a crash
                 self.sink.failed(jobs, err)
             else:
-                self.sink.scored(jobs, rows, scores)
+                self.sink.scored(jobs, rows, predictions)
             self._next()
         else:
             self.busy = True
             future = self.loop.run_in_executor(self.executor, self.predict, rows)
             future.add_done_callback(lambda f: self._threaded_done(f, jobs, rows))
 
-    def _threaded_done(self, future: asyncio.Future[list[float]], jobs: list[Job], rows: Rows) -> None:
+    def _threaded_done(self, future: asyncio.Future[Predictions], jobs: list[Job], rows: Rows) -> None:
         self.busy = False
         err = future.exception()
         if err is not None:

@@ -1,6 +1,7 @@
 """The server's Prometheus metrics, kept in shared memory so that every worker process counts into one table.
 
-Every series is known when the model loads (status codes, histogram buckets, the profile's bins), so the
+Every series is known when the model loads (status codes, histogram buckets, the profile's bins of each feature
+and of the predictions), so the
 table is a flat array of float64: one block per worker, created before the workers fork. A worker adds to
 its own block only (no locks); `/metrics`, on whichever worker the scrape reaches, sums the blocks. A worker
 that dies and is restarted keeps its block, so counters never go back.
@@ -12,7 +13,7 @@ import mmap
 from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
 # Per-request latency: the buckets bracket the canary analysis' p95 threshold (100 ms by default).
@@ -37,14 +38,45 @@ class _Histogram:
         return len(self.bounds) + 3
 
 
+class _Contract(Protocol):
+    @property
+    def names(self) -> list[str]: ...
+
+    @property
+    def bin_labels(self) -> list[list[str]]: ...
+
+
+class _Model(Protocol):
+    """What the metrics need of a served model (steps._serving.app.ServedModel)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def version(self) -> str: ...
+
+    @property
+    def task(self) -> str: ...
+
+    @property
+    def contract(self) -> _Contract: ...
+
+    @property
+    def prediction_bins(self) -> tuple[str, ...]: ...
+
+
 class Metrics:
-    """Counters and histograms for one model version, shared by `workers` processes (fork after creating)."""
+    """Counters and histograms for one model version, shared by `workers` processes (fork after creating).
+    `scores`: the model_prediction_score histogram (binary models); `prediction_bins`: the labels of
+    model_prediction_bin_total's bins (the profile's `prediction` entry; none: no such series)."""
 
     def __init__(self, model: str, version: str, features: Sequence[str], bin_labels: Sequence[Sequence[str]],
-                 workers: int = 1):
+                 workers: int = 1, prediction_bins: Sequence[str] = (), scores: bool = True):
         self.model, self.version = model, version
         self.features = list(features)
         self.bin_labels = [list(labels) for labels in bin_labels]
+        self.prediction_bins = list(prediction_bins)
+        self.scores = scores
         offset = 0
         self.code_offset = {code: offset + i for i, code in enumerate(CODES)}
         offset += len(CODES)
@@ -64,10 +96,18 @@ class Metrics:
         for labels in self.bin_labels:
             self.bin_offsets.append(offset)
             offset += len(labels)
+        self.prediction_offset = offset
+        offset += len(self.prediction_bins)
         self.size = offset
         self.workers = workers
         self._memory = mmap.mmap(-1, max(1, workers * offset * _DOUBLE))  # anonymous and shared across fork
         self.use_slot(0)
+
+    @classmethod
+    def for_model(cls, model: _Model, workers: int = 1) -> Metrics:
+        """The table for a served model: its features' bins, its predictions' bins, scores when binary."""
+        return cls(model.name, model.version, model.contract.names, model.contract.bin_labels, workers,
+                   model.prediction_bins, scores=model.task == "binary")
 
     def use_slot(self, slot: int) -> None:
         """The block this process adds to (a worker's index)."""
@@ -86,10 +126,13 @@ class Metrics:
             counts[self.errors_offset] += 1
         _observe(counts, self.duration, seconds)
 
-    def batch_done(self, scores: Sequence[float]) -> None:
+    def batch_done(self, rows: int, scores: Sequence[float] | None = None) -> None:
+        """A model call on `rows` rows; a binary model's `scores` go into the score histogram."""
         counts = self.counts
-        counts[self.rows_offset] += len(scores)
-        _observe(counts, self.batch, float(len(scores)))
+        counts[self.rows_offset] += rows
+        _observe(counts, self.batch, float(rows))
+        if scores is None or not self.scores:
+            return
         hist = self.score
         bounds, base = hist.bounds, hist.offset
         for s in scores:
@@ -123,7 +166,7 @@ class Metrics:
             "# TYPE model_inference_rows_total counter",
             f"model_inference_rows_total{{{base}}} {_value(t[self.rows_offset])}",
         ]
-        for hist in (self.duration, self.batch, self.score):
+        for hist in (self.duration, self.batch, self.score) if self.scores else (self.duration, self.batch):
             out += _histogram_lines(hist, t, base)
         out += [
             ("# HELP model_feature_bin_total Scored values per feature and reference-profile bin "
@@ -134,11 +177,20 @@ class Metrics:
             feature = _escape(name)
             out += [f'model_feature_bin_total{{{base},feature="{feature}",bin="{_escape(label)}"}} '
                     f"{_value(t[offset + i])}" for i, label in enumerate(labels)]
+        if self.prediction_bins:
+            out += [
+                ("# HELP model_prediction_bin_total Predictions per bin of the reference profile's prediction "
+                 "distribution (score or value bins by index; a class's index, or other)."),
+                "# TYPE model_prediction_bin_total counter",
+            ]
+            offset = self.prediction_offset
+            out += [f'model_prediction_bin_total{{{base},bin="{_escape(label)}"}} {_value(t[offset + i])}'
+                    for i, label in enumerate(self.prediction_bins)]
         return ("\n".join(out) + "\n").encode()
 
     def value(self, name: str, **labels: str) -> float:
         """One series' current total (for logs and tests): model_requests_total(code=), _errors, _rows,
-        model_feature_bin_total(feature=, bin=)."""
+        model_feature_bin_total(feature=, bin=), model_prediction_bin_total(bin=)."""
         t = self.totals()
         if name == "model_requests_total":
             return t[self.code_offset[int(labels["code"])]]
@@ -149,6 +201,8 @@ class Metrics:
         if name == "model_feature_bin_total":
             j = self.features.index(labels["feature"])
             return t[self.bin_offsets[j] + self.bin_labels[j].index(labels["bin"])]
+        if name == "model_prediction_bin_total":
+            return t[self.prediction_offset + self.prediction_bins.index(labels["bin"])]
         raise KeyError(name)
 
 

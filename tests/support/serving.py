@@ -1,14 +1,17 @@
-"""A small model served in-process for the tests of the App and the HTTP transport: a two-feature contract and a
-pure-Python predictor (the score is amount / 100), no bundle, no scikit-learn."""
+"""Small models served in-process for the tests of the App and the HTTP transport: a two-feature contract and
+pure-Python predictors, no bundle, no scikit-learn. Binary: the score is amount / 100; multiclass: three classes
+whose probabilities follow the amount; regression: a value from the amount and the channel."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
 from steps._core.documents import ContractRecord
 from steps._serving.app import ServedModel
 from steps._serving.contract import RequestContract
+from steps._serving.outputs import Label, prediction_bins
 
 MODEL = "fraud-detection"
 CONTRACT: ContractRecord = {
@@ -20,6 +23,17 @@ CONTRACT: ContractRecord = {
     ],
 }
 ROW = {"amount": 40.0, "channel": "app"}
+CLASSES: tuple[Label, ...] = ("low", "mid", "high")
+# profile.json `prediction` entries as steps._model.profile writes them (edges, or the classes and `other`).
+SCORE_PROFILE = {"type": "numeric", "edges": [-math.inf, 0.25, 0.5, 0.75, math.inf],
+                 "proportions": [0.25] * 4, "missing": 0.0, "count": 100}
+VALUE_PROFILE = {"type": "numeric", "edges": [-math.inf, 50.0, 100.0, math.inf],
+                 "proportions": [0.4, 0.4, 0.2], "missing": 0.0, "count": 100}
+
+
+def class_profile(classes: Sequence[Label]) -> dict[str, Any]:
+    return {"type": "categorical", "categories": [*classes, "other"], "proportions": [0.25] * (len(classes) + 1),
+            "missing": 0.0, "count": 100}
 
 
 class Amount:
@@ -34,5 +48,46 @@ class Amount:
         return [self.broken if self.broken is not None else row[0] / 100 for row in rows]
 
 
-def served(predictor: Any = None) -> ServedModel:
-    return ServedModel(MODEL, "3", 0.5, RequestContract(CONTRACT), predictor or Amount(), True, {})
+class Levels:
+    """A pure-Python multiclass model: with x = amount / 100, P = [1 - x, x / 2, x / 2] (at 100 the tie of the
+    last two goes to the first of them); `broken` replaces every row's probabilities."""
+
+    kind = "compiled"
+
+    def __init__(self, broken: list[float] | None = None):
+        self.broken = broken
+
+    def predict(self, rows: Sequence[Sequence[float]]) -> list[list[float]]:
+        if self.broken is not None:
+            return [list(self.broken) for _ in rows]
+        return [[1 - row[0] / 100, row[0] / 200, row[0] / 200] for row in rows]
+
+
+class Doubled:
+    """A pure-Python regression model: the value is 2 * amount + the channel's code (web 0, app 1)."""
+
+    kind = "compiled"
+
+    def __init__(self, broken: float | None = None):
+        self.broken = broken
+
+    def predict(self, rows: Sequence[Sequence[float]]) -> list[float]:
+        return [self.broken if self.broken is not None else 2 * row[0] + row[1] for row in rows]
+
+
+def served(predictor: Any = None, profile: dict[str, Any] | None = None) -> ServedModel:
+    """The binary model (a `prediction` profile of scores with `profile`)."""
+    return ServedModel(MODEL, "3", 0.5, RequestContract(CONTRACT), predictor or Amount(), True, {},
+                       bins=prediction_bins("binary", (0, 1), {"prediction": profile}))
+
+
+def served_multiclass(predictor: Any = None, classes: Sequence[Label] = CLASSES,
+                      profile: dict[str, Any] | None = None) -> ServedModel:
+    return ServedModel(MODEL, "3", None, RequestContract(CONTRACT), predictor or Levels(), True, {},
+                       labels=tuple(classes), task="multiclass",
+                       bins=prediction_bins("multiclass", classes, {"prediction": profile}))
+
+
+def served_regression(predictor: Any = None, profile: dict[str, Any] | None = None) -> ServedModel:
+    return ServedModel(MODEL, "3", None, RequestContract(CONTRACT), predictor or Doubled(), True, {}, labels=(),
+                       task="regression", bins=prediction_bins("regression", (), {"prediction": profile}))

@@ -15,7 +15,20 @@ from steps._serving.app import App, ServedModel, warm_up
 from steps._serving.batcher import Batcher
 from steps._serving.exchange import Request
 from steps._serving.metrics import Metrics
-from tests.support.serving import MODEL, ROW, Amount, served
+from tests.support.serving import (
+    CLASSES,
+    MODEL,
+    ROW,
+    SCORE_PROFILE,
+    VALUE_PROFILE,
+    Amount,
+    Doubled,
+    Levels,
+    class_profile,
+    served,
+    served_multiclass,
+    served_regression,
+)
 
 
 class Answer:
@@ -58,7 +71,7 @@ class Idle:
 
 
 def app_for(model: ServedModel, loop: asyncio.AbstractEventLoop | None = None) -> App:
-    metrics = Metrics(model.name, model.version, model.contract.names, model.contract.bin_labels)
+    metrics = Metrics.for_model(model)
     app = App(model, metrics)
     if loop is not None:
         app.batcher = Batcher(loop, model.predictor.predict, True, app, Idle(), 32, 0.005)
@@ -191,8 +204,14 @@ def test_requests_the_transport_refused_count_as_predictions_only() -> None:
 
 def test_warm_up_scores_a_row_the_contract_allows() -> None:
     assert warm_up(served()) == 0.0  # amount at its minimum
-    with pytest.raises(ValueError, match=r"not one score in \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"a score outside \[0, 1\]"):
         warm_up(served(Amount(broken=-1.0)))
+    assert warm_up(served_multiclass()) == [1.0, 0.0, 0.0]
+    with pytest.raises(ValueError, match=r"row 0 are not 3 numbers in \[0, 1\] summing to 1"):
+        warm_up(served_multiclass(Levels(broken=[0.5, 0.5, 0.5])))
+    assert warm_up(served_regression()) == 0.0
+    with pytest.raises(ValueError, match="a value that is not a finite number"):
+        warm_up(served_regression(Doubled(broken=float("nan"))))
 
 
 INFER = f"/v2/models/{MODEL}/infer"
@@ -253,3 +272,93 @@ def test_an_answer_that_cannot_be_encoded_is_a_500_and_the_others_in_its_batch_a
     loop.run_until_complete(asyncio.sleep(0.02))
     assert (first.status, second.status) == (500, 500)
     assert app.metrics.value("model_inference_errors_total") == 2
+
+
+# --- multiclass and regression --------------------------------------------------------------------------------
+
+PREDICT = f"/v1/models/{MODEL}:predict"
+ROWS = [{"amount": 20.0, "channel": "web"}, {"amount": 100.0, "channel": "app"}]
+V2_BODY = {"id": "r-2", "inputs": [{"name": "amount", "datatype": "FP64", "shape": [2], "data": [20.0, 100.0]},
+                                   {"name": "channel", "datatype": "BYTES", "shape": [2], "data": ["web", "app"]}]}
+
+
+@pytest.mark.parametrize(("classes", "keys", "datatype"), [(CLASSES, ["low", "mid", "high"], "BYTES"),
+                                                           ((3, 7, 5), ["3", "7", "5"], "INT64")],
+                         ids=["text-classes", "whole-number-classes"])
+def test_multiclass_answers_the_label_and_probabilities_over_exactly_the_classes(
+        loop: asyncio.AbstractEventLoop, classes: tuple[Any, ...], keys: list[str], datatype: str) -> None:
+    app = app_for(served_multiclass(classes=classes), loop)
+    v1 = ask(app, "POST", PREDICT, {"instances": ROWS}, loop=loop)
+    assert v1.status == 200, v1.body
+    # 20: [0.8, 0.1, 0.1]; 100: [0, 0.5, 0.5], a tie: the first of the two, as numpy's argmax
+    assert v1.json() == {"predictions": [
+        {"label": classes[0], "probabilities": dict(zip(keys, [0.8, 0.1, 0.1], strict=True))},
+        {"label": classes[1], "probabilities": dict(zip(keys, [0.0, 0.5, 0.5], strict=True))}],
+        "model_version": "3"}
+    assert all(list(p["probabilities"]) == keys for p in v1.json()["predictions"])  # in class order
+    v2 = ask(app, "POST", f"/v2/models/{MODEL}/infer", V2_BODY, loop=loop)
+    assert v2.status == 200 and v2.json()["id"] == "r-2"
+    assert v2.json()["outputs"] == [
+        {"name": "label", "datatype": datatype, "shape": [2], "data": [classes[0], classes[1]]},
+        {"name": "probabilities", "datatype": "FP64", "shape": [2, 3], "data": [0.8, 0.1, 0.1, 0.0, 0.5, 0.5]}]
+    meta = ask(app, "GET", f"/v2/models/{MODEL}").json()
+    assert meta["outputs"] == [{"name": "label", "datatype": datatype, "shape": [-1]},
+                               {"name": "probabilities", "datatype": "FP64", "shape": [-1, 3]}]
+    assert meta["parameters"] == {"task": "multiclass", "classes": list(classes)}
+
+
+def test_regression_answers_the_value(loop: asyncio.AbstractEventLoop) -> None:
+    app = app_for(served_regression(), loop)
+    v1 = ask(app, "POST", PREDICT, {"instances": ROWS}, loop=loop)
+    assert (v1.status, v1.json()) == (200, {"predictions": [{"value": 40.0}, {"value": 201.0}], "model_version": "3"})
+    v2 = ask(app, "POST", f"/v2/models/{MODEL}/infer", V2_BODY, loop=loop)
+    assert v2.json()["outputs"] == [{"name": "value", "datatype": "FP64", "shape": [2], "data": [40.0, 201.0]}]
+    meta = ask(app, "GET", f"/v2/models/{MODEL}").json()
+    assert (meta["outputs"], meta["parameters"]) == ([{"name": "value", "datatype": "FP64", "shape": [-1]}],
+                                                     {"task": "regression"})
+
+
+def test_binary_metadata_says_its_task_beside_what_it_said_before() -> None:
+    meta = ask(app_for(served()), "GET", f"/v2/models/{MODEL}").json()
+    assert meta["parameters"] == {"task": "binary", "threshold": 0.5, "classes": [0, 1], "positive_label": 1}
+
+
+@pytest.mark.parametrize(("model", "bins"), [
+    (served(profile=SCORE_PROFILE), {"0": 1, "1": 0, "2": 0, "3": 1}),  # scores 0.2 and 1.0
+    (served_regression(profile=VALUE_PROFILE), {"0": 1, "1": 0, "2": 1}),  # values 40 and 201
+    (served_multiclass(profile=class_profile(["mid", "low", "high"])), {"0": 1, "1": 1, "2": 0, "other": 0}),
+], ids=["binary", "regression", "multiclass"])
+def test_each_prediction_is_counted_in_its_bin_of_the_profile(loop: asyncio.AbstractEventLoop, model: ServedModel,
+                                                              bins: dict[str, int]) -> None:
+    app = app_for(model, loop)
+    assert ask(app, "POST", PREDICT, {"instances": ROWS}, loop=loop).status == 200
+    assert {b: app.metrics.value("model_prediction_bin_total", bin=b) for b in bins} == bins
+    exposition = app.metrics.render().decode()
+    assert ("model_prediction_score_count" in exposition) == (model.task == "binary")  # a binary model's only
+
+
+@pytest.mark.parametrize("model", [served_multiclass(Levels(broken=[0.6, 0.6, 0.6])),
+                                   served_regression(Doubled(broken=float("inf")))], ids=["multiclass", "regression"])
+def test_a_broken_model_of_another_task_fails_the_batch_with_500(loop: asyncio.AbstractEventLoop,
+                                                                 model: ServedModel) -> None:
+    app = app_for(model, loop)
+    answer = ask(app, "POST", PREDICT, {"instances": [ROW]}, loop=loop)
+    assert (answer.status, answer.json()["rule"]) == (500, "server")
+    assert app.metrics.value("model_inference_errors_total") == 1
+
+
+@pytest.mark.parametrize("model", [served_multiclass(), served_regression()], ids=["multiclass", "regression"])
+def test_request_validation_is_the_same_for_every_task(loop: asyncio.AbstractEventLoop, model: ServedModel) -> None:
+    app = app_for(model, loop)
+    answer = ask(app, "POST", PREDICT, {"instances": [{**ROW, "amount": 500.0}]}, loop=loop)
+    assert (answer.status, answer.json()["rule"], answer.json()["field"]) == (422, "max", "amount")
+    assert ask(app, "POST", f"/v2/models/{MODEL}/infer", {"inputs": []}, loop=loop).status == 422
+
+
+def test_a_metrics_table_without_the_prediction_bins_still_answers(loop: asyncio.AbstractEventLoop) -> None:
+    model = served_regression(profile=VALUE_PROFILE)
+    app = App(model, Metrics(model.name, model.version, model.contract.names, model.contract.bin_labels))
+    app.batcher = Batcher(loop, model.predictor.predict, True, app, Idle(), 32, 0.005)
+    app.ready = True
+    answer = ask(app, "POST", PREDICT, {"instances": ROWS}, loop=loop)
+    assert answer.status == 200 and app.metrics.value("model_inference_rows_total") == 2

@@ -181,3 +181,21 @@ def test_scored_rows_land_on_s3(s3_bucket: str) -> None:
     assert frame["merchant"].tolist() == ["fuel", "other", None]
     assert frame["channel"].tolist() == ["atm", "pos", "online"]
     assert log.written_rows == 3
+
+
+@pytest.mark.parametrize(("task", "classes", "predictions", "columns"), [
+    ("regression", (), [1.5, -20.0, 3e6], {"value": [1.5, -20.0, 3e6]}),
+    ("multiclass", ("low", "mid", "high"), [[0.1, 0.2, 0.7], [0.4, 0.4, 0.2], [0.0, 1.0, 0.0]],
+     {"label": ["high", "low", "mid"]}),  # a tie goes to the first class, as in the answers
+    ("multiclass", (3, 1, 2), [[0.1, 0.2, 0.7], [0.6, 0.3, 0.1], [0.0, 1.0, 0.0]], {"label": [2, 3, 1]}),
+], ids=["regression", "multiclass", "multiclass-whole-number-classes"])
+def test_each_task_logs_its_prediction(tmp_path: Path, task: str, classes: tuple[Any, ...],
+                                       predictions: list[Any], columns: dict[str, list[Any]]) -> None:
+    log = new_log(str(tmp_path), threshold=None, task=task, classes=classes)
+    log.record(encoded(INSTANCES), predictions)
+    log.close()
+    frame = next(iter(local_files(tmp_path).values()))
+    assert list(frame.columns) == ["amount", "hour", "channel", "merchant", *columns, "scored_at", "model_version"]
+    assert {name: frame[name].tolist() for name in columns} == columns
+    if classes and type(classes[0]) is int:
+        assert str(frame["label"].dtype) == "int64"

@@ -16,14 +16,15 @@ from steps._canary import analysis
 from steps._core.policy import load_policy
 from steps._serving.metrics import CODES, DURATION_BUCKETS, Metrics
 from tests.support.paths import POLICY
+from tests.support.serving import VALUE_PROFILE, class_profile, served, served_multiclass, served_regression
 
 FEATURES = ["amount", "channel"]
 BINS = [["0", "1", "2", "missing"], ["0", "1", "other", "missing"]]
 
 
 def new(workers: int = 1, model: str = "fraud-detection", version: str = "3",
-        features: list[str] | None = None, bins: list[list[str]] | None = None) -> Metrics:
-    return Metrics(model, version, features or FEATURES, bins or BINS, workers)
+        features: list[str] | None = None, bins: list[list[str]] | None = None, **options: Any) -> Metrics:
+    return Metrics(model, version, features or FEATURES, bins or BINS, workers, **options)
 
 
 def families(metrics: Metrics) -> dict[str, Any]:
@@ -125,8 +126,8 @@ def test_the_duration_histogram_is_cumulative_with_sum_and_count() -> None:
 
 def test_a_scored_batch_counts_rows_batch_size_and_scores() -> None:
     metrics = new()
-    metrics.batch_done([0.02, 0.5, 0.97])
-    metrics.batch_done([0.6])
+    metrics.batch_done(3, [0.02, 0.5, 0.97])
+    metrics.batch_done(1, [0.6])
     assert one(metrics, "model_inference_rows_total") == 4
     assert metrics.value("model_inference_rows_total") == 4
     batch = {labels["le"]: value for labels, value in samples(metrics, "model_batch_size_bucket")}
@@ -145,10 +146,10 @@ def test_counters_and_histograms_add_up_across_slots() -> None:
     metrics.request(200, 0.003)
     metrics.use_slot(1)
     metrics.request(503, 0.2)
-    metrics.batch_done([0.1, 0.2])
+    metrics.batch_done(2, [0.1, 0.2])
     metrics.use_slot(2)
     metrics.request(200, 0.05)
-    metrics.batch_done([0.9])
+    metrics.batch_done(1, [0.9])
     metrics.counts[metrics.bin_offsets[1] + 2] += 1  # as the contract counts a row's bin
     assert one(metrics, "model_requests_total", code="200") == 3
     assert one(metrics, "model_requests_total", code="503") == 1
@@ -168,7 +169,7 @@ def test_worker_processes_count_into_one_table() -> None:
         metrics.use_slot(1)
         for _ in range(5):
             metrics.request(200, 0.01)
-        metrics.batch_done([0.3] * 5)
+        metrics.batch_done(5, [0.3] * 5)
 
     in_child(worker)
     metrics.use_slot(0)
@@ -213,3 +214,39 @@ def test_label_values_are_escaped_and_parse_back() -> None:
 def test_value_of_an_unknown_series_is_a_key_error() -> None:
     with pytest.raises(KeyError):
         new().value("model_unknown_total")
+
+
+def test_prediction_bins_are_declared_from_the_start_and_counted_across_workers() -> None:
+    metrics = new(workers=2, prediction_bins=["0", "1", "2", "other"])
+    assert samples(metrics, "model_prediction_bin_total") == [
+        ({"model": "fraud-detection", "model_version": "3", "bin": b}, 0.0) for b in ("0", "1", "2", "other")]
+
+    def worker() -> None:
+        metrics.use_slot(1)
+        metrics.counts[metrics.prediction_offset + 2] += 3  # as the App counts a batch's predictions
+
+    in_child(worker)
+    metrics.counts[metrics.prediction_offset + 2] += 1
+    assert one(metrics, "model_prediction_bin_total", bin="2") == 4
+    assert metrics.value("model_prediction_bin_total", bin="2") == 4
+    assert {f.name: f.type for f in families(metrics).values()}["model_prediction_bin"] == "counter"
+
+
+def test_a_model_without_a_prediction_profile_has_no_prediction_bins() -> None:
+    assert "model_prediction_bin" not in families(new())
+
+
+@pytest.mark.parametrize(("model", "bins", "scores"), [
+    (served(), [], True),
+    (served_regression(profile=VALUE_PROFILE), ["0", "1", "2"], False),
+    (served_multiclass(profile=class_profile(["a", "b", "c"])), ["0", "1", "2", "other"], False),
+], ids=["binary-without-profile", "regression", "multiclass"])
+def test_the_table_for_a_model_follows_its_task(model: Any, bins: list[str], scores: bool) -> None:
+    metrics = Metrics.for_model(model, workers=1)
+    metrics.batch_done(2, [0.1, 0.9])  # scores reach the histogram of a binary model only
+    found = families(metrics)
+    assert ("model_prediction_score" in found) == scores
+    assert [s.labels["bin"] for s in found["model_prediction_bin"].samples] == bins if bins else (
+        "model_prediction_bin" not in found)
+    assert {s.labels["feature"] for s in found["model_feature_bin"].samples} == {"amount", "channel"}
+    assert one(metrics, "model_inference_rows_total") == 2
