@@ -49,17 +49,17 @@ def measure(bundle: Bundle, X: pd.DataFrame, scores: np.ndarray,
     except _predictor.TreesError as err:
         return WORST, f"{_predictor.TREES_FILE} does not load: {err}"
     pipeline = bundle.pipeline
-    variants = _variants(X, bundle.features)
+    extra = variants(X, bundle.features)
     expected = np.asarray(scores, dtype=np.float64)
     batch = X
-    if len(variants):
-        expected = np.concatenate([expected, _task.predict(pipeline, variants, task)])
-        batch = pd.concat([X, variants], ignore_index=True)
+    if len(extra):
+        expected = np.concatenate([expected, _task.predict(pipeline, extra, task)])
+        batch = pd.concat([X, extra], ignore_index=True)
     got = np.asarray(predictor.predict(pipeline[0].transform(batch).tolist()), dtype=np.float64)
     if got.shape != expected.shape:
         return WORST, f"compiled predictions of shape {got.shape} for skops predictions of shape {expected.shape}"
     diff = float(np.max(np.abs(got - expected))) if got.size else 0.0
-    rows = (f"over {len(X)} holdout rows and {len(variants)} variants (each feature missing, each category "
+    rows = (f"over {len(X)} holdout rows and {len(extra)} variants (each feature missing, each category "
             f"unseen) with {predictor.trees} trees")
     if task == "multiclass":
         return diff, f"max |compiled - skops| of every class probability {rows}"
@@ -82,7 +82,9 @@ def _scale(target: np.ndarray | None, scores: np.ndarray) -> tuple[float | None,
     return spread, by
 
 
-def _variants(X: pd.DataFrame, features: Iterable[Feature]) -> pd.DataFrame:
+def variants(X: pd.DataFrame, features: Iterable[Feature]) -> pd.DataFrame:
+    """The first VARIANT_ROWS rows of X again for each feature missing in turn, and for each categorical feature
+    set to UNSEEN: inputs both predictors must route as scikit-learn does although the holdout may lack them."""
     base = X.head(VARIANT_ROWS).astype(object).reset_index(drop=True)
     if base.empty:
         return base
