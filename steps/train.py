@@ -183,7 +183,7 @@ def train(
     metrics: dict[str, Any] = {"train_rows": len(y_train), "holdout_rows": len(y_hold),
                                **_holdout_metrics(task, y_train, y_hold, predictions, threshold),
                                "fit_seconds": round(fit_seconds, 3)}
-    trees, compiled = _compiled_predictor(pipeline, spec.estimator)
+    trees, compiled = _compiled_predictor(pipeline, spec.estimator, task)
     meta = TrainingRecord(
         model=policy.model_name,
         fingerprint=_bundle.fingerprint(source["sha256"], spec.params, spec.seed, git_commit, policy.sha256),
@@ -311,13 +311,14 @@ def _plain(value: Any) -> str | int:
     return str(value)
 
 
-def _compiled_predictor(pipeline: Any, estimator: str) -> tuple[dict[str, Any] | None, CompiledPredictorRecord]:
+def _compiled_predictor(pipeline: Any, estimator: str,
+                        task: str) -> tuple[dict[str, Any] | None, CompiledPredictorRecord]:
     """The trees file for serving without scikit-learn (steps._model.trees), and what bundle.json says about it.
     A model that does not export is still a model: it is served through skops, and the reason is recorded."""
     if estimator != "hist_gradient_boosting":
         return None, {"file": None, "reason": f"{estimator} is served through skops"}
     try:
-        trees = _predictor.export_trees(pipeline)
+        trees = _predictor.export_trees(pipeline, task)
     except _predictor.ExportError as err:
         print(f"train: warning: no compiled predictor ({err}); the server will use model.skops", file=sys.stderr)
         return None, {"file": None, "reason": str(err)}
