@@ -219,6 +219,11 @@ class DriftResultRecord(TypedDict):
     reason: str
     drifted_features: list[str]
     features: list[FeatureDriftRecord]
+    # prediction drift (the served / scored predictions against profile.json's `prediction`) and, for regression,
+    # target drift (a current dataset's target against profile.json's `target`); None when not measured. Reported
+    # beside the features, never counted in `share` (steps/_drift/rule.py says why).
+    prediction: NotRequired[FeatureDriftRecord | None]
+    target: NotRequired[FeatureDriftRecord | None]
 
 
 class DriftReport(DriftResultRecord):

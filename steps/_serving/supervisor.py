@@ -20,7 +20,7 @@ from steps._serving.metrics import Metrics
 
 def serve(model: ServedModel, settings: Settings) -> int:
     """Serve until SIGTERM; one process, or a supervisor forking `settings.workers` workers."""
-    metrics = Metrics(model.name, model.version, model.contract.names, model.contract.bin_labels, settings.workers)
+    metrics = Metrics.for_model(model, settings.workers)
     # The model and everything loaded so far stay put: no collector passes over them, and forked workers
     # share their pages instead of copying them.
     gc.collect()
