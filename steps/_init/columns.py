@@ -61,7 +61,7 @@ def infer_column(values: pd.Series, rows: int) -> Column:
         # A boolean's key is its text (steps._core.categories), which the contract lists.
         return Column(name, "categorical", "true/false values", nullable, categories=["false", "true"],
                       missing=missing, distinct=distinct)
-    numbers = _as_numbers(present)
+    numbers = as_numbers(present)
     if numbers is not None:
         whole = bool(np.all(np.isfinite(numbers)) and np.all(numbers == np.round(numbers)))
         if whole and distinct == len(present) and len(present) > MAX_CODES:
@@ -74,8 +74,8 @@ def infer_column(values: pd.Series, rows: int) -> Column:
         kind = "integer" if whole else "numeric"
         lo, hi = float(np.min(numbers)), float(np.max(numbers))
         minimum, maximum = widen(lo, hi, whole)
-        return Column(name, kind, f"{'whole ' if whole else ''}numbers {_number(lo)} to {_number(hi)}, bounds widened "
-                      "by that span (tighten them where you know the true limits)", nullable, minimum, maximum,
+        return Column(name, kind, f"{'whole ' if whole else ''}numbers {number_text(lo)} to {number_text(hi)}, bounds "
+                      "widened by that span (tighten them where you know the true limits)", nullable, minimum, maximum,
                       (lo, hi), missing=missing, distinct=distinct)
     texts = present.astype(str)
     if distinct == len(present) and len(present) > MAX_CODES:
@@ -94,14 +94,14 @@ def widen(lo: float, hi: float, whole: bool) -> tuple[float, float]:
     what this sample holds is accepted, while nonsense is refused), never below 0 for a column with no negative
     value, rounded outwards to two significant digits (5308.6 -> 5400)."""
     span = hi - lo if hi > lo else max(abs(hi), 1.0)
-    minimum = 0.0 if lo >= 0 else -_round_up(span - lo)
-    maximum = _round_up(hi + span)
+    minimum = 0.0 if lo >= 0 else -round_up(span - lo)
+    maximum = round_up(hi + span)
     if whole:
         minimum, maximum = float(math.floor(minimum)), float(math.ceil(maximum))
     return minimum, maximum
 
 
-def _round_up(x: float) -> float:
+def round_up(x: float) -> float:
     """The smallest number of two significant digits at or above x (x > 0)."""
     if x <= 0:
         return 0.0
@@ -109,7 +109,7 @@ def _round_up(x: float) -> float:
     return float(f"{math.ceil(round(x / step, 9)) * step:.12g}")  # 2.9, not 2.9000000000000004
 
 
-def _as_numbers(values: pd.Series) -> np.ndarray | None:
+def as_numbers(values: pd.Series) -> np.ndarray | None:
     """The values as floats when every one is a number (a text column of numbers counts), else None."""
     if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
         return values.to_numpy(dtype=np.float64, na_value=np.nan)
@@ -123,5 +123,5 @@ def _shown(value: Any) -> str:
     return repr(value.item() if hasattr(value, "item") else value)
 
 
-def _number(x: float) -> str:
+def number_text(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else f"{x:.6g}"

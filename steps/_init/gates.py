@@ -1,6 +1,7 @@
 """The target of a binary model and the bounds `mlops init` sets from it: relative to what a useless model scores
-on a holdout of this data, never copied from another model. Every bound comes with the sentence that says how it
-was chosen, which the policy file carries as a comment.
+on a holdout of this data, never copied from another model; and the gates every task shares. Every bound comes with
+the sentence that says how it was chosen, which the policy file carries as a comment. The multiclass and regression
+bounds: steps/_init/baselines.py.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ class Target:
     positive_rate: float
     rows: int  # rows with a label
     missing: int  # rows without one
+    why: str = "two distinct values"  # how the task was chosen
+
+    task = "binary"
 
     @property
     def holdout_positives(self) -> int:
@@ -41,17 +45,18 @@ class Bound:
     why: str
 
 
-def infer_target(values: pd.Series, positive_label: str | None) -> Target:
+def infer_target(values: pd.Series, positive_label: str | None, flag: str = "") -> Target:
     """The target's two classes and its positive one: `positive_label` (matched by key: `--positive-label 1`
-    names the integer class 1), else the minority class. Raises UsageError naming the column and what it holds."""
+    names the integer class 1), else the minority class. Raises UsageError naming the column and what it holds
+    (after `flag`, the option that asked for a binary model, when one did)."""
     name = str(values.name)
     present = values.dropna()
     counts = present.map(key).value_counts()
     if len(counts) != 2:
         shown = ", ".join(map(str, list(counts.index[:10])))
-        raise UsageError(f"--target {name}: a binary model needs a target with two classes; it has {len(counts)} "
+        raise UsageError(f"{flag}--target {name}: a binary model needs a target with two classes; it has {len(counts)} "
                          f"({shown}{', ...' if len(counts) > 10 else ''})")
-    typed = {key(v): _plain(v) for v in present.drop_duplicates()}
+    typed = {key(v): plain(v) for v in present.drop_duplicates()}
     if positive_label is not None:
         if positive_label not in counts.index:
             raise UsageError(f"--positive-label {positive_label!r}: not a class of {name} "
@@ -63,7 +68,7 @@ def infer_target(values: pd.Series, positive_label: str | None) -> Target:
         positive = smaller[0]
     negative = next(k for k in counts.index if k != positive)
     return Target(name, typed[negative], typed[positive], float(counts[positive] / len(present)), len(present),
-                  len(values) - len(present))
+                  len(values) - len(present), "--task binary" if flag else "two distinct values")
 
 
 def bounds(target: Target, segments: int | None, rows: int) -> list[Bound]:
@@ -94,19 +99,7 @@ def bounds(target: Target, segments: int | None, rows: int) -> list[Bound]:
         out.insert(0, Bound("accuracy", {"minimum": round(majority, 3), "comparison": "gte", "tolerance": 0.01},
                             f"always answering the majority class scores {majority:.3g}: this asks for at least "
                             "that (with a rarer positive class accuracy says little, and init leaves it out)"))
-    out += [
-        Bound("latency_p95_ms", {"maximum": 50, "calls": 1000},
-              "p95 of single-row predictions in the gate's process, in milliseconds"),
-        Bound("model_size_mb", {"maximum": 500}, "the model files' size, in MiB"),
-        Bound("feature_importance_stability", {"minimum": 0.5},
-              "the correlation of the candidate's and the production model's permutation importances: a retrain "
-              "that relies on other features than the model it replaces is worth a look (no baseline yet: skipped)"),
-        Bound("peak_memory_mb", {"maximum": 256, "rows": 10000}, "peak memory while scoring 10000 rows, in MiB"),
-        Bound("edge_cases", {"required": True},
-              "an empty batch, extreme values, missing values and unseen categories give scores or clear errors"),
-        Bound("predictor_parity", {"maximum": 0.00001},
-              "the compiled predictor the server uses scores as scikit-learn does"),
-    ]
+    out += common_bounds()
     if segments:
         min_positives = max(5, min(50, round(pos / segments / 2)))
         out.append(Bound("recall_gap", {"maximum": 0.15, "min_positives": min_positives},
@@ -116,12 +109,30 @@ def bounds(target: Target, segments: int | None, rows: int) -> list[Bound]:
     return out
 
 
+def common_bounds() -> list[Bound]:
+    """The gates of every task: speed, size, memory, edge cases and the compiled predictor's parity."""
+    return [
+        Bound("latency_p95_ms", {"maximum": 50, "calls": 1000},
+              "p95 of single-row predictions in the gate's process, in milliseconds"),
+        Bound("model_size_mb", {"maximum": 500}, "the model files' size, in MiB"),
+        Bound("feature_importance_stability", {"minimum": 0.5},
+              "the correlation of the candidate's and the production model's permutation importances: a retrain "
+              "that relies on other features than the model it replaces is worth a look (no baseline yet: skipped)"),
+        Bound("peak_memory_mb", {"maximum": 256, "rows": 10000}, "peak memory while scoring 10000 rows, in MiB"),
+        Bound("edge_cases", {"required": True},
+              "an empty batch, extreme values, missing values and unseen categories give predictions or clear "
+              "errors"),
+        Bound("predictor_parity", {"maximum": 0.00001},
+              "the compiled predictor the server uses predicts as scikit-learn does"),
+    ]
+
+
 def drift_min_samples(rows: int) -> int:
     """A drift decision waits for a tenth of the training data's size in scored rows (500 to 10000)."""
     return int(max(500, min(10000, round(rows / 10, -2))))
 
 
-def _plain(value: object) -> str | int:
+def plain(value: object) -> str | int:
     if isinstance(value, str):
         return value
     if isinstance(value, bool):

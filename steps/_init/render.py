@@ -9,8 +9,10 @@ from typing import Any
 
 import yaml
 
-from steps._init.columns import Column
-from steps._init.gates import Bound, Target
+from steps._init.columns import Column, number_text
+from steps._init.gates import Bound
+from steps._init.gates import Target as Binary
+from steps._init.target import Classes, Numbers, Target
 
 WIDTH = 116
 
@@ -29,12 +31,10 @@ def policy_text(model: str, source: str, rows: int, columns: list[Column], targe
     lines += _comment("The dataset training and retraining read (a Workflow's `dataset` parameter defaults to it).", 2)
     lines.append(f"  source: {_flow(source)}")
     lines.append(f"  target: {_flow(target.name)}")
-    lines += _comment(f"The class the model scores: {_why_positive(target)}. The server answers with these labels.",
-                      2)
-    lines.append(f"  positive_label: {_flow(target.positive)}")
-    lines.append(f"  classes: {_flow([target.negative, target.positive])}")
+    lines += _target_lines(target, rows)
     if segment:
-        lines += _comment("The column whose segments the recall_gap gate compares (bias).", 2)
+        gate = "recall_gap" if target.task == "binary" else "macro_f1_gap"
+        lines += _comment(f"The column whose segments the {gate} gate compares (bias).", 2)
         lines.append(f"  segment: {_flow(segment)}")
     lines += _comment("The contract: validate checks rows against it, train builds its encoding from it, the server "
                       "refuses requests that break it, drift bins with it. Categories are typed as the data writes "
@@ -47,14 +47,8 @@ def policy_text(model: str, source: str, rows: int, columns: list[Column], targe
     if left_out:
         lines += _comment("Left out: they cannot be features (add them back if you know better).", 2)
         lines += [f"  #   {c.name}: {c.reason}" for c in left_out]
-    lines += ["", "model:"]
-    lines += _comment("What the model predicts, and with what (HistGradientBoosting: native categories and missing "
-                      "values, no scaling to choose).", 2)
-    lines += ["  task: binary", "  estimator: hist_gradient_boosting", "  params: {max_iter: 200, learning_rate: 0.1}"]
-    lines += _comment(f"The decision threshold is chosen at training, on a validation split of the training rows, "
-                      f"to maximise F1: with {target.positive_rate:.1%} positives a fixed 0.5 would label almost "
-                      "every row negative.", 2)
-    lines += ["  threshold: {rule: max_f1}", "  seed: 42", "  holdout_fraction: 0.2", "", "quality:"]
+    lines += _model_lines(target)
+    lines += ["", "quality:"]
     lines += _comment("Each gate's bound is set from what a useless model scores on a holdout of this data. With "
                       "`comparison`, a retrain is also compared with the production model on the same holdout, "
                       "within `tolerance` and the holdout's sampling noise. A gate that cannot be evaluated says "
@@ -74,6 +68,52 @@ def policy_text(model: str, source: str, rows: int, columns: list[Column], targe
     return "\n".join(lines) + "\n"
 
 
+def _target_lines(target: Target, rows: int) -> list[str]:
+    """The data section's lines about the target: its classes, or its range."""
+    lines: list[str] = []
+    missing = (f"; {target.missing} of {rows} rows have no value (validate refuses them: drop them)"
+               if target.missing else "")
+    if isinstance(target, Binary):
+        lines += _comment(f"The class the model scores: {_why_positive(target)}{missing}. The server answers with "
+                          "these labels.", 2)
+        lines.append(f"  positive_label: {_flow(target.positive)}")
+        lines.append(f"  classes: {_flow([target.negative, target.positive])}")
+    elif isinstance(target, Classes):
+        shares = ", ".join(f"{c} {n / target.rows:.1%}" for c, n in zip(target.classes, target.counts, strict=True))
+        lines += _comment(f"The classes, in the order of the model's probability columns ({shares} of the "
+                          f"{target.rows} labelled rows){missing}. The server answers with these labels; validate "
+                          "refuses any other value and a dataset that lacks one of them.", 2)
+        lines.append(f"  classes: {_flow(list(target.classes))}")
+    else:
+        lo, hi = target.observed
+        lines += _comment(f"The target's range: validate refuses a value outside it. Observed {number_text(lo)} to "
+                          f"{number_text(hi)} in {target.rows} rows{missing}; widened by that span (never below 0 for "
+                          "a target with no negative value): tighten it where you know the true limits.", 2)
+        lines.append(f"  target_min: {_flow(_plain(target.allowed[0]))}")
+        lines.append(f"  target_max: {_flow(_plain(target.allowed[1]))}")
+    return lines
+
+
+def _model_lines(target: Target) -> list[str]:
+    """The model section: the task and why, the estimator for it, and (binary) how the threshold is chosen."""
+    lines = ["", "model:"]
+    what = {"binary": "a class out of two, with a score", "multiclass": "a class out of several, with each class' "
+            "probability", "regression": "a number"}[target.task]
+    lines += _comment(f"What the model predicts: {what} ({target.name}: {target.why}).", 2)
+    lines.append(f"  task: {target.task}")
+    kind = "Regressor (squared error)" if isinstance(target, Numbers) else "Classifier"
+    lines += _comment(f"HistGradientBoosting{kind}: native categories and missing values, no scaling to choose. "
+                      "random_forest and " + ("ridge" if isinstance(target, Numbers) else "logistic_regression")
+                      + " fit this task too.", 2)
+    lines += ["  estimator: hist_gradient_boosting", "  params: {max_iter: 200, learning_rate: 0.1}"]
+    if isinstance(target, Binary):
+        lines += _comment(f"The decision threshold is chosen at training, on a validation split of the training "
+                          f"rows, to maximise F1: with {target.positive_rate:.1%} positives a fixed 0.5 would label "
+                          "almost every row negative.", 2)
+        lines.append("  threshold: {rule: max_f1}")
+    return [*lines, "  seed: 42", "  holdout_fraction: 0.2"]
+
+
 def _feature(c: Column) -> dict[str, Any]:
     out: dict[str, Any] = {"name": c.name, "type": c.kind}
     if c.kind == "categorical":
@@ -87,7 +127,7 @@ def _feature(c: Column) -> dict[str, Any]:
     return out
 
 
-def _why_positive(target: Target) -> str:
+def _why_positive(target: Binary) -> str:
     share = f"{target.positive_rate:.1%} of the {target.rows} labelled rows"
     return f"{target.positive!r}, {share}" + (" (the minority class)" if target.positive_rate < 0.5 else "")
 

@@ -1,8 +1,14 @@
 """`mlops init`: the rules that type each column, the target and its positive class, the gate bounds relative to a
-useless model, the file it writes (accepted by the policy loader as it is) and its refusals."""
+useless model, the file it writes (accepted by the policy loader as it is) and its refusals; on a multiclass and a
+regression table, the policy as written validated and trained on, its baselines measured on train's holdout. The
+task rules themselves: tests/steps/_init/."""
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -11,10 +17,12 @@ import pytest
 import yaml
 
 from steps import init as step
+from steps import train
 from steps._core.errors import UsageError
-from steps._core.policy import load_policy
+from steps._core.policy import Gate, Policy, load_policy
 from steps._init.columns import MAX_CODES, infer_column, widen
 from steps._init.gates import bounds, infer_target
+from tests.support.validation import run_validate
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 ROWS = 200
@@ -127,7 +135,7 @@ def test_init_writes_a_policy_the_loader_accepts_with_every_left_out_column_expl
     assert "positive_label: 'Yes'" in text  # quoted: YAML would read an unquoted Yes as true
     assert yaml.safe_load(text)["data"]["positive_label"] == "Yes"
     printed = capsys.readouterr().out
-    assert "target default: 'Yes' 3.3% of 10000 rows (positive)" in printed
+    assert "target default: binary (two distinct values): 'Yes' 3.3% of 10000 rows (positive)" in printed
     assert "left out customer: an identifier" in printed
 
 
@@ -135,8 +143,12 @@ def test_init_writes_a_policy_the_loader_accepts_with_every_left_out_column_expl
     (["--target", "defualt"], "--target 'defualt': no such column in"),
     (["--target", "default", "--segment", "stdent"], "--segment 'stdent': no such column"),
     (["--target", "default", "--segment", "balance"], "--segment 'balance': must be a categorical feature"),
-    (["--target", "balance"], "--target balance: a binary model needs a target with two classes"),
-], ids=["unknown-target", "unknown-segment", "numeric-segment", "continuous-target"])
+    (["--target", "balance", "--task", "binary"],
+     "--task binary: --target balance: a binary model needs a target with two classes; it has 9502"),
+    (["--target", "default", "--task", "regression"],
+     "--task regression: --target default: a regression target holds numbers; it holds 'No', 'Yes'"),
+], ids=["unknown-target", "unknown-segment", "numeric-segment", "continuous-target-as-binary",
+        "text-target-as-regression"])
 def test_a_bad_column_is_exit_2_naming_it_and_writes_nothing(tmp_path, capsys, args, message):
     out = tmp_path / "policy.yaml"
     code = step.main(["--data", str(DATA / "credit-default.csv"), "--out", str(out), *args])
@@ -156,3 +168,126 @@ def test_an_unreadable_file_or_an_existing_policy_is_exit_2(tmp_path, capsys):
 def test_the_model_name_comes_from_the_file_name():
     assert step.model_name("data/Credit Default.csv") == "credit-default"
     assert step.model_name("s3://bucket/x/ORANGE_juice.parquet") == "orange-juice"
+
+
+# --- a multiclass and a regression table (tests/data/README.md): init -> validate -> train, no hand edits ---------
+
+@dataclass
+class Trained:
+    policy: Policy
+    text: str
+    printed: str
+    manifest: dict
+    holdout: pd.DataFrame
+
+
+def init_validate_train(work: Path, data: str, target: str, *extra: str) -> Trained:
+    """`mlops init` on a public table, then validate and train on the same file with the policy as written."""
+    policy = work / "policy.yaml"
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert step.main(["--data", str(DATA / data), "--target", target, "--out", str(policy), *extra]) == 0
+    validated = run_validate(DATA / data, policy, work)
+    assert validated.code == 0, validated.err
+    code = train.main(["--data", str(validated.dir), "--policy", str(policy), "--bundle", str(work / "bundle"),
+                       "--holdout", str(work / "holdout.parquet")])
+    assert code == 0
+    manifest = json.loads((work / "bundle" / "bundle.json").read_text())
+    return Trained(load_policy(policy), policy.read_text(), printed.getvalue(), manifest,
+                   pd.read_parquet(work / "holdout.parquet"))
+
+
+@pytest.fixture(scope="module")
+def penguins(tmp_path_factory: pytest.TempPathFactory) -> Trained:
+    return init_validate_train(tmp_path_factory.mktemp("penguins"), "penguins.csv", "species", "--segment", "island")
+
+
+@pytest.fixture(scope="module")
+def bikeshare(tmp_path_factory: pytest.TempPathFactory) -> Trained:
+    return init_validate_train(tmp_path_factory.mktemp("bikeshare"), "bikeshare.csv", "bikers")
+
+
+def gates_of(trained: Trained) -> dict[str, Gate]:
+    return {g.name: g for g in trained.policy.quality}
+
+
+def test_a_table_of_penguins_is_a_multiclass_model_with_its_classes_and_gates(penguins: Trained) -> None:
+    policy = penguins.policy
+    assert (policy.model.task, policy.model.estimator) == ("multiclass", "hist_gradient_boosting")
+    assert policy.data.classes == ("Adelie", "Chinstrap", "Gentoo")
+    assert policy.data.segment == "island" and "positive_label" not in penguins.text
+    assert "threshold" not in yaml.safe_load(penguins.text)["model"]
+    assert set(gates_of(penguins)) == {
+        "accuracy", "macro_f1", "log_loss", "log_loss_vs_prior", "class_recall", "macro_f1_gap", "latency_p95_ms",
+        "model_size_mb", "feature_importance_stability", "peak_memory_mb", "edge_cases", "predictor_parity"}
+    assert "init: target species: multiclass (3 distinct labels): 'Adelie' 44.2%, 'Chinstrap' 19.8%, 'Gentoo' " \
+           "36.0% of 344 rows" in penguins.printed
+    assert penguins.manifest["contract"]["classes"] == ["Adelie", "Chinstrap", "Gentoo"]
+
+
+def test_the_multiclass_baseline_in_the_comments_is_measured_on_trains_holdout(penguins: Trained) -> None:
+    """The class shares init wrote about are train's (bundle.json), scored on the holdout train wrote."""
+    shares = np.array(penguins.manifest["metrics"]["train_class_shares"])
+    codes = penguins.holdout["species"].map(["Adelie", "Chinstrap", "Gentoo"].index).to_numpy()
+    prior_loss = -np.mean(np.log(shares[codes]))
+    majority = np.mean(codes == np.argmax(shares))
+    assert f"score {prior_loss:.4g} on this holdout" in penguins.text
+    assert f"('Adelie') scores {majority:.3g} on the {len(codes)} holdout rows" in penguins.text
+    gates, metrics = gates_of(penguins), penguins.manifest["metrics"]
+    # The model trained from the policy as written beats the bounds init set from that baseline.
+    assert metrics["holdout_accuracy"] > gates["accuracy"].minimum
+    assert metrics["holdout_macro_f1"] > gates["macro_f1"].minimum
+    assert metrics["holdout_log_loss"] / prior_loss < gates["log_loss_vs_prior"].maximum
+
+
+def test_a_table_of_bike_rentals_is_a_regression_model_with_its_range_and_gates(bikeshare: Trained) -> None:
+    policy = bikeshare.policy
+    assert (policy.model.task, policy.model.estimator) == ("regression", "hist_gradient_boosting")
+    assert (policy.data.target_min, policy.data.target_max, policy.data.classes) == (0, 1400, None)
+    assert "# The target's range: validate refuses a value outside it. Observed 1 to 651 in 8645 rows" in bikeshare.text
+    assert set(gates_of(bikeshare)) == {"rmse", "mae", "r2", "rmse_vs_mean", "latency_p95_ms", "model_size_mb",
+                                        "feature_importance_stability", "peak_memory_mb", "edge_cases",
+                                        "predictor_parity"}
+    assert "init: target bikers: regression (585 distinct whole numbers, more than 10: a quantity, not class codes)" \
+           ": 1 to 651 in 8645 rows (allowed 0 to 1400)" in bikeshare.printed
+    assert bikeshare.manifest["contract"]["target_max"] == 1400
+
+
+def test_the_regression_baseline_in_the_comments_is_measured_on_trains_holdout(bikeshare: Trained) -> None:
+    mean = bikeshare.manifest["metrics"]["train_target_mean"]
+    y = bikeshare.holdout["bikers"].to_numpy(dtype=float)
+    rmse0 = float(np.sqrt(np.mean((y - mean) ** 2)))
+    assert f"always predicting the training mean ({mean:.4g}) scores {rmse0:.4g} on the {len(y)} holdout rows" \
+        in bikeshare.text
+    gates, metrics = gates_of(bikeshare), bikeshare.manifest["metrics"]
+    assert gates["rmse"].maximum >= rmse0 > metrics["holdout_rmse"]
+    assert metrics["holdout_rmse"] / rmse0 < gates["rmse_vs_mean"].maximum
+    assert metrics["holdout_r2"] > gates["r2"].minimum
+
+
+@pytest.mark.parametrize(("data", "args", "message"), [
+    ("bikeshare.csv", ["--target", "bikers", "--segment", "weathersit"],
+     "--segment 'weathersit': a regression model has no per-segment gate"),
+    ("penguins.csv", ["--target", "species", "--task", "regression"],
+     "--task regression: --target species: a regression target holds numbers; it holds 'Adelie', 'Gentoo', "
+     "'Chinstrap'"),
+    ("penguins.csv", ["--target", "species", "--positive-label", "Adelie"],
+     "--positive-label 'Adelie': only a binary model has a positive label"),
+    ("bikeshare.csv", ["--target", "bikers", "--task", "multiclass"],
+     "--task multiclass: --target bikers: a multiclass model has at most 50 classes; it has 585"),
+], ids=["segment-of-a-regression", "text-as-regression", "positive-label-of-multiclass", "count-as-classes"])
+def test_a_task_the_target_cannot_be_is_exit_2_naming_it(tmp_path, capsys, data, args, message):
+    out = tmp_path / "policy.yaml"
+    assert step.main(["--data", str(DATA / data), "--out", str(out), *args]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_task_makes_whole_number_codes_a_regression_target(tmp_path):
+    """Orange juice's StoreID (1..7) is a class code by default; --task regression reads it as a number."""
+    out = tmp_path / "store.yaml"
+    step.init(str(DATA / "orange-juice.csv"), "StoreID", "store", out)
+    assert load_policy(out).model.task == "multiclass" and load_policy(out).data.classes == (1, 2, 3, 4, 7)
+    step.init(str(DATA / "orange-juice.csv"), "StoreID", "store", out, force=True, task="regression")
+    policy = load_policy(out)
+    assert (policy.model.task, policy.data.target_min, policy.data.target_max) == ("regression", 0, 13)
