@@ -60,15 +60,16 @@ class ValidationReport:
         }
 
 
-def validate(dataset: Dataset, data: DataPolicy) -> tuple[ValidationReport, pd.DataFrame]:
-    """Run every expectation of the contract; returns the report and the rows as checked (contract order)."""
-    frame = _expectations.prepare(dataset.frame, data)
-    outcomes = _expectations.run_checks(frame, _expectations.contract_checks(data))
+def validate(dataset: Dataset, data: DataPolicy, task: str = "binary") -> tuple[ValidationReport, pd.DataFrame]:
+    """Run every expectation of the contract, the target's by the model's task; returns the report and the rows as
+    checked (contract order)."""
+    frame = _expectations.prepare(dataset.frame, data, task)
+    outcomes = _expectations.run_checks(frame, _expectations.contract_checks(data, task))
     return ValidationReport(dataset, outcomes), frame
 
 
 def write_outputs(report: ValidationReport, frame: pd.DataFrame, data: DataPolicy, out: Path,
-                  report_path: Path) -> None:
+                  report_path: Path, task: str = "binary") -> None:
     """The report always; the validated rows and source.json only when the dataset passed."""
     # The report keeps its reading order (verdict first), hence not write_json's sorted keys.
     write_text(report_path, json.dumps(report.as_dict(), indent=2) + "\n")
@@ -78,7 +79,7 @@ def write_outputs(report: ValidationReport, frame: pd.DataFrame, data: DataPolic
     dataset = report.dataset
     source = SourceRecord(uri=dataset.uri, sha256=dataset.sha256, rows=len(frame), format=dataset.format)
     # From the rows as read, not as checked: the checks see keys, the target keeps the type the data gave it.
-    _validated.write(out, dataset.frame, data, source)
+    _validated.write(out, dataset.frame, data, source, task)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -105,11 +106,12 @@ def _body(argv: list[str] | None) -> int:
     policy = load_policy(args.policy)
     # The whole policy is checked before any data is read: the model's parameters too, which train would
     # otherwise refuse only after validation has run.
-    check_params(policy.model.estimator, policy.model.params, policy.model.task)
+    task = policy.model.task
+    check_params(policy.model.estimator, policy.model.params, task)
     data = policy.data
     dataset = read_dataset(args.dataset)
-    report, frame = validate(dataset, data)
-    write_outputs(report, frame, data, args.out, args.report)
+    report, frame = validate(dataset, data, task)
+    write_outputs(report, frame, data, args.out, args.report, task)
     for o in report.warnings:
         print(f"{STEP}: warning: {o.line()}", file=sys.stderr)
     for o in report.failed:

@@ -12,9 +12,12 @@
   `other` bucket, and a literal `other` is that bucket), so unseen values are reported as a warning
   (GX severity `warning`) and do not fail it: a new merchant category must not stop retraining.
 
-The target: it exists, has no nulls, and holds both classes, compared by key. With `data.classes` its values must
-be those two; else with a 0/1 `positive_label` they must be 0 and 1; else it must have exactly two values, the
-positive label being one of them.
+The target, by the model's task: it exists and has no nulls, and then
+- binary: it holds both classes, compared by key. With `data.classes` its values must be those two; else with a 0/1
+  `positive_label` they must be 0 and 1; else it must have exactly two values, the positive label being one of them;
+- multiclass: with `data.classes` its values are among them and each is present (train learns a probability column
+  per class); without, it has three distinct values or more;
+- regression: numbers (`expect_column_values_to_be_numeric`), within `data.target_min` / `target_max` when given.
 """
 
 from __future__ import annotations
@@ -83,8 +86,8 @@ class Outcome:
         }
 
 
-def contract_checks(data: DataPolicy) -> list[Check]:
-    """Every expectation the contract implies, features in contract order, then the target."""
+def contract_checks(data: DataPolicy, task: str = "binary") -> list[Check]:
+    """Every expectation the contract implies, features in contract order, then the target (by `task`)."""
     checks: list[Check] = []
     for f in data.features:
         checks.append(Check("expect_column_to_exist", f.name))
@@ -111,9 +114,31 @@ def contract_checks(data: DataPolicy) -> list[Check]:
                 checks.append(Check("expect_column_values_to_be_in_set", f.name, {"value_set": allowed},
                                     labels=labels))
 
-    target, positive = data.target, str(key(data.positive_label))
-    checks.append(Check("expect_column_to_exist", target))
-    checks.append(Check("expect_column_values_to_not_be_null", target))
+    return checks + target_checks(data, task)
+
+
+def target_checks(data: DataPolicy, task: str = "binary") -> list[Check]:
+    """The target's expectations for the model's task (the module's docstring says which)."""
+    target = data.target
+    checks = [Check("expect_column_to_exist", target), Check("expect_column_values_to_not_be_null", target)]
+    if task == "regression":
+        checks.append(Check("expect_column_values_to_be_numeric", target))
+        if data.target_min is not None or data.target_max is not None:
+            checks.append(Check("expect_column_values_to_be_between", target,
+                                {"min_value": _number(data.target_min), "max_value": _number(data.target_max)}))
+        return checks
+    if task == "multiclass":
+        if data.classes:
+            labels = _labels(data.classes)
+            checks.append(Check("expect_column_values_to_be_in_set", target, {"value_set": list(labels)},
+                                labels=labels))
+            checks.append(Check("expect_column_distinct_values_to_contain_set", target,
+                                {"value_set": list(labels)}, labels=labels))
+        else:
+            checks.append(Check("expect_column_unique_value_count_to_be_between", target,
+                                {"min_value": 3, "max_value": None}))
+        return checks
+    positive = str(key(data.positive_label))
     classes = _labels(data.classes) if data.classes else _labels([0, 1]) if positive in ("0", "1") else None
     if classes is not None:
         checks.append(Check("expect_column_values_to_be_in_set", target, {"value_set": list(classes)},
@@ -129,29 +154,37 @@ def contract_checks(data: DataPolicy) -> list[Check]:
     return checks
 
 
-def prepare(frame: pd.DataFrame, data: DataPolicy) -> pd.DataFrame:
+def prepare(frame: pd.DataFrame, data: DataPolicy, task: str = "binary") -> pd.DataFrame:
     """The frame the expectations see: the contract's columns that are present, in order, then the target.
 
-    Numeric and integer columns that pandas read as numbers become float64 (NaN for null), so range checks
-    take GX's vectorised path and pandas' nullable `pd.NA` never reaches it; a column that holds text stays
-    as read, so the type check can show the text. Categorical columns and the target hold their values' keys
-    (steps._core.categories): the integer 1, the float 1.0 and the text "1" are one category, however the file
-    stored it; a value that cannot be a category (a list) stays as it is, for the type check to show.
+    Numeric and integer columns of numbers (as pandas read them, or written as text) become float64 (NaN for
+    null), so range checks take GX's vectorised path and pandas' nullable `pd.NA` never reaches it; a column with
+    a value that is not a number stays as read, so the type check can show it. Categorical columns and a class
+    target hold their values' keys (steps._core.categories): the integer 1, the float 1.0 and the text "1" are one
+    category, however the file stored it; a value that cannot be a category (a list) stays as it is, for the type
+    check to show. A regression target is a column of numbers like a numeric feature.
     """
     columns: dict[str, pd.Series] = {}
     for f in data.features:
         if f.name not in frame.columns:
             continue
         col = frame[f.name]
-        if f.type in ("numeric", "integer"):
-            if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
-                col = pd.Series(col.to_numpy(dtype="float64", na_value=np.nan), index=col.index, name=f.name)
-        else:
-            col = _as_keys(col)
-        columns[f.name] = col
+        columns[f.name] = _as_floats(col) if f.type in ("numeric", "integer") else _as_keys(col)
     if data.target in frame.columns:
-        columns[data.target] = _as_keys(frame[data.target])
+        col = frame[data.target]
+        columns[data.target] = _as_floats(col) if task == "regression" else _as_keys(col)
     return pd.DataFrame(columns, index=frame.index)
+
+
+def _as_floats(col: pd.Series) -> pd.Series:
+    """A column of numbers (as pandas read them, or every value a number written as text) as float64, NaN for null;
+    any other as read, for the type check to show the values that are not numbers."""
+    if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+        return pd.Series(col.to_numpy(dtype="float64", na_value=np.nan), index=col.index, name=col.name)
+    numbers = _as_numbers(col)
+    if int(numbers.notna().sum()) == int(col.notna().sum()):
+        return pd.Series(numbers.to_numpy(), index=col.index, name=col.name)
+    return col
 
 
 def _as_keys(col: pd.Series) -> pd.Series:

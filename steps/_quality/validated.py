@@ -23,8 +23,9 @@ _SOURCE_FIELDS: dict[str, tuple[type, str]] = {
 }
 
 
-def validated_frame(frame: pd.DataFrame, data: DataPolicy) -> pd.DataFrame:
-    """The rows `train` reads: one dtype per contract type, whatever the source format gave."""
+def validated_frame(frame: pd.DataFrame, data: DataPolicy, task: str = "binary") -> pd.DataFrame:
+    """The rows `train` reads: one dtype per contract type, whatever the source format gave. The target keeps the
+    type the data gave it (whole numbers as int64), a regression target's numbers written as text read as numbers."""
     out: dict[str, pd.Series[Any]] = {}
     for f in data.features:
         col = frame[f.name]
@@ -37,18 +38,20 @@ def validated_frame(frame: pd.DataFrame, data: DataPolicy) -> pd.DataFrame:
             # column with holes are the one category "1" for training, the profile and the holdout.
             out[f.name] = pd.Series(keys(col), index=col.index, dtype=object)
     target = frame[data.target]
+    if task == "regression":
+        target = pd.to_numeric(target)
     if pd.api.types.is_numeric_dtype(target) and not pd.api.types.is_bool_dtype(target):
         target = target.astype("int64") if (target == target.round()).all() else target
     out[data.target] = target
     return pd.DataFrame(out).reset_index(drop=True)
 
 
-def write(out: Path, frame: pd.DataFrame, data: DataPolicy, source: SourceRecord) -> None:
+def write(out: Path, frame: pd.DataFrame, data: DataPolicy, source: SourceRecord, task: str = "binary") -> None:
     """source.json, then the rows as `validated_frame` types them: data.parquet last, so its presence means the
     folder is complete."""
     write_json(out / SOURCE_FILE, source)
     with replacing(out / DATA_FILE) as tmp:
-        validated_frame(frame, data).to_parquet(tmp, index=False)
+        validated_frame(frame, data, task).to_parquet(tmp, index=False)
 
 
 def clear(out: Path) -> None:
