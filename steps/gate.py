@@ -18,12 +18,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from steps._core.categories import key as category_key
 from steps._core.documents import BaselineRecord, GateReport
 from steps._core.errors import UsageError, run
 from steps._core.files import write_json, write_text
 from steps._core.policy import Policy, load_policy
 from steps._model import features as _features
 from steps._model import skops as _model
+from steps._model import task as _task
 from steps._model.bundle import Bundle, BundleError
 from steps._model.skops import ModelError
 from steps._quality import noise
@@ -89,23 +91,30 @@ def load_bundle(path: Path) -> Bundle:
     return bundle
 
 
-def read_holdout(path: Path, policy: Policy) -> tuple[pd.DataFrame, np.ndarray]:
-    """train's holdout (Parquet) and its labels from the contract; it must hold rows of both classes."""
+def read_holdout(path: Path, policy: Policy, candidate: Bundle) -> tuple[pd.DataFrame, np.ndarray]:
+    """train's holdout (Parquet) and its target as the candidate's contract encodes it (steps._model.task): a
+    classifier's holdout must hold rows of two classes or more, a regressor's two rows or more."""
     try:
         frame = pd.read_parquet(path)
     except FileNotFoundError as err:
         raise UsageError(f"--holdout {path}: no such file") from err
     except Exception as err:  # pyarrow raises several unrelated types for a corrupt file
         raise UsageError(f"--holdout {path}: not a readable Parquet file: {err}") from err
+    _check_task(candidate, policy)
     target = policy.data.target
     if target not in frame.columns:
         raise UsageError(f"--holdout {path}: target column {target!r} (data.target) is missing")
-    y = _features.target_vector(frame[target], policy.data.positive_label)
-    if y.sum() == 0 or y.sum() == len(y):
+    y = _task.encode_target(frame[target], candidate.manifest["contract"], where=f"--holdout {path}")
+    if candidate.task == "binary" and (y.sum() == 0 or y.sum() == len(y)):
         raise UsageError(
             f"--holdout {path}: needs rows of both classes to evaluate; {int(y.sum())} of {len(y)} "
             f"rows equal data.positive_label={policy.data.positive_label!r}"
         )
+    if candidate.task == "multiclass" and len(np.unique(y)) < 2:
+        raise UsageError(f"--holdout {path}: needs rows of two classes or more to evaluate; all {len(y)} rows are "
+                         f"{frame[target].iloc[0]!r}" if len(y) else f"--holdout {path}: has no rows to evaluate")
+    if candidate.task == "regression" and len(y) < 2:
+        raise UsageError(f"--holdout {path}: needs two rows or more to evaluate, has {len(y)}")
     return frame.reset_index(drop=True), y
 
 
@@ -122,8 +131,10 @@ def gate(
             raise UsageError(
                 f"bundle {b.path}: is a model of {b.model!r}, but the policy is for {policy.model_name!r}"
             )
+    _check_task(candidate, policy)
     gates = {g.name: g for g in policy.quality}
     X = _features.model_input(holdout, candidate.features, where="--holdout")
+    task = candidate.task
 
     with _model.compute_threads():
         cand = measure(candidate, X, y, holdout, policy, gates, set(gates) | CHEAP)
@@ -133,34 +144,45 @@ def gate(
             threshold=candidate.threshold,
             segments=cand.segments,
             edge_cases=cand.edge_cases,
+            task=task,
+            classes=candidate.classes,
+            segment_f1=cand.segment_f1,
         )
         base: Measured | None = None
-        baseline_note = NO_BASELINE
+        aligned: np.ndarray | None = None  # the baseline's predictions in the candidate's class order
+        base_reference: object = None
+        baseline_note, incomparable = NO_BASELINE, False
         if baseline is not None:
             missing = [f.name for f in baseline.features if f.name not in holdout.columns]
-            if missing:
+            unlike = _unlike(candidate, baseline)
+            if unlike:
+                baseline_note, incomparable = f"baseline {baseline.label} not comparable: {unlike}", True
+            elif missing:
                 baseline_note = f"baseline {baseline.label} not comparable: the holdout lacks its features {missing}"
             else:
                 X_base = _features.model_input(holdout, baseline.features)
+                y_base = _task.encode_target(holdout[policy.data.target], baseline.manifest["contract"],
+                                             where="--holdout")
                 # Expensive measurements only where a gate compares them; edge cases are the candidate's.
                 compared = {name for name, g in gates.items() if g.comparison} - {"edge_cases"}
-                base = measure(baseline, X_base, y, holdout, policy, gates, compared | CHEAP)
-                evidence.baseline_scores = base.scores
+                base = measure(baseline, X_base, y_base, holdout, policy, gates, compared | CHEAP)
+                aligned, base_reference = _aligned(candidate, baseline, base)
+                evidence.baseline_scores = aligned
                 evidence.baseline_label = baseline.label
                 if "feature_importance_stability" in gates:
                     cand.metrics["feature_importance_stability"], evidence.importances = importance_stability(
-                        candidate.pipeline, baseline.pipeline, X, X_base, y, policy.model.seed
+                        candidate.pipeline, baseline.pipeline, X, X_base, y, policy.model.seed, task, y_base
                     )
     for name in gates:  # every gate has a candidate value, None where it could not be measured
         cand.metrics.setdefault(name, None)
 
     intervals: dict[str, Interval | None] = {}
-    if base is not None and baseline is not None:
+    if base is not None and aligned is not None:
         for g in policy.quality:
-            if g.comparison and g.name in noise.METRICS:
-                intervals[g.name] = noise.paired_difference(g.name, y, cand.scores, candidate.threshold, base.scores,
-                                                            baseline.threshold, policy.model.seed)
-    entries = [judge(g, cand, base, baseline_note, intervals.get(g.name)) for g in policy.quality]
+            if g.comparison:
+                intervals[g.name] = noise.paired_difference(g.name, y, cand.scores, cand.reference, aligned,
+                                                            base_reference, policy.model.seed, task, g.settings)
+    entries = [judge(g, cand, base, baseline_note, intervals.get(g.name), incomparable) for g in policy.quality]
     failed = [e["name"] for e in entries if not e["passed"] and gates[e["name"]].required]
     skipped = [e["name"] for e in entries if e.get("status") == SKIPPED]
     report = GateReport(
@@ -176,6 +198,39 @@ def gate(
         skipped=skipped,
     )
     return GateResult(report, evidence)
+
+
+def _check_task(candidate: Bundle, policy: Policy) -> None:
+    if candidate.task != policy.model.task:
+        raise UsageError(f"bundle {candidate.path}: is a {candidate.task} model, but the policy's model.task is "
+                         f"{policy.model.task!r}")
+
+
+def _unlike(candidate: Bundle, baseline: Bundle) -> str:
+    """Why the baseline's metrics cannot be compared with the candidate's ("" when they can): another task, or
+    other classes (a binary model's positive class, a multiclass model's set of classes)."""
+    if baseline.task != candidate.task:
+        return f"it is a {baseline.task} model, the candidate a {candidate.task} model"
+    if candidate.task == "binary":
+        positive = [category_key(b.manifest["contract"].get("positive_label", 1)) for b in (candidate, baseline)]
+        if positive[0] != positive[1]:
+            return f"its positive class is {positive[1]!r}, the candidate's {positive[0]!r}"
+    if candidate.task == "multiclass":
+        classes = [sorted(str(category_key(c)) for c in b.classes or []) for b in (candidate, baseline)]
+        if classes[0] != classes[1]:
+            return f"its classes are {baseline.classes}, the candidate's {candidate.classes}"
+    return ""
+
+
+def _aligned(candidate: Bundle, baseline: Bundle, base: Measured) -> tuple[np.ndarray, object]:
+    """The baseline's predictions and reference in the candidate's class order (a multiclass baseline may list
+    the same classes in another order); other tasks as they are."""
+    if candidate.task != "multiclass":
+        return base.scores, base.reference
+    order = [str(category_key(c)) for c in baseline.classes or []]
+    columns = [order.index(str(category_key(c))) for c in candidate.classes or []]
+    shares = None if base.reference is None else [base.reference[i] for i in columns]
+    return base.scores[:, columns], shares
 
 
 def _baseline(args: argparse.Namespace, model: str, workdir: Path) -> Bundle | None:
@@ -224,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     def body() -> int:
         policy = load_policy(args.policy)
         candidate = load_bundle(args.bundle)
-        holdout, y = read_holdout(args.holdout, policy)
+        holdout, y = read_holdout(args.holdout, policy, candidate)
         with tempfile.TemporaryDirectory(prefix="gate-baseline-") as workdir:
             baseline = _baseline(args, policy.model_name, Path(workdir))
             result = gate(candidate, holdout, y, policy, baseline)

@@ -2,8 +2,8 @@
 within the gate's tolerance and the sampling noise of the holdout (steps._quality.noise).
 
 A gate ends `pass`, `fail` or `skipped` (it could not be evaluated: no segment with enough positives, no
-baseline yet). A skipped gate never says pass: its reason is in the note, and it blocks the candidate only when
-the policy says `if_skipped: block`.
+baseline yet, a baseline of another task to compare with). A skipped gate never says pass: its reason is in the
+note, and it blocks the candidate only when the policy says `if_skipped: block`.
 """
 
 from __future__ import annotations
@@ -18,9 +18,11 @@ PASS, FAIL, SKIPPED = "pass", "fail", "skipped"
 
 
 def judge(g: Gate, cand: Measured, base: Measured | None, no_baseline: str = NO_BASELINE,
-          interval: Interval | None = None) -> GateEntry:
+          interval: Interval | None = None, incomparable: bool = False) -> GateEntry:
     """gate.json's entry for `g`. `no_baseline` says why `base` is None, where a comparison needs it; `interval`
-    is the bootstrap interval of (candidate - baseline) for this gate's metric, when one was measured."""
+    is the bootstrap interval of (candidate - baseline) for this gate's metric, when one was measured.
+    `incomparable`: there is a baseline, but not one to compare with (another task, other classes): a comparison
+    gate that passes its bound is skipped, not passed, so that `if_skipped: block` can hold the candidate."""
     direction = GATES[g.name][0]
     value = cand.metrics.get(g.name)
     baseline_value = None if base is None else base.metrics.get(g.name)
@@ -32,7 +34,7 @@ def judge(g: Gate, cand: Measured, base: Measured | None, no_baseline: str = NO_
         bound_kind = "minimum" if direction == "min" else "maximum"
         comparison, tolerance = g.comparison, g.tolerance
         status, reasons, notes = _bounded(g, direction, bound, cand, value, base, baseline_value, no_baseline,
-                                          interval)
+                                          interval, incomparable)
     if status == SKIPPED and g.if_skipped == "block":
         reasons.append("could not be evaluated, and the policy says if_skipped: block")
     if not g.required:
@@ -70,6 +72,7 @@ def _bounded(
     baseline_value: float | None,
     no_baseline: str,
     interval: Interval | None,
+    incomparable: bool = False,
 ) -> tuple[str, list[str], list[str]]:
     """(status, reasons to fail, notes) of a gate with a minimum or a maximum, and perhaps a comparison."""
     reasons: list[str] = []
@@ -86,7 +89,12 @@ def _bounded(
     if direction == "max" and bound is not None and value > bound:
         reasons.append(f"{_num(value)} > maximum {_num(bound)}")
     if g.comparison:
-        if base is None:
+        if base is None and incomparable:
+            if not reasons:
+                own = [cand.notes[g.name]] if g.name in cand.notes else []
+                return SKIPPED, reasons, [f"skipped: not compared: {no_baseline}", *own]
+            notes.append(f"not compared: {no_baseline}")
+        elif base is None:
             notes.append(f"not compared: {no_baseline}")
         elif baseline_value is None:
             notes.append("the baseline's value could not be measured: not compared")

@@ -1,5 +1,6 @@
-"""The gate's measures of one model on the holdout: accuracy and AUCs, size, recall gap between segments,
-latency, peak memory, predictor parity and edge cases; and the stability of two models' feature importances.
+"""The gate's measures of one model on the holdout: its task's metrics (steps._quality.metrics), size, the gap
+between segments, latency, peak memory, predictor parity and edge cases; and the stability of two models' feature
+importances.
 """
 
 from __future__ import annotations
@@ -8,24 +9,31 @@ import gc
 import os
 import time
 import tracemalloc
-from collections.abc import Set
+from collections.abc import Callable, Set
 from dataclasses import dataclass, field
-from typing import Any, TypedDict
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from steps._core.errors import UsageError
-from steps._core.policy import Gate, Policy
+from steps._core.policy import GATES, Gate, Policy
 from steps._model import parity as _parity
+from steps._model import task as _task
 from steps._model.bundle import Bundle
+from steps._quality import metrics as _metrics
+from steps._quality import segments as _segments
 from steps._quality.edge_cases import EdgeCase, edge_cases
+from steps._quality.segments import SegmentF1, SegmentRecall
 
 MIB = 1024 * 1024
 # Always measured for the baseline too: cheap, and the report compares them.
-CHEAP = frozenset({"accuracy", "precision", "recall", "f1", "pr_auc", "roc_auc", "recall_gap", "model_size_mb"})
-# Permutation importances: a fixed subsample holding every positive (up to half of it), 3 repeats, log loss
-# (it uses every row's probability, so it is less noisy than average precision on a few positives).
+CHEAP = frozenset({"accuracy", "precision", "recall", "f1", "pr_auc", "roc_auc", "log_loss", "recall_gap",
+                   "macro_f1", "log_loss_vs_prior", "class_recall", "macro_f1_gap",
+                   "rmse", "mae", "r2", "rmse_vs_mean", "model_size_mb"})
+# Permutation importances: a fixed subsample (a binary one holding every positive, up to half of it), 3 repeats,
+# the task's loss: log loss for a classifier (it uses every row's probability, so it is less noisy than average
+# precision on a few positives or accuracy), RMSE for a regressor.
 # Stability is the Pearson correlation of the two models' importances: it weighs each feature by how much the
 # models rely on it. A rank (Spearman) correlation weighs the order of the dozen features worth ~0 as much as the
 # order of the few that matter: retrains after a drift that fires the drift check scored 0.71-0.86 on 40k-200k
@@ -34,27 +42,40 @@ CHEAP = frozenset({"accuracy", "precision", "recall", "f1", "pr_auc", "roc_auc",
 # shows in pr_auc and the data contract, not here).
 _IMPORTANCE_ROWS = 1000
 _IMPORTANCE_REPEATS = 3
-
-
-class SegmentRecall(TypedDict):
-    """Recall at the threshold within one value of the segment column; `counted` when it has enough positives."""
-
-    segment: str
-    rows: int
-    positives: int
-    recall: float | None
-    counted: bool
+IMPORTANCE_LOSS = {"binary": "log loss", "multiclass": "log loss", "regression": "RMSE"}
 
 
 @dataclass
 class Measured:
-    """One model's measurements: its holdout scores, a value per measure (None: not measurable) and notes."""
+    """One model's measurements: its holdout predictions (steps._model.task.predict), a value per measure (None:
+    not measurable) and notes."""
 
     scores: np.ndarray
     metrics: dict[str, float | None]
     notes: dict[str, str]
     segments: list[SegmentRecall] = field(default_factory=list)
     edge_cases: list[EdgeCase] = field(default_factory=list)
+    task: str = "binary"
+    # what its metrics compare with: the threshold (binary), the training class shares (multiclass) or the
+    # training target mean (regression); None where bundle.json lacks it
+    reference: Any = None
+    segment_f1: list[SegmentF1] = field(default_factory=list)
+
+
+def reference_of(bundle: Bundle) -> Any:
+    """The bundle's threshold (binary), metrics.train_class_shares (multiclass, one share a class) or
+    metrics.train_target_mean (regression); None where bundle.json lacks a usable one."""
+    if bundle.task == "binary":
+        return bundle.threshold
+    recorded: Any = bundle.manifest.get("metrics") or {}
+    if bundle.task == "multiclass":
+        shares = recorded.get("train_class_shares")
+        classes = bundle.classes or []
+        ok = isinstance(shares, list) and len(shares) == len(classes) and all(
+            type(v) in (int, float) and v >= 0 for v in shares)
+        return [float(v) for v in shares] if ok else None
+    mean = recorded.get("train_target_mean")
+    return float(mean) if type(mean) in (int, float) and np.isfinite(mean) else None
 
 
 def measure(
@@ -66,109 +87,140 @@ def measure(
     gates: dict[str, Gate],
     wanted: Set[str],
 ) -> Measured:
-    """Score the holdout with the bundle's model and take the `wanted` measures (the label and score metrics
-    always: precision, recall and F1 of the positive class at the bundle's own threshold)."""
-    from sklearn.metrics import accuracy_score, average_precision_score, precision_recall_fscore_support, roc_auc_score
-
+    """Score the holdout with the bundle's model and take the `wanted` measures (its task's holdout metrics
+    always: a binary model's precision, recall and F1 of the positive class at the bundle's own threshold)."""
+    task = bundle.task
     pipeline = bundle.pipeline
     try:
-        scores = pipeline.predict_proba(X)[:, 1]
+        predictions = _task.predict(pipeline, X, task)
     except Exception as err:  # any failure to score the holdout means we cannot evaluate: say which model
         raise UsageError(f"bundle {bundle.path}: cannot score the holdout: {type(err).__name__}: {err}") from err
-    predicted = scores >= bundle.threshold
+    out = Measured(scores=predictions, metrics={}, notes={}, task=task, reference=reference_of(bundle))
+    settings = {name: {**GATES[name][1], **(gates[name].settings if name in gates else {})}
+                for name in ("recall_gap", "class_recall", "macro_f1_gap")}
+    if task == "binary":
+        _binary(out, y, holdout, policy.data.segment, settings["recall_gap"]["min_positives"])
+    elif task == "multiclass":
+        _multiclass(out, y, bundle.classes or [], holdout, policy.data.segment, settings)
+    else:
+        _regression(out, y)
+    m = out.metrics
+    if "model_size_mb" in wanted:
+        m["model_size_mb"] = sum((bundle.path / n).stat().st_size for n in bundle.files if n.startswith("model.")) / MIB
+    if "latency_p95_ms" in wanted:
+        m["latency_p95_ms"] = latency_p95_ms(pipeline, X, gates["latency_p95_ms"].settings["calls"], task)
+        threads = os.environ.get("OMP_NUM_THREADS") or "1"
+        call = "predict" if task == "regression" else "predict_proba"
+        out.notes["latency_p95_ms"] = f"single-row {call} calls, in-process, OMP_NUM_THREADS={threads}"
+    if "peak_memory_mb" in wanted:
+        rows = gates["peak_memory_mb"].settings["rows"]
+        m["peak_memory_mb"] = peak_memory_mb(pipeline, X, rows, policy.model.seed, task)
+        out.notes["peak_memory_mb"] = f"tracemalloc peak while scoring {rows} rows" + (
+            " (sampled with replacement from the holdout)" if rows > len(X) else ""
+        )
+    if "predictor_parity" in wanted:
+        m["predictor_parity"], out.notes["predictor_parity"] = _parity.measure(bundle, X, predictions, y)
+    if "edge_cases" in wanted:
+        out.edge_cases = edge_cases(pipeline, bundle.features, X, task)
+        m["edge_cases"] = sum(not c["passed"] for c in out.edge_cases)
+        out.notes["edge_cases"] = "; ".join(f"{c['name']}: {c['detail']}" for c in out.edge_cases)
+    return out
+
+
+def _binary(out: Measured, y: np.ndarray, holdout: pd.DataFrame, segment: str | None, min_positives: int) -> None:
+    from sklearn.metrics import accuracy_score, average_precision_score, precision_recall_fscore_support, roc_auc_score
+
+    scores, threshold = out.scores, out.reference
+    predicted = scores >= threshold
     precision, recall, f1, _ = precision_recall_fscore_support(
         y, predicted, average="binary", pos_label=1, zero_division=0)
-    m: dict[str, float | None] = {
+    out.metrics.update({
         "accuracy": float(accuracy_score(y, predicted)),
         "precision": float(precision),
         "recall": float(recall),
         "f1": float(f1),
         "pr_auc": float(average_precision_score(y, scores)),
         "roc_auc": float(roc_auc_score(y, scores)),
-    }
-    out = Measured(scores=scores, metrics=m, notes={})
-    if "model_size_mb" in wanted:
-        m["model_size_mb"] = sum((bundle.path / n).stat().st_size for n in bundle.files if n.startswith("model.")) / MIB
-    if "recall_gap" in wanted:
-        min_positives = gates["recall_gap"].settings["min_positives"] if "recall_gap" in gates else 1
-        m["recall_gap"], out.notes["recall_gap"], out.segments = recall_gap(
-            y, predicted, holdout, policy.data.segment, min_positives
-        )
-    if "latency_p95_ms" in wanted:
-        m["latency_p95_ms"] = latency_p95_ms(pipeline, X, gates["latency_p95_ms"].settings["calls"])
-        threads = os.environ.get("OMP_NUM_THREADS") or "1"
-        out.notes["latency_p95_ms"] = f"single-row predict_proba calls, in-process, OMP_NUM_THREADS={threads}"
-    if "peak_memory_mb" in wanted:
-        rows = gates["peak_memory_mb"].settings["rows"]
-        m["peak_memory_mb"] = peak_memory_mb(pipeline, X, rows, policy.model.seed)
-        out.notes["peak_memory_mb"] = f"tracemalloc peak while scoring {rows} rows" + (
-            " (sampled with replacement from the holdout)" if rows > len(X) else ""
-        )
-    if "predictor_parity" in wanted:
-        m["predictor_parity"], out.notes["predictor_parity"] = _parity.measure(bundle, X, scores)
-    if "edge_cases" in wanted:
-        out.edge_cases = edge_cases(pipeline, bundle.features, X)
-        m["edge_cases"] = sum(not c["passed"] for c in out.edge_cases)
-        out.notes["edge_cases"] = "; ".join(f"{c['name']}: {c['detail']}" for c in out.edge_cases)
-    return out
-
-
-def recall_gap(
-    y: np.ndarray, predicted: np.ndarray, holdout: pd.DataFrame, segment: str | None, min_positives: int
-) -> tuple[float | None, str, list[SegmentRecall]]:
-    """The largest difference in recall between segments with at least `min_positives` positives, a note, and
-    every segment's recall (for the report)."""
-    if segment is None:
-        return None, "no segment column (data.segment): nothing to compare", []
-    if segment not in holdout.columns:
-        return None, f"the holdout has no segment column {segment!r}: nothing to compare", []
-    groups = holdout[segment].astype(object).where(holdout[segment].notna(), "<missing>").astype(str).to_numpy()
-    table: list[SegmentRecall] = []
-    for name in sorted(set(groups)):
-        in_group = groups == name
-        positives = int(y[in_group].sum())
-        table.append(
-            SegmentRecall(
-                segment=name,
-                rows=int(in_group.sum()),
-                positives=positives,
-                recall=float(predicted[in_group & (y == 1)].mean()) if positives else None,
-                counted=positives >= min_positives,
-            )
-        )
-    # A counted segment has positives, so its recall is a number.
-    counted = [(t["segment"], t["recall"]) for t in table if t["counted"] and t["recall"] is not None]
-    if len(counted) < 2:
-        shown = ", ".join(f"{t['segment']}: {t['positives']}" for t in table)
-        return (
-            None,
-            f"fewer than 2 segments of {segment!r} with >= {min_positives} positives ({shown}): nothing to compare",
-            table,
-        )
-    worst = min(counted, key=lambda t: t[1])
-    best = max(counted, key=lambda t: t[1])
-    note = (
-        f"{segment}: recall {best[0]} {best[1]:.3f} (highest), "
-        f"{worst[0]} {worst[1]:.3f} (lowest) over {len(counted)} segments"
+        "log_loss": _metrics.binary_log_loss(y, scores),
+    })
+    out.metrics["recall_gap"], out.notes["recall_gap"], out.segments = _segments.recall_gap(
+        y, predicted, holdout, segment, min_positives
     )
-    return best[1] - worst[1], note, table
 
 
-def latency_p95_ms(pipeline: Any, X: pd.DataFrame, calls: int) -> float:
-    """The 95th percentile of single-row predict_proba calls, in milliseconds."""
+def _multiclass(out: Measured, y: np.ndarray, classes: list[Any], holdout: pd.DataFrame, segment: str | None,
+                settings: dict[str, dict[str, Any]]) -> None:
+    p, m = out.scores, out.metrics
+    m["accuracy"] = _metrics.multiclass_accuracy(y, p)
+    m["macro_f1"] = _metrics.macro_f1(y, p)
+    m["log_loss"] = _metrics.multiclass_log_loss(y, p)
+    if out.reference is None:
+        m["log_loss_vs_prior"] = None
+        out.notes["log_loss_vs_prior"] = "bundle.json has no metrics.train_class_shares (one a class) to compare with"
+    else:
+        m["log_loss_vs_prior"] = _metrics.log_loss_vs_prior(y, p, out.reference)
+        prior = _metrics.multiclass_log_loss(y, np.tile(np.asarray(out.reference), (len(y), 1)))
+        out.notes["log_loss_vs_prior"] = (f"log loss {m['log_loss']:.4g} / {prior:.4g} of always predicting the "
+                                          f"training class shares")
+    min_support = int(settings["class_recall"]["min_support"])
+    table = _metrics.per_class(y, p)
+    counted = np.flatnonzero(table["support"] >= max(min_support, 1))
+    if len(counted) == 0:
+        m["class_recall"] = None
+        out.notes["class_recall"] = f"no class has >= {min_support} holdout rows: nothing to measure"
+    else:
+        worst = int(counted[np.argmin(table["recall"][counted])])
+        m["class_recall"] = float(table["recall"][worst])
+        out.notes["class_recall"] = (f"lowest recall: class {_label(classes, worst)} {table['recall'][worst]:.3f} "
+                                     f"({int(table['support'][worst])} rows) over {len(counted)} classes with >= "
+                                     f"{min_support} holdout rows")
+    m["macro_f1_gap"], out.notes["macro_f1_gap"], out.segment_f1 = _segments.macro_f1_gap(
+        y, p, holdout, segment, int(settings["macro_f1_gap"]["min_rows"]))
+
+
+def _regression(out: Measured, y: np.ndarray) -> None:
+    v, m = out.scores, out.metrics
+    m["rmse"], m["mae"] = _metrics.rmse(y, v), _metrics.mae(y, v)
+    r2 = _metrics.r2(y, v)
+    m["r2"] = r2 if np.isfinite(r2) else None
+    if m["r2"] is None:
+        out.notes["r2"] = "the holdout's target is constant: R² is undefined"
+    if out.reference is None:
+        m["rmse_vs_mean"] = None
+        out.notes["rmse_vs_mean"] = "bundle.json has no metrics.train_target_mean to compare with"
+    else:
+        ratio = _metrics.rmse_vs_mean(y, v, out.reference)
+        m["rmse_vs_mean"] = ratio if np.isfinite(ratio) else None
+        naive = _metrics.rmse(y, np.full(len(y), out.reference))
+        out.notes["rmse_vs_mean"] = (f"rmse {m['rmse']:.4g} / {naive:.4g} of always predicting the training mean "
+                                     f"{out.reference:.4g}")
+
+
+def _label(classes: list[Any], code: int) -> str:
+    return repr(classes[code]) if code < len(classes) else str(code)
+
+
+def _scorer(pipeline: Any, task: str) -> Callable[[pd.DataFrame], np.ndarray]:
+    return lambda batch: _task.predict(pipeline, batch, task)
+
+
+def latency_p95_ms(pipeline: Any, X: pd.DataFrame, calls: int, task: str = "binary") -> float:
+    """The 95th percentile of single-row prediction calls (steps._model.task.predict), in milliseconds."""
+    score = _scorer(pipeline, task)
     rows = [X.iloc[[i % len(X)]] for i in range(calls)]
     for row in rows[:10]:  # warm caches and lazy imports so the first calls do not count
-        pipeline.predict_proba(row)
+        score(row)
     elapsed = np.empty(calls)
     for i, row in enumerate(rows):
         start = time.perf_counter()
-        pipeline.predict_proba(row)
+        score(row)
         elapsed[i] = time.perf_counter() - start
     return float(np.percentile(elapsed, 95) * 1000)
 
 
-def peak_memory_mb(pipeline: Any, X: pd.DataFrame, rows: int, seed: int) -> float:
+def peak_memory_mb(pipeline: Any, X: pd.DataFrame, rows: int, seed: int, task: str = "binary") -> float:
     """Python's allocations at their peak while scoring `rows` holdout rows at once, in MiB."""
+    score = _scorer(pipeline, task)
     batch = X.sample(n=rows, replace=rows > len(X), random_state=seed)
     gc.collect()
     started = not tracemalloc.is_tracing()
@@ -177,7 +229,7 @@ def peak_memory_mb(pipeline: Any, X: pd.DataFrame, rows: int, seed: int) -> floa
     try:
         before, _ = tracemalloc.get_traced_memory()
         tracemalloc.reset_peak()
-        pipeline.predict_proba(batch)
+        score(batch)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         if started:
@@ -186,21 +238,27 @@ def peak_memory_mb(pipeline: Any, X: pd.DataFrame, rows: int, seed: int) -> floa
 
 
 def importance_stability(
-    candidate: Any, baseline: Any, X_candidate: pd.DataFrame, X_baseline: pd.DataFrame, y: np.ndarray, seed: int
+    candidate: Any, baseline: Any, X_candidate: pd.DataFrame, X_baseline: pd.DataFrame, y: np.ndarray, seed: int,
+    task: str = "binary", y_baseline: np.ndarray | None = None,
 ) -> tuple[float | None, dict[str, tuple[float, float | None]]]:
     """The Pearson correlation of the two models' permutation importances (None when undefined), and each of
-    the candidate's features with its importance in both (for the report)."""
-    rows = _importance_rows(y, seed)
-    cand = _importances(candidate, X_candidate.iloc[rows], y[rows], seed)
-    base = _importances(baseline, X_baseline.iloc[rows], y[rows], seed)
+    the candidate's features with its importance in both (for the report). `y_baseline` is the target as the
+    baseline encodes it, where its class order differs."""
+    rows = _importance_rows(y, seed, task)
+    y_base = y if y_baseline is None else y_baseline
+    cand = _importances(candidate, X_candidate.iloc[rows], y[rows], seed, task)
+    base = _importances(baseline, X_baseline.iloc[rows], y_base[rows], seed, task)
     return _correlation(cand, base), {n: (v, base.get(n)) for n, v in cand.items()}
 
 
-def _importance_rows(y: np.ndarray, seed: int) -> np.ndarray:
-    """The holdout rows both importances are measured on: every positive (up to half), then negatives."""
+def _importance_rows(y: np.ndarray, seed: int, task: str = "binary") -> np.ndarray:
+    """The holdout rows both importances are measured on: binary every positive (up to half), then negatives;
+    other tasks a plain random subset."""
     if len(y) <= _IMPORTANCE_ROWS:
         return np.arange(len(y))
     rng = np.random.default_rng(seed)
+    if task != "binary":
+        return np.sort(rng.choice(len(y), _IMPORTANCE_ROWS, replace=False))
     positives, negatives = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
     n_pos = min(len(positives), _IMPORTANCE_ROWS // 2)
     n_neg = min(len(negatives), _IMPORTANCE_ROWS - n_pos)
@@ -209,14 +267,27 @@ def _importance_rows(y: np.ndarray, seed: int) -> np.ndarray:
     )
 
 
-def _importances(pipeline: Any, X: pd.DataFrame, y: np.ndarray, seed: int) -> dict[str, float]:
-    """Permutation importances per raw feature: the mean increase in log loss when that column is shuffled."""
+def _importances(pipeline: Any, X: pd.DataFrame, y: np.ndarray, seed: int, task: str = "binary") -> dict[str, float]:
+    """Permutation importances per raw feature: the mean increase in the task's loss (IMPORTANCE_LOSS) when that
+    column is shuffled."""
     from sklearn.inspection import permutation_importance
 
     result = permutation_importance(
-        pipeline, X, y, scoring="neg_log_loss", n_repeats=_IMPORTANCE_REPEATS, random_state=seed, n_jobs=1
+        pipeline, X, y, scoring=_loss_scorer(task), n_repeats=_IMPORTANCE_REPEATS, random_state=seed, n_jobs=1
     )
     return {name: float(v) for name, v in zip(X.columns, result.importances_mean, strict=True)}
+
+
+def _loss_scorer(task: str) -> Callable[[Any, pd.DataFrame, np.ndarray], float]:
+    """The negated loss of the task's predictions (steps._model.task.predict): log loss over every class (a
+    subsample may lack one), RMSE."""
+    loss = {"binary": _metrics.binary_log_loss, "multiclass": _metrics.multiclass_log_loss,
+            "regression": _metrics.rmse}[task]
+
+    def score(estimator: Any, X: pd.DataFrame, y: np.ndarray) -> float:
+        return -loss(np.asarray(y), _task.predict(estimator, X, task), None)
+
+    return score
 
 
 def _correlation(a: dict[str, float], b: dict[str, float]) -> float | None:

@@ -9,51 +9,17 @@ imbalanced holdout is not rejected for a difference that a reshuffle would undo.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+
+from steps._quality import metrics as _metrics
 
 RESAMPLES = 200
 CONFIDENCE = 0.95  # one-sided
 MAX_ROWS = 50_000  # above this the interval is far narrower than any tolerance: a random subset is enough
-
-Metric = Callable[[np.ndarray, np.ndarray, float], float]  # (y, scores, threshold) -> value
-
-
-def _accuracy(y: np.ndarray, s: np.ndarray, t: float) -> float:
-    return float(np.mean((s >= t) == (y == 1)))
-
-
-def _precision(y: np.ndarray, s: np.ndarray, t: float) -> float:
-    flagged = s >= t
-    return float(np.sum(flagged & (y == 1)) / max(int(flagged.sum()), 1))
-
-
-def _recall(y: np.ndarray, s: np.ndarray, t: float) -> float:
-    return float(np.sum((s >= t) & (y == 1)) / max(int(y.sum()), 1))
-
-
-def _f1(y: np.ndarray, s: np.ndarray, t: float) -> float:
-    p, r = _precision(y, s, t), _recall(y, s, t)
-    return 2 * p * r / (p + r) if p + r > 0 else 0.0
-
-
-def _roc_auc(y: np.ndarray, s: np.ndarray, t: float) -> float:
-    from sklearn.metrics import roc_auc_score
-
-    return float(roc_auc_score(y, s))
-
-
-def _pr_auc(y: np.ndarray, s: np.ndarray, t: float) -> float:
-    from sklearn.metrics import average_precision_score
-
-    return float(average_precision_score(y, s))
-
-
-# The gates whose value comes from the holdout's labels and scores: those a resample can re-measure.
-METRICS: dict[str, Metric] = {"accuracy": _accuracy, "precision": _precision, "recall": _recall, "f1": _f1,
-                              "roc_auc": _roc_auc, "pr_auc": _pr_auc}
 
 
 @dataclass(frozen=True)
@@ -69,11 +35,13 @@ class Interval:
                 f"({self.resamples} resamples)")
 
 
-def paired_difference(metric: str, y: np.ndarray, candidate: np.ndarray, candidate_threshold: float,
-                      baseline: np.ndarray, baseline_threshold: float, seed: int) -> Interval | None:
-    """The bootstrap interval of metric(candidate) - metric(baseline); None for a metric it cannot re-measure or
-    resamples that never hold both classes."""
-    measure = METRICS.get(metric)
+def paired_difference(metric: str, y: np.ndarray, candidate: np.ndarray, candidate_reference: Any,
+                      baseline: np.ndarray, baseline_reference: Any, seed: int, task: str = "binary",
+                      settings: Mapping[str, Any] | None = None) -> Interval | None:
+    """The bootstrap interval of metric(candidate) - metric(baseline), each model with its own reference (its
+    threshold, training class shares or training target mean: steps._quality.metrics); None for a metric it cannot
+    re-measure, or too few resamples where both values are defined."""
+    measure = _metrics.metric(task, metric, settings)
     if measure is None:
         return None
     rng = np.random.default_rng(seed)
@@ -86,9 +54,11 @@ def paired_difference(metric: str, y: np.ndarray, candidate: np.ndarray, candida
         rows = rng.integers(0, len(y), len(y))
         labels = y[rows]
         if labels.min() == labels.max():
-            continue  # a resample with one class: AUCs are undefined, the others meaningless
-        differences.append(measure(labels, candidate[rows], candidate_threshold)
-                           - measure(labels, baseline[rows], baseline_threshold))
+            continue  # one class (or a constant target): AUCs and R² are undefined, the others meaningless
+        difference = (measure(labels, candidate[rows], candidate_reference)
+                      - measure(labels, baseline[rows], baseline_reference))
+        if np.isfinite(difference):
+            differences.append(difference)
     if len(differences) < RESAMPLES // 2:
         return None
     values = np.asarray(differences)

@@ -128,8 +128,9 @@ def run_gate_without_baseline(candidate: Model, out: Path, policy: Path | None =
     from steps._core.policy import load_policy
 
     loaded = load_policy(policy or candidate.policy)
-    holdout, y = gate.read_holdout(candidate.holdout, loaded)
-    result = gate.gate(gate.load_bundle(candidate.bundle), holdout, y, loaded, baseline=None)
+    bundle = gate.load_bundle(candidate.bundle)
+    holdout, y = gate.read_holdout(candidate.holdout, loaded, bundle)
+    result = gate.gate(bundle, holdout, y, loaded, baseline=None)
     result.write(out / "report", out / "passed")
     return Gated(
         0,

@@ -123,3 +123,19 @@ def test_a_worse_candidate_within_the_holdout_s_noise_passes_and_beyond_it_fails
     entry = judge(gate, measured({"pr_auc": 0.6}), measured({"pr_auc": 0.67}), interval=certain)
     assert entry["passed"] is False and entry["status"] == "fail"
     assert entry["note"].startswith("0.6 < baseline 0.67 - 0.02; 95% bootstrap interval")
+
+
+def test_a_baseline_of_another_task_skips_the_comparison_but_not_the_bound() -> None:
+    why = "baseline v3 not comparable: it is a binary model, the candidate a regression model"
+    gate = Gate("rmse_vs_mean", maximum=0.8, comparison="lte", tolerance=0.02)
+    entry = judge(gate, measured({"rmse_vs_mean": 0.4}), None, why, incomparable=True)
+    assert entry["status"] == "skipped" and entry["passed"] is True and entry["baseline_value"] is None
+    assert entry["note"] == f"skipped: not compared: {why}"
+    entry = judge(gate, measured({"rmse_vs_mean": 1.02}), None, why, incomparable=True)
+    assert entry["status"] == "fail" and entry["note"] == f"1.02 > maximum 0.8; not compared: {why}"
+    blocking = Gate("rmse_vs_mean", maximum=0.8, comparison="lte", tolerance=0.02, if_skipped="block")
+    entry = judge(blocking, measured({"rmse_vs_mean": 0.4}), None, why, incomparable=True)
+    assert entry["status"] == "skipped" and entry["passed"] is False
+    assert entry["note"].startswith("could not be evaluated, and the policy says if_skipped: block")
+    # A gate with no comparison is judged on its bound alone, as with no baseline.
+    assert judge(Gate("rmse", maximum=5.0), measured({"rmse": 4.0}), None, why, incomparable=True)["status"] == "pass"

@@ -1,10 +1,11 @@
 """The paired bootstrap of (candidate - baseline) on one holdout: wide on a few positives, narrow on many, centred
-on the observed difference, None where the metric cannot be resampled."""
+on the observed difference, None where the metric cannot be resampled; for every task's metrics."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from steps._quality.metrics import macro_f1, rmse_vs_mean
 from steps._quality.noise import paired_difference
 
 
@@ -40,3 +41,30 @@ def test_the_same_model_twice_differs_by_nothing():
     y, s = _scores(500, 50, 1.0, 4)
     same = paired_difference("f1", y, s, 0.4, s, 0.4, seed=0)
     assert same is not None and same.low == same.high == 0.0
+
+
+def test_a_multiclass_interval_holds_the_observed_macro_f1_difference() -> None:
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 3, 2000)
+    better, worse = (np.eye(3)[y] * skill + rng.random((2000, 3)) for skill in (1.0, 0.4))
+    better, worse = better / better.sum(axis=1, keepdims=True), worse / worse.sum(axis=1, keepdims=True)
+    interval = paired_difference("macro_f1", y, worse, None, better, None, seed=0, task="multiclass")
+    assert interval is not None
+    observed = macro_f1(y, worse) - macro_f1(y, better)
+    assert interval.low <= observed <= interval.high < 0
+    assert paired_difference("class_recall", y, worse, None, better, None, seed=0, task="multiclass",
+                             settings={"min_support": 5000}) is None  # no class ever has 5000 rows
+
+
+def test_a_regression_interval_measures_each_model_against_its_own_training_mean() -> None:
+    rng = np.random.default_rng(6)
+    y = rng.normal(10, 3, 1000)
+    values = y + rng.normal(0, 1, 1000)
+    same = paired_difference("rmse_vs_mean", y, values, 10.0, values, 10.0, seed=0, task="regression")
+    assert same is not None and same.low == same.high == 0.0
+    # The same predictions, a baseline trained on a target whose mean was far off: its naive RMSE is larger, so
+    # its ratio is smaller, and the candidate's ratio looks worse by a difference the interval brackets.
+    shifted = paired_difference("rmse_vs_mean", y, values, 10.0, values, 16.0, seed=0, task="regression")
+    observed = rmse_vs_mean(y, values, 10.0) - rmse_vs_mean(y, values, 16.0)
+    assert shifted is not None and shifted.low <= observed <= shifted.high and observed > 0
+    assert paired_difference("accuracy", y, values, None, values, None, seed=0, task="regression") is None
