@@ -142,13 +142,10 @@ def load_model(bundle_dir: Path, predictor: str = "auto", max_rows: int = 1000,
         raise ServeError(f"bundle {bundle_dir}: {err}") from err
     if predictor in ("auto", "compiled") and _trees.TREES_FILE in files:
         try:
-            compiled = _trees.load(bundle_dir / _trees.TREES_FILE, contract.names)
+            compiled = _trees.load(bundle_dir / _trees.TREES_FILE, contract.names, task,
+                                   len(labels) if task != "regression" else None)
         except _trees.TreesError as err:
             raise ServeError(f"bundle {bundle_dir}: {err}") from err
-        compiled_task = getattr(compiled, "task", "binary")  # trees files written before recording it: binary
-        if compiled_task != task:
-            raise ServeError(f"bundle {bundle_dir}: {_trees.TREES_FILE} is a {compiled_task} model, but "
-                             f"bundle.json's contract.task is {task}")
         model, description = compiled, compiled.describe()
     elif predictor == "compiled":
         raise ServeError(f"bundle {bundle_dir}: PREDICTOR=compiled, but it has no {_trees.TREES_FILE} "

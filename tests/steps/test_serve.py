@@ -15,7 +15,6 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,81 +31,11 @@ from steps._model import trees as _predictor
 from tests.support.models import Trained
 from tests.support.paths import ROOT
 from tests.support.processes import free_port
+from tests.support.serving import Server, call, metric, start, wait_ready
 
 pytestmark = pytest.mark.integration
 MODEL = "fraud-detection"
 KINDS = {"numeric": "FP64", "integer": "INT64", "categorical": "BYTES"}
-
-
-@dataclass
-class Server:
-    proc: subprocess.Popen[bytes]
-    port: int
-    log: Path
-    env: dict[str, str] = field(default_factory=dict, repr=False)
-
-    def call(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None,
-             raw: bytes | None = None) -> tuple[int, Any]:
-        return call(self.port, method, path, body, headers, raw)
-
-    def log_lines(self) -> list[dict[str, Any]]:
-        out = []
-        for line in self.log.read_text().splitlines():
-            if line.startswith("{"):
-                out.append(json.loads(line))
-        return out
-
-    def stop(self, timeout: float = 30) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=timeout)
-
-
-def call(port: int, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None,
-         raw: bytes | None = None, conn: http.client.HTTPConnection | None = None) -> tuple[int, Any]:
-    own = conn is None
-    conn = conn or http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    try:
-        data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
-        sent = {"Content-Type": "application/json"} if data is not None else {}
-        conn.request(method, path, body=data, headers={**sent, **(headers or {})})
-        response = conn.getresponse()
-        payload = response.read()
-    finally:
-        if own:
-            conn.close()
-    ctype = response.getheader("content-type") or ""
-    return response.status, json.loads(payload) if ctype.startswith("application/json") else payload.decode()
-
-
-def start(bundle: Path, tmp: Path, *args: str, env: dict[str, str] | None = None, wait: bool = True,
-          pythonpath: str | None = None) -> Server:
-    port = free_port()
-    log = tmp / f"server-{port}.log"
-    full_env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (pythonpath, str(ROOT)) if p),
-                **(env or {})}
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "steps.serve", "--model-dir", str(bundle), "--host",
-                                 "127.0.0.1", "--port", str(port), *args], cwd=ROOT, env=full_env, stdout=out,
-                                stderr=subprocess.STDOUT)
-    server = Server(proc, port, log, full_env)
-    if wait:
-        wait_ready(server)
-    return server
-
-
-def wait_ready(server: Server, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.proc.poll() is not None:
-            raise AssertionError(f"server exited {server.proc.returncode}: {server.log.read_text()[-3000:]}")
-        try:
-            if server.call("GET", "/v1/health/ready")[0] == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.05)
-    raise AssertionError(f"server not ready in {timeout} s: {server.log.read_text()[-3000:]}")
 
 
 @pytest.fixture(scope="module")
@@ -148,13 +77,6 @@ def v2_body(policy: Any, rows: list[dict[str, Any]]) -> dict[str, Any]:
             tensor["parameters"] = {"content_type": "str"}
         inputs.append(tensor)
     return {"id": "req-1", "parameters": {"content_type": "pd"}, "inputs": inputs}
-
-
-def metric(text: str, name: str, **labels: str) -> float:
-    for line in text.splitlines():
-        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
-            return float(line.rsplit(" ", 1)[1])
-    raise AssertionError(f"{name} {labels} not in the exposition")
 
 
 # --- endpoints and payloads ------------------------------------------------------------------------------------

@@ -1,17 +1,30 @@
-"""Small models served in-process for the tests of the App and the HTTP transport: a two-feature contract and
-pure-Python predictors, no bundle, no scikit-learn. Binary: the score is amount / 100; multiclass: three classes
-whose probabilities follow the amount; regression: a value from the amount and the channel."""
+"""The model server for tests. Real `python -m steps.serve` processes on 127.0.0.1 (`start`, `Server.call`,
+`metric` reads the exposition). Small models served in-process for the tests of the App and the HTTP transport:
+a two-feature contract and pure-Python predictors, no bundle, no scikit-learn. Binary: the score is amount / 100;
+multiclass: three classes whose probabilities follow the amount; regression: a value from the amount and the
+channel."""
 
 from __future__ import annotations
 
+import http.client
+import json
 import math
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from steps._core.documents import ContractRecord
 from steps._serving.app import ServedModel
 from steps._serving.contract import RequestContract
 from steps._serving.outputs import Label, prediction_bins
+from tests.support.paths import ROOT
+from tests.support.processes import free_port
 
 MODEL = "fraud-detection"
 CONTRACT: ContractRecord = {
@@ -91,3 +104,85 @@ def served_multiclass(predictor: Any = None, classes: Sequence[Label] = CLASSES,
 def served_regression(predictor: Any = None, profile: dict[str, Any] | None = None) -> ServedModel:
     return ServedModel(MODEL, "3", None, RequestContract(CONTRACT), predictor or Doubled(), True, {}, labels=(),
                        task="regression", bins=prediction_bins("regression", (), {"prediction": profile}))
+
+
+# --- real servers --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Server:
+    proc: subprocess.Popen[bytes]
+    port: int
+    log: Path
+    env: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def call(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None,
+             raw: bytes | None = None) -> tuple[int, Any]:
+        return call(self.port, method, path, body, headers, raw)
+
+    def log_lines(self) -> list[dict[str, Any]]:
+        out = []
+        for line in self.log.read_text().splitlines():
+            if line.startswith("{"):
+                out.append(json.loads(line))
+        return out
+
+    def stop(self, timeout: float = 30) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=timeout)
+
+
+def call(port: int, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None,
+         raw: bytes | None = None, conn: http.client.HTTPConnection | None = None) -> tuple[int, Any]:
+    own = conn is None
+    conn = conn or http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+        sent = {"Content-Type": "application/json"} if data is not None else {}
+        conn.request(method, path, body=data, headers={**sent, **(headers or {})})
+        response = conn.getresponse()
+        payload = response.read()
+    finally:
+        if own:
+            conn.close()
+    ctype = response.getheader("content-type") or ""
+    return response.status, json.loads(payload) if ctype.startswith("application/json") else payload.decode()
+
+
+def start(bundle: Path, tmp: Path, *args: str, env: dict[str, str] | None = None, wait: bool = True,
+          pythonpath: str | None = None) -> Server:
+    port = free_port()
+    log = tmp / f"server-{port}.log"
+    full_env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (pythonpath, str(ROOT)) if p),
+                **(env or {})}
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "steps.serve", "--model-dir", str(bundle), "--host",
+                                 "127.0.0.1", "--port", str(port), *args], cwd=ROOT, env=full_env, stdout=out,
+                                stderr=subprocess.STDOUT)
+    server = Server(proc, port, log, full_env)
+    if wait:
+        wait_ready(server)
+    return server
+
+
+def wait_ready(server: Server, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            raise AssertionError(f"server exited {server.proc.returncode}: {server.log.read_text()[-3000:]}")
+        try:
+            if server.call("GET", "/v1/health/ready")[0] == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"server not ready in {timeout} s: {server.log.read_text()[-3000:]}")
+
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"{name} {labels} not in the exposition")
