@@ -7,12 +7,14 @@
 Every flag has an environment variable, as a pod spec sets them: MODEL_PATH (--model-dir), HOST, PORT,
 WORKERS, MAX_BATCH_SIZE, MAX_BATCH_LATENCY_MS, MAX_ROWS, MAX_BODY_BYTES, DRAIN_SECONDS, PREDICTOR;
 INFERENCE_LOG (+ _SAMPLE, _BATCH_ROWS, _FLUSH_SECONDS: sampled rows as Parquet, steps/_serving/inference_log.py);
-MODEL_VERSION names the version when the bundle does not. The bundle's sha256 hashes are checked before
-anything in it is read; a bundle that fails them, or has no model we can load, is refused (exit 2, never
-ready). Logs are JSON lines on stderr. What runs: steps/_serving/ (loader, app and its routes, batcher, http
-transport and its connections, supervisor, metrics, inference log). The limits on a request's head and the
-timeouts a client meets are Settings' defaults (steps/_serving/app.py; steps/_serving/connection.py says what each
-refusal answers).
+MODEL_VERSION names the version when the bundle does not. The answers follow the bundle's task
+(steps/_serving/outputs.py): binary `score` and `label`; multiclass `label` and `probabilities` over exactly the
+classes (V2: one [n, k] tensor, the classes in the model metadata); regression `value`. The bundle's sha256
+hashes are checked before anything in it is read; a bundle that fails them, or has no model we can load, is
+refused (exit 2, never ready). Logs are JSON lines on stderr. What runs: steps/_serving/ (loader, app and its
+routes, the task's outputs, batcher, http transport and its connections, supervisor, metrics, inference log).
+The limits on a request's head and the timeouts a client meets are Settings' defaults (steps/_serving/app.py;
+steps/_serving/connection.py says what each refusal answers).
 """
 
 from __future__ import annotations

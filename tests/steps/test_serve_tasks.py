@@ -14,6 +14,8 @@ from typing import Any, cast
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from steps._model import task as _task
 from steps._model.bundle import Bundle
@@ -222,3 +224,43 @@ def test_the_inference_log_records_each_tasks_prediction(trained: Trained, task:
     else:
         assert logged["label"].tolist() == [_task.labels_of(expected[:12], tasks.CLASSES, None, task)[i]
                                             for i in order]
+
+
+def test_the_compiled_models_are_served_without_scikit_learn_or_pandas(trained: Trained, task: str, tmp_path: Path,
+                                                                       rows: list[dict[str, Any]]) -> None:
+    poison = tmp_path / "poison"
+    for package in ("sklearn", "pandas"):
+        (poison / package).mkdir(parents=True)
+        (poison / package / "__init__.py").write_text(f"raise ImportError('the server imported {package}')\n")
+    s = start(trained.bundle, tmp_path, pythonpath=str(poison))
+    try:
+        assert s.call("POST", predict_path(task), {"instances": rows[:3]})[0] == 200
+        assert s.call("GET", f"/v2/models/{MODELS[task]}")[1]["platform"] == "argo-mlops/compiled"
+    finally:
+        assert s.stop() == 0
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                 HealthCheck.too_slow])
+@given(data=st.data())
+def test_fuzzed_bodies_never_get_a_server_error(server: Server, task: str, rows: list[dict[str, Any]],
+                                                data: st.DataObject) -> None:
+    row = dict(rows[0])
+    v2 = data.draw(st.booleans(), label="v2")
+    body: Any = v2_body([row]) if v2 else {"instances": [row]}
+    if v2:
+        tensor = body["inputs"][data.draw(st.integers(0, len(body["inputs"]) - 1))]
+        tensor[data.draw(st.sampled_from(["name", "datatype", "shape", "data"]))] = data.draw(JSON_VALUES)
+    else:
+        body["instances"][0][data.draw(st.sampled_from(sorted(row)))] = data.draw(JSON_VALUES, label="value")
+    status, out = server.call("POST", infer_path(task) if v2 else predict_path(task),
+                              raw=json.dumps(body, allow_nan=True).encode())
+    assert status < 500, out
+    assert out.get("predictions") or out.get("outputs") if status == 200 else out["error"] and out["rule"]
