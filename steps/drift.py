@@ -10,6 +10,10 @@ model_feature_bin_total over the policy's window, through prometheus-api-client)
 pages (their totals since they started, summed), when no Prometheus runs. Without a source flag, Prometheus at
 $MLOPS_PROMETHEUS_URL or $PROMETHEUS_URL.
 
+Beside the features, the model's outputs (steps/_drift/outputs.py): prediction drift, from the servers'
+model_prediction_bin_total or, with a dataset, from the production model scoring it; and for regression, target
+drift when the dataset carries the target. Reported and pushed, not counted toward drift_share.
+
 Exit 0 whether or not retraining was triggered; 2 bad input; 3 transient (Prometheus, a server's /metrics,
 storage, the webhook after its retries).
 """
@@ -23,7 +27,7 @@ from pathlib import Path
 
 from steps._core.errors import UsageError, run
 from steps._core.policy import DriftPolicy, load_policy, policy_path
-from steps._drift import binned, rule, sources, webhook
+from steps._drift import binned, outputs, rule, sources, webhook
 from steps._drift.methods import RAW_METHODS, DriftMethodError
 from steps._drift.pushgateway import push_metrics
 from steps._drift.reference import reference_profile, stored_ecdfs
@@ -52,16 +56,22 @@ def check(model: str, registry: Registry, policy: DriftPolicy, *, current: str |
             if policy.method in RAW_METHODS and numeric:
                 reference = stored_ecdfs(registry, model, version, policy.method)
             frame = read_dataset(current).frame
-            return version, rule.check(profile, policy, current=frame, reference=reference), current
+            scored = outputs.from_dataset(profile, frame, registry, model, version)
+            return version, rule.check(profile, policy, current=frame, reference=reference, outputs=scored), current
         if prometheus is not None:
             counters = sources.prometheus_counters(prometheus, model, version, policy.window)
+            predicted = (sources.prometheus_prediction_counters(prometheus, model, version, policy.window)
+                         if profile.get(outputs.PREDICTION) else {})
             source = f"{prometheus} ({sources.METRIC}, {policy.window})"
         else:
             urls = list(metrics_urls or [])
-            counters = sources.exposition_counters(urls, model, version)
+            pages = sources.read_pages(urls)
+            counters = sources.exposition_counters(urls, model, version, pages=pages)
+            predicted = sources.exposition_prediction_counters(pages, model, version)
             source = f"{', '.join(urls)} ({sources.METRIC} since each server started)"
         counts = binned.counts_from_labels(profile, counters)
-        return version, rule.check(profile, policy, counts=counts), source
+        scored = outputs.from_counters(profile, predicted)
+        return version, rule.check(profile, policy, counts=counts, outputs=scored), source
     except (DriftMethodError, ValueError) as err:
         raise UsageError(str(err)) from err
 
@@ -126,6 +136,11 @@ def main(argv: list[str] | None = None) -> int:
                                              if outcome.idempotency_key else ""))
         if result.drifted_features:
             print(f"drift: drifted features: {', '.join(result.drifted_features)}")
+        for output in (result.prediction, result.target):
+            if output is not None:
+                print(f"drift: {output.name} {output.method} {output.score:.4f}: "
+                      f"{'drifted' if output.drifted else 'no drift'} ({output.count} values; reported, not counted "
+                      "toward drift_share)")
         return 0
 
     return run("drift", body)

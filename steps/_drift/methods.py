@@ -22,3 +22,11 @@ def feature_method(feature_profile: Mapping[str, Any], method: str) -> str:
     if method not in CATEGORICAL_METHOD:
         raise DriftMethodError(f"drift.method: unknown method {method!r} (known: {sorted(CATEGORICAL_METHOD)})")
     return CATEGORICAL_METHOD[method] if feature_profile["type"] == "categorical" else method
+
+
+def output_method(method: str) -> str:
+    """The method a model output (prediction, target) is scored with: the policy's binned method, or a raw
+    method's binned companion (no raw sample of predictions is kept, only their profile)."""
+    if method not in CATEGORICAL_METHOD:
+        raise DriftMethodError(f"drift.method: unknown method {method!r} (known: {sorted(CATEGORICAL_METHOD)})")
+    return CATEGORICAL_METHOD[method]

@@ -1,5 +1,6 @@
 """The drift check's metrics on a Prometheus Pushgateway, for dashboards and alerts: each feature's score, the
-share of drifted features, the samples and whether retraining was due."""
+share of drifted features, the samples and whether retraining was due; and the model's outputs' own scores
+(mlops_prediction_drift_score, mlops_target_drift_score) and whether each drifted (..._detected)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,17 @@ def push_metrics(url: str, model: str, version: int, result: DriftResult, timeou
               "# TYPE mlops_drift_samples gauge", f'mlops_drift_samples{{model_version="{version}"}} {result.samples}',
               "# TYPE mlops_drift_retrain gauge",
               f'mlops_drift_retrain{{model_version="{version}"}} {1 if result.retrain else 0}']
+    # The model's outputs under their own names: dashboards and alerts tell them from the features, and a
+    # prediction that moves alone can alert a person without touching the retrain rule.
+    for output in (result.prediction, result.target):
+        if output is None:
+            continue
+        name = f"mlops_{output.name}_drift"
+        if output.score == output.score and abs(output.score) != float("inf"):
+            lines += [f"# TYPE {name}_score gauge",
+                      f'{name}_score{{method="{output.method}",model_version="{version}"}} {output.score!r}']
+        lines += [f"# TYPE {name}_detected gauge",
+                  f'{name}_detected{{model_version="{version}"}} {1 if output.drifted else 0}']
     address = f"{url.rstrip('/')}/metrics/job/mlops-drift/model/{urllib.parse.quote(model, safe='')}"
     request = urllib.request.Request(address, data=("\n".join(lines) + "\n").encode(), method="PUT",
                                      headers={"Content-Type": "text/plain; version=0.0.4"})

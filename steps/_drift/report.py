@@ -1,5 +1,5 @@
 """The drift check's report: drift.json (steps._core.documents.DriftReport) for machines, and drift.html, with a
-panel per feature of reference against current proportions, for people."""
+panel per feature (and per model output: prediction, target) of reference against current proportions, for people."""
 
 from __future__ import annotations
 
@@ -37,6 +37,12 @@ def _html(doc: DriftReport, result: DriftResult) -> str:
         f"<td>{f.score:.4f}</td><td>{'' if f.p_value is None else f'{f.p_value:.4g}'}</td>"
         f"<td>{'yes' if f.drifted else 'no'}</td><td>{f.count}</td></tr>"
         for f in result.features)
+    outputs = [o for o in (result.prediction, result.target) if o is not None]
+    if outputs:
+        rows += ("<tr><th colspan=6>the model's outputs: reported, not counted toward drift_share</th></tr>" + "".join(
+            f"<tr{' class=drifted' if o.drifted else ''}><td>{o.name}</td><td>{o.method}</td><td>{o.score:.4f}</td>"
+            f"<td>{'' if o.p_value is None else f'{o.p_value:.4g}'}</td><td>{'yes' if o.drifted else 'no'}</td>"
+            f"<td>{o.count}</td></tr>" for o in outputs))
     trig = doc["trigger"]
     return (
         "<!doctype html><html><head><meta charset=utf-8><title>Drift report: "
@@ -58,7 +64,7 @@ def _bars(result: DriftResult) -> str:
     """One PNG, a panel per feature: reference and current proportions per bin (drifted features in red)."""
     from matplotlib.figure import Figure  # no pyplot: no global state, no GUI backend
 
-    shown = [f for f in result.features if f.bins]
+    shown = [f for f in (*result.features, result.prediction, result.target) if f is not None and f.bins]
     cols = 4
     rows = max(1, -(-len(shown) // cols))
     fig = Figure(figsize=(4 * cols, 2.2 * rows))

@@ -3,6 +3,7 @@ as the policy's method says), then decide as the policy's `drift` section says: 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -17,7 +18,7 @@ from steps._core.documents import DriftResultRecord, FeatureDriftRecord
 from steps._core.policy import DriftPolicy
 from steps._drift import binned, columns
 from steps._drift.ecdf import Ecdf, score_raw
-from steps._drift.methods import RAW_METHODS, DriftMethodError, feature_method
+from steps._drift.methods import RAW_METHODS, DriftMethodError, feature_method, output_method
 
 WAITING = "waiting_for_more_data"
 RETRAIN = "retrain"
@@ -60,6 +61,11 @@ class DriftResult:
     share: float  # the share of features that drifted
     decision: str  # WAITING | RETRAIN | NO_RETRAIN
     reason: str
+    # The model's outputs, reported beside the features and never counted in `share`: drift_share keeps its
+    # meaning (a share of the features), and retraining stays a matter of the inputs; a prediction that moves
+    # while the features hold is a signal for a person (and the Pushgateway's alerts), not a retrain by itself.
+    prediction: FeatureDrift | None = None
+    target: FeatureDrift | None = None
 
     @property
     def drifted_features(self) -> list[str]:
@@ -75,7 +81,14 @@ class DriftResult:
             "min_samples": self.min_samples, "samples": self.samples, "share": self.share,
             "decision": self.decision, "reason": self.reason, "drifted_features": self.drifted_features,
             "features": [f.to_dict() for f in self.features],
+            "prediction": self.prediction.to_dict() if self.prediction else None,
+            "target": self.target.to_dict() if self.target else None,
         }
+
+    @property
+    def drifted_outputs(self) -> list[str]:
+        """`prediction` and `target` when they drifted (reported, not counted toward drift_share)."""
+        return [o.name for o in (self.prediction, self.target) if o is not None and o.drifted]
 
 
 def check(
@@ -87,6 +100,7 @@ def check(
     reference: pd.DataFrame | Mapping[str, Ecdf] | None = None,
     distributions: bool = True,
     threads: int = 1,
+    outputs: Mapping[str, tuple[Mapping[str, Any], np.ndarray]] | None = None,
 ) -> DriftResult:
     """Score every feature of the profile and apply the policy's rule.
 
@@ -94,6 +108,8 @@ def check(
     `binned.counts_from_labels`). Binned methods take the reference from the profile; raw methods (wasserstein,
     ks) need a `current` dataset and take numeric features from `reference`: a dataset, or the Ecdfs
     `reference_ecdfs` built from it once (at training time, like the profile).
+    `outputs` are the model's outputs counted over their own profiles (steps._drift.outputs: `prediction`,
+    `target`), scored with the policy's binned method and threshold and reported beside the features.
     `distributions=False` skips the per-bin proportions that a report draws and a raw method does not
     need. `threads` > 1 works on that many features at once: it pays on idle cores; on the 2 shared
     vCPUs of bench/drift it did not (pandas' string hashing holds the GIL), hence the default of 1.
@@ -148,7 +164,24 @@ def check(
             current=tuple(float(v) for v in binned.proportions(vector)) if vector is not None and shown else (),
         ))
     samples = len(current) if current is not None else binned.total_samples(vectors)
-    return decide(out, policy, samples)
+    result = decide(out, policy, samples)
+    measured = {name: score_output(name, fp, vector, policy, distributions)
+                for name, (fp, vector) in (outputs or {}).items()}
+    return dataclasses.replace(result, prediction=measured.get("prediction"), target=measured.get("target"))
+
+
+def score_output(name: str, fp: Mapping[str, Any], vector: np.ndarray, policy: DriftPolicy,
+                 distributions: bool = True) -> FeatureDrift:
+    """One model output (`prediction`, `target`) against its profile entry, with the policy's binned method."""
+    method = output_method(policy.method)
+    [(score, p_value)] = binned.score_counts([fp], [np.asarray(vector, dtype=np.float64)], method)
+    return FeatureDrift(
+        name=name, type=str(fp["type"]), method=method, score=score, p_value=p_value,
+        drifted=is_drifted(score, p_value, policy.threshold), count=round(float(np.sum(vector))),
+        bins=tuple(binned.labels(fp)) if distributions else (),
+        reference=tuple(float(v) for v in binned.reference_distribution(fp)) if distributions else (),
+        current=tuple(float(v) for v in binned.proportions(vector)) if distributions else (),
+    )
 
 
 def is_drifted(score: float, p_value: float | None, threshold: float) -> bool:

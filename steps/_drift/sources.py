@@ -1,13 +1,17 @@
 """The drift check's live distribution when it is not a dataset: the servers' per-bin counters
-(model_feature_bin_total), as their increase over the policy's window in Prometheus, or summed over the servers'
-own /metrics pages (their totals since they started) when no Prometheus runs."""
+(model_feature_bin_total, and model_prediction_bin_total for the predictions), as their increase over the
+policy's window in Prometheus, or summed over the servers' own /metrics pages (their totals since they started)
+when no Prometheus runs."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 from steps._core.errors import UsageError
 from steps._core.prometheus import Prometheus, parse_exposition, read_page
 
 METRIC = "model_feature_bin_total"
+PREDICTION_METRIC = "model_prediction_bin_total"  # the same without `feature`: the prediction's profile bins
 PROMETHEUS_RETRIES = 2
 PROMETHEUS_BACKOFF = 0.5  # urllib3 retries once at once, then after 2 x this many seconds
 
@@ -27,14 +31,17 @@ def prometheus_counters(url: str, model: str, version: int, window: str, timeout
     return counters
 
 
-def exposition_counters(urls: list[str], model: str, version: int, timeout: float = 10.0) -> Counters:
+def exposition_counters(urls: list[str], model: str, version: int, timeout: float = 10.0,
+                        pages: Mapping[str, str] | None = None) -> Counters:
     """feature -> bin -> model_feature_bin_total for this model and version, summed over the servers' /metrics
-    pages (each server counts what it scored since it started; other models and versions are left out)."""
+    pages (each server counts what it scored since it started; other models and versions are left out).
+    `pages` (read_pages') spares reading them again."""
+    pages = read_pages(urls, timeout) if pages is None else pages
     counters: Counters = {}
     found = False
     others: set[str] = set()
-    for url in dict.fromkeys(urls):  # the same page twice would count its rows twice
-        for labels, value in metric_samples(read_page(url, timeout), METRIC, url):
+    for url, text in pages.items():
+        for labels, value in metric_samples(text, METRIC, url):
             if labels.get("model") != model:
                 continue
             if labels.get("model_version") != str(version):
@@ -48,6 +55,32 @@ def exposition_counters(urls: list[str], model: str, version: int, timeout: floa
         seen = f"only versions {sorted(others)} of it" if others else "no counters for it at all"
         raise UsageError(f"--metrics-url {' '.join(urls)}: no {METRIC} for {model} v{version} (the production "
                          f"version) there: the pages have {seen}")
+    return counters
+
+
+def read_pages(urls: list[str], timeout: float = 10.0) -> dict[str, str]:
+    """Each /metrics page's text, each page once (the same page twice would count its rows twice)."""
+    return {url: read_page(url, timeout) for url in dict.fromkeys(urls)}
+
+
+def prometheus_prediction_counters(url: str, model: str, version: int, window: str, timeout: int = 30
+                                   ) -> dict[str, float]:
+    """bin -> increase of model_prediction_bin_total over the window, for the production version only; empty
+    when the servers do not count predictions (a bundle without a `prediction` profile)."""
+    query = (f'sum by (bin) (increase({PREDICTION_METRIC}{{model="{model}",model_version="{version}"}}'
+             f'[{window}]))')
+    client = Prometheus(url, timeout=timeout, retries=PROMETHEUS_RETRIES, backoff=PROMETHEUS_BACKOFF)
+    return {labels.get("bin", ""): value for labels, value in client.query(query)}
+
+
+def exposition_prediction_counters(pages: Mapping[str, str], model: str, version: int) -> dict[str, float]:
+    """bin -> model_prediction_bin_total for this model and version, summed over the pages; empty when none."""
+    counters: dict[str, float] = {}
+    for url, text in pages.items():
+        for labels, value in metric_samples(text, PREDICTION_METRIC, url):
+            if labels.get("model") == model and labels.get("model_version") == str(version):
+                label = labels.get("bin", "")
+                counters[label] = counters.get(label, 0.0) + value
     return counters
 
 
