@@ -5,19 +5,23 @@ another task, and the report's pictures. Models: tests/support/tasks.py, trained
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from sklearn import metrics as sk
 
 from steps import train
 from steps._core.policy import load_policy
+from steps._model import bundle as _bundle
 from steps._model import skops as _model
 from steps._model import task as _task
 from tests.steps.test_gate import Gated, Model, derive_policy, entry, run_gate, run_gate_without_baseline
+from tests.support.models import trained_bundle
 from tests.support.tasks import CLASSES, task_frame, task_policy, trained_task_bundle, validated_folder
 
 TASKS = ["multiclass", "regression"]
@@ -192,16 +196,30 @@ def multiclass_demand(tmp_path_factory: pytest.TempPathFactory) -> Model:
     return Model(root / "bundle", root / "holdout.parquet", policy)
 
 
+@pytest.fixture(scope="module")
+def binary_demand(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The reference binary model's bundle under the regression model's name (another table, another task)."""
+    folder = tmp_path_factory.mktemp("binary-demand") / "bundle"
+    shutil.copytree(trained_bundle(tmp_path_factory).bundle, folder)
+    manifest = json.loads((folder / _bundle.MANIFEST).read_text())
+    for key in ("files", "format_version"):
+        manifest.pop(key)
+    _bundle.write_manifest(folder, {**manifest, "model": "demand"})
+    return folder
+
+
+@pytest.mark.parametrize("other", ["binary", "multiclass"])
 def test_a_baseline_of_another_task_skips_the_comparisons_and_never_crashes(
-    multiclass_demand: Model, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+    other: str, multiclass_demand: Model, binary_demand: Path, tmp_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
+    baseline = binary_demand if other == "binary" else multiclass_demand.bundle
     regression = as_model(trained_task_bundle(tmp_path_factory, "regression"))
     policy = derive_policy(regression.policy, tmp_path / "policy", QUALITY["regression"], replace=True)
-    gated = run_gate(regression, tmp_path, policy, baseline=multiclass_demand.bundle)
+    gated = run_gate(regression, tmp_path, policy, baseline=baseline)
     assert gated.code == 0 and gated.report["passed"] is True, gated.stderr
     assert gated.report["baseline"] is None
-    why = (f"baseline {multiclass_demand.bundle} not comparable: it is a multiclass model, the candidate a "
-           "regression model")
+    why = f"baseline {baseline} not comparable: it is a {other} model, the candidate a regression model"
     for name in ("rmse", "r2", "rmse_vs_mean", "feature_importance_stability"):
         g = entry(gated.report, name)
         assert g["status"] == "skipped" and why in g["note"], g
@@ -210,8 +228,44 @@ def test_a_baseline_of_another_task_skips_the_comparisons_and_never_crashes(
     # The policy decides whether a comparison that could not be made holds the candidate back.
     r2 = {**QUALITY["regression"]["r2"], "if_skipped": "block"}
     blocking = derive_policy(policy, tmp_path / "blocking", {"r2": r2})
-    gated = run_gate(regression, tmp_path / "blocked", blocking, baseline=multiclass_demand.bundle)
+    gated = run_gate(regression, tmp_path / "blocked", blocking, baseline=baseline)
     assert gated.report["passed"] is False and gated.report["failed"] == ["r2"]
+
+
+def test_a_baseline_listing_the_classes_in_another_order_is_compared_class_by_class(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """data.classes reversed: the baseline's probability columns come in another order. Its metrics are its own
+    (as scikit-learn computes them in its order), and the bootstrap pairs its columns with the candidate's classes:
+    each interval holds the observed difference (misaligned columns would put the baseline's resampled log loss
+    far from its measured one)."""
+    good = as_model(trained_task_bundle(tmp_path_factory, "multiclass"))
+    raw = yaml.safe_load(good.policy.read_text())
+    raw["data"]["classes"] = CLASSES[::-1]
+    raw["quality"] = QUALITY["multiclass"]
+    policy = tmp_path / "gates" / good.policy.name
+    policy.parent.mkdir()
+    policy.write_text(yaml.safe_dump(raw, sort_keys=False))
+    result = train.train(validated_folder(task_frame("multiclass", seed=3), tmp_path / "data"), load_policy(policy),
+                         git_commit="0" * 40)
+    result.write(tmp_path / "reversed", tmp_path / "reversed.parquet")
+    assert json.loads((tmp_path / "reversed" / "bundle.json").read_text())["contract"]["classes"] == CLASSES[::-1]
+    fresh = task_frame("multiclass", rows=2000, seed=9)  # rows neither model trained on
+    fresh.to_parquet(tmp_path / "fresh.parquet")
+    compared = derive_policy(good.policy, tmp_path / "compared", QUALITY["multiclass"], replace=True)
+    gated = run_gate(Model(good.bundle, tmp_path / "fresh.parquet", compared), tmp_path,
+                     baseline=tmp_path / "reversed")
+    assert gated.code == 0 and gated.report["baseline"] is not None, gated.stderr
+    reversed_model = _model.load(tmp_path / "reversed" / "model.skops")
+    p = reversed_model.predict_proba(fresh.drop(columns=["queue"]))
+    y = pd.Index(CLASSES[::-1]).get_indexer(pd.Index(fresh["queue"]))
+    baseline = gated.report["baseline"]["metrics"]
+    assert baseline["accuracy"] == pytest.approx(sk.accuracy_score(y, p.argmax(axis=1)))
+    assert baseline["log_loss"] == pytest.approx(sk.log_loss(y, p, labels=range(4)))
+    for name in ("accuracy", "macro_f1", "log_loss", "log_loss_vs_prior", "class_recall"):
+        g = entry(gated.report, name)
+        assert g["interval"][0] <= g["value"] - g["baseline_value"] <= g["interval"][1], g
+        assert g["interval"][1] - g["interval"][0] < 0.1, g
 
 
 def test_a_bundle_of_another_task_than_the_policy_s_is_refused(
