@@ -105,9 +105,9 @@ def multiclass_bounds(target: Classes, base: Prior, segments: int | None) -> lis
               f"the mean of the {k} classes' F1. Always answering the majority class scores {base.macro_f1:.3g}, "
               f"guessing by the class shares about {1 / k:.3g}: this asks for 1.5 times the better (at most a "
               "quarter of the way to perfect)"),
-        Bound("log_loss", {"maximum": _up(base.log_loss), "comparison": "lte", "tolerance": 0.02},
+        Bound("log_loss", {"maximum": _up(VS_BASELINE * base.log_loss), "comparison": "lte", "tolerance": 0.02},
               f"the training class shares as every row's probabilities score {base.log_loss:.4g} on this holdout: "
-              "a model must do better than knowing nothing but the shares"),
+              f"this asks for at least {1 - VS_BASELINE:.0%} less, as log_loss_vs_prior does"),
         Bound("log_loss_vs_prior", {"maximum": VS_BASELINE},
               f"the log loss divided by the class shares' ({base.log_loss:.4g} on this holdout; the gate measures it "
               f"again on its holdout): below 1 beats them, and this asks for at least {1 - VS_BASELINE:.0%} better"),
@@ -130,12 +130,14 @@ def regression_bounds(target: Numbers, base: Mean) -> list[Bound]:
     """Absolute bounds at or below what the training mean scores on this holdout, and the ratio to it."""
     r2 = round(max(base.r2, 0.0) + 0.1, 3)
     out = [
-        Bound("rmse", {"maximum": _up(base.rmse), "comparison": "lte", "tolerance": _up(0.02 * base.rmse)},
+        Bound("rmse", {"maximum": _up(VS_BASELINE * base.rmse), "comparison": "lte",
+                       "tolerance": _up(0.02 * base.rmse)},
               f"always predicting the training mean ({base.mean:.4g}) scores {base.rmse:.4g} on the {base.rows} "
-              f"holdout rows, in the units of {target.name}: a model must do no worse; a retrain is compared with "
-              "production within 2% of it"),
-        Bound("mae", {"maximum": _up(base.mae), "comparison": "lte", "tolerance": _up(0.02 * base.mae)},
-              f"the training mean's mean absolute error on this holdout is {base.mae:.4g}"),
+              f"holdout rows, in the units of {target.name}: this asks for at least {1 - VS_BASELINE:.0%} less, as "
+              "rmse_vs_mean does; a retrain is compared with production within 2% of the mean's"),
+        Bound("mae", {"maximum": _up(VS_BASELINE * base.mae), "comparison": "lte", "tolerance": _up(0.02 * base.mae)},
+              f"the training mean's mean absolute error on this holdout is {base.mae:.4g}: this asks for at least "
+              f"{1 - VS_BASELINE:.0%} less"),
         Bound("r2", {"minimum": r2, "comparison": "gte", "tolerance": 0.02},
               f"the training mean scores {base.r2:.3g} on this holdout (0, or a little below on new rows): this "
               "asks for a tenth of the holdout's variance explained beyond it"),
@@ -148,6 +150,6 @@ def regression_bounds(target: Numbers, base: Mean) -> list[Bound]:
 
 
 def _up(x: float) -> int | float:
-    """Two significant digits, rounded up, written as a whole number where it is one (140, not 140.0)."""
-    y = round_up(x)
+    """Three significant digits, rounded up, written as a whole number where it is one (123, not 123.0)."""
+    y = round_up(x, 3)
     return int(y) if y.is_integer() else y

@@ -101,11 +101,11 @@ def widen(lo: float, hi: float, whole: bool) -> tuple[float, float]:
     return minimum, maximum
 
 
-def round_up(x: float) -> float:
-    """The smallest number of two significant digits at or above x (x > 0)."""
+def round_up(x: float, digits: int = 2) -> float:
+    """The smallest number of `digits` significant digits at or above x (x > 0)."""
     if x <= 0:
         return 0.0
-    step = 10.0 ** (math.floor(math.log10(x)) - 1)
+    step = 10.0 ** (math.floor(math.log10(x)) - digits + 1)
     return float(f"{math.ceil(round(x / step, 9)) * step:.12g}")  # 2.9, not 2.9000000000000004
 
 

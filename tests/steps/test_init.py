@@ -181,13 +181,20 @@ class Trained:
     holdout: pd.DataFrame
 
 
-def init_validate_train(work: Path, data: str, target: str, *extra: str) -> Trained:
-    """`mlops init` on a public table, then validate and train on the same file with the policy as written."""
+def init_validate_train(work: Path, data: str, target: str, *extra: str, shuffled: bool = False) -> Trained:
+    """`mlops init` on a public table, then validate and train with the policy as written: on the same file, or on
+    it with the target's values shuffled (a model with nothing to learn)."""
     policy = work / "policy.yaml"
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         assert step.main(["--data", str(DATA / data), "--target", target, "--out", str(policy), *extra]) == 0
-    validated = run_validate(DATA / data, policy, work)
+    dataset = DATA / data
+    if shuffled:
+        frame = pd.read_csv(dataset)
+        frame[target] = np.random.default_rng(1).permutation(frame[target].to_numpy())
+        dataset = work / f"shuffled-{data}"
+        frame.to_csv(dataset, index=False)
+    validated = run_validate(dataset, policy, work)
     assert validated.code == 0, validated.err
     code = train.main(["--data", str(validated.dir), "--policy", str(policy), "--bundle", str(work / "bundle"),
                        "--holdout", str(work / "holdout.parquet")])
@@ -260,9 +267,24 @@ def test_the_regression_baseline_in_the_comments_is_measured_on_trains_holdout(b
     assert f"always predicting the training mean ({mean:.4g}) scores {rmse0:.4g} on the {len(y)} holdout rows" \
         in bikeshare.text
     gates, metrics = gates_of(bikeshare), bikeshare.manifest["metrics"]
-    assert gates["rmse"].maximum >= rmse0 > metrics["holdout_rmse"]
+    assert rmse0 > gates["rmse"].maximum > metrics["holdout_rmse"]
     assert metrics["holdout_rmse"] / rmse0 < gates["rmse_vs_mean"].maximum
     assert metrics["holdout_r2"] > gates["r2"].minimum
+
+
+@pytest.mark.parametrize(("data", "target"), [("penguins.csv", "species"), ("bikeshare.csv", "bikers")],
+                         ids=["multiclass", "regression"])
+def test_a_model_of_a_shuffled_target_fails_the_bounds_init_set_from_the_baseline(tmp_path, data, target):
+    shuffled = init_validate_train(tmp_path, data, target, shuffled=True)
+    gates, metrics = gates_of(shuffled), shuffled.manifest["metrics"]
+    if shuffled.policy.model.task == "multiclass":
+        assert metrics["holdout_accuracy"] < gates["accuracy"].minimum
+        assert metrics["holdout_macro_f1"] < gates["macro_f1"].minimum
+        assert metrics["holdout_log_loss"] > gates["log_loss"].maximum
+    else:
+        assert metrics["holdout_rmse"] > gates["rmse"].maximum
+        assert metrics["holdout_mae"] > gates["mae"].maximum
+        assert metrics["holdout_r2"] < gates["r2"].minimum
 
 
 @pytest.mark.parametrize(("data", "args", "message"), [
