@@ -1,6 +1,10 @@
 """`mlops demo`: the whole loop on this machine, no cluster, in about three minutes.
 
-    mlops demo [--dir DIR] [--policy FILE] [--reference DATA --current DATA] [--rows N]
+    mlops demo [--task binary|regression|multiclass] [--dir DIR] [--policy FILE] [--reference DATA --current DATA]
+               [--rows N]
+
+`--task` picks the reference model of that task: binary the fraud detector (the default), regression a store demand
+forecast, multiclass a support-ticket router, each with its generated data and its known drift.
 
 Round 1 (drift): data is generated; v1 is trained, gated, registered and put in production on a local deployment
 (`mlops deploy`: a router before a stable and a canary server); traffic whose distribution has drifted is replayed
@@ -30,7 +34,7 @@ from steps._core.errors import StepError
 from steps._core.policy import PolicyError
 from workflows.demo.processes import STOP_GRACE_SECONDS, interrupt_on_sigterm, sigint_ignored
 from workflows.demo.story import Demo
-from workflows.demo.workspace import DEFAULT_DIR, DEFAULT_ROWS, DemoError
+from workflows.demo.workspace import DEFAULT_DIR, DEFAULT_ROWS, TASKS, DemoError
 
 
 def parser() -> argparse.ArgumentParser:
@@ -39,8 +43,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--dir", type=Path, default=DEFAULT_DIR,
                    help=f"the demo's folder, emptied first (default ./{DEFAULT_DIR}); a non-empty folder that is not a "
                    "previous demo's is refused")
+    p.add_argument("--task", choices=TASKS, help="the reference model to run the demo with: binary (fraud-detection, "
+                   "the default), regression (demand-forecast) or multiclass (ticket-triage); with --policy, the "
+                   "policy's model.task must be this one")
     p.add_argument("--policy", type=Path, help="the policy to run the demo with (default: the one packaged with "
-                   "argo-mlops, the fraud detector)")
+                   "argo-mlops for --task, the fraud detector)")
     p.add_argument("--reference", help="training data for v1 (with --current; default: generated)")
     p.add_argument("--current", help="recent, drifted data: replayed as traffic, and v2 trains on it")
     p.add_argument("--rows", type=int, default=DEFAULT_ROWS,

@@ -75,9 +75,12 @@ class Demo:
         args = self.args
         self.say(f"mlops demo: the whole loop, locally, in {self.dir}")
         prepare_dir(self.dir)
-        source = args.policy or builtin_policy()
+        source = args.policy or builtin_policy(args.task or "binary")
         policy = demo_policy(source, self.dir / "gates" / source.name)
-        self.say(f"policy: {source} with the demo profile -> {self.dir / 'gates' / source.name}")
+        if args.task and policy.model.task != args.task:
+            raise DemoError(f"--task {args.task}: {source} is a {policy.model.task} model (model.task); give a "
+                            f"{args.task} policy or leave --task out")
+        self.say(f"policy: {source} ({policy.model.task}) with the demo profile -> {self.dir / 'gates' / source.name}")
         for key, _, why in DEMO_PROFILE:
             self.say(f"  {key}: {why}", indent=True)
         data = make_datasets(policy, self.dir / "data", args.rows, args.reference, args.current)

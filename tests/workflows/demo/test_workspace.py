@@ -1,13 +1,16 @@
 """workflows/demo/workspace.py: the demo empties only its own folder, and finishes a clean-up a Ctrl-C cut short;
-its policy is the given one with only the demo profile's keys changed."""
+its policy is the given one with only the demo profile's keys changed; each task has its reference policy and data."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
+from steps._core.policy import load_policy
+from steps._core.synthetic import generate_named
 from workflows.demo import workspace
 from workflows.demo.workspace import DEMO_PROFILE, DemoError, demo_policy, prepare_dir
 
@@ -44,3 +47,25 @@ def test_the_demo_policy_changes_only_the_profiles_keys(policy_file: Path, tmp_p
         assert node[last] == value, key
         workspace.set_key(original, key, value)
     assert written == original  # nothing else changed
+
+
+@pytest.mark.parametrize(("task", "model"), [("binary", "fraud-detection"), ("regression", "demand-forecast"),
+                                             ("multiclass", "ticket-triage")])
+def test_each_task_has_a_packaged_reference_policy(task: str, model: str) -> None:
+    path = workspace.builtin_policy(task)
+    assert path.name == f"{model}.yaml"
+    assert load_policy(path).model.task == task
+
+
+@pytest.mark.parametrize("task", ["regression", "multiclass"])
+def test_the_demo_data_of_a_task_is_its_generator_s_with_its_known_drift(task: str, tmp_path: Path) -> None:
+    source = workspace.builtin_policy(task)
+    policy = demo_policy(source, tmp_path / "gates" / source.name)
+    data = workspace.make_datasets(policy, tmp_path / "data", 2000, None, None)
+    reference, current, shuffled = (pd.read_parquet(p) for p in (data.reference, data.current, data.shuffled))
+    model = workspace.TASK_MODELS[task]
+    pd.testing.assert_frame_equal(reference, generate_named(model, 2000, seed=1), check_dtype=False)
+    pd.testing.assert_frame_equal(current, generate_named(model, 2000, seed=2, drift=0.8), check_dtype=False)
+    target = policy.data.target
+    assert sorted(shuffled[target]) == sorted(reference[target]) and not shuffled[target].equals(reference[target])
+    assert shuffled.drop(columns=target).equals(reference.drop(columns=target))
