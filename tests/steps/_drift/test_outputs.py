@@ -114,6 +114,25 @@ def test_shifted_inputs_move_the_predictions_and_the_target_reported_beside_the_
     assert "drift: prediction psi" in out and "drifted" in out
 
 
+def test_a_binary_models_score_is_its_prediction_and_generated_drift_moves_it(trained: Trained,
+                                                                              tmp_path: Path) -> None:
+    from steps._core.data import generate
+
+    registry = Registry.open(str(tmp_path / "registry"))
+    model = load_policy(trained.policy).model_name
+    registry.register(model, trained.bundle, passed=True, gate_report={"passed": True})  # type: ignore[typeddict-item]
+    registry.promote(model, 1, "production")
+    profile = json.loads((trained.bundle / _bundle.PROFILE_FILE).read_text())
+    assert profile["prediction"]["type"] == "numeric" and "target" not in profile
+    scores = outputs.predictions(registry, model, 1, generate(500, seed=8))
+    assert scores.between(0, 1).all()  # P(positive)
+    same = outputs.from_dataset(profile, generate(4000, seed=8), registry, model, 1)
+    shifted = outputs.from_dataset(profile, generate(4000, seed=8, drift=0.8), registry, model, 1)
+    rule_ = drift_rule("psi", 0.15)
+    assert not rule.score_output("prediction", *same["prediction"], rule_).drifted
+    assert rule.score_output("prediction", *shifted["prediction"], rule_).drifted
+
+
 def test_a_regression_dataset_without_its_target_has_no_target_drift(production: dict[str, Any],
                                                                     tmp_path: Path) -> None:
     features = task_frame("regression", seed=4).drop(columns=["demand"])
