@@ -128,8 +128,9 @@ def common_bounds() -> list[Bound]:
 
 
 def drift_min_samples(rows: int) -> int:
-    """A drift decision waits for a tenth of the training data's size in scored rows (500 to 10000)."""
-    return int(max(500, min(10000, round(rows / 10, -2))))
+    """A drift decision waits for a tenth of the training data's size in scored rows (500 to 10000), and never for
+    more rows than that data has: a check of a small table against itself decides instead of waiting."""
+    return int(min(rows, max(500, min(10000, round(rows / 10, -2)))))
 
 
 def plain(value: object) -> str | int:

@@ -59,7 +59,7 @@ def policy_text(model: str, source: str, rows: int, columns: list[Column], targe
     lines += ["", "drift:"]
     lines += _comment("PSI per feature against the production model's training distribution; a retrain is due when "
                       f"at least 30% of the features drift, once {min_samples} rows were scored (a tenth of this "
-                      "data, 500 to 10000).", 2)
+                      "data, 500 to 10000, at most the rows it has).", 2)
     lines += ["  method: psi", "  threshold: 0.15", "  drift_share: 0.3", f"  min_samples: {min_samples}",
               "  window: 1h", "  schedule: 0 * * * *", "  cooldown: 6h"]
     lines += ["", *_comment("canary: the Argo Rollouts defaults (10% -> 30% -> 60% -> 100%, each of the first two "

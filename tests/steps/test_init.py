@@ -224,6 +224,8 @@ def test_a_table_of_penguins_is_a_multiclass_model_with_its_classes_and_gates(pe
     assert policy.data.classes == ("Adelie", "Chinstrap", "Gentoo")
     assert policy.data.segment == "island" and "positive_label" not in penguins.text
     assert "threshold" not in yaml.safe_load(penguins.text)["model"]
+    # 344 rows: a drift check of the table against itself decides rather than waiting for 500.
+    assert policy.drift.min_samples == 344
     assert set(gates_of(penguins)) == {
         "accuracy", "macro_f1", "log_loss", "log_loss_vs_prior", "class_recall", "macro_f1_gap", "latency_p95_ms",
         "model_size_mb", "feature_importance_stability", "peak_memory_mb", "edge_cases", "predictor_parity"}
