@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 from steps._core.data import generate
 from steps._core.policy import load_policy
 from steps._model import bundle as _bundle
+from steps._model import profile as _profile
 from steps._model import skops as _model
 from steps._model import trees as _predictor
 from tests.support.models import Trained
@@ -212,7 +213,8 @@ def test_fuzzed_bodies_never_get_a_server_error(server: Server, policy: Any, row
 
 
 def test_metrics_count_requests_rows_and_bins_and_pass_promtool(trained: Trained, tmp_path: Path,
-                                                                rows: list[dict[str, Any]], policy: Any) -> None:
+                                                                rows: list[dict[str, Any]], policy: Any,
+                                                                expected: np.ndarray) -> None:
     s = start(trained.bundle, tmp_path)
     try:
         for _ in range(3):
@@ -238,6 +240,12 @@ def test_metrics_count_requests_rows_and_bins_and_pass_promtool(trained: Trained
         assert counted == 15, f.name
     missing = sum(r["device_age_days"] is None for r in rows[:15])
     assert metric(text, "model_feature_bin_total", feature="device_age_days", bin="missing") == missing
+    # Each score in its bin of the profile's prediction reference, where training puts the same scores.
+    reference = json.loads((trained.bundle / "profile.json").read_text())["prediction"]
+    wanted = _profile.bin_counts(reference, expected[:15])
+    assert {label: metric(text, "model_prediction_bin_total", bin=label, **labels)
+            for label in _profile.bin_labels(reference)} == {label: wanted.get(label, 0)
+                                                              for label in _profile.bin_labels(reference)}
     promtool = shutil.which("promtool")
     if promtool is None:
         pytest.skip("promtool is not installed (apt-get install prometheus): exposition not linted")

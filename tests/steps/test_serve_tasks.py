@@ -17,11 +17,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from steps._model import profile as _profile
 from steps._model import task as _task
 from steps._model.bundle import Bundle
 from tests.support import tasks
 from tests.support.models import Trained
-from tests.support.serving import Server, start
+from tests.support.serving import Server, metric, start
 
 pytestmark = pytest.mark.integration
 TASKS = ("multiclass", "regression")
@@ -170,6 +171,29 @@ def test_bad_requests_are_still_a_4xx_naming_the_rule(server: Server, task: str,
     raw = b'{"instances": [' if mistake == "malformed_json" else None
     got, out = server.call("POST", predict_path(task), body, raw=raw)
     assert (got, out["rule"]) == (status, rule), out
+
+
+def test_metrics_count_each_prediction_in_its_bin_of_the_profile(trained: Trained, task: str, tmp_path: Path,
+                                                                 rows: list[dict[str, Any]],
+                                                                 expected: np.ndarray) -> None:
+    s = start(trained.bundle, tmp_path, env={"WORKERS": "2"})
+    try:
+        for i in range(0, 40, 8):  # new connections: both workers answer some
+            assert s.call("POST", predict_path(task), {"instances": rows[i:i + 8]})[0] == 200
+        assert s.call("POST", infer_path(task), v2_body(rows[40:50]))[0] == 200
+        status, text = s.call("GET", "/metrics")
+    finally:
+        assert s.stop() == 0
+    assert status == 200
+    labels = {"model": MODELS[task], "model_version": "unregistered"}
+    reference = json.loads((trained.bundle / "profile.json").read_text())["prediction"]
+    served = (np.array(_task.labels_of(expected[:50], tasks.CLASSES, None, task), dtype=object)
+              if task == "multiclass" else expected[:50])
+    wanted = _profile.bin_counts(reference, served)  # where training's reference puts the same predictions
+    for label in _profile.bin_labels(reference):  # every bin declared, each with its count
+        assert metric(text, "model_prediction_bin_total", bin=label, **labels) == wanted.get(label, 0), label
+    assert metric(text, "model_inference_rows_total", **labels) == 50
+    assert "model_prediction_score" not in text  # a binary model's histogram
 
 
 def test_the_skops_predictor_answers_the_same(trained: Trained, task: str, tmp_path: Path,
