@@ -96,10 +96,13 @@ def measure(
     except Exception as err:  # any failure to score the holdout means we cannot evaluate: say which model
         raise UsageError(f"bundle {bundle.path}: cannot score the holdout: {type(err).__name__}: {err}") from err
     out = Measured(scores=predictions, metrics={}, notes={}, task=task, reference=reference_of(bundle))
+    # A segment or class gate the policy leaves out is still measured for the report, with its default settings
+    # (recall_gap: every segment with a positive counts).
     settings = {name: {**GATES[name][1], **(gates[name].settings if name in gates else {})}
-                for name in ("recall_gap", "class_recall", "macro_f1_gap")}
+                for name in ("class_recall", "macro_f1_gap")}
     if task == "binary":
-        _binary(out, y, holdout, policy.data.segment, settings["recall_gap"]["min_positives"])
+        min_positives = gates["recall_gap"].settings["min_positives"] if "recall_gap" in gates else 1
+        _binary(out, y, holdout, policy.data.segment, min_positives)
     elif task == "multiclass":
         _multiclass(out, y, bundle.classes or [], holdout, policy.data.segment, settings)
     else:

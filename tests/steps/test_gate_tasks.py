@@ -15,7 +15,7 @@ import pytest
 import yaml
 from sklearn import metrics as sk
 
-from steps import train
+from steps import gate, train
 from steps._core.policy import load_policy
 from steps._model import bundle as _bundle
 from steps._model import skops as _model
@@ -288,3 +288,27 @@ def test_a_holdout_value_outside_the_classes_is_refused_naming_it(
     assert gated.code == 2 and "value 'refunds' (row 3) is not one of the classes" in gated.stderr
     encoded = _task.encode_target(pd.read_parquet(good.holdout)["queue"], {"task": "multiclass", "classes": CLASSES})
     assert set(encoded) == {0, 1, 2, 3}
+
+
+def _bundle_of(contract: dict[str, Any]) -> _bundle.Bundle:
+    manifest = {"model": "m", "contract": {"features": [], **contract}, "files": {}}
+    return _bundle.Bundle(Path("/nowhere"), manifest)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("candidate", "baseline", "why"),
+    [
+        ({"task": "regression"}, {"task": "binary"}, "it is a binary model, the candidate a regression model"),
+        ({"positive_label": "yes"}, {"positive_label": "no"}, "its positive class is 'no', the candidate's 'yes'"),
+        ({"positive_label": 1}, {"positive_label": "1"}, ""),
+        ({"task": "multiclass", "classes": ["a", "b", "c"]}, {"task": "multiclass", "classes": ["c", "a", "b"]}, ""),
+        ({"task": "multiclass", "classes": ["a", "b", "c"]}, {"task": "multiclass", "classes": ["a", "b", "d"]},
+         "its classes are ['a', 'b', 'd'], the candidate's ['a', 'b', 'c']"),
+    ],
+    ids=["another-task", "another-positive-class", "same-positive-class-by-key", "same-classes-reordered",
+         "other-classes"],
+)
+def test_a_baseline_is_comparable_with_the_same_task_and_classes(
+    candidate: dict[str, Any], baseline: dict[str, Any], why: str
+) -> None:
+    assert gate._unlike(_bundle_of(candidate), _bundle_of(baseline)) == why
