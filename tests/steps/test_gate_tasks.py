@@ -4,6 +4,8 @@ another task, and the report's pictures. Models: tests/support/tasks.py, trained
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import shutil
 from pathlib import Path
@@ -15,7 +17,7 @@ import pytest
 import yaml
 from sklearn import metrics as sk
 
-from steps import gate, train
+from steps import gate, init, train, validate
 from steps._core.policy import load_policy
 from steps._model import bundle as _bundle
 from steps._model import skops as _model
@@ -25,6 +27,7 @@ from tests.support.models import trained_bundle
 from tests.support.tasks import CLASSES, task_frame, task_policy, trained_task_bundle, validated_folder
 
 TASKS = ["multiclass", "regression"]
+DATA = Path(__file__).parents[1] / "data"
 # Every gate of the task, with bounds the model trained on tests/support/tasks.py's table passes and a shuffled
 # one does not; the resource gates with few calls and rows to keep the module fast.
 RESOURCES = {
@@ -312,3 +315,45 @@ def test_a_baseline_is_comparable_with_the_same_task_and_classes(
     candidate: dict[str, Any], baseline: dict[str, Any], why: str
 ) -> None:
     assert gate._unlike(_bundle_of(candidate), _bundle_of(baseline)) == why
+
+
+# --- public tables (tests/data/README.md): mlops init's policy, validate, train, then the gate ------------------
+
+REAL = {"multiclass": ("penguins", "species"), "regression": ("bikeshare", "bikers")}
+
+
+def _real_bundle(table: str, target: str, policy: Path, folder: Path, shuffled: bool) -> Model:
+    frame = pd.read_csv(DATA / f"{table}.csv")
+    if shuffled:
+        frame[target] = np.random.default_rng(0).permutation(frame[target].to_numpy())
+    frame.to_csv(folder / f"{table}.csv", index=False)
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        assert validate.main(["--dataset", str(folder / f"{table}.csv"), "--policy", str(policy), "--out",
+                              str(folder / "validated"), "--report", str(folder / "validation.json")]) == 0
+        assert train.main(["--data", str(folder / "validated"), "--policy", str(policy), "--bundle",
+                           str(folder / "bundle"), "--holdout", str(folder / "holdout.parquet")]) == 0
+    return Model(folder / "bundle", folder / "holdout.parquet", policy)
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_on_a_public_table_the_model_passes_init_s_gates_and_a_shuffled_target_retrain_is_rejected(
+    task: str, tmp_path: Path
+) -> None:
+    table, target = REAL[task]
+    policy = tmp_path / f"{table}.yaml"
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert init.main(["--data", str(DATA / f"{table}.csv"), "--target", target, "--out", str(policy)]) == 0
+    policy.write_text(policy.read_text().replace("calls: 1000", "calls: 50").replace("rows: 10000", "rows: 1000"))
+    assert load_policy(policy).model.task == task
+    (tmp_path / "good").mkdir()
+    (tmp_path / "shuffled").mkdir()
+    good = _real_bundle(table, target, policy, tmp_path / "good", shuffled=False)
+    gated = run_gate(good, tmp_path / "good", baseline=good.bundle)
+    assert gated.report["passed"] is True, gated.stderr
+    assert gated.report["candidate"][VS_NAIVE[task]] < 0.5  # far better than the naive baseline
+    # The retrain on the shuffled target, gated on the good model's holdout with the good model in production.
+    shuffled = _real_bundle(table, target, policy, tmp_path / "shuffled", shuffled=True)
+    gated = run_gate(Model(shuffled.bundle, good.holdout, policy), tmp_path / "shuffled", baseline=good.bundle)
+    assert gated.report["passed"] is False and gated.passed_out == "false"
+    assert entry(gated.report, VS_NAIVE[task])["value"] > 1.0
+    assert {VS_NAIVE[task], *ABSOLUTE[task]} <= set(gated.report["failed"]), gated.report["failed"]
