@@ -4,7 +4,8 @@
                [--rows N]
 
 `--task` picks the reference model of that task: binary the fraud detector (the default), regression a store demand
-forecast, multiclass a support-ticket router, each with its generated data and its known drift.
+forecast, multiclass a support-ticket router, each with its generated data and its known drift (their policies are
+the examples packaged in gates/examples/; these two runs take about five minutes).
 
 Round 1 (drift): data is generated; v1 is trained, gated, registered and put in production on a local deployment
 (`mlops deploy`: a router before a stable and a canary server); traffic whose distribution has drifted is replayed

@@ -38,6 +38,9 @@ def test_the_demo_of_a_task_runs_the_whole_loop(task: str, tmp_path: Path) -> No
     assert re.search(rf"drift: {model} v1: \d+ of {features} features drifted .*trigger sent", out), out[-5000:]
     assert "rollout: step 1: canary v2 at weight 10" in out and "weight 60" in out
     assert "v2 passed its gates and the canary, and is in production" in out
+    if task == "multiclass":  # its policy sets the prediction-shift guard: the same teams for the same traffic
+        shifts = [float(x) for x in re.findall(r"prediction shift \(PSI\) ([\d.]+)", out)]
+        assert shifts and max(shifts) <= 0.1, shifts
     # Round 2: the shuffled-target candidate fails the gate against the naive baseline; v2 serves without an error.
     assert re.search(rf"v3 was rejected: .*{baseline_gate}", out), out[-3000:]
     assert re.search(r"v2 kept serving throughout: [1-9]\d* answers, 0 errors during round 2", out)
