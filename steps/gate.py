@@ -179,7 +179,8 @@ def gate(
     intervals: dict[str, Interval | None] = {}
     if base is not None and aligned is not None:
         for g in policy.quality:
-            if g.comparison:
+            # Only where both values were measured (a bundle without the naive baseline has no ratio to resample).
+            if g.comparison and cand.metrics.get(g.name) is not None and base.metrics.get(g.name) is not None:
                 intervals[g.name] = noise.paired_difference(g.name, y, cand.scores, cand.reference, aligned,
                                                             base_reference, policy.model.seed, task, g.settings)
     entries = [judge(g, cand, base, baseline_note, intervals.get(g.name), incomparable) for g in policy.quality]

@@ -357,3 +357,25 @@ def test_on_a_public_table_the_model_passes_init_s_gates_and_a_shuffled_target_r
     assert gated.report["passed"] is False and gated.passed_out == "false"
     assert entry(gated.report, VS_NAIVE[task])["value"] > 1.0
     assert {VS_NAIVE[task], *ABSOLUTE[task]} <= set(gated.report["failed"]), gated.report["failed"]
+
+
+def test_a_bundle_without_the_naive_baseline_skips_that_gate_and_compares_the_others(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A bundle.json without metrics.train_target_mean (hand-made, or from an older train) cannot give
+    rmse_vs_mean: that gate is skipped saying why, and the other comparisons still run."""
+    good = as_model(trained_task_bundle(tmp_path_factory, "regression"))
+    folder = tmp_path / "bundle"
+    shutil.copytree(good.bundle, folder)
+    manifest = json.loads((folder / _bundle.MANIFEST).read_text())
+    for key in ("files", "format_version"):
+        manifest.pop(key)
+    del manifest["metrics"]["train_target_mean"]
+    _bundle.write_manifest(folder, manifest)
+    policy = derive_policy(good.policy, tmp_path / "policy", QUALITY["regression"], replace=True)
+    gated = run_gate(Model(folder, good.holdout, policy), tmp_path, baseline=folder)
+    assert gated.code == 0, gated.stderr
+    g = entry(gated.report, "rmse_vs_mean")
+    assert g["status"] == "skipped" and g["value"] is None
+    assert g["note"] == "skipped: bundle.json has no metrics.train_target_mean to compare with"
+    assert entry(gated.report, "rmse")["interval"] == [0.0, 0.0]
