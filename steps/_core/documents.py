@@ -88,7 +88,7 @@ class TrainingRecord(TypedDict):
     policy_sha256: str
     contract: ContractRecord
     library_versions: dict[str, str]
-    metrics: dict[str, float]
+    metrics: dict[str, Any]  # numbers; train_class_shares (multiclass) is a list
     compiled_predictor: CompiledPredictorRecord
 
 
@@ -166,7 +166,7 @@ class VersionRecord(TypedDict):
     reason: str | None
     bundle_sha256: str
     files: dict[str, str]
-    metrics: dict[str, float]
+    metrics: dict[str, Any]  # numbers; train_class_shares (multiclass) is a list
     gate: GateSummary
     history: list[HistoryEntry]
 

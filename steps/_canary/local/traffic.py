@@ -20,13 +20,15 @@ _RETRY_SECONDS = 0.05  # after a connection error, before the next request: the 
 
 
 def replay_rows(policy: Policy, dataset: str | None, limit: int = 2000) -> list[dict[str, Any]]:
-    """Rows to replay, the contract's features only: from `dataset`, else generated."""
-    from steps._core.data import generate, read_dataset
+    """Rows to replay, the contract's features only: from `dataset`, else the policy's own data.source."""
+    from steps._core.data import read_dataset
 
-    frame = read_dataset(dataset).frame if dataset else generate(limit, seed=0)
+    source = dataset or policy.data.source
+    frame = read_dataset(source).frame
     names = [f for f in policy.data.feature_names if f in frame.columns]
     if not names:
-        raise UsageError(f"--dataset {dataset}: has none of {policy.model_name}'s features")
+        where = "--dataset" if dataset else "data.source"
+        raise UsageError(f"{where} {source}: has none of {policy.model_name}'s features")
     rows: list[dict[str, Any]] = json.loads(frame[names].head(limit).to_json(orient="records"))
     return rows
 
