@@ -166,7 +166,7 @@ class VersionRecord(TypedDict):
     reason: str | None
     bundle_sha256: str
     files: dict[str, str]
-    metrics: dict[str, Any]  # numbers; train_class_shares (multiclass) is a list
+    metrics: dict[str, float]
     gate: GateSummary
     history: list[HistoryEntry]
 
