@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -138,19 +139,45 @@ def test_served_on_v2_with_the_class_order_in_the_metadata(project: Project) -> 
             value = outputs["value"]
             assert value["datatype"] == "FP64" and value["shape"] == [3] and len(value["data"]) == 3
             assert all(math.isfinite(v) for v in value["data"])
-            continue
-        classes = project.policy["data"]["classes"]
-        status, metadata = call(port, "GET", f"/v2/models/{model}")
-        assert status == 200 and metadata["parameters"]["classes"] == classes, metadata
-        label, probabilities = outputs["label"], outputs["probabilities"]
-        assert label["shape"] == [3] and label["datatype"] in ("BYTES", "INT64")
-        assert probabilities["datatype"] == "FP64" and probabilities["shape"] == [3, len(classes)]
-        flat = probabilities["data"]
-        assert len(flat) == 3 * len(classes)  # row-major, as OIP clients reshape it
-        for row, served_label in enumerate(label["data"]):
-            shares = flat[row * len(classes):(row + 1) * len(classes)]
-            assert sum(shares) == pytest.approx(1.0, abs=1e-6)
-            assert served_label == classes[shares.index(max(shares))]
+        else:
+            classes = project.policy["data"]["classes"]
+            status, metadata = call(port, "GET", f"/v2/models/{model}")
+            assert status == 200 and metadata["parameters"]["classes"] == classes, metadata
+            label, probabilities = outputs["label"], outputs["probabilities"]
+            assert label["shape"] == [3] and label["datatype"] in ("BYTES", "INT64")
+            assert probabilities["datatype"] == "FP64" and probabilities["shape"] == [3, len(classes)]
+            flat = probabilities["data"]
+            assert len(flat) == 3 * len(classes)  # row-major, as OIP clients reshape it
+            for row, served_label in enumerate(label["data"]):
+                shares = flat[row * len(classes):(row + 1) * len(classes)]
+                assert sum(shares) == pytest.approx(1.0, abs=1e-6)
+                assert served_label == classes[shares.index(max(shares))]
+        standard_client_reads(port, project, rows, outputs)
+
+
+def standard_client_reads(port: int, project: Project, rows: list[dict[str, Any]], outputs: dict[str, Any]) -> None:
+    """A standard Open Inference Protocol client (tritonclient) reads the same answer the JSON carried."""
+    http = pytest.importorskip("tritonclient.http", reason="tritonclient[http] (a dev extra) is not installed")
+    model = project.table.model
+    client = http.InferenceServerClient(url=f"127.0.0.1:{port}")
+    try:
+        inputs = []
+        for tensor in v2_inputs(project, rows):
+            dtype = {"BYTES": np.object_, "INT64": np.int64, "FP64": np.float64}[tensor["datatype"]]
+            found = http.InferInput(tensor["name"], tensor["shape"], tensor["datatype"])
+            found.set_data_from_numpy(np.array(tensor["data"], dtype=dtype), binary_data=False)
+            inputs.append(found)
+        names = list(outputs)
+        result = client.infer(model, inputs, outputs=[http.InferRequestedOutput(n, binary_data=False) for n in names])
+        for name in names:
+            read = result.as_numpy(name)
+            assert list(read.shape) == outputs[name]["shape"], name
+            if outputs[name]["datatype"] == "FP64":
+                assert np.allclose(read.ravel(), outputs[name]["data"], rtol=0, atol=1e-9), name
+            else:
+                assert [x.decode() if isinstance(x, bytes) else x for x in read.tolist()] == outputs[name]["data"]
+    finally:
+        client.close()
 
 
 def test_the_training_file_shows_no_drift(project: Project) -> None:
