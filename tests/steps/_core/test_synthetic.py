@@ -46,3 +46,18 @@ def test_each_task_names_a_generator():
 def test_a_bad_generate_uri_is_a_usage_error_naming_the_part(uri, message):
     with pytest.raises(UsageError, match=re.escape(message)):
         read_dataset(uri)
+
+
+@pytest.mark.parametrize(("task", "name", "target"), [("binary", "fraud-detection", "is_fraud"),
+                                                      ("regression", "demand-forecast", "units_sold"),
+                                                      ("multiclass", "ticket-triage", "team")])
+def test_mlops_data_generate_writes_the_data_of_the_task_s_reference_model(task, name, target, tmp_path, capsys):
+    from workflows import cli
+
+    out = tmp_path / "data.parquet"
+    assert cli.main(["data", "generate", "--task", task, "--rows", "400", "--seed", "2", "--drift", "0.5",
+                     "--out", str(out)]) == 0
+    pd.testing.assert_frame_equal(pd.read_parquet(out), generate_named(name, 400, seed=2, drift=0.5),
+                                  check_dtype=False)
+    assert target in pd.read_parquet(out).columns
+    assert f"wrote 400 rows to {out} ({name}, {task})" in capsys.readouterr().out
