@@ -108,7 +108,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--deploy-url", default=None,
                    help="local: the `mlops deploy` address (default $MLOPS_DEPLOY_URL, else http://127.0.0.1:8700); "
                         "none running there: the step starts one for its duration")
-    p.add_argument("--dataset", default=None, help="local: rows to replay as traffic (default: the policy's data.source)")
+    p.add_argument("--dataset", default=None,
+                   help="local: rows to replay as traffic (default: the policy's data.source)")
     p.add_argument("--prometheus", default=None,
                    help="local: run the canary analysis through the AnalysisTemplate's queries on this Prometheus "
                         "(default $PROMETHEUS_URL; unset: from the servers' /metrics); it must scrape the "

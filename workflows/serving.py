@@ -8,7 +8,7 @@ Everything comes from the policy's `canary` section. Names (the rollout step and
 | Rollout | `<model>-server` | the rollout step patches the pod-template annotation `model-version` |
 | Service | `<model>-server` | what clients call: every server pod, so the replica count splits the traffic |
 | Service | `<model>-server-stable`, `<model>-server-canary` | Argo Rollouts pins them to the stable/canary pods |
-| AnalysisTemplate | `<model>-analysis` | p95 latency and error ratio of the canary's pods; optional prediction-shift PSI vs the stable |
+| AnalysisTemplate | `<model>-analysis` | the canary pods' p95 latency, error ratio, optional prediction shift |
 | Ingress | `<model>-server` | only with the traffic-routing component (nginx canary) |
 """
 

@@ -259,7 +259,8 @@ BAD: list[tuple[str, tuple[tuple[str, Any], ...], str]] = [
     ("threshold-rule-misspelt-key", (("model.threshold", {"rule": "min_cost", "false_negativ_cost": 5}),),
      "model.threshold.false_negativ_cost: unknown key (allowed: false_negative_cost, false_positive_cost, rule, "
      "validation_fraction, value)"),
-    ("task-unknown", (("model.task", "ranking"),), "model.task: must be one of binary, multiclass, regression (got 'ranking')"),
+    ("task-unknown", (("model.task", "ranking"),),
+     "model.task: must be one of binary, multiclass, regression (got 'ranking')"),
     ("threshold-a-bool", (("model.threshold", True),), "model.threshold: must be a number (got True)"),
     ("seed-negative", (("model.seed", -1),), "model.seed: must be at least 0 (got -1)"),
     ("seed-a-float", (("model.seed", 1.0),), "model.seed: must be an integer (got 1.0)"),
