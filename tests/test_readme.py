@@ -23,6 +23,8 @@ README = (ROOT / "README.md").read_text()
 EXERCISED_BY: dict[str, str] = {
     r"python3 -m venv .venv .* && \.venv/bin/mlops demo$": "tests/workflows/demo/test_demo.py::"
     "test_the_demo_runs_the_whole_loop_and_ends_with_the_registry_table",
+    r"^\.venv/bin/mlops demo --task (regression|multiclass)$": "tests/workflows/demo/test_demo_tasks.py::"
+    "test_the_demo_of_a_task_runs_the_whole_loop",
     r"python3 -m venv .venv .* pytest -q -p no:cacheprovider$": "tests/test_readme.py::"
     "test_ci_runs_exactly_the_readme_test_command",
     r"^\.venv/bin/mlops run training$": "tests/workflows/local/test_run.py::"
