@@ -187,6 +187,11 @@ def test_the_training_file_shows_no_drift(project: Project) -> None:
     assert checked.returncode == 0, checked.stdout[-2000:] + checked.stderr[-2000:]
     report = json.loads((project.folder / "drift" / "drift.json").read_text())
     assert report["decision"] == "no_retrain" and report["drifted_features"] == [], report["decision"]
+    # The production model scores its own training file as it scored its holdout: no prediction drift, nor target
+    # drift for a regression target.
+    assert report["prediction"] is not None and not report["prediction"]["drifted"], report["prediction"]
+    if project.table.task == "regression":
+        assert report["target"] is not None and not report["target"]["drifted"], report["target"]
 
 
 def test_a_shuffled_target_retrain_is_rejected_while_v1_keeps_production(project: Project) -> None:
