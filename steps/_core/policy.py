@@ -22,6 +22,13 @@ from pydantic.types import Strict, StrictBool, StrictInt, StrictStr
 
 from steps._core import categories
 from steps._core.errors import UsageError
+
+# The gates' table and Gate are part of the policy's interface (re-exported).
+from steps._core.quality_gates import GATES as GATES
+from steps._core.quality_gates import SKIPPED as SKIPPED
+from steps._core.quality_gates import TASK_GATES as TASK_GATES
+from steps._core.quality_gates import Gate as Gate
+from steps._core.quality_gates import QualitySection, gate_from_section
 from steps._core.values import (
     CONFIG,
     DURATION,
@@ -56,49 +63,10 @@ TASK_ESTIMATORS = {
     "regression": ("hist_gradient_boosting", "random_forest", "ridge"),
 }
 THRESHOLD_RULES = ("fixed", "max_f1", "target_recall", "target_precision", "min_cost")
-SKIPPED = ("allow", "block")  # what a gate that cannot be evaluated does to the verdict
 DRIFT_METHODS = ("psi", "jensen_shannon", "wasserstein", "ks")
 SCHEMA_FILE = "policy.schema.json"  # beside the policies, which name it in a `yaml-language-server` comment
 _MODEL_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,40}[a-z0-9])?$")
 _CRON = re.compile(r"^\s*\S+(\s+\S+){4}\s*$")  # five fields
-# The quality gates we know how to measure: name -> (direction, extra settings with their defaults).
-# Direction says which bound the gate takes: "min" (higher is better) or "max" (lower is better).
-GATES: dict[str, tuple[str, dict[str, Any]]] = {
-    "accuracy": ("min", {}),
-    "precision": ("min", {}),
-    "recall": ("min", {}),
-    "f1": ("min", {}),
-    "pr_auc": ("min", {}),
-    "roc_auc": ("min", {}),
-    "log_loss": ("max", {}),
-    "macro_f1": ("min", {}),
-    "log_loss_vs_prior": ("max", {}),
-    "class_recall": ("min", {"min_support": 20}),
-    "macro_f1_gap": ("max", {"min_rows": 100}),
-    "rmse": ("max", {}),
-    "mae": ("max", {}),
-    "r2": ("min", {}),
-    "rmse_vs_mean": ("max", {}),
-    "latency_p95_ms": ("max", {"calls": 1000}),
-    "model_size_mb": ("max", {}),
-    "feature_importance_stability": ("min", {}),
-    "peak_memory_mb": ("max", {"rows": 10000}),
-    "recall_gap": ("max", {"min_positives": 20}),
-    "edge_cases": ("required", {}),
-    "predictor_parity": ("max", {}),
-}
-_EVERY_TASK = ("latency_p95_ms", "model_size_mb", "feature_importance_stability", "peak_memory_mb", "edge_cases",
-               "predictor_parity")
-# The gates each task can measure: a gate of another task is refused, not skipped.
-TASK_GATES: dict[str, frozenset[str]] = {
-    "binary": frozenset(("accuracy", "precision", "recall", "f1", "pr_auc", "roc_auc", "log_loss", "recall_gap",
-                         *_EVERY_TASK)),
-    "multiclass": frozenset(("accuracy", "macro_f1", "log_loss", "log_loss_vs_prior", "class_recall",
-                             "macro_f1_gap", *_EVERY_TASK)),
-    "regression": frozenset(("rmse", "mae", "r2", "rmse_vs_mean", *_EVERY_TASK)),
-}
-
-
 class PolicyError(UsageError, ValueError):
     """The policy file breaks a rule; the message names the file, the key and the value. A step exits 2."""
 
@@ -256,47 +224,6 @@ class ModelPolicy(Section):
         return ThresholdRule("fixed", value=float(self.threshold))
 
 
-@dataclasses.dataclass(frozen=True)
-class Gate:
-    """One quality gate as the gate step evaluates it (from the file's `quality` section)."""
-
-    name: str
-    minimum: float | None = None
-    maximum: float | None = None
-    comparison: str | None = None  # "gte" | "lte" | None
-    tolerance: float = 0.0
-    required: bool = True
-    settings: dict[str, Any] = dataclasses.field(default_factory=dict)
-    if_skipped: str = "allow"  # a gate that cannot be evaluated: "allow" (reported, not blocking) or "block"
-
-
-def _gate_section(name: str, direction: str, extras: dict[str, Any]) -> Any:
-    """The section one gate takes in the file, made from its GATES entry."""
-    skipped = Annotated[StrictStr, one_of(*SKIPPED), schema_string(enum=list(SKIPPED))]
-    if direction == "required":
-        text = f"{name}: with `required: true` a failure rejects the candidate; with false it is only reported."
-        fields: dict[str, Any] = {"required": StrictBool}
-        defaults: dict[str, Any] = {}
-    else:
-        bound, comparison = ("minimum", "gte") if direction == "min" else ("maximum", "lte")
-        text = (f"{name}: `{bound}` is an absolute bound; `comparison: {comparison}` also compares the candidate to "
-                "the production model on the same holdout, within `tolerance` and the sampling noise (a bootstrap "
-                "interval); `if_skipped: block` rejects a candidate when the gate cannot be evaluated.")
-        compared = Annotated[StrictStr, one_of(comparison), schema_string(enum=[comparison])]
-        fields = {bound: Number, "comparison": compared | None, "tolerance": NonNegative, "if_skipped": skipped,
-                  **dict.fromkeys(extras, Positive)}
-        defaults = {"comparison": None, "tolerance": 0.0, "if_skipped": "allow", **extras}
-    return dataclass(type(name, (Section,), {"__doc__": text, "__annotations__": fields, **defaults}), config=CONFIG)
-
-
-# One field per gate, optional, but typed without None: a gate left empty (null) is refused, not quietly dropped.
-_QualitySection = dataclass(type("QualitySection", (Section,), {
-    "__doc__": "The quality gates: a gate left out is not evaluated.",
-    "__annotations__": {name: _gate_section(name, *spec) for name, spec in GATES.items()},
-    **dict.fromkeys(GATES),
-}), config=CONFIG)
-
-
 @dataclass(config=CONFIG)
 class CanaryStep(Section):
     """One step of the canary schedule."""
@@ -416,7 +343,7 @@ class _Document(Section):
                           doc("A Kubernetes name, and the policy file's name: gates/<model_name>.yaml.")]
     data: DataPolicy
     model: ModelPolicy
-    quality: _QualitySection  # type: ignore[valid-type]  # a class made from GATES
+    quality: QualitySection  # type: ignore[valid-type]  # a class made from GATES
     canary: CanaryPolicy | None = None
     drift: DriftPolicy | None = None
 
@@ -527,17 +454,7 @@ def load_policy(path: str | Path) -> Policy:
         raise PolicyError("\n".join(f"{path}: {error_message(e, raw)}" for e in err.errors())) from err
     if path.suffix in (".yaml", ".yml") and path.stem != doc.model_name and path.parent.name == "gates":
         raise PolicyError(f"{path}: model_name: must match the file name {path.stem!r} (got {doc.model_name!r})")
-    quality = tuple(_gate(name, getattr(doc.quality, name)) for name in raw["quality"])  # in the file's order
+    # In the file's order.
+    quality = tuple(gate_from_section(name, getattr(doc.quality, name)) for name in raw["quality"])
     return Policy(doc.model_name, doc.data, doc.model, quality, doc.canary or CanaryPolicy(),
                   doc.drift or DriftPolicy(), path, hashlib.sha256(raw_bytes).hexdigest())
-
-
-def _gate(name: str, spec: Any) -> Gate:
-    direction, extras = GATES[name]
-    if direction == "required":
-        return Gate(name, required=spec.required)
-    return Gate(name, minimum=getattr(spec, "minimum", None), maximum=getattr(spec, "maximum", None),
-                comparison=spec.comparison, tolerance=spec.tolerance, settings={k: getattr(spec, k) for k in extras},
-                if_skipped=spec.if_skipped)
-
-
