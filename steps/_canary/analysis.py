@@ -26,6 +26,8 @@ QUERY_TIMEOUT_SECONDS = 30  # each query's, in the AnalysisTemplate and in the l
 LATENCY_METRIC, ERROR_METRIC = "latency-p95-ms", "error-ratio"  # the AnalysisTemplate's metric names
 SHIFT_METRIC = "prediction-shift"  # the optional guard's (policy canary.analysis.prediction_shift)
 PREDICTION_METRIC = "model_prediction_bin_total"  # the servers' counts of predictions per profile bin
+# ... and per fixed bin of a score or a value, the same for every version (steps/_serving/outputs.py SHIFT_EDGES).
+SHIFT_BIN_METRIC = "model_prediction_shift_bin_total"
 # An empty bin's share is floored at this before PSI takes logarithms (steps._drift.binned.EPSILON).
 PSI_EPSILON = 1e-4
 SUCCESSFUL, FAILED, INCONCLUSIVE = "Successful", "Failed", "Inconclusive"
@@ -89,24 +91,33 @@ def stable_selector(policy: Policy) -> str:
     return f'model="{policy.model_name}", {ROLE_LABEL}="stable"'
 
 
+def shift_metric(policy: Policy) -> str:
+    """The counter the guard compares, by the policy's task: both versions must count in the same bins. A
+    multiclass model's profile bins are its classes (the same for every version); a score's or a value's profile
+    bins are its own holdout's quantiles, which move with every retrain, so those count in fixed bins too."""
+    return PREDICTION_METRIC if policy.model.task == "multiclass" else SHIFT_BIN_METRIC
+
+
 def prediction_shift_query(policy: Policy, seconds: int | None = None) -> str:
     """The PSI between the canary's and the stable's served predictions over the window (the optional guard).
 
-    Each side's shares per bin of model_prediction_bin_total (summed over its pods and versions), a bin only one
-    side has counted as 0 on the other, shares floored at PSI_EPSILON, then sum((c - s) * ln(c / s)). The bins
-    are each version's profile bins (`bin` labels "0", "1", ..., "other"): the classes of a multiclass model, the
-    quantiles of its holdout predictions otherwise, so the guard compares where each version's live predictions
-    fall against its own reference. Nothing (Inconclusive) below the canary's traffic condition or while either
-    side has counted no prediction (a bundle profiled before predictions were), never a pass.
+    Each side's shares per bin of shift_metric(policy) (summed over its pods and versions), a bin only one side has
+    counted as 0 on the other, shares floored at PSI_EPSILON, then sum((c - s) * ln(c / s)). The bins are the
+    same for both versions: a multiclass model's classes (model_prediction_bin_total, `bin` "0", ..., "other"),
+    else the task's fixed bins of the score or the value (model_prediction_shift_bin_total), so a retrain on
+    drifted data reads as the same traffic scored alike, not as its drift. Nothing (Inconclusive) below the
+    canary's traffic condition or while either side has counted no prediction (a bundle profiled before
+    predictions were), never a pass.
     """
     w = window(policy, seconds)
     canary, stable = canary_selector(policy), stable_selector(policy)
+    metric = shift_metric(policy)
 
     def total(sel: str) -> str:
-        return f"sum(increase({PREDICTION_METRIC}{{{sel}}}[{w}]))"
+        return f"sum(increase({metric}{{{sel}}}[{w}]))"
 
     def shares(sel: str) -> str:
-        return f"sum by (bin) (increase({PREDICTION_METRIC}{{{sel}}}[{w}])) / scalar({total(sel)})"
+        return f"sum by (bin) (increase({metric}{{{sel}}}[{w}])) / scalar({total(sel)})"
 
     def floored(one: str, other: str) -> str:
         return f"clamp_min(({shares(one)} or {shares(other)} * 0), {number(PSI_EPSILON)})"

@@ -1,10 +1,10 @@
 """The server's Prometheus metrics, kept in shared memory so that every worker process counts into one table.
 
 Every series is known when the model loads (status codes, histogram buckets, the profile's bins of each feature
-and of the predictions), so the
-table is a flat array of float64: one block per worker, created before the workers fork. A worker adds to
-its own block only (no locks); `/metrics`, on whichever worker the scrape reaches, sums the blocks. A worker
-that dies and is restarted keeps its block, so counters never go back.
+and of the predictions, the fixed bins of a score or a value), so the table is a flat array of float64: one block
+per worker, created before the workers fork. A worker adds to its own block only (no locks); `/metrics`, on
+whichever worker the scrape reaches, sums the blocks. A worker that dies and is restarted keeps its block, so
+counters never go back.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+from steps._serving.outputs import shift_labels
 
 CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
 # Per-request latency: the buckets bracket the canary analysis' p95 threshold (100 ms by default).
@@ -68,14 +70,18 @@ class _Model(Protocol):
 class Metrics:
     """Counters and histograms for one model version, shared by `workers` processes (fork after creating).
     `scores`: the model_prediction_score histogram (binary models); `prediction_bins`: the labels of
-    model_prediction_bin_total's bins (the profile's `prediction` entry; none: no such series)."""
+    model_prediction_bin_total's bins (the profile's `prediction` entry; none: no such series); `shift_bins`:
+    model_prediction_shift_bin_total's (outputs.shift_labels of the task), right after them in the table, where
+    outputs.Outputs.count adds to them."""
 
     def __init__(self, model: str, version: str, features: Sequence[str], bin_labels: Sequence[Sequence[str]],
-                 workers: int = 1, prediction_bins: Sequence[str] = (), scores: bool = True):
+                 workers: int = 1, prediction_bins: Sequence[str] = (), scores: bool = True,
+                 shift_bins: Sequence[str] = ()):
         self.model, self.version = model, version
         self.features = list(features)
         self.bin_labels = [list(labels) for labels in bin_labels]
         self.prediction_bins = list(prediction_bins)
+        self.shift_bins = list(shift_bins)
         self.scores = scores
         offset = 0
         self.code_offset = {code: offset + i for i, code in enumerate(CODES)}
@@ -98,6 +104,8 @@ class Metrics:
             offset += len(labels)
         self.prediction_offset = offset
         offset += len(self.prediction_bins)
+        self.shift_offset = offset
+        offset += len(self.shift_bins)
         self.size = offset
         self.workers = workers
         self._memory = mmap.mmap(-1, max(1, workers * offset * _DOUBLE))  # anonymous and shared across fork
@@ -105,9 +113,11 @@ class Metrics:
 
     @classmethod
     def for_model(cls, model: _Model, workers: int = 1) -> Metrics:
-        """The table for a served model: its features' bins, its predictions' bins, scores when binary."""
+        """The table for a served model: its features' bins, its predictions' bins and, a score's or a value's,
+        their fixed bins (counted together, so only with a `prediction` profile), scores when binary."""
         return cls(model.name, model.version, model.contract.names, model.contract.bin_labels, workers,
-                   model.prediction_bins, scores=model.task == "binary")
+                   model.prediction_bins, scores=model.task == "binary",
+                   shift_bins=shift_labels(model.task) if model.prediction_bins else ())
 
     def use_slot(self, slot: int) -> None:
         """The block this process adds to (a worker's index)."""
@@ -186,11 +196,22 @@ class Metrics:
             offset = self.prediction_offset
             out += [f'model_prediction_bin_total{{{base},bin="{_escape(label)}"}} {_value(t[offset + i])}'
                     for i, label in enumerate(self.prediction_bins)]
+        if self.shift_bins:
+            out += [
+                ("# HELP model_prediction_shift_bin_total Predictions per fixed bin of the task, the same for every "
+                 "version (a score's logit, a value's signed log; by index): what the canary's prediction-shift "
+                 "guard compares."),
+                "# TYPE model_prediction_shift_bin_total counter",
+            ]
+            offset = self.shift_offset
+            out += [f'model_prediction_shift_bin_total{{{base},bin="{label}"}} {_value(t[offset + i])}'
+                    for i, label in enumerate(self.shift_bins)]
         return ("\n".join(out) + "\n").encode()
 
     def value(self, name: str, **labels: str) -> float:
         """One series' current total (for logs and tests): model_requests_total(code=), _errors, _rows,
-        model_feature_bin_total(feature=, bin=), model_prediction_bin_total(bin=)."""
+        model_feature_bin_total(feature=, bin=), model_prediction_bin_total(bin=),
+        model_prediction_shift_bin_total(bin=)."""
         t = self.totals()
         if name == "model_requests_total":
             return t[self.code_offset[int(labels["code"])]]
@@ -203,6 +224,8 @@ class Metrics:
             return t[self.bin_offsets[j] + self.bin_labels[j].index(labels["bin"])]
         if name == "model_prediction_bin_total":
             return t[self.prediction_offset + self.prediction_bins.index(labels["bin"])]
+        if name == "model_prediction_shift_bin_total":
+            return t[self.shift_offset + self.shift_bins.index(labels["bin"])]
         raise KeyError(name)
 
 

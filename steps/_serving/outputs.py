@@ -1,6 +1,7 @@
 """What a served model's predictions become, per task (binary, multiclass, regression): the check of a batch, the V1
-predictions and the V2 output tensors, the V2 metadata's outputs, and the bins of the reference profile's
-`prediction` entry that each prediction is counted in (model_prediction_bin_total).
+predictions and the V2 output tensors, the V2 metadata's outputs, and the bins each prediction is counted in: the
+reference profile's `prediction` bins (model_prediction_bin_total) and, for a score or a value, fixed bins that are
+the same for every version (model_prediction_shift_bin_total, which the canary's prediction-shift guard compares).
 
 A binary or regression predictor returns one float per row (P(positive), the value); a multiclass one returns k
 probabilities per row, in the order of the contract's classes. Plain Python (the server imports this module).
@@ -22,16 +23,45 @@ SUM_TOLERANCE = 1e-6
 
 Label = str | int
 
+# The prediction-shift guard compares the canary's and the stable's predictions bin by bin, so both must count in
+# the same bins: a version's own profile bins (its holdout's quantiles) move with every retrain, and after a retrain
+# on drifted data they would read the drift, not a disagreement between the models. These edges depend on nothing
+# but the task. A multiclass model needs none: its profile bins are its classes, the same for every version.
+# Binary: evenly spaced in logit space, -9 to 9 by 0.5 (p from 1.2e-4 to 0.99988): a fraud score sits mostly below
+# 0.01, where evenly spaced probabilities would put nearly every prediction in one bin. 38 bins.
+_LOGITS = [k / 2 for k in range(-18, 19)]
+# Regression: signed and log-spaced, 0 and +-10^(k/5) for 10^-2 to 10^8: five bins a decade (each 58% wider than the
+# last) whatever the target's unit, from cents to hundreds of millions, negative values mirrored. 104 bins; a
+# value beyond 10^8 shares the outermost bin. Two models of equal quality on the same traffic read a PSI of ~0.003
+# in them, a model of a shuffled target ~3.5 (demand-forecast, drifted retrain).
+_DECADE_STEPS, _LOWEST, _HIGHEST = 5, -2, 8
+_MAGNITUDES = [10.0 ** (k / _DECADE_STEPS) for k in range(_LOWEST * _DECADE_STEPS, _HIGHEST * _DECADE_STEPS + 1)]
+SHIFT_EDGES: dict[str, tuple[float, ...]] = {
+    "binary": tuple(1.0 / (1.0 + math.exp(-t)) for t in _LOGITS),
+    "regression": (*(-m for m in reversed(_MAGNITUDES)), 0.0, *_MAGNITUDES),
+    "multiclass": (),
+}
+
+
+def shift_labels(task: str) -> tuple[str, ...]:
+    """The labels of model_prediction_shift_bin_total's bins for a task (its bins' indices; none for multiclass)."""
+    edges = SHIFT_EDGES[task]
+    return tuple(str(i) for i in range(len(edges) + 1)) if edges else ()
+
 
 class PredictionBins:
     """The profile's `prediction` bins: `labels` as steps._model.profile.bin_labels names them, and where a
     prediction goes. Binary and regression: a numeric profile (edges[i] < x <= edges[i+1]); multiclass: a
-    categorical one over the classes plus `other`, where the predicted class (its index) is counted."""
+    categorical one over the classes plus `other`, where the predicted class (its index) is counted.
+    `shift_edges`: the task's fixed edges (SHIFT_EDGES; the same rule, edges[i-1] < x <= edges[i] in bin i), whose
+    bins follow the profile's in the metrics table."""
 
-    def __init__(self, labels: Sequence[str], inner_edges: Sequence[float] = (), table: Sequence[int] = ()):
+    def __init__(self, labels: Sequence[str], inner_edges: Sequence[float] = (), table: Sequence[int] = (),
+                 shift_edges: Sequence[float] = ()):
         self.labels = tuple(labels)
         self.inner_edges = list(inner_edges)
         self.table = list(table)  # multiclass: class index -> bin position
+        self.shift_edges = list(shift_edges)
 
 
 def prediction_bins(task: str, classes: Sequence[Label], profile: Mapping[str, Any] | None) -> PredictionBins | None:
@@ -56,7 +86,8 @@ def prediction_bins(task: str, classes: Sequence[Label], profile: Mapping[str, A
             or not all(type(e) in (int, float) and not math.isnan(e) for e in edges)):
         raise ContractError(f"{where}.edges: a {task} model's prediction profile must hold numeric edges, "
                             f"got {edges!r}")
-    return PredictionBins([str(i) for i in range(len(edges) - 1)], inner_edges=[float(e) for e in edges[1:-1]])
+    return PredictionBins([str(i) for i in range(len(edges) - 1)], inner_edges=[float(e) for e in edges[1:-1]],
+                          shift_edges=SHIFT_EDGES[task])
 
 
 def label_datatype(labels: Sequence[Label]) -> str:
@@ -87,13 +118,15 @@ class Outputs:
         raise NotImplementedError
 
     def count(self, predictions: Sequence[Any], counts: Any, offset: int) -> None:
-        """Add 1 per prediction to `counts[offset + its bin]` (the metrics' shared table); nothing without bins."""
+        """Add 1 per prediction to `counts[offset + its bin]` (the metrics' shared table) and to its fixed shift
+        bin's, which the table keeps right after the profile's bins; nothing without bins."""
         bins = self.bins
         if bins is None:
             return
-        inner = bins.inner_edges
+        inner, fixed, after = bins.inner_edges, bins.shift_edges, offset + len(bins.labels)
         for value in predictions:
             counts[offset + bisect_left(inner, value)] += 1
+            counts[after + bisect_left(fixed, value)] += 1
 
 
 class BinaryOutputs(Outputs):

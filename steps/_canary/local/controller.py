@@ -135,7 +135,7 @@ def _reason(policy: Policy, verdict: str, weight: int, m: Measurement) -> str:
         if (m.metrics.get(_analysis.SHIFT_METRIC) == _analysis.INCONCLUSIVE
                 and m.metrics.get(_analysis.ERROR_METRIC) != _analysis.INCONCLUSIVE):
             return (f"canary analysis inconclusive at weight {weight}: the prediction-shift guard measured nothing "
-                    f"(the canary or the stable server counted no {_analysis.PREDICTION_METRIC}: a bundle whose "
+                    f"(the canary or the stable server counted no {_analysis.shift_metric(policy)}: a bundle whose "
                     "profile.json has no `prediction`; retrain it, or unset canary.analysis.prediction_shift)")
         where = ""
         if m.source.startswith("prometheus"):

@@ -18,7 +18,7 @@ from steps._core.values import duration_seconds
 
 REQUESTS, ERRORS, BUCKETS = ("model_requests_total", "model_inference_errors_total",
                              "model_inference_duration_seconds_bucket")
-PREDICTIONS = _analysis.PREDICTION_METRIC
+PREDICTIONS = _analysis.PREDICTION_METRIC  # the guard's counter by default (analysis.shift_metric picks it)
 # Locally a measurement lasts interval x time scale, and longer (up to the unscaled interval) while fewer than
 # min_requests arrived: scaling shortens the wait as far as traffic allows, never below the evidence needed.
 _SLICE_SECONDS = 0.1
@@ -32,21 +32,21 @@ class Snapshot:
     requests: float
     errors: float
     buckets: tuple[tuple[float, float], ...]  # (upper bound in seconds, cumulative count), sorted
-    predictions: tuple[tuple[str, float], ...] = ()  # model_prediction_bin_total per bin, sorted by bin
+    predictions: tuple[tuple[str, float], ...] = ()  # the guard's counter per bin, sorted by bin
 
 
-def snapshot(text: str, where: str = "metrics") -> Snapshot:
-    """The requests, errors, latency histogram and prediction bins of a server's exposition (every series of
-    each summed)."""
+def snapshot(text: str, where: str = "metrics", predictions: str = PREDICTIONS) -> Snapshot:
+    """The requests, errors, latency histogram and the bins of the counter `predictions` of a server's exposition
+    (every series of each summed)."""
     requests = errors = 0.0
     buckets: dict[float, float] = {}
     bins: dict[str, float] = {}
-    for name, labels, value in parse_exposition(text, REQUESTS, ERRORS, BUCKETS, PREDICTIONS, where=where):
+    for name, labels, value in parse_exposition(text, REQUESTS, ERRORS, BUCKETS, predictions, where=where):
         if name == REQUESTS:
             requests += value
         elif name == ERRORS:
             errors += value
-        elif name == PREDICTIONS:
+        elif name == predictions:
             bins[labels.get("bin", "")] = bins.get(labels.get("bin", ""), 0.0) + value
         else:
             bound = float(labels["le"])  # float("+Inf") is inf
@@ -133,16 +133,17 @@ def measure(client: DeployClient, policy: Policy, window: float, longest: float)
     """One measurement of the canary: its metrics now and after `window` seconds (longer, up to `longest`, while
     fewer than min_requests arrived)."""
     guard = policy.canary.analysis.prediction_shift is not None
+    counter = _analysis.shift_metric(policy)
 
     def stable_now() -> Snapshot | None:  # the guard compares with the stable server over the same window
-        return snapshot(client.metrics("stable"), f"{client.url}/metrics/stable") if guard else None
+        return snapshot(client.metrics("stable"), f"{client.url}/metrics/stable", counter) if guard else None
 
     where = f"{client.url}/metrics/canary"
-    before, stable_before = snapshot(client.metrics("canary"), where), stable_now()
+    before, stable_before = snapshot(client.metrics("canary"), where, counter), stable_now()
     started = time.monotonic()
     time.sleep(window)
     while True:
-        after, stable_after = snapshot(client.metrics("canary"), where), stable_now()
+        after, stable_after = snapshot(client.metrics("canary"), where, counter), stable_now()
         elapsed = time.monotonic() - started
         if after.requests - before.requests >= policy.canary.analysis.min_requests or elapsed >= longest:
             stable = (stable_before, stable_after) if stable_before and stable_after else None

@@ -1,11 +1,14 @@
 """The canary's optional prediction-shift guard (policy canary.analysis.prediction_shift): the AnalysisTemplate gets
-one more metric, the PSI between the canary's and the stable's served predictions (model_prediction_bin_total) in
-PromQL, checked on Prometheus' own engine (promtool) against the same PSI in Python, which the local rollout
-computes from the servers' /metrics; left out of the policy, the template and the readings are as before."""
+one more metric, the PSI between the canary's and the stable's served predictions in PromQL, on bins both versions
+share (a multiclass model's classes, model_prediction_bin_total; a score's or a value's fixed bins,
+model_prediction_shift_bin_total), checked on Prometheus' own engine (promtool) against the same PSI in Python,
+which the local rollout computes from the servers' /metrics; left out of the policy, the template and the readings
+are as before."""
 
 from __future__ import annotations
 
 import math
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -21,17 +24,35 @@ from steps._core.policy import Policy, load_policy
 from steps._drift import binned
 from tests.support.argo import argo_verdict
 from tests.support.policies import write_policy
+from tests.support.tasks import task_policy
 from workflows import serving
 from workflows._schemas import Schemas
 
 LIMIT = 0.1
 MODEL = "churn"
+TASKS = ("binary", "multiclass", "regression")
+COUNTERS = {"binary": "model_prediction_shift_bin_total", "multiclass": "model_prediction_bin_total",
+            "regression": "model_prediction_shift_bin_total"}
 
 
 @pytest.fixture(scope="module")
 def guarded(policy_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Policy:
     folder = tmp_path_factory.mktemp("guarded")
     return load_policy(write_policy(folder, policy_file, f"canary:\n  analysis: {{prediction_shift: {LIMIT}}}"))
+
+
+@pytest.fixture(scope="module", params=TASKS)
+def guarded_task(request: pytest.FixtureRequest, policy_file: Path,
+                 tmp_path_factory: pytest.TempPathFactory) -> Policy:
+    """A guarded policy of each task (the reference policy for binary, the test models' for the others)."""
+    folder = tmp_path_factory.mktemp(f"guarded-{request.param}")
+    if request.param == "binary":
+        return load_policy(write_policy(folder, policy_file, f"canary:\n  analysis: {{prediction_shift: {LIMIT}}}"))
+    path = task_policy(request.param, folder, model=MODEL)
+    raw = yaml.safe_load(path.read_text())
+    raw["canary"] = {"analysis": {"prediction_shift": LIMIT}}
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return load_policy(path)
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +73,8 @@ def test_without_the_policy_setting_the_template_has_only_latency_and_errors(ung
 
 
 def test_the_guard_adds_a_prediction_shift_metric_that_validates_against_the_crd(
-        guarded: Policy, schemas_dir: Path) -> None:
+        guarded_task: Policy, schemas_dir: Path) -> None:
+    guarded = guarded_task
     template = serving.build_analysis_template(guarded)
     assert Schemas(schemas_dir).validate(template) == []
     metrics = {m["name"]: m for m in template["spec"]["metrics"]}
@@ -64,14 +86,16 @@ def test_the_guard_adds_a_prediction_shift_metric_that_validates_against_the_crd
         assert shift[key] == metrics["latency-p95-ms"][key], key
     query = shift["provider"]["prometheus"]["query"]
     # Canary against stable, this model only, over the analysis window, behind the canary's traffic condition.
-    assert set(re_labels(query)) == {f'model="{MODEL}", role="canary"', f'model="{MODEL}", role="stable"'}
+    # The bins both versions share: a multiclass model's classes, a score's or a value's fixed bins.
+    counter = COUNTERS[guarded.model.task]
+    assert _analysis.shift_metric(guarded) == counter
+    assert set(re_labels(query, counter)) == {f'model="{MODEL}", role="canary"', f'model="{MODEL}", role="stable"'}
+    assert set(re.findall(r"\b(model_[a-z_]+)\{", query)) == {counter, "model_requests_total"}
     assert f"[{_analysis.window(guarded)}]" in query and _analysis.traffic_condition(guarded) in query
 
 
-def re_labels(query: str) -> list[str]:
-    import re
-
-    return re.findall(r"model_prediction_bin_total\{([^}]*)\}", query)
+def re_labels(query: str, counter: str) -> list[str]:
+    return re.findall(counter + r"\{([^}]*)\}", query)
 
 
 @pytest.mark.parametrize("scale", [0.1, 0.01], ids=["scale-0.1", "scale-0.01"])
@@ -147,8 +171,9 @@ def _counter(name: str, labels: dict[str, str], per_scrape: float) -> dict[str, 
     return {"series": f"{name}{{{text}}}", "values": f"0+{per_scrape:g}x80"}
 
 
-def _predictions(labels: dict[str, str], per_bin: dict[str, float]) -> list[dict[str, str]]:
-    return [_counter(_analysis.PREDICTION_METRIC, {**labels, "bin": b}, n) for b, n in per_bin.items()]
+def _predictions(labels: dict[str, str], per_bin: dict[str, float],
+                 counter: str = "COUNTER") -> list[dict[str, str]]:
+    return [_counter(counter, {**labels, "bin": b}, n) for b, n in per_bin.items()]
 
 
 UNIFORM = {"0": 10.0, "1": 10.0, "2": 10.0, "3": 10.0}
@@ -181,12 +206,18 @@ def promtool() -> str:
 
 @pytest.mark.parametrize("busy", [True, False], ids=["busy-canary", "idle-canary"])
 def test_the_rendered_psi_query_on_prometheus_engine_equals_the_python_psi(
-        guarded: Policy, promtool: str, tmp_path: Path, busy: bool) -> None:
-    query = _metrics(guarded)["prediction-shift"]["provider"]["prometheus"]["query"]
+        guarded_task: Policy, promtool: str, tmp_path: Path, busy: bool) -> None:
+    query = _metrics(guarded_task)["prediction-shift"]["provider"]["prometheus"]["query"]
+    counter = COUNTERS[guarded_task.model.task]
     # 50 requests a scrape: 1000 in the 5m window, over min_requests; 1 a scrape: 20, under it.
     requests = _counter("model_requests_total", {**C, "code": "200"}, 50 if busy else 1)
+    # The other counter, skewed, is not what the query reads: the guard's counter alone decides.
+    other = ("model_prediction_bin_total" if counter != "model_prediction_bin_total"
+             else "model_prediction_shift_bin_total")
+    decoy = _predictions(C, {"0": 1000.0, "1": 1.0}, other)
     tests = []
     for series, canary, stable in SCENARIOS.values():
+        series = [{**one, "series": one["series"].replace("COUNTER", counter)} for one in series] + decoy
         expected = None if canary is None or stable is None or not busy else _analysis.psi(canary, stable)
         # The value within 1e-9 (PromQL's float arithmetic is not Python's, bit for bit): 1 when close.
         expr = f"abs(({query}) - {expected if expected is not None else 0}) < bool 1e-9"

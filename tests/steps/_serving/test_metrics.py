@@ -15,8 +15,16 @@ from prometheus_client.parser import text_string_to_metric_families
 from steps._canary import analysis
 from steps._core.policy import load_policy
 from steps._serving.metrics import CODES, DURATION_BUCKETS, Metrics
+from steps._serving.outputs import shift_labels
 from tests.support.paths import POLICY
-from tests.support.serving import VALUE_PROFILE, class_profile, served, served_multiclass, served_regression
+from tests.support.serving import (
+    SCORE_PROFILE,
+    VALUE_PROFILE,
+    class_profile,
+    served,
+    served_multiclass,
+    served_regression,
+)
 
 FEATURES = ["amount", "channel"]
 BINS = [["0", "1", "2", "missing"], ["0", "1", "other", "missing"]]
@@ -236,17 +244,43 @@ def test_a_model_without_a_prediction_profile_has_no_prediction_bins() -> None:
     assert "model_prediction_bin" not in families(new())
 
 
-@pytest.mark.parametrize(("model", "bins", "scores"), [
-    (served(), [], True),
-    (served_regression(profile=VALUE_PROFILE), ["0", "1", "2"], False),
-    (served_multiclass(profile=class_profile(["a", "b", "c"])), ["0", "1", "2", "other"], False),
-], ids=["binary-without-profile", "regression", "multiclass"])
-def test_the_table_for_a_model_follows_its_task(model: Any, bins: list[str], scores: bool) -> None:
+@pytest.mark.parametrize(("model", "bins", "scores", "fixed"), [
+    (served(), [], True, 0),
+    (served(profile=SCORE_PROFILE), ["0", "1", "2", "3"], True, 38),
+    (served_regression(profile=VALUE_PROFILE), ["0", "1", "2"], False, 104),
+    (served_multiclass(profile=class_profile(["a", "b", "c"])), ["0", "1", "2", "other"], False, 0),
+], ids=["binary-without-profile", "binary", "regression", "multiclass"])
+def test_the_table_for_a_model_follows_its_task(model: Any, bins: list[str], scores: bool, fixed: int) -> None:
     metrics = Metrics.for_model(model, workers=1)
     metrics.batch_done(2, [0.1, 0.9])  # scores reach the histogram of a binary model only
     found = families(metrics)
     assert ("model_prediction_score" in found) == scores
     assert [s.labels["bin"] for s in found["model_prediction_bin"].samples] == bins if bins else (
         "model_prediction_bin" not in found)
+    # The guard's fixed bins: a score's or a value's, counted with the profile's (none without one).
+    assert [s.labels["bin"] for s in found["model_prediction_shift_bin"].samples] == [
+        str(i) for i in range(fixed)] if fixed else "model_prediction_shift_bin" not in found
     assert {s.labels["feature"] for s in found["model_feature_bin"].samples} == {"amount", "channel"}
     assert one(metrics, "model_inference_rows_total") == 2
+
+
+@pytest.mark.parametrize("model", [served(profile=SCORE_PROFILE), served_regression(profile=VALUE_PROFILE)],
+                         ids=["binary", "regression"])
+def test_a_prediction_counts_in_its_profile_bin_and_its_fixed_bin_across_workers(model: Any) -> None:
+    metrics = Metrics.for_model(model, workers=2)
+    assert metrics.shift_bins == list(shift_labels(model.task))
+    assert samples(metrics, "model_prediction_shift_bin_total")[0] == (
+        {"model": model.name, "model_version": model.version, "bin": "0"}, 0.0)  # declared from the start
+    predictions = [0.5, 0.5, 0.9]
+
+    def worker() -> None:
+        metrics.use_slot(1)
+        model.outputs.count(predictions, metrics.counts, metrics.prediction_offset)  # as the App counts a batch
+
+    in_child(worker)
+    model.outputs.count(predictions, metrics.counts, metrics.prediction_offset)
+    fixed = {labels["bin"]: v for labels, v in samples(metrics, "model_prediction_shift_bin_total") if v}
+    profile = {labels["bin"]: v for labels, v in samples(metrics, "model_prediction_bin_total") if v}
+    assert sum(fixed.values()) == sum(profile.values()) == 6 and sorted(fixed.values()) == [2, 4]
+    assert metrics.value("model_prediction_shift_bin_total", bin=max(fixed, key=fixed.__getitem__)) == 4
+    assert {f.name: f.type for f in families(metrics).values()}["model_prediction_shift_bin"] == "counter"

@@ -1,6 +1,7 @@
 """A served model's outputs per task (steps/_serving/outputs.py): the check of a batch that catches a broken model,
-and the bins of the profile's `prediction` entry, which must be the bins steps._model.profile (training, drift)
-puts the same predictions in."""
+the bins of the profile's `prediction` entry, which must be the bins steps._model.profile (training, drift) puts
+the same predictions in, and the fixed bins of a score or a value that the canary's prediction-shift guard
+compares across versions."""
 
 from __future__ import annotations
 
@@ -18,16 +19,23 @@ from steps._serving.outputs import (
     Outputs,
     RegressionOutputs,
     prediction_bins,
+    shift_labels,
 )
-from tests.support.serving import VALUE_PROFILE, class_profile
+from tests.support.serving import SCORE_PROFILE, VALUE_PROFILE, class_profile
+
+
+def counted_both(outputs: Outputs, predictions: list[Any]) -> tuple[list[float], list[float]]:
+    """(the profile bins' counts, the fixed shift bins' counts), laid out as in the metrics table."""
+    assert outputs.bins is not None
+    profile, fixed = len(outputs.bins.labels), len(shift_labels(outputs.task))
+    counts = [0.0] * (3 + profile + fixed + 2)
+    outputs.count(predictions, counts, 3)  # at an offset, as in the metrics table
+    assert counts[:3] == [0, 0, 0] and counts[-2:] == [0, 0]  # nothing outside its own series
+    return counts[3:3 + profile], counts[3 + profile:3 + profile + fixed]
 
 
 def counted(outputs: Outputs, predictions: list[Any]) -> list[float]:
-    assert outputs.bins is not None
-    counts = [0.0] * (3 + len(outputs.bins.labels))
-    outputs.count(predictions, counts, 3)  # at an offset, as in the metrics table
-    assert counts[:3] == [0, 0, 0]
-    return counts[3:]
+    return counted_both(outputs, predictions)[0]
 
 
 def test_numeric_prediction_bins_are_the_profile_modules_bins() -> None:
@@ -49,6 +57,56 @@ def test_a_predicted_class_is_counted_in_its_category_of_the_profile(classes: li
     predicted = [classes[1], classes[0], classes[2], classes[0]]
     expected = np.bincount(_profile.bin_index(profile, predicted), minlength=4)
     assert counted(MulticlassOutputs(classes, bins), rows) == expected.tolist() == [1, 2, 1, 0]
+
+
+def _logit(p: float) -> float:
+    return math.log(p / (1 - p))
+
+
+def test_a_score_is_counted_in_fixed_logit_bins_whatever_the_profile() -> None:
+    labels = shift_labels("binary")
+    assert len(labels) == 38 and labels[0] == "0" and labels[-1] == "37"
+    scores = [0.0, 0.001, 0.005, 0.009, 0.02, 0.5, 0.97, 1.0]
+    narrow = {**SCORE_PROFILE, "edges": [-math.inf, 0.01, math.inf], "proportions": [0.5, 0.5]}
+    found = [counted_both(BinaryOutputs(0.5, (0, 1), prediction_bins("binary", (0, 1), {"prediction": p})), scores)[1]
+             for p in (SCORE_PROFILE, narrow)]
+    assert found[0] == found[1]  # two versions' profiles, the same fixed bins
+    # Bin i holds logit(p) in (-9 + (i - 1) / 2, -9 + i / 2]: the scores below 0.01 spread over four bins.
+    expected = [0.0] * len(labels)
+    for p in scores:
+        expected[0 if p == 0 else len(labels) - 1 if p == 1 else math.ceil((_logit(p) + 9) * 2 - 1e-9)] += 1
+    assert found[0] == expected and sum(1 for c in found[0][:10] if c) == 4
+
+
+def test_a_value_is_counted_in_fixed_signed_log_bins_whatever_the_profile() -> None:
+    labels = shift_labels("regression")
+    assert len(labels) == 104  # modest: five series a decade, 10^-2 to 10^8 either side of 0
+    bins = prediction_bins("regression", (), {"prediction": VALUE_PROFILE})
+    other = prediction_bins("regression", (), {"prediction": {**VALUE_PROFILE, "edges": [-math.inf, 7.0, math.inf],
+                                                              "proportions": [0.5, 0.5]}})
+    assert bins is not None and other is not None and bins.shift_edges == other.shift_edges
+    edges = bins.shift_edges
+    assert edges[51] == 0.0 and edges[52] == pytest.approx(0.01) and edges[-1] == pytest.approx(1e8)
+    assert edges[:51] == [-e for e in reversed(edges[52:])]  # negative values mirrored
+    values = [-5e9, -120.0, -0.001, 0.0, 0.001, 1.0, 12.0, 13.0, 40.0, 1e8, 5e9]
+    fixed = counted_both(RegressionOutputs(bins), values)[1]
+
+    def where(v: float) -> int:  # bin i: edges[i - 1] < v <= edges[i]
+        return next((i for i, e in enumerate(edges) if v <= e), len(edges))
+
+    expected = [0.0] * len(labels)
+    for v in values:
+        expected[where(v)] += 1
+    assert fixed == expected
+    assert where(-5e9) == 0 and where(5e9) == where(1e9) == len(labels) - 1  # beyond +-10^8: the outermost bins
+    assert where(-0.001) == where(0.0) == 51 and where(0.001) == 52  # 0 is an edge
+    assert where(12.0) == where(13.0) == where(15.0) and where(40.0) == where(12.0) + 3  # (10^1.6, 10^1.8]
+
+
+def test_a_multiclass_model_has_no_fixed_bins_its_classes_are_the_same_for_every_version() -> None:
+    assert shift_labels("multiclass") == ()
+    bins = prediction_bins("multiclass", ("a", "b", "c"), {"prediction": class_profile(("a", "b", "c"))})
+    assert bins is not None and bins.shift_edges == []
 
 
 def test_a_profile_without_a_prediction_entry_has_no_bins_and_counts_nothing() -> None:
