@@ -250,8 +250,9 @@ class CanaryAnalysis(Section):
     min_requests: Count = 100
     prediction_shift: Annotated[NonNegative | None, WithJsonSchema({"type": "number", "minimum": 0}), doc(
         "Optional, any task: the highest PSI between the canary's and the stable's served prediction distributions "
-        "(model_prediction_bin_total, each version's predictions in its own profile bins: the classes for "
-        "multiclass, its holdout's quantiles otherwise) over the interval; left out, the analysis does not compare "
+        "over the interval, on bins both versions share: a multiclass model's classes (model_prediction_bin_total), "
+        "a score's or a value's fixed bins otherwise (model_prediction_shift_bin_total: logit or signed-log "
+        "spaced), so a retrain on drifted data is not read as a shift; left out, the analysis does not compare "
         "them.")] = None
     prometheus_url: Annotated[StrictStr, rule(is_url, "must be an http:// or https:// URL with a host"),
                               schema_string(pattern="^https?://"),
