@@ -72,6 +72,17 @@ model_inference_duration_seconds_bucket{model="m",version="1",le="+Inf"} 10
     assert snap.buckets == ((0.005, 4), (float("inf"), 10))
 
 
+
+def test_snapshot_reads_the_prediction_counter_the_guard_compares() -> None:
+    text = """model_requests_total{model="m",version="1",code="200"} 7
+model_prediction_bin_total{model="m",version="1",bin="0"} 5
+model_prediction_bin_total{model="m",version="1",bin="1"} 2
+model_prediction_shift_bin_total{model="m",version="1",bin="17"} 4
+model_prediction_shift_bin_total{model="m",version="1",bin="18"} 3
+"""
+    assert snapshot(text).predictions == (("0", 5), ("1", 2))  # a multiclass model's classes
+    assert snapshot(text, predictions="model_prediction_shift_bin_total").predictions == (("17", 4), ("18", 3))
+
 def test_a_page_that_is_not_an_exposition_is_refused_naming_it() -> None:
     with pytest.raises(UsageError, match="http://127.0.0.1:1/metrics/canary: not a Prometheus text exposition"):
         snapshot("model_requests_total{model=\"m\" 7\n", "http://127.0.0.1:1/metrics/canary")
