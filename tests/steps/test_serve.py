@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from bisect import bisect_left
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from steps._model import bundle as _bundle
 from steps._model import profile as _profile
 from steps._model import skops as _model
 from steps._model import trees as _predictor
+from steps._serving.outputs import SHIFT_EDGES
 from tests.support.models import Trained
 from tests.support.paths import ROOT
 from tests.support.processes import free_port
@@ -246,6 +248,11 @@ def test_metrics_count_requests_rows_and_bins_and_pass_promtool(trained: Trained
     assert {label: metric(text, "model_prediction_bin_total", bin=label, **labels)
             for label in _profile.bin_labels(reference)} == {label: wanted.get(label, 0)
                                                               for label in _profile.bin_labels(reference)}
+    # And in its fixed logit bin, the same for every version (what the canary's prediction-shift guard compares).
+    fixed = [bisect_left(SHIFT_EDGES["binary"], s) for s in expected[:15]]
+    assert [metric(text, "model_prediction_shift_bin_total", bin=str(i), **labels)
+            for i in range(len(SHIFT_EDGES["binary"]) + 1)] == [fixed.count(i)
+                                                                 for i in range(len(SHIFT_EDGES["binary"]) + 1)]
     promtool = shutil.which("promtool")
     if promtool is None:
         pytest.skip("promtool is not installed (apt-get install prometheus): exposition not linted")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+from bisect import bisect_left
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
@@ -20,6 +21,7 @@ from hypothesis import strategies as st
 from steps._model import profile as _profile
 from steps._model import task as _task
 from steps._model.bundle import Bundle
+from steps._serving.outputs import SHIFT_EDGES
 from tests.support import tasks
 from tests.support.models import Trained
 from tests.support.serving import Server, metric, start
@@ -194,6 +196,15 @@ def test_metrics_count_each_prediction_in_its_bin_of_the_profile(trained: Traine
         assert metric(text, "model_prediction_bin_total", bin=label, **labels) == wanted.get(label, 0), label
     assert metric(text, "model_inference_rows_total", **labels) == 50
     assert "model_prediction_score" not in text  # a binary model's histogram
+    # A value also counts in its fixed signed-log bin, the same for every version (the canary's prediction-shift
+    # guard compares those); a multiclass model's classes are the same for every version already.
+    if task == "multiclass":
+        assert "model_prediction_shift_bin_total" not in text
+        return
+    edges = SHIFT_EDGES["regression"]
+    fixed = [bisect_left(edges, v) for v in expected[:50]]
+    assert [metric(text, "model_prediction_shift_bin_total", bin=str(i), **labels)
+            for i in range(len(edges) + 1)] == [fixed.count(i) for i in range(len(edges) + 1)]
 
 
 def test_the_skops_predictor_answers_the_same(trained: Trained, task: str, tmp_path: Path,
