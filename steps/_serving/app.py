@@ -28,6 +28,7 @@ from steps._serving.outputs import (
     Outputs,
     PredictionBins,
     RegressionOutputs,
+    shift_labels,
 )
 
 _INTERNAL_ERROR = b'{"error":"internal error; see the server log","rule":"server"}'
@@ -131,8 +132,9 @@ class App:
         self.batcher: Batcher | None = None
         self.inference_log: InferenceLog | None = None
         # The predictions' bins are counted when the metrics table has room for them (Metrics.for_model).
-        self.count_predictions = bool(model.prediction_bins) and metrics.prediction_bins == list(
-            model.prediction_bins)
+        self.count_predictions = (bool(model.prediction_bins)
+                                  and metrics.prediction_bins == list(model.prediction_bins)
+                                  and metrics.shift_bins == list(shift_labels(model.task)))
         name = model.name.encode()
         version = model.version.encode()
         self.v1_predict = b"/v1/models/" + name + b":predict"
