@@ -209,5 +209,5 @@ def test_other_estimators_are_served_through_skops(trained: Trained) -> None:
     lr.fit(_features.model_input(frame, policy.data.features), _features.target_vector(frame["is_fraud"], 1))
     with pytest.raises(_predictor.ExportError, match="only a Pipeline of the contract encoder and one estimator"):
         _predictor.export_trees(lr)
-    trees, summary = train._compiled_predictor(lr, "logistic_regression")
+    trees, summary = train._compiled_predictor(lr, "logistic_regression", "binary")
     assert trees is None and summary["file"] is None and "skops" in summary["reason"]
