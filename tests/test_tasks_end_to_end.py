@@ -36,10 +36,12 @@ class Table:
     generate_task: str | None = None  # made by `mlops data generate --task`, else copied from tests/data
 
 
+# The public tables. The generated data of each task goes through the same loop in `mlops demo --task`
+# (tests/workflows/demo/test_demo_tasks.py); here one generated table still comes through `mlops init`, with a
+# segment (the macro_f1_gap gate).
 TABLES = [
     Table("bikeshare", "bikers", "regression"),
     Table("penguins", "species", "multiclass"),
-    Table("demand", "units_sold", "regression", generate_task="regression"),
     Table("tickets", "team", "multiclass", ("--segment", "region"), generate_task="multiclass"),
 ]
 
