@@ -25,7 +25,7 @@ EXERCISED_BY: dict[str, str] = {
     "test_the_demo_runs_the_whole_loop_and_ends_with_the_registry_table",
     r"^\.venv/bin/mlops demo --task (regression|multiclass)$": "tests/workflows/demo/test_demo_tasks.py::"
     "test_the_demo_of_a_task_runs_the_whole_loop",
-    r"python3 -m venv .venv .* pytest -q -p no:cacheprovider$": "tests/test_readme.py::"
+    r"python3 -m venv .venv .* pytest -q -p no:cacheprovider -n 2 --dist loadfile$": "tests/test_readme.py::"
     "test_ci_runs_exactly_the_readme_test_command",
     r"^\.venv/bin/mlops run training$": "tests/workflows/local/test_run.py::"
     "test_run_training_generates_data_runs_the_rendered_yaml_and_summarises",
