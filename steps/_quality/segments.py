@@ -63,14 +63,8 @@ def recall_gap(
         )
     # A counted segment has positives, so its recall is a number.
     counted = [(t["segment"], t["recall"]) for t in table if t["counted"] and t["recall"] is not None]
-    if len(counted) < 2:
-        shown = ", ".join(f"{t['segment']}: {t['positives']}" for t in table)
-        return (
-            None,
-            f"fewer than 2 segments of {segment!r} with >= {min_positives} positives ({shown}): nothing to compare",
-            table,
-        )
-    gap, note = _gap(counted, "recall", segment)
+    shown = ", ".join(f"{t['segment']}: {t['positives']}" for t in table)
+    gap, note = _gap(counted, "recall", segment, f"with >= {min_positives} positives ({shown})")
     return gap, note, table
 
 
@@ -89,18 +83,16 @@ def macro_f1_gap(
         table.append(SegmentF1(segment=name, rows=rows, counted=rows >= min_rows,
                                macro_f1=_metrics.macro_f1(y[in_group], probabilities[in_group])))
     counted = [(t["segment"], t["macro_f1"]) for t in table if t["counted"]]
-    if len(counted) < 2:
-        shown = ", ".join(f"{t['segment']}: {t['rows']}" for t in table)
-        return (
-            None,
-            f"fewer than 2 segments of {segment!r} with >= {min_rows} rows ({shown}): nothing to compare",
-            table,
-        )
-    gap, note = _gap(counted, "macro-F1", segment)
+    shown = ", ".join(f"{t['segment']}: {t['rows']}" for t in table)
+    gap, note = _gap(counted, "macro-F1", segment, f"with >= {min_rows} rows ({shown})")
     return gap, note, table
 
 
-def _gap(counted: list[tuple[str, float]], measure: str, segment: str | None) -> tuple[float, str]:
+def _gap(counted: list[tuple[str, float]], measure: str, segment: str | None,
+         counted_rule: str) -> tuple[float | None, str]:
+    """The largest difference of `measure` between the counted segments and a note; None with fewer than two."""
+    if len(counted) < 2:
+        return None, f"fewer than 2 segments of {segment!r} {counted_rule}: nothing to compare"
     worst = min(counted, key=lambda t: t[1])
     best = max(counted, key=lambda t: t[1])
     note = (
