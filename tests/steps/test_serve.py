@@ -34,7 +34,7 @@ from steps._serving.outputs import SHIFT_EDGES
 from tests.support.models import Trained
 from tests.support.paths import ROOT
 from tests.support.processes import free_port
-from tests.support.serving import Server, call, metric, start, wait_ready
+from tests.support.serving import JSON_VALUES, Server, call, metric, start, wait_ready
 
 pytestmark = pytest.mark.integration
 MODEL = "fraud-detection"
@@ -174,13 +174,6 @@ def test_unknown_category_mapped_to_other_is_scored(server: Server, rows: list[d
     row = {**next(r for r in rows if None not in r.values()), "merchant_category": "space-tourism"}
     status, out = server.call("POST", f"/v1/models/{MODEL}:predict", {"instances": [row]})
     assert status == 200 and 0 <= out["predictions"][0]["score"] <= 1
-
-
-JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=12),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
-    max_leaves=20,
-)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,

@@ -24,7 +24,7 @@ from steps._model.bundle import Bundle
 from steps._serving.outputs import SHIFT_EDGES
 from tests.support import tasks
 from tests.support.models import Trained
-from tests.support.serving import Server, metric, start
+from tests.support.serving import JSON_VALUES, Server, metric, start
 
 pytestmark = pytest.mark.integration
 TASKS = ("multiclass", "regression")
@@ -273,13 +273,6 @@ def test_the_compiled_models_are_served_without_scikit_learn_or_pandas(trained: 
         assert s.call("GET", f"/v2/models/{MODELS[task]}")[1]["platform"] == "argo-mlops/compiled"
     finally:
         assert s.stop() == 0
-
-
-JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=12),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
-    max_leaves=20,
-)
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,

@@ -19,12 +19,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hypothesis import strategies as st
+
 from steps._core.documents import ContractRecord
 from steps._serving.app import ServedModel
 from steps._serving.contract import RequestContract
 from steps._serving.outputs import Label, prediction_bins
 from tests.support.paths import ROOT
 from tests.support.processes import free_port
+
+# Any JSON value, nested a little: what a careless or hostile client may put where the server expects a field.
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=20,
+)
 
 MODEL = "fraud-detection"
 CONTRACT: ContractRecord = {
