@@ -178,7 +178,7 @@ class App:
             log("handler_failed", "error", error=f"{type(err).__name__}: {err}",
                 path=req.path.decode("latin-1")[:200])
             if _is_prediction(req.path):
-                self.metrics.request(500, time.perf_counter() - req.started)
+                self.metrics.request(500, time.perf_counter() - req.started, req.protocol)
             if not out.answered:
                 out.respond(500, _INTERNAL_ERROR, JSON, True)
 
@@ -247,6 +247,9 @@ class App:
             self._send(job.out, job.req, 500, body, count=True)
 
     def _finish(self, job: Job, predictions: Predictions) -> None:
+        if job.answer is not None:
+            job.answer(job, predictions)
+            return
         model = self.model
         if job.v2:
             answer: dict[str, Any] = {"model_name": model.name, "model_version": model.version}
@@ -295,7 +298,7 @@ class App:
     def _send(self, out: Responder, req: Request, status: int, body: bytes, content_type: bytes = JSON,
               count: bool = False, extra: bytes = b"") -> None:
         if count:
-            self.metrics.request(status, time.perf_counter() - req.started)
+            self.metrics.request(status, time.perf_counter() - req.started, req.protocol)
         out.respond(status, body, content_type, not req.keep_alive or self.draining, extra,
                     req.method == b"HEAD")
 

@@ -17,12 +17,16 @@ Predictions = list[float] | list[list[float]]
 
 
 class Job:
-    """One request's rows waiting for the model, and where its answer goes."""
+    """One request's rows waiting for the model, and where its answer goes. `answer`, when set, answers the
+    request from its predictions instead of the App's JSON (the binary tensor extension, gRPC); a failed batch
+    still answers through `out`."""
 
-    __slots__ = ("out", "queued_at", "req", "request_id", "rows", "v2")
+    __slots__ = ("answer", "out", "queued_at", "req", "request_id", "rows", "v2")
 
-    def __init__(self, rows: Rows, req: Request, out: Responder, v2: bool, request_id: str | None):
+    def __init__(self, rows: Rows, req: Request, out: Responder, v2: bool, request_id: str | None,
+                 answer: Callable[[Job, Predictions], None] | None = None):
         self.rows, self.req, self.out, self.v2, self.request_id = rows, req, out, v2, request_id
+        self.answer = answer
         self.queued_at = time.perf_counter()
 
 

@@ -128,8 +128,9 @@ class Metrics:
 
     # ---- recording (hot path) --------------------------------------------------------------------------
 
-    def request(self, code: int, seconds: float) -> None:
-        """A predict/infer request answered with `code` after `seconds` (5xx also count as errors)."""
+    def request(self, code: int, seconds: float, protocol: str = "http") -> None:
+        """A predict/infer request answered with `code` after `seconds` (5xx also count as errors), over
+        `protocol` (http or grpc; gRPC statuses are counted as the HTTP codes KServe maps them to)."""
         counts = self.counts
         counts[self.code_offset.get(code, self.code_offset[500])] += 1
         if code >= 500:
