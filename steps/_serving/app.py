@@ -9,9 +9,11 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol, cast
 from urllib.parse import unquote
 
+from steps._serving import binary
 from steps._serving.batcher import Batcher, Job, Predictions, Rows
 from steps._serving.codec import JSONError, dumps, loads
 from steps._serving.contract import RequestContract, RequestError
@@ -140,6 +142,7 @@ class App:
         self.v1_predict = b"/v1/models/" + name + b":predict"
         self.v2_infer = b"/v2/models/" + name + b"/infer"
         self.v2_infer_versioned = b"/v2/models/" + name + b"/versions/" + version + b"/infer"
+        self.output_names = [output["name"] for output in model.outputs.metadata()[0]]
         self._static: dict[bytes, Callable[[Responder, Request], None]] = {
             b"/v1/health/live": self._live, b"/v2/health/live": self._live,
             b"/v1/health/ready": self._ready, b"/v2/health/ready": self._ready,
@@ -190,25 +193,50 @@ class App:
     # ---- predictions -------------------------------------------------------------------------------------
 
     def _predict(self, req: Request, out: Responder, v2: bool) -> None:
+        body: Any = None
         try:
             if req.method != b"POST":
                 raise RequestError(f"{req.method.decode()}: predictions take POST", "method", None, 405)
             ctype = req.content_type
             if ctype is not None:
                 media = ctype.split(b";", 1)[0].strip().lower()
-                if media != JSON and not media.endswith(b"+json"):
-                    raise RequestError(f"content-type {ctype.decode('latin-1')[:100]!r}: send application/json",
-                                       "content_type", None, 415)
-            body = parse_json(req.body)
+                if (media != JSON and not media.endswith(b"+json")
+                        and not (media == binary.OCTET_STREAM and req.header_length is not None)):
+                    raise RequestError(f"content-type {ctype.decode('latin-1')[:100]!r}: send application/json "
+                                       f"(or application/octet-stream with {binary.HEADER})", "content_type",
+                                       None, 415)
+            length = req.header_length
+            body = parse_json(req.body) if length is None else self._binary_body(req.body, length, v2)
             contract = self.model.contract
             rows = contract.rows_from_v2(body) if v2 else contract.rows_from_v1(body)
+            # Asked-for outputs or binary answers (the plain JSON answer needs neither lookup's result).
+            chosen = (binary.requested(body, self.output_names)
+                      if v2 and ("outputs" in body or "parameters" in body) else None)
         except RequestError as err:
+            if v2 and req.header_length is None and err.status != 400:
+                err = binary.missing_header(body) or err  # binary inputs without the extension's header
             self._error(out, req, err, count=True)
             return
         request_id = body.get("id") if v2 else None
         if self.batcher is None:
             raise RuntimeError("a prediction arrived before the worker attached the batcher")
-        self.batcher.submit(Job(rows, req, out, v2, request_id if type(request_id) is str else None))
+        answer = None if chosen is None else partial(self._answer_chosen, chosen)
+        self.batcher.submit(Job(rows, req, out, v2, request_id if type(request_id) is str else None, answer))
+
+    def _binary_body(self, data: bytes, header_length: int, v2: bool) -> Any:
+        """A request with the binary tensor data extension's header: its JSON, the inputs' binary data decoded."""
+        if not v2:
+            raise RequestError(f"{binary.HEADER}: the binary tensor data extension is for Open Inference Protocol "
+                               "V2 requests (/v2/models/<model>/infer)", "binary_header", binary.HEADER, 400)
+        head, raw = binary.split(data, header_length)
+        try:
+            body = parse_json(head)
+        except RequestError as err:
+            raise RequestError(f"the inference header (the body's first {header_length} bytes, "
+                               f"{binary.HEADER}) is not valid JSON: {err.message}", "json", binary.HEADER,
+                               400) from None
+        binary.attach(body, raw)
+        return body
 
     def scored(self, jobs: list[Job], rows: Rows, predictions: Predictions) -> None:
         """A batch's predictions: counted in the metrics (and the inference log), then each request answered."""
@@ -246,6 +274,19 @@ class App:
         for job in jobs:
             self._send(job.out, job.req, 500, body, count=True)
 
+    def _answer_chosen(self, chosen: binary.Selection, job: Job, predictions: Predictions) -> None:
+        """A V2 answer with the outputs the request asked for, binary where it asked (steps._serving.binary)."""
+        model = self.model
+        head: dict[str, Any] = {"model_name": model.name, "model_version": model.version}
+        if job.request_id is not None:
+            head["id"] = job.request_id
+        body, header_length = binary.answer(head, model.outputs.v2(predictions), chosen)
+        if header_length is None:
+            self._send(job.out, job.req, 200, body, count=True)
+        else:
+            self._send(job.out, job.req, 200, body, binary.OCTET_STREAM, count=True,
+                       extra=b"inference-header-content-length: %d\r\n" % header_length)
+
     def _finish(self, job: Job, predictions: Predictions) -> None:
         if job.answer is not None:
             job.answer(job, predictions)
@@ -273,7 +314,8 @@ class App:
         self._send(out, req, 200, self.metrics.render(), content_type=METRICS_TYPE)
 
     def _server_metadata(self, out: Responder, req: Request) -> None:
-        self._send(out, req, 200, dumps({"name": "argo-mlops", "version": _package_version(), "extensions": []}))
+        self._send(out, req, 200, dumps({"name": "argo-mlops", "version": _package_version(),
+                                         "extensions": [binary.EXTENSION]}))
 
     def _v1_model(self, out: Responder, req: Request) -> None:
         self._send(out, req, 200, dumps({"name": self.model.name, "version": self.model.version,

@@ -101,6 +101,7 @@ class Connection(asyncio.Protocol):
         self.url_size = 0
         self.content_type: bytes | None = None
         self.expect: bytes | None = None
+        self.header_length: int | None = None
         self.hosts = 0
         self.headers = 0
         self.header_bytes = 0
@@ -213,6 +214,11 @@ class Connection(asyncio.Protocol):
             self.hosts += 1
         elif name == b"expect":
             self.expect = value.strip().lower()
+        elif name == b"inference-header-content-length":
+            # The binary tensor data extension's JSON part; not a byte count (or said twice, differently): -1,
+            # which the App refuses naming the header.
+            length = int(value) if value.strip().isdigit() and len(value) <= 18 else -1
+            self.header_length = length if self.header_length in (None, length) else -1
 
     def on_headers_complete(self) -> None:
         if self.dead:
@@ -252,7 +258,7 @@ class Connection(asyncio.Protocol):
         self.worker.received += 1
         body = self.body[0] if len(self.body) == 1 else b"".join(self.body)
         req = Request(self.parser.get_method(), self.path(), self.content_type, body,
-                      self.parser.should_keep_alive())
+                      self.parser.should_keep_alive(), self.header_length)
         if self.write_paused or self.deferred or len(self.pending) >= PIPELINE_LIMIT:
             self.deferred.append(req)
             self._pause_reading()

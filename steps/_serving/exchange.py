@@ -18,7 +18,8 @@ class Request:
                  header_length: int | None = None, protocol: str = "http"):
         self.method, self.path, self.content_type, self.body = method, path, content_type, body
         self.keep_alive = keep_alive
-        # The binary tensor data extension's Inference-Header-Content-Length: the JSON part's size in `body`.
+        # The binary tensor data extension's Inference-Header-Content-Length: the JSON part's size in `body`
+        # (None: a plain JSON request; -1: the header was not a byte count, which the App refuses with 400).
         self.header_length = header_length
         self.protocol = protocol  # "http" or "grpc": the metrics' `protocol` label
         self.started = time.perf_counter()
