@@ -1,20 +1,24 @@
 """The register step: store a gated bundle as a registry version, `staged` if it passed, else `rejected`.
 
 Exit 0 staged; 1 rejected (recorded, so the workflow can end Failed); 2 bad input; 3 storage unreachable.
+With --pushgateway URL (or $MLOPS_PUSHGATEWAY_URL) the outcome also goes to a Pushgateway (job mlops-training);
+a push that fails is reported on stderr and changes neither the registration nor the exit code.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import cast
 
 from steps._core.documents import GateReport, VersionRecord
-from steps._core.errors import UsageError, run
+from steps._core.errors import StepError, UsageError, run
 from steps._core.files import write_text
 from steps._model import bundle as _bundle
+from steps._quality.pushgateway import push_training
 from steps._storage.registry import Registry, check_model
 
 
@@ -82,7 +86,20 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--git-commit", default="", help="overrides the bundle's git_commit")
     parser.add_argument("--reason", default="", help="why this training ran; overrides the bundle's reason")
     parser.add_argument("--version-out", type=Path, default=None, help="write the version number here")
+    parser.add_argument("--pushgateway", default=None,
+                        help="push the outcome to this Pushgateway (default: $MLOPS_PUSHGATEWAY_URL)")
     return parser
+
+
+def report_to_pushgateway(url: str, model: str, record: VersionRecord, gate_report: Path) -> None:
+    """Push the outcome for dashboards and alerts. Best effort: the version is already registered and the run's
+    verdict is the registry's, so a Pushgateway that is down or refuses costs a warning, never the run."""
+    try:
+        push_training(url, model, record, read_gate_report(gate_report, model))
+    except StepError as err:
+        print(f"register: warning: metrics not pushed: {err}", file=sys.stderr)
+    except Exception as err:  # a gate report with odd entries, a malformed URL: still only the metrics are lost
+        print(f"register: warning: metrics not pushed: {type(err).__name__}: {err}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -98,6 +115,9 @@ def main(argv: list[str] | None = None) -> int:
             except OSError as err:
                 raise UsageError(f"--version-out {args.version_out}: cannot write: {err}") from err
         print(summary(args.model, record, created))
+        pushgateway = args.pushgateway or os.environ.get("MLOPS_PUSHGATEWAY_URL") or None
+        if pushgateway:
+            report_to_pushgateway(pushgateway, args.model, record, args.gate_report)
         return 0 if record["gate"]["passed"] else 1
 
     return run("register", body)

@@ -46,6 +46,11 @@ BODY_TO_ANNOTATION: tuple[tuple[str, str], ...] = (
 )
 
 
+# The drift CronWorkflow's own failure counter, which Argo's controller exports with its prefix as
+# argo_workflows_mlops_drift_check_failed_total{model, phase} (the DriftCheckFailing alert reads it).
+DRIFT_FAILED_METRIC = "mlops_drift_check_failed_total"
+
+
 def cron_name(model: str) -> str:
     return f"{model}-drift"
 
@@ -144,6 +149,7 @@ def build_cron_workflow(policy: Policy, image: str = _common.DEFAULT_IMAGE) -> d
                 "securityContext": _common.pod_security_context(),
                 "workflowMetadata": {"labels": labels},
                 "podMetadata": {"labels": labels},
+                "metrics": {"prometheus": [drift_failure_metric(model)]},
                 "volumes": [
                     {"name": "policy", "configMap": {"name": _common.policy_configmap_name(model)}},
                     {"name": "webhook-token", "secret": {"secretName": WEBHOOK_SECRET,
@@ -154,6 +160,22 @@ def build_cron_workflow(policy: Policy, image: str = _common.DEFAULT_IMAGE) -> d
                 "templates": [check],
             },
         },
+    }
+
+
+def drift_failure_metric(model: str) -> dict[str, Any]:
+    """A Workflow-level counter, +1 each time a drift check ends Failed or Error (after its retries).
+
+    Argo emits Workflow-level metrics once the Workflow is fulfilled, with `workflow.status` set to its final phase
+    (Succeeded, Failed or Error); custom metrics keep their name, with the controller's `argo_workflows_` prefix
+    and no `_total` added. The help text is the same for every model: Argo refuses a second help for one name.
+    """
+    return {
+        "name": DRIFT_FAILED_METRIC,
+        "help": "Drift checks (the <model>-drift CronWorkflow's runs) that ended Failed or Error",
+        "labels": [{"key": "model", "value": model}, {"key": "phase", "value": "{{workflow.status}}"}],
+        "when": "{{workflow.status}} != Succeeded",
+        "counter": {"value": "1"},
     }
 
 

@@ -38,13 +38,14 @@ class StepSpec:
     registry: bool  # reads or writes the model registry (MLOPS_REGISTRY)
     s3: bool  # may talk to object storage (S3 endpoint and credentials)
     service_account: str | None = None  # its own least-privilege identity (manifests/base), else the workflow's
+    pushgateway: bool = False  # pushes its outcome to the Pushgateway that mlops-config names (optional key)
 
 
 STEPS: dict[str, StepSpec] = {
     "validate": StepSpec("250m", "1Gi", "1", "2Gi", 1800, registry=False, s3=True),
     "train": StepSpec("1", "2Gi", "2", "4Gi", 3600, registry=False, s3=False),
     "gate": StepSpec("500m", "1Gi", "1", "3Gi", 1800, registry=True, s3=True),
-    "register": StepSpec("100m", "256Mi", "500m", "512Mi", 600, registry=True, s3=True),
+    "register": StepSpec("100m", "256Mi", "500m", "512Mi", 600, registry=True, s3=True, pushgateway=True),
     # Waits for the canary (the policy's pauses and analyses: 3 h for the seed's schedule), so its deadline is
     # the workflow's; only it may patch Rollouts.
     "rollout": StepSpec("100m", "256Mi", "500m", "1Gi", WORKFLOW_DEADLINE_SECONDS, registry=True, s3=True,
@@ -312,6 +313,9 @@ def _env(spec: StepSpec) -> list[Any]:
     env: list[Any] = [Env(name="MLOPS_ACTOR", value="argo:{{workflow.name}}")]
     if spec.registry:
         env.append(ConfigMapEnv(name="MLOPS_REGISTRY", config_map_name=_common.CONFIG_MAP, config_map_key="registry"))
+    if spec.pushgateway:  # the training outcome for dashboards and alerts, when mlops-config names a Pushgateway
+        env.append(ConfigMapEnv(name="MLOPS_PUSHGATEWAY_URL", config_map_name=_common.CONFIG_MAP,
+                                config_map_key="pushgateway-url", optional=True))
     if spec.s3:
         env += [
             ConfigMapEnv(name="AWS_ENDPOINT_URL", config_map_name=_common.CONFIG_MAP,

@@ -1,46 +1,39 @@
 """The drift check's metrics on a Prometheus Pushgateway, for dashboards and alerts: each feature's score, the
-share of drifted features, the samples and whether retraining was due; and the model's outputs' own scores
-(mlops_prediction_drift_score, mlops_target_drift_score) and whether each drifted (..._detected)."""
+share of drifted features, the samples and whether retraining was due; the model's outputs' own scores
+(mlops_prediction_drift_score, mlops_target_drift_score) and whether each drifted (..._detected); and when the
+check last completed (mlops_drift_last_run_timestamp_seconds: the DriftCheckStale alert reads it)."""
 
 from __future__ import annotations
 
-import urllib.error
-import urllib.parse
-import urllib.request
+import time
 
-from steps._core.errors import TransientError, UsageError
+from steps._core.pushgateway import Gauges, push
 from steps._drift.rule import DriftResult
 
+JOB = "mlops-drift"
 
-def push_metrics(url: str, model: str, version: int, result: DriftResult, timeout: float = 10.0) -> None:
-    """Replace this model's drift metrics on a Prometheus Pushgateway (job mlops-drift, grouped by model)."""
-    lines = ["# TYPE mlops_drift_score gauge"]
+
+def drift_gauges(version: int, result: DriftResult, now: float | None = None) -> Gauges:
+    """The gauges of one completed check of the production version `version`."""
+    gauges = Gauges()
     for f in result.features:
-        if f.score == f.score and abs(f.score) != float("inf"):
-            lines.append(f'mlops_drift_score{{feature="{f.name}",method="{f.method}",'
-                         f'model_version="{version}"}} {f.score!r}')
-    lines += ["# TYPE mlops_drift_share gauge", f'mlops_drift_share{{model_version="{version}"}} {result.share!r}',
-              "# TYPE mlops_drift_samples gauge", f'mlops_drift_samples{{model_version="{version}"}} {result.samples}',
-              "# TYPE mlops_drift_retrain gauge",
-              f'mlops_drift_retrain{{model_version="{version}"}} {1 if result.retrain else 0}']
+        gauges.add("mlops_drift_score", f.score, feature=f.name, method=f.method, model_version=version)
+    gauges.add("mlops_drift_share", result.share, model_version=version)
+    gauges.add("mlops_drift_samples", result.samples, model_version=version)
+    gauges.add("mlops_drift_retrain", 1 if result.retrain else 0, model_version=version)
     # The model's outputs under their own names: dashboards and alerts tell them from the features, and a
     # prediction that moves alone can alert a person without touching the retrain rule.
     for output in (result.prediction, result.target):
         if output is None:
             continue
         name = f"mlops_{output.name}_drift"
-        if output.score == output.score and abs(output.score) != float("inf"):
-            lines += [f"# TYPE {name}_score gauge",
-                      f'{name}_score{{method="{output.method}",model_version="{version}"}} {output.score!r}']
-        lines += [f"# TYPE {name}_detected gauge",
-                  f'{name}_detected{{model_version="{version}"}} {1 if output.drifted else 0}']
-    address = f"{url.rstrip('/')}/metrics/job/mlops-drift/model/{urllib.parse.quote(model, safe='')}"
-    request = urllib.request.Request(address, data=("\n".join(lines) + "\n").encode(), method="PUT",
-                                     headers={"Content-Type": "text/plain; version=0.0.4"})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout):
-            pass
-    except urllib.error.HTTPError as err:
-        raise UsageError(f"pushgateway {url}: HTTP {err.code}: {err.read()[:200]!r}") from err
-    except (urllib.error.URLError, TimeoutError, OSError) as err:
-        raise TransientError(f"pushgateway {url}: unreachable: {getattr(err, 'reason', err)}") from err
+        gauges.add(f"{name}_score", output.score, method=output.method, model_version=version)
+        gauges.add(f"{name}_detected", 1 if output.drifted else 0, model_version=version)
+    # No model_version: the alert asks when this model was last checked, whichever version was in production.
+    gauges.add("mlops_drift_last_run_timestamp_seconds", time.time() if now is None else now)
+    return gauges
+
+
+def push_metrics(url: str, model: str, version: int, result: DriftResult, timeout: float = 10.0) -> None:
+    """Replace this model's drift metrics on a Prometheus Pushgateway (job mlops-drift, grouped by model)."""
+    push(url, JOB, {"model": model}, drift_gauges(version, result), timeout=timeout)
