@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.serving.wire import BINARY, GRPC, GRPC_INFER
+
 MLSERVER_VERSION = "1.7.1"
 
 
@@ -49,7 +51,9 @@ class Contender:
     command: tuple[str, ...]
     ready_path: str  # GET; the first 200 is "ready"
     infer_path: str  # POST, one row per request
-    protocol: str = "v2"  # "v2" (Open Inference Protocol, one input per feature) | "v1" ({"instances": [...]})
+    # "v2" (Open Inference Protocol JSON, one input per feature) | "v1" ({"instances": [...]}) | "v2-binary"
+    # (the OIP HTTP binary tensor extension, as tritonclient.http sends it) | "grpc" (KServe V2 gRPC ModelInfer)
+    protocol: str = "v2"
     cwd: str = "{workdir}"
     env: dict[str, str] = field(default_factory=dict)
     needs_bundle: bool = False  # serves the bundle folder (our server), not the joblib file
@@ -57,6 +61,8 @@ class Contender:
     description: str = ""
     setup: Callable[[Contender, Context], None] | None = None  # once per session, before any start
     python: str = "{python}"  # whose package versions the report lists
+    grpc_target: str = "127.0.0.1:{port2}"  # host:port of the gRPC service (protocol "grpc")
+    metrics_url: str = "http://127.0.0.1:{port}/metrics"  # the server's Prometheus metrics (gRPC answer counts)
     packages: tuple[str, ...] = ("scikit-learn", "numpy", "pandas")
 
 
@@ -126,7 +132,7 @@ def ensure_venv(venv: Path, requirements: list[str]) -> Path:
 
 def _mlserver_setup(contender: Contender, ctx: Context) -> None:
     ensure_venv(ctx.venvs / "mlserver", mlserver_requirements())
-    batching = contender.name.endswith("-batch")
+    batching = "nobatch" not in contender.name
     folder = ctx.workdir / contender.name
     model_folder = folder / ctx.model
     model_folder.mkdir(parents=True, exist_ok=True)
@@ -145,13 +151,13 @@ def _mlserver_setup(contender: Contender, ctx: Context) -> None:
     (model_folder / "model-settings.json").write_text(json.dumps(model_settings, indent=2) + "\n")
 
 
-def _mlserver(name: str, description: str) -> Contender:
+def _mlserver(name: str, description: str, protocol: str = "v2") -> Contender:
     return Contender(
         name=name,
         command=("{venvs}/mlserver/bin/mlserver", "start", "{workdir}/" + name),
         ready_path="/v2/health/ready",
-        infer_path="/v2/models/{model}/infer",
-        protocol="v2",
+        infer_path=GRPC_INFER if protocol == GRPC else "/v2/models/{model}/infer",
+        protocol=protocol,
         cwd="{workdir}/" + name,  # MLServer keeps its metrics files under the working folder
         # Ports by environment, so the settings files stay the same for every start. The repository on the
         # path because a bundle's pipeline holds our contract encoder (steps._model.features), which unpickling imports.
@@ -161,51 +167,61 @@ def _mlserver(name: str, description: str) -> Contender:
         setup=_mlserver_setup,
         python="{venvs}/mlserver/bin/python",
         packages=("mlserver", "mlserver-sklearn", "scikit-learn", "numpy", "pandas", "uvicorn", "uvloop",
-                  "fastapi"),
+                  "fastapi", *(("grpcio", "protobuf") if protocol == GRPC else ())),
+        metrics_url="http://127.0.0.1:{port3}/metrics",
+    )
+
+
+_OURS_ENV = {"WORKERS": "1", "MAX_BATCH_SIZE": "32", "MAX_BATCH_LATENCY_MS": "5"}
+
+
+def _ours(name: str, description: str, protocol: str, infer_path: str, ready_path: str = "/v2/health/ready",
+          grpc: bool = False) -> Contender:
+    """Our server (issue 3): `python -m steps.serve --model-dir DIR --port P [--grpc-port P2]`, serving the bundle."""
+    return Contender(
+        name=name,
+        command=("{python}", "-m", "steps.serve", "--model-dir", "{bundle}", "--port", "{port}",
+                 *(("--grpc-port", "{port2}") if grpc else ())),
+        ready_path=ready_path,
+        infer_path=infer_path,
+        protocol=protocol,
+        cwd="{repo}",
+        env=_OURS_ENV,
+        needs_bundle=True,
+        judged=True,
+        description=description,
+        packages=("httptools", "uvloop", "orjson", "scikit-learn", "skops",
+                  *(("grpcio", "protobuf") if grpc else ())),
     )
 
 
 # --- the registry ----------------------------------------------------------------------------------------
 
-# Our server (issue 3): `python -m steps.serve --model-dir DIR --port P`, serving the bundle.
-_OURS_ENV = {"WORKERS": "1", "MAX_BATCH_SIZE": "32", "MAX_BATCH_LATENCY_MS": "5"}
-
+# MLServer 1.7.1 has no binary tensor extension over HTTP: tritonclient.http's default request gets 422
+# ("JSON decode error": it parses every body as JSON), so there is no mlserver-binary; its gRPC service takes
+# raw_input_contents as tritonclient.grpc sends them.
 CONTENDERS: dict[str, Contender] = {
     "mlserver-batch": _mlserver("mlserver-batch", f"MLServer {MLSERVER_VERSION} + mlserver-sklearn, "
                                 "adaptive batching on, 1 inference worker"),
     "mlserver-nobatch": _mlserver("mlserver-nobatch", f"MLServer {MLSERVER_VERSION} + mlserver-sklearn, "
                                   "adaptive batching off, 1 inference worker"),
-    "argo-mlops": Contender(
-        name="argo-mlops",
-        command=("{python}", "-m", "steps.serve", "--model-dir", "{bundle}", "--port", "{port}"),
-        ready_path="/v2/health/ready",
-        infer_path="/v2/models/{model}/infer",
-        protocol="v2",
-        cwd="{repo}",
-        env=_OURS_ENV,
-        needs_bundle=True,
-        judged=True,
-        description="argo-mlops steps.serve, Open Inference Protocol V2 endpoint, 1 worker",
-        packages=("httptools", "uvloop", "orjson", "scikit-learn", "skops"),
-    ),
-    "argo-mlops-v1": Contender(
-        name="argo-mlops-v1",
-        command=("{python}", "-m", "steps.serve", "--model-dir", "{bundle}", "--port", "{port}"),
-        ready_path="/v1/health/ready",
-        infer_path="/v1/models/{model}:predict",
-        protocol="v1",
-        cwd="{repo}",
-        env=_OURS_ENV,
-        needs_bundle=True,
-        judged=True,
-        description="argo-mlops steps.serve, V1 endpoint, 1 worker",
-        packages=("httptools", "uvloop", "orjson", "scikit-learn", "skops"),
-    ),
+    "mlserver-grpc": _mlserver("mlserver-grpc", f"MLServer {MLSERVER_VERSION} + mlserver-sklearn over gRPC, "
+                               "adaptive batching on, 1 inference worker", protocol=GRPC),
+    "argo-mlops": _ours("argo-mlops", "argo-mlops steps.serve, Open Inference Protocol V2 endpoint, 1 worker",
+                        "v2", "/v2/models/{model}/infer"),
+    "argo-mlops-v1": _ours("argo-mlops-v1", "argo-mlops steps.serve, V1 endpoint, 1 worker", "v1",
+                           "/v1/models/{model}:predict", ready_path="/v1/health/ready"),
+    "argo-mlops-binary": _ours("argo-mlops-binary", "argo-mlops steps.serve, V2 endpoint with the binary tensor "
+                               "extension (tritonclient.http's default request), 1 worker", BINARY,
+                               "/v2/models/{model}/infer"),
+    "argo-mlops-grpc": _ours("argo-mlops-grpc", "argo-mlops steps.serve, KServe V2 gRPC (--grpc-port), 1 worker",
+                             GRPC, GRPC_INFER, grpc=True),
 }
 
 DEFAULT_CONTENDERS = ("mlserver-batch", "mlserver-nobatch")
 _JSON_FIELDS = {"name", "command", "ready_path", "infer_path", "protocol", "cwd", "env", "needs_bundle",
-                "judged", "description"}
+                "judged", "description", "grpc_target", "metrics_url"}
+PROTOCOLS = ("v2", "v1", BINARY, GRPC)
 
 
 def from_json(text: str) -> Contender:
@@ -227,8 +243,8 @@ def from_json(text: str) -> Contender:
     command = raw["command"]
     if not isinstance(command, list) or not command or not all(isinstance(c, str) for c in command):
         raise ContenderError(f"--contender-json: command must be a non-empty list of strings, got {command!r}")
-    if raw.get("protocol", "v2") not in ("v1", "v2"):
-        raise ContenderError(f"--contender-json: protocol must be v1 or v2, got {raw['protocol']!r}")
+    if raw.get("protocol", "v2") not in PROTOCOLS:
+        raise ContenderError(f"--contender-json: protocol must be one of {PROTOCOLS}, got {raw['protocol']!r}")
     return Contender(**{**raw, "command": tuple(command), "env": dict(raw.get("env", {}))})
 
 

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Self
 
+from bench.serving import wire
 from bench.serving.contenders import Contender, Context, render, scores
 from bench.serving.model import ReferenceModel
 
@@ -40,6 +41,10 @@ class Server:
     log: Path
     spawned_at: float
     command: list[str] = field(default_factory=list)
+    fields: dict[str, str] = field(default_factory=dict)  # the templates' values for this start (its ports)
+
+    def render(self, template: str) -> str:
+        return render(template, self.fields)
 
     def log_tail(self, chars: int = 2500) -> str:
         try:
@@ -48,8 +53,11 @@ class Server:
             return ""
 
 
-def require_tools() -> None:
-    for tool, hint in (("wrk", "apt-get update && apt-get install -y wrk"), ("taskset", "util-linux")):
+def require_tools(grpc: bool = False) -> None:
+    tools = [("wrk", "apt-get update && apt-get install -y wrk"), ("taskset", "util-linux")]
+    if grpc:
+        tools.append(("h2load", "apt-get update && apt-get install -y --no-install-recommends nghttp2-client"))
+    for tool, hint in tools:
         if shutil.which(tool) is None:
             raise BenchError(f"{tool} not found on PATH (install: {hint})")
 
@@ -83,7 +91,7 @@ def start(contender: Contender, ctx: Context, log: Path, cpus: str, nice: int = 
         proc = subprocess.Popen([*_niced(nice), "taskset", "-c", cpus, *command], cwd=cwd, env=env,
                                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)
-    return Server(contender, proc, f"http://127.0.0.1:{ports[0]}", log, spawned_at, command)
+    return Server(contender, proc, f"http://127.0.0.1:{ports[0]}", log, spawned_at, command, values)
 
 
 def _niced(nice: int) -> list[str]:
@@ -91,19 +99,27 @@ def _niced(nice: int) -> list[str]:
 
 
 def wait_ready(server: Server, ctx: Context, timeout: float) -> float:
-    """Seconds from spawn to the first 200 on the readiness path."""
+    """Seconds from spawn to the first 200 on the readiness path (and, for a gRPC contender, then to the first
+    ModelReady true over gRPC)."""
     path = render(server.contender.ready_path, ctx.fields())
     deadline = server.spawned_at + timeout
+    http_ready = False
     while time.monotonic() < deadline:
         if server.proc.poll() is not None:
             raise BenchError(f"{server.contender.name} exited with {server.proc.returncode} before it was ready; "
                              f"log {server.log}:\n{server.log_tail()}")
         try:
-            status, _ = request(server.base_url, "GET", path, None, timeout=1.0)
-            if status == 200:
+            if not http_ready:
+                status, _ = request(server.base_url, "GET", path, None, timeout=1.0)
+                http_ready = status == 200
+            if http_ready and (server.contender.protocol != wire.GRPC
+                               or wire.grpc_model_ready(server.render(server.contender.grpc_target), ctx.model)):
                 return time.monotonic() - server.spawned_at
         except OSError:
             pass
+        except Exception as err:  # grpc.RpcError: not listening yet
+            if not _is_rpc_error(err):
+                raise
         time.sleep(0.01)
     raise BenchError(f"{server.contender.name} not ready within {timeout:.0f} s at {path}; log {server.log}:\n"
                      f"{server.log_tail()}")
@@ -125,17 +141,55 @@ def request(base_url: str, method: str, path: str, body: bytes | None, timeout: 
         return response.status, raw.decode(errors="replace")
 
 
+def _is_rpc_error(err: BaseException) -> bool:
+    import grpc
+
+    return isinstance(err, grpc.RpcError)
+
+
+def infer(server: Server, path: str, body: bytes, header_length: int | None) -> tuple[int | str, Any]:
+    """One request on the contender's path: (status, answer in the V2 JSON form or V1's). A gRPC status other
+    than OK is (`grpc <CODE>`, its details); a binary answer is read by tritonclient.http's own parser."""
+    protocol = server.contender.protocol
+    if protocol == wire.GRPC:
+        try:
+            return 200, wire.grpc_answer(wire.grpc_call(server.render(server.contender.grpc_target), path, body))
+        except Exception as err:
+            if not _is_rpc_error(err):
+                raise
+            return f"grpc {err.code().name}", err.details()  # type: ignore[attr-defined]
+    if protocol == wire.BINARY:
+        host, port = server.base_url.removeprefix("http://").split(":")
+        conn = http.client.HTTPConnection(host, int(port), timeout=10.0)
+        try:  # as tritonclient.http sends it: the header length, no Content-Type
+            conn.request("POST", path, body=body, headers={"Inference-Header-Content-Length": str(header_length)})
+            response = conn.getresponse()
+            raw = response.read()
+        finally:
+            conn.close()
+        status, answer, binary = wire.binary_answer(response.status, dict(response.getheaders()), raw)
+        if binary:
+            answer["binary"] = True  # the answer's tensors came as binary data (verify counts them)
+        return status, answer
+    return request(server.base_url, "POST", path, body)
+
+
 def verify(server: Server, ctx: Context, model: ReferenceModel, tolerance: float, parallel: int) -> dict[str, Any]:
     """Every request row, one at a time and then `parallel` at once (which exercises batching), must come back
     with the in-process score of its row."""
     contender = server.contender
     path = render(contender.infer_path, ctx.fields())
-    bodies = model.body_files[contender.protocol].read_bytes().splitlines()
+    bodies = wire.read_bodies(contender.protocol, model.body_files[contender.protocol])
+    binary_answers, lock = [0], threading.Lock()
 
     def check(i: int) -> float:
-        status, answer = request(server.base_url, "POST", path, bodies[i])
+        status, answer = infer(server, path, *bodies[i])
+        if isinstance(answer, dict) and answer.pop("binary", False):
+            with lock:
+                binary_answers[0] += 1
         if status != 200:
-            raise BenchError(f"{contender.name}: POST {path} row {i} answered {status}: {str(answer)[:500]}")
+            raise BenchError(f"{contender.name}: {wire.path_name(contender.protocol)} {path} row {i} answered "
+                             f"{status}: {str(answer)[:500]}")
         try:
             got = scores(contender.protocol, answer, model.positive_index)
         except (KeyError, TypeError, ValueError, IndexError) as err:
@@ -151,7 +205,25 @@ def verify(server: Server, ctx: Context, model: ReferenceModel, tolerance: float
     sequential = [check(i) for i in range(len(bodies))]
     with ThreadPoolExecutor(max_workers=parallel) as pool:
         concurrent = list(pool.map(check, range(len(bodies))))
-    return {"rows": len(bodies), "parallel": parallel, "max_abs_diff": max(sequential + concurrent)}
+    out = {"rows": len(bodies), "parallel": parallel, "max_abs_diff": max(sequential + concurrent)}
+    if contender.protocol == wire.BINARY:
+        out["binary_answers"] = binary_answers[0]
+    return out
+
+
+def run_load(server: Server, ctx: Context, model: ReferenceModel, *, connections: int, duration: float,
+             cpus: str, nice: int = 0) -> dict[str, Any]:
+    """One measured load on the contender's path: wrk for HTTP (JSON or binary), h2load for gRPC."""
+    contender = server.contender
+    if contender.protocol != wire.GRPC:
+        return run_wrk(server, ctx, model, connections=connections, duration=duration, cpus=cpus, nice=nice)
+    try:
+        return wire.grpc_load([*_niced(nice), "taskset", "-c", cpus], server.render(contender.grpc_target),
+                              render(contender.infer_path, ctx.fields()), wire.load_body(model.body_files[wire.GRPC]),
+                              server.render(contender.metrics_url), connections=connections, duration=duration,
+                              log=server.log.with_name(f"{server.log.stem}-h2load.tsv"))
+    except wire.WireError as err:
+        raise BenchError(f"{contender.name}: {err}") from err
 
 
 def run_wrk(server: Server, ctx: Context, model: ReferenceModel, *, connections: int, duration: float,

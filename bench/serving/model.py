@@ -21,10 +21,11 @@ import joblib
 import numpy as np
 import pandas as pd
 
+from bench.serving import wire
 from steps._core.data import generate, read_dataset
 from steps._core.policy import Policy
 
-# One JSON body per line in these files; post.lua rotates through them.
+# One JSON body per line in these files; post.lua rotates through them (wire.py writes the binary and gRPC ones).
 BODY_FILES = {"v2": "bodies-v2.jsonl", "v1": "bodies-v1.jsonl"}
 _V2_DATATYPE = {"numeric": "FP64", "integer": "INT64", "categorical": "BYTES"}
 
@@ -90,6 +91,7 @@ def build(policy: Policy, workdir: Path, *, rows: int, seed: int, dataset: str |
         path = workdir / name
         path.write_text("".join(json.dumps(request_body(policy, protocol, row)) + "\n" for row in request))
         body_files[protocol] = path
+    body_files.update(wire.write_bodies(policy, policy.model_name, request, workdir))
     return ReferenceModel(policy.model_name, source, bundle, joblib_path, positive_index, request, expected,
                           body_files)
 

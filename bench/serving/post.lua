@@ -6,7 +6,9 @@ local prepared = {}
 local next_index = 0
 
 -- A file whose first line is `#raw` holds whole requests instead, hex-encoded, one per line (bench/serving/mixed.py):
--- sent as they are, whatever they hold.
+-- sent as they are, whatever they hold. One whose first line is `#binary` holds Open Inference Protocol binary
+-- bodies (bench/serving/wire.py): per line the JSON header's length, a space, the body hex-encoded; each is sent
+-- as tritonclient.http sends it, with `Inference-Header-Content-Length` and no Content-Type.
 
 local function unhex(line)
   return (line:gsub("%x%x", function(pair) return string.char(tonumber(pair, 16)) end))
@@ -16,11 +18,17 @@ function init(args)
   local path = args[1]
   if path == nil then error("post.lua: pass the request-body file after --") end
   local headers = { ["Content-Type"] = "application/json" }
-  local raw = nil
+  local kind = nil
   for line in io.lines(path) do
-    if raw == nil then raw = (line == "#raw") end
-    if raw and line ~= "#raw" and #line > 0 then prepared[#prepared + 1] = unhex(line)
-    elseif not raw and #line > 0 then prepared[#prepared + 1] = wrk.format("POST", nil, headers, line) end
+    if kind == nil then kind = (line == "#raw" or line == "#binary") and line or "#json" end
+    if #line == 0 or line == kind then
+      -- the marker line, or an empty one
+    elseif kind == "#raw" then prepared[#prepared + 1] = unhex(line)
+    elseif kind == "#binary" then
+      local length, hexed = line:match("^(%d+) (%x+)$")
+      if length == nil then error("post.lua: a #binary line is `LENGTH HEX`, got " .. line:sub(1, 40)) end
+      prepared[#prepared + 1] = wrk.format("POST", nil, { ["Inference-Header-Content-Length"] = length }, unhex(hexed))
+    else prepared[#prepared + 1] = wrk.format("POST", nil, headers, line) end
   end
   if #prepared == 0 then error("post.lua: no request bodies in " .. path) end
 end

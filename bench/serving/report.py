@@ -5,13 +5,15 @@ from __future__ import annotations
 from statistics import median
 from typing import Any
 
-# Issue 3's targets, as ratios of a judged contender to the baseline (MLServer with adaptive batching).
+# The issues' targets, as ratios of a judged contender to its baseline (MLServer with adaptive batching on the same
+# path; on a path MLServer does not serve, MLServer over HTTP JSON).
 TARGETS = (
-    # (what, concurrency: "max" | 1 | None, metric, comparison, bound)
-    ("throughput at the highest concurrency", "max", "throughput_rps", ">=", 3.0),
-    ("p99 at the highest concurrency", "max", "p99", "<=", 0.5),
-    ("p50 at concurrency 1", 1, "p50", "<=", 0.2),
-    ("time to ready", None, "ready_s", "<=", 0.5),
+    # (issue, what, concurrency: "max" | 1 | None, metric, comparison, bound, only on protocol (None: every one))
+    (3, "throughput at the highest concurrency", "max", "throughput_rps", ">=", 3.0, None),
+    (3, "p99 at the highest concurrency", "max", "p99", "<=", 0.5, None),
+    (3, "p50 at concurrency 1", 1, "p50", "<=", 0.2, None),
+    (3, "time to ready", None, "ready_s", "<=", 0.5, None),
+    (15, "throughput at the highest concurrency, HTTP JSON", "max", "throughput_rps", ">=", 10.0, "v2"),
 )
 
 
@@ -56,47 +58,82 @@ def summarise(runs: list[dict[str, Any]], names: list[str], concurrencies: list[
     return out
 
 
-def ratios(runs: list[dict[str, Any]], names: list[str], baseline: str,
-           concurrencies: list[int]) -> dict[str, Any]:
-    """Median of per-repetition ratios (contender / baseline in the same repetition): runs of one repetition
-    are neighbours in time, so pairing them cancels most of the machine's drift."""
-    out: dict[str, Any] = {}
-    base = {r["rep"]: r for r in runs if r["contender"] == baseline}
-    top = max(concurrencies)
+def baselines(names: list[str], baseline: str, protocols: dict[str, str],
+              judged: dict[str, bool]) -> dict[str, str]:
+    """Whom each contender is compared with: the baseline when it serves the same path, else the first peer
+    (a contender not judged, i.e. MLServer) on that path, else the baseline (e.g. our binary path, which
+    MLServer does not serve, against MLServer's JSON)."""
+    out = {}
     for name in names:
         if name == baseline:
             continue
-        pairs = [(r, base[r["rep"]]) for r in runs if r["contender"] == name and r["rep"] in base]
-        if not pairs:
-            continue
-        entry: dict[str, Any] = {}
-        wanted = [("ready_s", None)] + [(f"{m}@{c}", c) for c in concurrencies
-                                        for m in ("throughput_rps", "p50", "p99")]
-        for key, c in wanted:
-            metric = key.split("@")[0]
-            values = []
-            for mine, theirs in pairs:
-                a, b = _metric(mine, c, metric), _metric(theirs, c, metric)
-                if a is not None and b:
-                    values.append(a / b)
-            if values:
-                entry[key] = round(median(values), 3)
-        mem = [m["memory"]["peak_rss_mib"] / t["memory"]["peak_rss_mib"] for m, t in pairs
-               if t["memory"]["peak_rss_mib"]]
-        if mem:
-            entry["peak_rss_mib"] = round(median(mem), 3)
-        entry["targets"] = _targets(entry, top)
-        out[name] = entry
+        path = protocols.get(name, "v2")
+        peer = next((n for n in names if n != name and protocols.get(n, "v2") == path and not judged.get(n)), None)
+        out[name] = baseline if protocols.get(baseline, "v2") == path else (peer or baseline)
     return out
 
 
-def _targets(entry: dict[str, Any], top: int) -> list[dict[str, Any]]:
+def ratios(runs: list[dict[str, Any]], names: list[str], baseline: str, concurrencies: list[int],
+           protocols: dict[str, str] | None = None, judged: dict[str, bool] | None = None) -> dict[str, Any]:
+    """Median of per-repetition ratios (contender / its baseline in the same repetition): runs of one repetition
+    are neighbours in time, so pairing them cancels most of the machine's drift. Each entry names its baseline;
+    the targets apply to the contender's path."""
+    protocols = protocols or {}
+    out: dict[str, Any] = {}
+    top = max(concurrencies)
+    for name, base in baselines(names, baseline, protocols, judged or {}).items():
+        entry = paired(runs, name, base, concurrencies)
+        if entry:
+            entry["targets"] = _targets(entry, top, protocols.get(name, "v2"), protocols.get(base, "v2"))
+            out[name] = {"baseline": base, **entry}
+    return out
+
+
+def within(runs: list[dict[str, Any]], names: list[str], concurrencies: list[int], protocols: dict[str, str],
+           judged: dict[str, bool]) -> dict[str, Any]:
+    """Our server's other paths against its own HTTP JSON path (the first judged V2 contender), same pairing."""
+    ours = next((n for n in names if judged.get(n) and protocols.get(n, "v2") == "v2"), None)
+    out: dict[str, Any] = {}
+    for name in names:
+        if ours and name != ours and judged.get(name) and protocols.get(name, "v2") != "v2":
+            entry = paired(runs, name, ours, concurrencies)
+            if entry:
+                out[name] = {"baseline": ours, **entry}
+    return out
+
+
+def paired(runs: list[dict[str, Any]], name: str, base_name: str, concurrencies: list[int]) -> dict[str, Any]:
+    base = {r["rep"]: r for r in runs if r["contender"] == base_name}
+    pairs = [(r, base[r["rep"]]) for r in runs if r["contender"] == name and r["rep"] in base]
+    entry: dict[str, Any] = {}
+    if not pairs:
+        return entry
+    wanted = [("ready_s", None)] + [(f"{m}@{c}", c) for c in concurrencies for m in ("throughput_rps", "p50", "p99")]
+    for key, c in wanted:
+        metric = key.split("@")[0]
+        values = []
+        for mine, theirs in pairs:
+            a, b = _metric(mine, c, metric), _metric(theirs, c, metric)
+            if a is not None and b:
+                values.append(a / b)
+        if values:
+            entry[key] = round(median(values), 3)
+    mem = [m["memory"]["peak_rss_mib"] / t["memory"]["peak_rss_mib"] for m, t in pairs
+           if t["memory"]["peak_rss_mib"]]
+    if mem:
+        entry["peak_rss_mib"] = round(median(mem), 3)
+    return entry
+
+
+def _targets(entry: dict[str, Any], top: int, protocol: str, base_protocol: str) -> list[dict[str, Any]]:
     checks = []
-    for what, c, metric, op, bound in TARGETS:
+    for issue, what, c, metric, op, bound, only in TARGETS:
+        if only is not None and (protocol != only or base_protocol != only):
+            continue
         key = metric if c is None else f"{metric}@{top if c == 'max' else c}"
         value = entry.get(key)
         met = None if value is None else (value >= bound if op == ">=" else value <= bound)
-        checks.append({"target": what, "ratio": value, "rule": f"{op} {bound}", "met": met})
+        checks.append({"issue": issue, "target": what, "ratio": value, "rule": f"{op} {bound}", "met": met})
     return checks
 
 
@@ -132,19 +169,21 @@ def markdown(results: dict[str, Any]) -> str:
         f"{', '.join(str(c) for c in settings['concurrency'])}, then SIGTERM."),
         ("- Memory: the server's whole process tree, sampled every 0.5 s; peak total RSS (PSS counts the pages "
         "forked workers share once)."),
+        *_path_notes(results),
         ("- Figures are medians over repetitions, with [min–max]; ratios are medians of per-repetition ratios "
-        f"to **{results['baseline']}**."),
+        f"to **{results['baseline']}**, or to MLServer on the contender's own path."),
         (f"- Model: {results['model']['source']} ({results['model']['estimator']}, trained on "
         f"{results['model']['training_rows']} rows); every contender serves the same estimator."),
         "",
         "## Results",
         "",
-        "| contender | concurrency | throughput (req/s) | p50 (ms) | p90 (ms) | p99 (ms) | errors |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| contender | path | concurrency | throughput (req/s) | p50 (ms) | p90 (ms) | p99 (ms) | errors |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, entry in s.items():
         for c, load in entry["loads"].items():
-            lines.append(f"| {name} | {c} | {_range(load['throughput_rps'], 0)} | {_range(load['p50'], 2)} | "
+            lines.append(f"| {name} | {_path(results, name)} | {c} | {_range(load['throughput_rps'], 0)} | "
+                         f"{_range(load['p50'], 2)} | "
                          f"{_range(load['p90'], 2)} | {_range(load['p99'], 2)} | {load['errors']} |")
     lines += ["", ("| contender | time to ready (s) | processes | peak RSS, all processes (MiB) | "
               "peak PSS (MiB) | largest process RSS (MiB) | SIGTERM to exit (s) | SIGKILLed | leftover processes |"),
@@ -155,20 +194,7 @@ def markdown(results: dict[str, Any]) -> str:
                      f"{_range(mem['peak_rss_mib'], 0)} | {_range(mem['peak_pss_mib'], 0)} | "
                      f"{_range(mem['largest_process_rss_mib'], 0)} | {_range(entry['exit_s'], 2)} | "
                      f"{entry['killed']} of {entry['runs']} | {entry['leftovers']} |")
-    if results["ratios"]:
-        keys = sorted({k for r in results["ratios"].values() for k in r if k != "targets"}, key=_ratio_order)
-        lines += ["", f"### Ratios to {results['baseline']} (median of per-repetition ratios)", "",
-                  "| contender | " + " | ".join(keys) + " |", "| --- |" + " ---: |" * len(keys)]
-        for name, entry in results["ratios"].items():
-            lines.append(f"| {name} | " + " | ".join(f"{entry.get(k, '–')}" for k in keys) + " |")
-        judged = [n for n in results["ratios"] if results["contender_details"][n]["judged"]]
-        if judged:
-            lines += ["", "### Issue 3 targets", "", "| contender | target | ratio | rule | met |",
-                      "| --- | --- | ---: | --- | --- |"]
-            for name in judged:
-                for t in results["ratios"][name]["targets"]:
-                    met = "–" if t["met"] is None else ("yes" if t["met"] else "**no**")
-                    lines.append(f"| {name} | {t['target']} | {t['ratio']} | {t['rule']} | {met} |")
+    lines += _ratio_tables(results)
     lines += ["", "## Contenders", ""]
     for name, detail in results["contender_details"].items():
         versions = ", ".join(f"{k} {v}" for k, v in detail["versions"].items())
@@ -198,6 +224,57 @@ def markdown(results: dict[str, Any]) -> str:
                      f"{stop['exit_seconds']:.1f}{' (SIGKILL)' if stop['killed'] else ''} |")
     lines += ["", "Reproduce: `" + results["command"] + "` (raw numbers: `results.json` beside this file).", ""]
     return "\n".join(lines)
+
+
+def _path_notes(results: dict[str, Any]) -> list[str]:
+    protocols = {d.get("protocol") for d in results["contender_details"].values()}
+    notes = []
+    if "v2-binary" in protocols:
+        notes.append("- HTTP binary: tritonclient.http's default request (binary inputs, binary outputs asked for, "
+                     "`Inference-Header-Content-Length`, no Content-Type), from `generate_request_body`; wrk "
+                     "rotates over the rows as for JSON; answers read with tritonclient's own parser. MLServer "
+                     "1.7.1 has no binary extension (it answers 422, JSON decode error), so this path is "
+                     "compared with MLServer's HTTP JSON.")
+    if "grpc" in protocols:
+        notes.append("- gRPC: KServe V2 `ModelInfer`, the ModelInferRequest tritonclient.grpc builds (inputs in "
+                     "`raw_input_contents`); h2load (nghttp2) over h2c, one stream per connection (as many requests "
+                     "in flight as connections), posting one row's framed request every time (h2load sends one "
+                     "body); latency percentiles from its per-request log. Answers checked before the load with "
+                     "the real client; under load by the server's own count of answers by gRPC status (errors: "
+                     "anything not OK, fewer OK answers than h2load completed, or answers shorter than a correct "
+                     "one).")
+    return notes
+
+
+def _path(results: dict[str, Any], name: str) -> str:
+    return str(results["contender_details"].get(name, {}).get("path", "HTTP JSON"))
+
+
+def _ratio_tables(results: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
+    for title, table in (("Ratios to MLServer on the same path (median of per-repetition ratios; a path MLServer "
+                          "does not serve is compared with its HTTP JSON)", results["ratios"]),
+                         ("Our server's paths against its own HTTP JSON (same pairing)", results.get("within", {}))):
+        if not table:
+            continue
+        keys = sorted({k for r in table.values() for k in r if k not in ("targets", "baseline")}, key=_ratio_order)
+        lines += ["", f"### {title}", "", "| contender | path | to | " + " | ".join(keys) + " |",
+                  "| --- | --- | --- |" + " ---: |" * len(keys)]
+        for name, entry in table.items():
+            base = entry.get("baseline", results["baseline"])
+            lines.append(f"| {name} | {_path(results, name)} | {base} ({_path(results, base)}) | "
+                         + " | ".join(f"{entry.get(k, '–')}" for k in keys) + " |")
+    judged = [n for n in results["ratios"] if results["contender_details"][n]["judged"]]
+    if judged:
+        lines += ["", "### Targets (issues 3 and 15)", "", "| contender | issue | target | to | ratio | rule | met |",
+                  "| --- | ---: | --- | --- | ---: | --- | --- |"]
+        for name in judged:
+            entry = results["ratios"][name]
+            for t in entry["targets"]:
+                met = "–" if t["met"] is None else ("yes" if t["met"] else "**no**")
+                lines.append(f"| {name} | {t.get('issue', 3)} | {t['target']} | "
+                             f"{entry.get('baseline', results['baseline'])} | {t['ratio']} | {t['rule']} | {met} |")
+    return lines
 
 
 def _range(stats: dict[str, float], digits: int) -> str:

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench.serving import harness, mixed, model, report
+from bench.serving import harness, mixed, model, report, wire
 from bench.serving.contenders import (
     CONTENDERS,
     DEFAULT_CONTENDERS,
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.render:
             return render_markdown(args.render, args.note)
         _check_args(args)
-        harness.require_tools()
+        harness.require_tools(grpc=any(c.protocol == wire.GRPC for c in _contenders(args)))
         # This process waits on wrk most of the time; keep it, and its threads, off the server's core.
         os.sched_setaffinity(0, _cpu_set(args.client_cpus))
         return soak(args) if args.soak else bench(args)
@@ -180,6 +180,7 @@ def _prepare(args: argparse.Namespace,
             "description": c.description, "command": [render(x, values) for x in c.command],
             "env": {k: v for k, v in c.env.items() if "{" not in v}, "protocol": c.protocol,
             "infer_path": render(c.infer_path, values), "ready_path": render(c.ready_path, values),
+            "path": wire.path_name(c.protocol),
             "judged": c.judged, "versions": package_versions(render(c.python, values), c.packages),
             "settings": _settings_files(args.workdir / c.name),
         }
@@ -205,11 +206,11 @@ def _one_run(c: Contender, rep: int, ref: ReferenceModel, ctx: Context,
         loads = {}
         with harness.MemorySampler(server.proc.pid) as sampler:
             if args.warmup > 0:
-                harness.run_wrk(server, ctx, ref, connections=max(args.concurrency), duration=args.warmup,
-                                cpus=args.client_cpus, nice=args.nice)
+                harness.run_load(server, ctx, ref, connections=max(args.concurrency), duration=args.warmup,
+                                 cpus=args.client_cpus, nice=args.nice)
             for conc in args.concurrency:
-                loads[str(conc)] = harness.run_wrk(server, ctx, ref, connections=conc, duration=args.duration,
-                                                   cpus=args.client_cpus, nice=args.nice)
+                loads[str(conc)] = harness.run_load(server, ctx, ref, connections=conc, duration=args.duration,
+                                                    cpus=args.client_cpus, nice=args.nice)
         stopped = harness.stop(server, args.stop_timeout)
     except BaseException:
         harness.kill(server)
@@ -269,7 +270,7 @@ def bench(args: argparse.Namespace) -> int:
         "baseline": baseline,
         "contender_details": details,
         "summary": report.summarise(runs, names, args.concurrency),
-        "ratios": report.ratios(runs, names, baseline, args.concurrency),
+        **_ratios(runs, names, baseline, args.concurrency, details),
         "priming_starts": primed,
         "runs": runs,
     }
@@ -289,7 +290,8 @@ def render_markdown(results_json: Path, note: str | None) -> int:
     try:
         names, concurrency = results["contenders"], results["settings"]["concurrency"]
         results["summary"] = report.summarise(results["runs"], names, concurrency)
-        results["ratios"] = report.ratios(results["runs"], names, results["baseline"], concurrency)
+        results.update(_ratios(results["runs"], names, results["baseline"], concurrency,
+                               results["contender_details"]))
     except KeyError as err:
         raise UsageError(f"--render {results_json}: lacks {err} (not written by this harness?)") from err
     if note is not None:
@@ -298,6 +300,14 @@ def render_markdown(results_json: Path, note: str | None) -> int:
     _write_markdown(results_json.with_name("results.md"), results)
     print(f"wrote {results_json.with_name('results.md')}")
     return 0
+
+
+def _ratios(runs: list[dict[str, Any]], names: list[str], baseline: str, concurrency: list[int],
+            details: dict[str, Any]) -> dict[str, Any]:
+    protocols = {n: details[n]["protocol"] for n in names}
+    judged = {n: bool(details[n]["judged"]) for n in names}
+    return {"ratios": report.ratios(runs, names, baseline, concurrency, protocols, judged),
+            "within": report.within(runs, names, concurrency, protocols, judged)}
 
 
 def _write_markdown(path: Path, results: dict[str, Any]) -> None:
@@ -325,6 +335,8 @@ def soak(args: argparse.Namespace) -> int:
     if len(contenders) != 1:
         raise UsageError(f"--soak: pass exactly one --contender (got {[c.name for c in contenders]})")
     c = contenders[0]
+    if c.protocol not in ("v1", "v2"):
+        raise UsageError(f"--soak: JSON contenders only (v1 or v2); {c.name} speaks {c.protocol}")
     rate = 0.0 if args.mixed and str(args.rate).strip().endswith("%") else _soak_rate(args, c.name)
     ref, ctx, details = _prepare(args, contenders)
     log = args.workdir / "logs" / f"{c.name}-soak.log"
