@@ -26,7 +26,7 @@ from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
 from steps._canary import analysis
 from steps._core.policy import Policy
-from workflows import _common
+from workflows import _common, events
 
 UID = "argo-mlops"
 TITLE = "argo-mlops: model servers and the loop"
@@ -124,15 +124,19 @@ def _thresholds(value: float) -> db.ThresholdsConfig:
 
 
 def _stat(title: str, description: str, expr: str, unit: str = units.Short, width: int = 4,
-          mapping: dict[str, tuple[str, str]] | None = None) -> stat.Panel:
-    """A single value (the latest), optionally mapped to words and colours: {"1": ("staged", "green")}."""
+          mapping: dict[str, tuple[str, str]] | None = None, red_from: float | None = None) -> stat.Panel:
+    """A single value (the latest), optionally mapped to words and colours ({"1": ("staged", "green")}) or red
+    from `red_from` on."""
+    coloured = bool(mapping) or red_from is not None
     panel = (stat.Panel().title(title).description(description).unit(unit).datasource(DATASOURCE)
              .span(width).height(4).graph_mode(common.BigValueGraphMode.NONE)
-             .color_mode(common.BigValueColorMode.BACKGROUND if mapping else common.BigValueColorMode.NONE)
+             .color_mode(common.BigValueColorMode.BACKGROUND if coloured else common.BigValueColorMode.NONE)
              .reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]))
              .with_target(_query(expr, instant=True)))
     if mapping:
         panel = panel.mappings([_value_map(mapping)])
+    if red_from is not None:
+        panel = panel.thresholds(_thresholds(red_from))
     return panel
 
 
@@ -228,13 +232,17 @@ def _drift(policies: list[Policy]) -> list[_Builder]:
                 (f"max by (method) (mlops_target_drift_score{{{M}}})", "target ({{method}})")], width=6),
         _stat("Since the last drift check", "Age of mlops_drift_last_run_timestamp_seconds: a stale check means "
               "the drift CronWorkflow stopped completing.",
-              f"time() - max(mlops_drift_last_run_timestamp_seconds{{{M}}})", units.Seconds, width=6),
+              f"time() - max(mlops_drift_last_run_timestamp_seconds{{{M}}})", units.Seconds, width=5),
         _stat("Samples in the last check", "mlops_drift_samples: the check waits for drift.min_samples.",
-              f"max(mlops_drift_samples{{{M}}})", width=6),
+              f"max(mlops_drift_samples{{{M}}})", width=5),
         _stat("Retrain due", "mlops_drift_retrain: the last check asked for a retrain.",
-              f"max(mlops_drift_retrain{{{M}}})", width=6, mapping=yes_no),
+              f"max(mlops_drift_retrain{{{M}}})", width=4, mapping=yes_no),
         _stat("Prediction drift detected", "mlops_prediction_drift_detected of the last check.",
-              f"max(mlops_prediction_drift_detected{{{M}}})", width=6, mapping=yes_no),
+              f"max(mlops_prediction_drift_detected{{{M}}})", width=5, mapping=yes_no),
+        _stat("Drift checks failed (24h)", "Runs of the drift CronWorkflow that ended Failed or Error (Argo's "
+              f"argo_workflows_{events.DRIFT_FAILED_METRIC}, counted from a run's first failure: none is 0).",
+              f"sum(increase(argo_workflows_{events.DRIFT_FAILED_METRIC}{{{M}}}[24h])) or vector(0)", width=5,
+              red_from=1),
     ]
 
 
