@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from steps._serving import binary
 from steps._serving.app import App, ServedModel
@@ -18,7 +20,7 @@ from steps._serving.batcher import Batcher
 from steps._serving.contract import RequestError
 from steps._serving.exchange import Request
 from steps._serving.metrics import Metrics
-from tests.support.serving import MODEL, served, served_multiclass, served_regression
+from tests.support.serving import JSON_VALUES, MODEL, served, served_multiclass, served_regression
 
 http = pytest.importorskip("tritonclient.http", reason="tritonclient[http] (a dev extra) is not installed")
 INFER = f"/v2/models/{MODEL}/infer"
@@ -324,3 +326,31 @@ def test_a_binary_request_still_meets_the_contract(loop: asyncio.AbstractEventLo
 def test_decoding_errors_are_request_errors_not_crashes() -> None:
     with pytest.raises(RequestError, match="inputs\\[0\\] \\(amount\\)"):
         binary.attach({"inputs": [tensor(size=4)]}, memoryview(b"\0" * 4))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_fuzzed_binary_requests_never_get_a_server_error(loop: asyncio.AbstractEventLoop, data: st.DataObject) -> None:
+    model = data.draw(st.sampled_from([served, served_multiclass, served_regression]), label="model")
+    body, length = triton_body([AMOUNT, CHANNEL], request_id="r")
+    assert length is not None
+    head = json.loads(body[:length])
+    how = data.draw(st.sampled_from(["field", "length", "bytes", "outputs"]), label="how")
+    raw = body[length:]
+    if how == "field":
+        target = head["inputs"][data.draw(st.integers(0, 1))]
+        key = data.draw(st.sampled_from(["name", "datatype", "shape", "data", "parameters"]), label="key")
+        target[key] = data.draw(JSON_VALUES, label="value")
+    elif how == "length":
+        length = data.draw(st.integers(-1, len(body) + 2), label="length")
+    elif how == "bytes":
+        raw = data.draw(st.binary(max_size=64), label="raw")
+    else:
+        head[data.draw(st.sampled_from(["outputs", "parameters"]))] = data.draw(JSON_VALUES, label="value")
+    if how != "length":
+        text = json.dumps(head).encode()
+        body, length = text + raw, len(text)
+    answer = post(app_for(model(), loop), loop, body, length)
+    assert 200 <= answer.status < 500
+    if answer.status != 200:
+        assert answer.json()["error"] and answer.json()["rule"]
