@@ -205,6 +205,10 @@ class App:
                     raise RequestError(f"content-type {ctype.decode('latin-1')[:100]!r}: send application/json "
                                        f"(or application/octet-stream with {binary.HEADER})", "content_type",
                                        None, 415)
+            if req.content_encoding is not None and req.content_encoding.strip().lower() != b"identity":
+                shown = req.content_encoding.decode("latin-1")[:40]
+                raise RequestError(f"content-encoding {shown!r}: this server takes uncompressed bodies only (leave "
+                                   "request compression off)", "content_encoding", "Content-Encoding", 415)
             length = req.header_length
             body = parse_json(req.body) if length is None else self._binary_body(req.body, length, v2)
             contract = self.model.contract

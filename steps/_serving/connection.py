@@ -102,6 +102,7 @@ class Connection(asyncio.Protocol):
         self.content_type: bytes | None = None
         self.expect: bytes | None = None
         self.header_length: int | None = None
+        self.content_encoding: bytes | None = None
         self.hosts = 0
         self.headers = 0
         self.header_bytes = 0
@@ -214,6 +215,8 @@ class Connection(asyncio.Protocol):
             self.hosts += 1
         elif name == b"expect":
             self.expect = value.strip().lower()
+        elif name == b"content-encoding":
+            self.content_encoding = value
         elif name == b"inference-header-content-length":
             # The binary tensor data extension's JSON part; not a byte count (or said twice, differently): -1,
             # which the App refuses naming the header.
@@ -258,7 +261,7 @@ class Connection(asyncio.Protocol):
         self.worker.received += 1
         body = self.body[0] if len(self.body) == 1 else b"".join(self.body)
         req = Request(self.parser.get_method(), self.path(), self.content_type, body,
-                      self.parser.should_keep_alive(), self.header_length)
+                      self.parser.should_keep_alive(), self.header_length, content_encoding=self.content_encoding)
         if self.write_paused or self.deferred or len(self.pending) >= PIPELINE_LIMIT:
             self.deferred.append(req)
             self._pause_reading()

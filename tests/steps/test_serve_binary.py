@@ -291,3 +291,14 @@ def requests(server: Server, code: str) -> float:
         if line.startswith("model_requests_total{") and f'code="{code}"' in line and 'protocol="grpc"' not in line:
             total += float(line.rsplit(" ", 1)[1])
     return total if not math.isnan(total) else 0.0
+
+
+def test_a_compressed_request_is_refused_naming_the_header_and_a_compressed_answer_is_not_needed(
+        client: Any, task: str, frame: pd.DataFrame, features: list[tuple[str, str, bool]],
+        expected: dict[str, np.ndarray]) -> None:
+    with pytest.raises(InferenceServerException) as err:
+        client.infer(MODELS[task], triton_inputs(frame, features), request_compression_algorithm="gzip")
+    assert err.value.status() == "415" and "content-encoding 'gzip'" in err.value.message()
+    # Asking for a compressed answer is a preference: the answer comes uncompressed, and the client reads it.
+    result = client.infer(MODELS[task], triton_inputs(frame, features), response_compression_algorithm="gzip")
+    assert_same(answers(result, OUTPUTS[task]), expected)
