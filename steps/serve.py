@@ -2,10 +2,11 @@
 
     python -m steps.serve fetch --model M@V [--registry LOC] --out DIR
     python -m steps.serve [--model-dir DIR | --model M@V [--registry LOC]] [--host H] [--port P]
-                          [--workers N] [--max-batch-size N] [--max-batch-latency-ms MS] ...
+                          [--grpc-port P] [--workers N] [--max-batch-size N] [--max-batch-latency-ms MS] ...
 
 Every flag has an environment variable, as a pod spec sets them: MODEL_PATH (--model-dir), HOST, PORT,
-WORKERS, MAX_BATCH_SIZE, MAX_BATCH_LATENCY_MS, MAX_ROWS, MAX_BODY_BYTES, DRAIN_SECONDS, PREDICTOR;
+GRPC_PORT (the KServe V2 gRPC service, steps/_serving/grpc/; off unless given), WORKERS, MAX_BATCH_SIZE,
+MAX_BATCH_LATENCY_MS, MAX_ROWS, MAX_BODY_BYTES, DRAIN_SECONDS, PREDICTOR;
 INFERENCE_LOG (+ _SAMPLE, _BATCH_ROWS, _FLUSH_SECONDS: sampled rows as Parquet, steps/_serving/inference_log.py);
 MODEL_VERSION names the version when the bundle does not. The answers follow the bundle's task
 (steps/_serving/outputs.py): binary `score` and `label`; multiclass `label` and `probabilities` over exactly the
@@ -49,6 +50,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--registry", default="", help="registry location (default $MLOPS_REGISTRY or .mlops/registry)")
     p.add_argument("--host", default=_env("HOST", "0.0.0.0"), help="address to listen on (env HOST; 0.0.0.0)")
     p.add_argument("--port", default=_env("PORT", "8080"), help="port (env PORT; 8080)")
+    p.add_argument("--grpc-port", default=_env("GRPC_PORT", ""),
+                   help="also serve the KServe V2 gRPC API (inference.GRPCInferenceService) on this port "
+                        "(env GRPC_PORT; off)")
     p.add_argument("--workers", default=_env("WORKERS", "1"), help="worker processes (env WORKERS; 1)")
     p.add_argument("--max-batch-size", default=_env("MAX_BATCH_SIZE", "32"),
                    help="rows per model call (env MAX_BATCH_SIZE; 32)")
@@ -102,6 +106,22 @@ def _settings(args: argparse.Namespace) -> Settings:
     )
 
 
+def _grpc_port(args: argparse.Namespace, settings: Settings) -> int | None:
+    """--grpc-port (GRPC_PORT): None (no gRPC) when empty, else a port other than --port (0: any free one)."""
+    text = args.grpc_port.strip()
+    if not text:
+        return None
+    try:
+        port = int(text)
+    except ValueError:
+        raise UsageError(f"--grpc-port {text!r}: must be a port number (flag or environment GRPC_PORT)") from None
+    if not 0 <= port <= 65535:
+        raise UsageError(f"--grpc-port {text!r}: must be 0 to 65535")
+    if port and port == settings.port:
+        raise UsageError(f"--grpc-port {port}: the same port as --port; HTTP and gRPC need one each")
+    return port
+
+
 def _fetch_main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="python -m steps.serve fetch",
                                 description="Download a model version, verify every sha256, write it atomically.")
@@ -118,28 +138,29 @@ def _fetch_main(argv: list[str]) -> int:
 def _serve_main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     settings = _settings(args)
+    grpc_port = _grpc_port(args, settings)
     if args.model and args.model_dir and "MODEL_PATH" not in os.environ:
         raise UsageError("give --model-dir or --model, not both")
     if not args.model and not args.model_dir:
         raise UsageError("no model: give --model-dir DIR (or MODEL_PATH), or --model M@V [--registry LOC]")
     version = os.environ.get("MODEL_VERSION") or None
     if not args.model:
-        return _serve(args.model_dir, None, args.predictor, settings, version)
+        return _serve(args.model_dir, None, args.predictor, settings, version, grpc_port)
     # The fetched copy is this process's own: removed when the server stops (workers never get here).
     workdir = Path(tempfile.mkdtemp(prefix="serve-model-"))
     try:
         bundle_dir, manifest = loader.fetch(args.model, args.registry, workdir / "bundle")
-        return _serve(bundle_dir, manifest, args.predictor, settings, version)
+        return _serve(bundle_dir, manifest, args.predictor, settings, version, grpc_port)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _serve(bundle_dir: Path, verified: BundleManifest | None, predictor: str, settings: Settings,
-           version: str | None) -> int:
+           version: str | None, grpc_port: int | None = None) -> int:
     # Through the module: tests/support/faults patches loader.load_model to inject faults into the model.
     model = loader.load_model(bundle_dir, predictor, settings.max_rows, version, verified)
     log("loaded", model=model.name, model_version=model.version, bundle=str(bundle_dir), **model.description)
-    return supervisor.serve(model, settings)
+    return supervisor.serve(model, settings, grpc_port)
 
 
 def main(argv: list[str] | None = None) -> int:

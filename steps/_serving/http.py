@@ -4,10 +4,11 @@ It hands each request to the App (steps._serving.app) with a Responder (steps._s
 route.
 
 One `Worker` is one process with one event loop and one copy of the model; `steps.serve` starts one or
-forks several (steps._serving.supervisor; each with its own SO_REUSEPORT socket). Everything here runs on the
-loop's thread: the compiled predictor is pure Python, so a thread would only add switching; a scikit-learn
-model runs in one helper thread instead, so the loop keeps reading requests (and batching them) while it
-computes.
+forks several (steps._serving.supervisor; each with its own SO_REUSEPORT socket). With a gRPC port, the worker
+also runs the KServe V2 gRPC service (steps._serving.grpc.service, grpc.aio) on the same loop and App.
+Everything here runs on the loop's thread: the compiled predictor is pure Python, so a thread would only add
+switching; a scikit-learn model runs in one helper thread instead, so the loop keeps reading requests (and
+batching them) while it computes.
 
 Why not uvicorn + an ASGI app: measured on one core with the same 23-feature V2 body, a do-nothing JSON
 handler served 4.6k req/s under uvicorn (httptools, uvloop, raw ASGI) and 11.4k req/s as an asyncio
@@ -17,6 +18,7 @@ Protocol; per request that is ~130 us of the ~250 us budget of the model itself.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import signal
 import socket
@@ -37,12 +39,16 @@ STARTUP_FAILED = 2  # a worker that exits with this could not start: the supervi
 
 
 class Worker:
-    """One event loop serving on one listening socket; SIGTERM drains it: readiness false, (after
-    `drain_seconds`) no new connections, every request already read is answered, then the loop stops."""
+    """One event loop serving on one listening socket (and `grpc_port` when given: the gRPC service, its port
+    shared with the other workers when `reuse_port`); SIGTERM drains it: readiness false, (after `drain_seconds`)
+    no new connections or calls, every request and call already read is answered, then the loop stops."""
 
     def __init__(self, model: ServedModel, metrics: Metrics, settings: Settings, sock: socket.socket,
-                 index: int = 0):
+                 index: int = 0, grpc_port: int | None = None, reuse_port: bool = False):
         self.settings, self.sock, self.index = settings, sock, index
+        self.grpc_port, self.reuse_port = grpc_port, reuse_port
+        self.grpc_server: Any = None  # a grpc.aio.Server (grpc is imported only when it is served)
+        self.grpc_stopped: asyncio.Task[None] | None = None
         self.app = App(model, metrics)
         self.connections: set[Connection] = set()
         self.receiving = 0  # connections in the middle of a request
@@ -72,15 +78,27 @@ class Worker:
             return STARTUP_FAILED
         self.server = loop.run_until_complete(
             loop.create_server(lambda: Connection(self), sock=self.sock, backlog=2048))
+        listening: dict[str, Any] = {}
+        if self.grpc_port is not None:
+            try:
+                self.grpc_server, port = loop.run_until_complete(self._start_grpc(self.grpc_port))
+            except Exception as err:  # noqa: BLE001 - a port it cannot serve is a setting to fix: never ready
+                log("grpc_unusable", "error", worker=self.index, port=self.grpc_port,
+                    error=f"{type(err).__name__}: {err}")
+                return STARTUP_FAILED
+            listening["grpc_address"] = f"{self.settings.host}:{port}"
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.drain)
         app.ready = True
         log("ready", worker=self.index, model=app.model.name, model_version=app.model.version,
-            address=_address(self.sock), **app.model.description)
+            address=_address(self.sock), **listening, **app.model.description)
         loop.call_later(1.0, self._sweep)
         try:
             loop.run_forever()
         finally:
+            if self.grpc_server is not None:  # after the grace: whatever is still running is cancelled
+                with contextlib.suppress(Exception):
+                    loop.run_until_complete(self.grpc_server.stop(0))
             batcher.close()
             loop.close()
         extra: dict[str, Any] = {}
@@ -91,6 +109,11 @@ class Worker:
         log("stopped", worker=self.index, requests=self.received, responses=self.responded,
             open_connections=len(self.connections), **extra)
         return 0
+
+    async def _start_grpc(self, port: int) -> tuple[Any, int]:
+        from steps._serving.grpc import service  # grpc and its stubs load only in a server that serves gRPC
+
+        return await service.start(self.app, self.settings.host, port, self.reuse_port, self.settings.max_body_bytes)
 
     def drain(self) -> None:
         if self.app.draining:
@@ -105,6 +128,9 @@ class Worker:
         self.deadline = time.monotonic() + self.settings.grace_seconds
         if self.server is not None:
             self.server.close()
+        if self.grpc_server is not None:  # no new calls; the ones running finish within the grace
+            self.grpc_stopped = self.loop.create_task(self.grpc_server.stop(self.settings.grace_seconds))
+            self.grpc_stopped.add_done_callback(lambda _: self._maybe_stop())
         for conn in list(self.connections):
             conn.close_if_idle()
         self._maybe_stop()
@@ -119,7 +145,8 @@ class Worker:
 
     def _maybe_stop(self) -> None:
         batcher = self.app.batcher
-        if not self.connections and (batcher is None or batcher.idle):
+        grpc_done = self.grpc_server is None or (self.grpc_stopped is not None and self.grpc_stopped.done())
+        if not self.connections and (batcher is None or batcher.idle) and grpc_done:
             self.loop.stop()
 
     def _sweep(self) -> None:

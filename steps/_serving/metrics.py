@@ -25,6 +25,9 @@ SCORE_BUCKETS = (0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 
 # Every status the server answers a predict or infer request with (pre-declared, so rate() sees the first one).
 # The transport's refusals count too when the target was read (408, 413, 417, 431); a 414's target never was.
 CODES = (200, 400, 404, 405, 408, 413, 415, 417, 422, 431, 500, 503)
+# The `protocol` label: HTTP always; gRPC when the server serves it (`protocols`), its statuses counted as the HTTP
+# codes KServe maps them to (steps._serving.grpc.service.CODES: OK 200, INVALID_ARGUMENT 400, NOT_FOUND 404, ...).
+PROTOCOLS = ("http", "grpc")
 _DOUBLE = 8
 
 
@@ -72,27 +75,39 @@ class Metrics:
     `scores`: the model_prediction_score histogram (binary models); `prediction_bins`: the labels of
     model_prediction_bin_total's bins (the profile's `prediction` entry; none: no such series); `shift_bins`:
     model_prediction_shift_bin_total's (outputs.shift_labels of the task), right after them in the table, where
-    outputs.Outputs.count adds to them."""
+    outputs.Outputs.count adds to them. `protocols`: the values of model_requests_total's and
+    model_inference_duration_seconds' `protocol` label (http, and grpc when the server serves it)."""
 
     def __init__(self, model: str, version: str, features: Sequence[str], bin_labels: Sequence[Sequence[str]],
                  workers: int = 1, prediction_bins: Sequence[str] = (), scores: bool = True,
-                 shift_bins: Sequence[str] = ()):
+                 shift_bins: Sequence[str] = (), protocols: Sequence[str] = ("http",)):
+        unknown = [p for p in protocols if p not in PROTOCOLS]
+        if unknown or "http" not in protocols:
+            raise ValueError(f"protocols {list(protocols)!r}: http and any of {', '.join(PROTOCOLS)}")
         self.model, self.version = model, version
         self.features = list(features)
         self.bin_labels = [list(labels) for labels in bin_labels]
         self.prediction_bins = list(prediction_bins)
         self.shift_bins = list(shift_bins)
         self.scores = scores
+        self.protocols = [p for p in PROTOCOLS if p in protocols]
         offset = 0
-        self.code_offset = {code: offset + i for i, code in enumerate(CODES)}
-        offset += len(CODES)
+        # Per protocol: its block of status codes, then its duration histogram.
+        self.code_offsets: dict[str, dict[int, int]] = {}
+        self.durations: dict[str, _Histogram] = {}
+        for protocol in self.protocols:
+            self.code_offsets[protocol] = {code: offset + i for i, code in enumerate(CODES)}
+            offset += len(CODES)
+            self.durations[protocol] = _Histogram(
+                "model_inference_duration_seconds",
+                "Time from a predict/infer request's last byte (a gRPC call's message) to its response, in seconds.",
+                DURATION_BUCKETS, offset)
+            offset += self.durations[protocol].size
+        # The HTTP ones, on the hot path without a lookup.
+        self.code_offset, self.duration = self.code_offsets["http"], self.durations["http"]
         self.errors_offset = offset
         self.rows_offset = offset + 1
         offset += 2
-        self.duration = _Histogram("model_inference_duration_seconds",
-                                   "Time from a predict/infer request's last byte to its response, in seconds.",
-                                   DURATION_BUCKETS, offset)
-        offset += self.duration.size
         self.batch = _Histogram("model_batch_size", "Rows per call of the model (after micro-batching).",
                                 tuple(float(b) for b in BATCH_BUCKETS), offset)
         offset += self.batch.size
@@ -112,12 +127,12 @@ class Metrics:
         self.use_slot(0)
 
     @classmethod
-    def for_model(cls, model: _Model, workers: int = 1) -> Metrics:
+    def for_model(cls, model: _Model, workers: int = 1, protocols: Sequence[str] = ("http",)) -> Metrics:
         """The table for a served model: its features' bins, its predictions' bins and, a score's or a value's,
         their fixed bins (counted together, so only with a `prediction` profile), scores when binary."""
         return cls(model.name, model.version, model.contract.names, model.contract.bin_labels, workers,
                    model.prediction_bins, scores=model.task == "binary",
-                   shift_bins=shift_labels(model.task) if model.prediction_bins else ())
+                   shift_bins=shift_labels(model.task) if model.prediction_bins else (), protocols=protocols)
 
     def use_slot(self, slot: int) -> None:
         """The block this process adds to (a worker's index)."""
@@ -132,10 +147,14 @@ class Metrics:
         """A predict/infer request answered with `code` after `seconds` (5xx also count as errors), over
         `protocol` (http or grpc; gRPC statuses are counted as the HTTP codes KServe maps them to)."""
         counts = self.counts
-        counts[self.code_offset.get(code, self.code_offset[500])] += 1
+        if protocol == "http":
+            offsets, duration = self.code_offset, self.duration
+        else:
+            offsets, duration = self.code_offsets[protocol], self.durations[protocol]
+        counts[offsets.get(code, offsets[500])] += 1
         if code >= 500:
             counts[self.errors_offset] += 1
-        _observe(counts, self.duration, seconds)
+        _observe(counts, duration, seconds)
 
     def batch_done(self, rows: int, scores: Sequence[float] | None = None) -> None:
         """A model call on `rows` rows; a binary model's `scores` go into the score histogram."""
@@ -167,9 +186,11 @@ class Metrics:
         t = self.totals()
         base = f'model="{_escape(self.model)}",model_version="{_escape(self.version)}"'
         out = [
-            "# HELP model_requests_total Predict and infer requests, by HTTP status code.",
+            ("# HELP model_requests_total Predict and infer requests, by HTTP status code (a gRPC status as the code "
+             "KServe maps it to) and protocol."),
             "# TYPE model_requests_total counter",
-            *(f'model_requests_total{{{base},code="{code}"}} {_value(t[i])}' for code, i in self.code_offset.items()),
+            *(f'model_requests_total{{{base},code="{code}",protocol="{protocol}"}} {_value(t[i])}'
+              for protocol, offsets in self.code_offsets.items() for code, i in offsets.items()),
             "# HELP model_inference_errors_total Predict and infer requests that failed on the server's side (5xx).",
             "# TYPE model_inference_errors_total counter",
             f"model_inference_errors_total{{{base}}} {_value(t[self.errors_offset])}",
@@ -177,7 +198,9 @@ class Metrics:
             "# TYPE model_inference_rows_total counter",
             f"model_inference_rows_total{{{base}}} {_value(t[self.rows_offset])}",
         ]
-        for hist in (self.duration, self.batch, self.score) if self.scores else (self.duration, self.batch):
+        out += _histogram_lines(self.duration, t, base, [(f'{base},protocol="{protocol}"', hist)
+                                                         for protocol, hist in self.durations.items()])
+        for hist in (self.batch, self.score) if self.scores else (self.batch,):
             out += _histogram_lines(hist, t, base)
         out += [
             ("# HELP model_feature_bin_total Scored values per feature and reference-profile bin "
@@ -210,12 +233,14 @@ class Metrics:
         return ("\n".join(out) + "\n").encode()
 
     def value(self, name: str, **labels: str) -> float:
-        """One series' current total (for logs and tests): model_requests_total(code=), _errors, _rows,
-        model_feature_bin_total(feature=, bin=), model_prediction_bin_total(bin=),
+        """One series' current total (for logs and tests): model_requests_total(code=, protocol= or every
+        protocol's), _errors, _rows, model_feature_bin_total(feature=, bin=), model_prediction_bin_total(bin=),
         model_prediction_shift_bin_total(bin=)."""
         t = self.totals()
         if name == "model_requests_total":
-            return t[self.code_offset[int(labels["code"])]]
+            code = int(labels["code"])
+            chosen = [labels["protocol"]] if "protocol" in labels else self.protocols
+            return sum(t[self.code_offsets[protocol][code]] for protocol in chosen)
         if name == "model_inference_errors_total":
             return t[self.errors_offset]
         if name == "model_inference_rows_total":
@@ -237,17 +262,20 @@ def _observe(counts: Any, hist: _Histogram, value: float) -> None:
     counts[hist.offset + len(bounds) + 2] += 1
 
 
-def _histogram_lines(hist: _Histogram, t: list[float], base: str) -> list[str]:
+def _histogram_lines(hist: _Histogram, t: list[float], base: str,
+                     series: list[tuple[str, _Histogram]] | None = None) -> list[str]:
+    """One histogram family: `hist` with the labels `base`, or each of `series` (labels, its offsets)."""
     lines = [f"# HELP {hist.name} {hist.help}", f"# TYPE {hist.name} histogram"]
-    running = 0.0
-    n = len(hist.bounds)
-    for i, bound in enumerate(hist.bounds):
-        running += t[hist.offset + i]
-        lines.append(f'{hist.name}_bucket{{{base},le="{_le(bound)}"}} {_value(running)}')
-    count = t[hist.offset + n + 2]
-    lines.append(f'{hist.name}_bucket{{{base},le="+Inf"}} {_value(count)}')
-    lines.append(f"{hist.name}_sum{{{base}}} {_value(t[hist.offset + n + 1])}")
-    lines.append(f"{hist.name}_count{{{base}}} {_value(count)}")
+    for labels, one in series or [(base, hist)]:
+        running = 0.0
+        n = len(one.bounds)
+        for i, bound in enumerate(one.bounds):
+            running += t[one.offset + i]
+            lines.append(f'{one.name}_bucket{{{labels},le="{_le(bound)}"}} {_value(running)}')
+        count = t[one.offset + n + 2]
+        lines.append(f'{one.name}_bucket{{{labels},le="+Inf"}} {_value(count)}')
+        lines.append(f"{one.name}_sum{{{labels}}} {_value(t[one.offset + n + 1])}")
+        lines.append(f"{one.name}_count{{{labels}}} {_value(count)}")
     return lines
 
 

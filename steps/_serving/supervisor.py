@@ -18,9 +18,10 @@ from steps._serving.log import log
 from steps._serving.metrics import Metrics
 
 
-def serve(model: ServedModel, settings: Settings) -> int:
-    """Serve until SIGTERM; one process, or a supervisor forking `settings.workers` workers."""
-    metrics = Metrics.for_model(model, settings.workers)
+def serve(model: ServedModel, settings: Settings, grpc_port: int | None = None) -> int:
+    """Serve until SIGTERM; one process, or a supervisor forking `settings.workers` workers. With `grpc_port`,
+    every worker also serves the KServe V2 gRPC service on it."""
+    metrics = Metrics.for_model(model, settings.workers, ("http", "grpc") if grpc_port is not None else ("http",))
     # The model and everything loaded so far stay put: no collector passes over them, and forked workers
     # share their pages instead of copying them.
     gc.collect()
@@ -30,18 +31,26 @@ def serve(model: ServedModel, settings: Settings) -> int:
             sock = listen_socket(settings.host, settings.port, reuse_port=False)
         except OSError as err:
             raise ServeError(f"cannot listen on {settings.host}:{settings.port}: {err}") from err
-        return Worker(model, metrics, settings, sock).run()
-    return supervise(model, metrics, settings)
+        return Worker(model, metrics, settings, sock, grpc_port=grpc_port).run()
+    return supervise(model, metrics, settings, grpc_port)
 
 
-def supervise(model: ServedModel, metrics: Metrics, settings: Settings) -> int:
+def supervise(model: ServedModel, metrics: Metrics, settings: Settings, grpc_port: int | None = None) -> int:
     """Fork one worker per slot, restart any that dies, pass SIGTERM on and wait for every worker to drain."""
-    try:
-        # Holds the port (bound, never listening, so it takes no connections) while workers come and go.
-        anchor = listen_socket(settings.host, settings.port, reuse_port=True)
-    except OSError as err:
-        raise ServeError(f"cannot listen on {settings.host}:{settings.port}: {err}") from err
-    port = anchor.getsockname()[1]
+    # The anchors hold the ports (bound, never listening, so they take no connections) while workers come and go.
+    anchors = []
+    for wanted in (settings.port, grpc_port):
+        if wanted is None:
+            continue
+        try:
+            anchors.append(listen_socket(settings.host, wanted, reuse_port=True))
+        except OSError as err:
+            for anchor in anchors:
+                anchor.close()
+            raise ServeError(f"cannot listen on {settings.host}:{wanted}: {err}") from err
+    port = anchors[0].getsockname()[1]
+    if grpc_port is not None:
+        grpc_port = anchors[1].getsockname()[1]
     children: dict[int, int] = {}
     stopping = False
 
@@ -52,10 +61,12 @@ def supervise(model: ServedModel, metrics: Metrics, settings: Settings) -> int:
             try:
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     signal.signal(sig, signal.SIG_DFL)
-                anchor.close()
+                for anchor in anchors:
+                    anchor.close()
                 metrics.use_slot(slot)
                 sock = listen_socket(settings.host, port, reuse_port=True)
-                code = Worker(model, metrics, settings, sock, index=slot).run()
+                code = Worker(model, metrics, settings, sock, index=slot, grpc_port=grpc_port,
+                              reuse_port=True).run()
             except BaseException as err:  # noqa: BLE001 - reported, then the exit code tells the supervisor
                 log("worker_failed", "error", worker=slot, error=f"{type(err).__name__}: {err}")
             finally:
@@ -74,7 +85,7 @@ def supervise(model: ServedModel, metrics: Metrics, settings: Settings) -> int:
     signal.signal(signal.SIGINT, stop)
     for slot in range(settings.workers):
         spawn(slot)
-    log("supervising", workers=settings.workers, port=port)
+    log("supervising", workers=settings.workers, port=port, grpc_port=grpc_port)
     code = 0
     while children:
         try:
@@ -94,6 +105,7 @@ def supervise(model: ServedModel, metrics: Metrics, settings: Settings) -> int:
         log("worker_died", "error", worker=slot, exit_code=exit_code)
         time.sleep(0.2)  # no tight loop if something kills every new worker
         spawn(slot)
-    anchor.close()
+    for anchor in anchors:
+        anchor.close()
     log("stopped", workers=settings.workers, exit_code=code)
     return code

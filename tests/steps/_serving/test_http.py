@@ -121,7 +121,7 @@ def test_an_oversized_body_is_refused_before_it_is_sent_and_counted(port: int) -
         got = read(conn, 1)
     assert statuses(got) == [413] and b'"rule":"max_body_bytes"' in got
     scraped = exchange(port, get("/metrics"))
-    assert b'model_requests_total{model="fraud-detection",model_version="3",code="413"} 1' in scraped
+    assert b'model_requests_total{model="fraud-detection",model_version="3",code="413",protocol="http"} 1' in scraped
 
 
 def test_a_request_that_never_finishes_arriving_gets_408(port: int) -> None:
@@ -230,7 +230,7 @@ def test_an_http_1_1_request_needs_exactly_one_host(port: int) -> None:
 def test_an_expectation_other_than_100_continue_gets_417(port: int) -> None:
     refused(port, post(PREDICT, BODY, "expect: teapot"), 417, "expect")
     scraped = exchange(port, get("/metrics"))
-    assert b'model_requests_total{model="fraud-detection",model_version="3",code="417"} 1' in scraped
+    assert b'model_requests_total{model="fraud-detection",model_version="3",code="417",protocol="http"} 1' in scraped
 
 
 def test_100_continue_is_ignored_in_http_1_0(port: int) -> None:
