@@ -55,11 +55,11 @@ def push(url: str, job: str, grouping: Mapping[str, str], gauges: Gauges,
          timeout: float = PUSH_TIMEOUT_SECONDS) -> None:
     """Replace the group's metrics on the Pushgateway at `url`. A refused push (4xx) is a UsageError, an
     unreachable or failing Pushgateway (5xx, timeout) a TransientError; both name the URL."""
-    try:
-        request = urllib.request.Request(group_url(url, job, grouping), data=gauges.text().encode(), method="PUT",
-                                         headers={"Content-Type": "text/plain; version=0.0.4"})
-    except ValueError as err:  # not an http(s) URL
-        raise UsageError(f"pushgateway {url!r}: not a URL: {err}") from err
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise UsageError(f"pushgateway {url!r}: not a URL: must be http:// or https:// with a host")
+    request = urllib.request.Request(group_url(url, job, grouping), data=gauges.text().encode(), method="PUT",
+                                     headers={"Content-Type": "text/plain; version=0.0.4"})
     try:
         with urllib.request.urlopen(request, timeout=timeout):
             pass
