@@ -46,26 +46,30 @@ def encode(datatype: str, data: Sequence[Any]) -> bytes:
     return struct.pack(f"<{len(data)}{FORMATS[datatype]}", *data)
 
 
+_LENGTH = struct.Struct("<I")  # a BYTES element's length prefix
+
+
 def _decode_bytes(raw: bytes | memoryview, count: int, where: str, field: str | None) -> list[Any]:
-    view = memoryview(raw)
+    data = bytes(raw)  # one copy: slicing bytes and decoding the slice is cheaper than through a memoryview
+    end = len(data)
     values: list[Any] = []
-    at = 0
-    end = len(view)
-    for i in range(count):
-        if at + 4 > end:
-            raise RequestError(f"{where}: the binary data ends at element {i} of {count} (each BYTES element is a "
-                               "4-byte little-endian length, then that many bytes)", "binary_data_size", field)
-        (length,) = struct.unpack_from("<I", view, at)
-        at += 4
-        if at + length > end:
-            raise RequestError(f"{where}: element {i} says {length} bytes, but only {end - at} remain",
-                               "binary_data_size", field)
-        blob = bytes(view[at:at + length])
-        at += length
-        try:
-            values.append(blob.decode())
-        except UnicodeDecodeError:
-            raise RequestError(f"{where}: element {i} is not UTF-8 text", "utf8", field) from None
+    append, unpack_from = values.append, _LENGTH.unpack_from
+    at = i = 0
+    try:
+        for i in range(count):  # noqa: B007 - `i` names the element in the errors
+            (length,) = unpack_from(data, at)
+            at += 4
+            stop = at + length
+            if stop > end:
+                raise RequestError(f"{where}: element {i} says {length} bytes, but only {end - at} remain",
+                                   "binary_data_size", field)
+            append(data[at:stop].decode())
+            at = stop
+    except struct.error:
+        raise RequestError(f"{where}: the binary data ends at element {i} of {count} (each BYTES element is a "
+                           "4-byte little-endian length, then that many bytes)", "binary_data_size", field) from None
+    except UnicodeDecodeError:
+        raise RequestError(f"{where}: element {i} is not UTF-8 text", "utf8", field) from None
     if at != end:
         raise RequestError(f"{where}: {end - at} bytes left after its {count} BYTES elements", "binary_data_size",
                            field)

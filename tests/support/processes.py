@@ -35,6 +35,10 @@ def running(binary: Path, args: list[str], folder: Path, port: int | None = None
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     log_path = folder / f"{binary.name}.log"
+    if binary == PUSHGATEWAY and not any(a.startswith("--persistence.file") for a in args):
+        # Debian's build persists to /var/lib/prometheus/pushgateway.data by default: one test's groups would
+        # reappear in the next Pushgateway (and a push that disagrees with them in type gets a 400).
+        args = [*args, f"--persistence.file={folder / 'pushgateway.data'}"]
     with open(log_path, "wb") as log:
         process = subprocess.Popen([str(binary), *args, f"--web.listen-address=127.0.0.1:{port}"],
                                    stdout=subprocess.DEVNULL, stderr=log)

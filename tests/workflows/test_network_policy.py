@@ -239,8 +239,9 @@ OBJECT_STORE = {("object-store", 443, "TCP")}
 # Who talks to what (the code that does it): every connection a pod of the namespace may open.
 EXPECTED_EGRESS = {
     # steps.validate/train/gate/register read and write the registry, Argo's executor the artifact repository
-    # and, through the API, the task results; steps.rollout patches and watches the Rollout.
-    "training": DNS | OBJECT_STORE | KUBE_API,
+    # and, through the API, the task results; steps.rollout patches and watches the Rollout; steps.register pushes
+    # the run's outcome to the Pushgateway.
+    "training": DNS | OBJECT_STORE | KUBE_API | {("pushgateway", 9091, "TCP")},
     # steps.drift: Prometheus' live bins, the Pushgateway, the webhook; the registry; Argo's executor.
     "drift": DNS | OBJECT_STORE | KUBE_API | {("prometheus", 9090, "TCP"), ("pushgateway", 9091, "TCP"),
                                               ("eventsource", 12000, "TCP")},
