@@ -242,7 +242,11 @@ def compiled_policies(out_dir: Path, folder: Path) -> list[Policy]:
         copy = folder / model / Path(name).name
         copy.parent.mkdir(parents=True, exist_ok=True)
         copy.write_text(text, encoding="utf-8")
-        found.append(load_policy(copy))
+        try:
+            found.append(load_policy(copy))
+        except PolicyError as err:
+            raise PolicyError(f"{path}: the compiled policy of {model!r} no longer loads ({err}); run `mlops "
+                              "compile` without --policy to render every model again") from err
     return found
 
 

@@ -178,3 +178,15 @@ def test_the_committed_manifests_are_fresh(monkeypatch):
     """What CI runs: `mlops compile --check` in the repository."""
     monkeypatch.chdir(ROOT)
     assert render.main(["--check"]) == 0
+
+
+def test_one_policy_with_an_unreadable_compiled_model_is_an_error_naming_its_configmap(checkout, policy_file,
+                                                                                       capsys):
+    render.main([])
+    compiled = checkout / "manifests" / "generated" / "fraud-detection" / "policy-configmap.yaml"
+    compiled.write_text(compiled.read_text().replace("estimator: hist_gradient_boosting", "estimator: magic"))
+    other = second_policy(checkout, policy_file, "credit-risk")
+    assert render.main(["--policy", str(other)]) == 2
+    err = capsys.readouterr().err
+    assert str(Path("manifests/generated/fraud-detection/policy-configmap.yaml")) in err
+    assert "model.estimator" in err and "without --policy" in err
