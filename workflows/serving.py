@@ -34,13 +34,14 @@ from steps._canary.analysis import (  # noqa: F401 (re-exported: the builders of
 )
 from steps._canary.analysis import number as _number
 from steps._canary.kubernetes import VERSION_ANNOTATION, server_name
-from steps._core.policy import Policy, PolicyError
+from steps._core.policy import HTTP_PORT, Policy, PolicyError
 from steps._core.values import duration_seconds
 from workflows import _common
 
 SERVE_IMAGE = "ghcr.io/argo-mlops/serve"
 PORT_NAME = "http"
-PORT = 8080
+PORT = HTTP_PORT
+GRPC_PORT_NAME = "grpc"  # the name service meshes read as the protocol (Istio: a `grpc` prefix)
 MODEL_MOUNT = "/models"
 MODEL_PATH = "/models/current"
 # VERSION_ANNOTATION, the pod-template annotation that pins the served version, is deliberately absent from the
@@ -114,7 +115,8 @@ def build_rollout(policy: Policy, image: str = SERVE_IMAGE) -> dict[str, Any]:
         "securityContext": security,
         "volumeMounts": [{"name": "model", "mountPath": MODEL_MOUNT}, {"name": "tmp", "mountPath": "/tmp"}],
     }
-    server = {
+    grpc = serving.grpc_port
+    server: dict[str, Any] = {
         "name": COMPONENT,
         "image": f"{image}:{tag}",
         "imagePullPolicy": "IfNotPresent",
@@ -140,6 +142,9 @@ def build_rollout(policy: Policy, image: str = SERVE_IMAGE) -> dict[str, Any]:
             {"name": "tmp", "mountPath": "/tmp"},
         ],
     }
+    if grpc is not None:  # the KServe V2 gRPC API beside HTTP; the probes stay on HTTP
+        server["ports"].append({"name": GRPC_PORT_NAME, "containerPort": grpc, "protocol": "TCP"})
+        server["env"].insert(4, {"name": "GRPC_PORT", "value": str(grpc)})
     labels = server_labels(model)
     return {
         "apiVersion": "argoproj.io/v1alpha1",
@@ -242,9 +247,19 @@ def _service(policy: Policy, name: str, builder: str) -> dict[str, Any]:
         "spec": {
             "type": "ClusterIP",
             "selector": selector(model),
-            "ports": [{"name": PORT_NAME, "port": PORT, "targetPort": PORT_NAME, "protocol": "TCP"}],
+            "ports": _service_ports(policy),
         },
     }
+
+
+def _service_ports(policy: Policy) -> list[dict[str, Any]]:
+    ports: list[dict[str, Any]] = [{"name": PORT_NAME, "port": PORT, "targetPort": PORT_NAME, "protocol": "TCP"}]
+    grpc = policy.canary.serving.grpc_port
+    if grpc is not None:
+        # kubernetes.io/h2c: Kubernetes' own appProtocol for HTTP/2 without TLS, which gRPC is here.
+        ports.append({"name": GRPC_PORT_NAME, "port": grpc, "targetPort": GRPC_PORT_NAME, "protocol": "TCP",
+                      "appProtocol": "kubernetes.io/h2c"})
+    return ports
 
 
 # --- AnalysisTemplate ---------------------------------------------------------------------------------

@@ -276,6 +276,9 @@ class CanaryAnalysis(Section):
         return self
 
 
+HTTP_PORT = 8080  # the model server's HTTP port in its pods (steps.serve's default)
+
+
 @dataclass(config=CONFIG)
 class CanaryServing(Section):
     """The model server's pods: batching, worker processes and resources (the seed's sizes by default)."""
@@ -288,6 +291,9 @@ class CanaryServing(Section):
     cpu_limit: Quantity = "4"
     memory_limit: Quantity = "6Gi"
     model_volume: Annotated[Quantity, doc("The size limit of the folder the model is downloaded into.")] = "2Gi"
+    grpc_port: Annotated[Annotated[StrictInt, Field(ge=1, le=65535)] | None, doc(
+        "Also serve the KServe V2 gRPC API (inference.GRPCInferenceService) on this port: the pods get a container "
+        "port and the Services a port named grpc (off when unset; the probes stay on HTTP).")] = None
 
     @model_validator(mode="after")
     def _requests_within_limits(self) -> CanaryServing:
@@ -295,6 +301,8 @@ class CanaryServing(Section):
             asked, allowed = getattr(self, request), getattr(self, limit)
             if quantity_value(asked) > quantity_value(allowed):
                 raise fail(request, f"must not exceed {limit} {allowed}", asked)
+        if self.grpc_port == HTTP_PORT:
+            raise fail("grpc_port", f"must differ from the server's HTTP port {HTTP_PORT}", self.grpc_port)
         return self
 
 
