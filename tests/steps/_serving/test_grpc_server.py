@@ -1,0 +1,99 @@
+"""The gRPC side of real `python -m steps.serve` processes: several workers share the gRPC port (SO_REUSEPORT) and
+one metrics table; a model that fails is INTERNAL (a server error, counted 500), never a client's status; a gRPC
+port the server cannot have stops it before it is ready; a bad --grpc-port is a usage error."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from steps._core.data import generate
+from steps._core.policy import load_policy
+from tests.support import faults
+from tests.support.models import Trained
+from tests.support.paths import ROOT
+from tests.support.processes import free_port
+from tests.support.serving import Server, metric, start
+
+grpcclient = pytest.importorskip("tritonclient.grpc", reason="tritonclient[grpc] (a dev extra) is not installed")
+pytestmark = pytest.mark.integration
+MODEL = "fraud-detection"
+DTYPES = {"FP64": np.float64, "INT64": np.int64, "BYTES": np.object_}
+
+
+def _inputs(server: Server, trained: Trained) -> list[Any]:
+    meta = server.call("GET", f"/v2/models/{MODEL}")[1]
+    policy = load_policy(trained.policy)
+    records = json.loads(generate(20, seed=9)[policy.data.feature_names].to_json(orient="records"))
+    rows = [r for r in records if None not in r.values()][:2]
+    out = []
+    for spec in meta["inputs"]:
+        tensor = grpcclient.InferInput(spec["name"], [len(rows)], spec["datatype"])
+        tensor.set_data_from_numpy(np.array([r[spec["name"]] for r in rows], dtype=DTYPES[spec["datatype"]]))
+        out.append(tensor)
+    return out
+
+
+def test_workers_share_the_grpc_port_and_the_metrics(trained: Trained, tmp_path: Path) -> None:
+    grpc_port = free_port()
+    server = start(trained.bundle, tmp_path, "--workers", "2", "--grpc-port", str(grpc_port))
+    try:
+        inputs = _inputs(server, trained)
+        for _ in range(12):  # a new connection each time: the kernel spreads them over the workers' sockets
+            client = grpcclient.InferenceServerClient(url=f"127.0.0.1:{grpc_port}")
+            assert client.infer(MODEL, inputs).as_numpy("score").shape == (2,)
+            client.close()
+        text = server.call("GET", "/metrics")[1]
+        assert metric(text, "model_requests_total", code="200", protocol="grpc") == 12
+        ready = [line for line in server.log_lines() if line.get("event") == "ready"]
+        assert sorted(line["worker"] for line in ready) == [0, 1]
+        assert {line["grpc_address"] for line in ready} == {f"127.0.0.1:{grpc_port}"}
+    finally:
+        assert server.stop() == 0
+
+
+def test_a_failing_model_is_internal_and_counted_as_a_server_error(trained: Trained, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    faults.inject(monkeypatch, "error_rate=1")
+    grpc_port = free_port()
+    server = start(trained.bundle, tmp_path, "--grpc-port", str(grpc_port), env={"MLOPS_DEPLOY_ROLE": "canary"},
+                   pythonpath=str(faults.FOLDER))
+    try:
+        client = grpcclient.InferenceServerClient(url=f"127.0.0.1:{grpc_port}")
+        with pytest.raises(grpcclient.InferenceServerException) as caught:
+            client.infer(MODEL, _inputs(server, trained))
+        client.close()
+        assert str(caught.value.status()) == "StatusCode.INTERNAL"
+        assert "the model failed on this request" in caught.value.message()
+        text = server.call("GET", "/metrics")[1]
+        assert metric(text, "model_requests_total", code="500", protocol="grpc") == 1
+        assert metric(text, "model_inference_errors_total") == 1
+    finally:
+        assert server.stop() == 0
+
+
+def test_a_grpc_port_in_use_stops_the_server_before_it_is_ready(trained: Trained, tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        server = start(trained.bundle, tmp_path, "--grpc-port", str(taken.getsockname()[1]), wait=False)
+        assert server.proc.wait(timeout=60) == 2
+    events = [line["event"] for line in server.log_lines()]
+    assert "grpc_unusable" in events and "ready" not in events
+
+
+@pytest.mark.parametrize(("value", "said"), [("http", "must be a port number"), ("70000", "must be 0 to 65535"),
+                                             ("same", "the same port as --port")])
+def test_a_bad_grpc_port_is_a_usage_error(trained: Trained, value: str, said: str) -> None:
+    port = free_port()
+    done = subprocess.run([sys.executable, "-m", "steps.serve", "--model-dir", str(trained.bundle), "--port",
+                           str(port), "--grpc-port", str(port) if value == "same" else value], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2 and said in done.stderr, done.stderr[-500:]
