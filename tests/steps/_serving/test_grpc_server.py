@@ -5,6 +5,7 @@ port the server cannot have stops it before it is ready; a bad --grpc-port is a 
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import subprocess
 import sys
@@ -57,6 +58,33 @@ def test_workers_share_the_grpc_port_and_the_metrics(trained: Trained, tmp_path:
         assert {line["grpc_address"] for line in ready} == {f"127.0.0.1:{grpc_port}"}
     finally:
         assert server.stop() == 0
+
+
+def test_draining_is_not_ready_over_grpc_but_still_answers(trained: Trained, tmp_path: Path) -> None:
+    grpc_port = free_port()
+    server = start(trained.bundle, tmp_path, "--grpc-port", str(grpc_port), "--drain-seconds", "30")
+    client = grpcclient.InferenceServerClient(url=f"127.0.0.1:{grpc_port}")
+    try:
+        inputs = _inputs(server, trained)
+        assert client.is_server_ready() and client.is_model_ready(MODEL)
+        server.proc.send_signal(signal.SIGTERM)
+        while client.is_server_ready():  # until the worker has handled the signal
+            pass
+        assert not client.is_model_ready(MODEL) and client.is_server_live()
+        assert client.infer(MODEL, inputs).as_numpy("score").shape == (2,)  # the load balancer's stragglers
+    finally:
+        client.close()
+        server.proc.kill()
+        server.proc.wait(timeout=30)
+
+
+def test_an_http_only_server_never_loads_grpc() -> None:
+    """grpc and the stubs cost memory and start-up time: only a server with --grpc-port imports them."""
+    done = subprocess.run([sys.executable, "-c", "import sys, steps.serve, steps._serving.supervisor, "
+                           "steps._serving.http; print(sorted(m for m in sys.modules if m.split('.')[0] == 'grpc' "
+                           "or m.startswith('steps._serving.grpc')))"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.strip() == "[]"
 
 
 def test_a_failing_model_is_internal_and_counted_as_a_server_error(trained: Trained, tmp_path: Path,
