@@ -97,7 +97,7 @@ def requested(body: dict[str, Any], names: Sequence[str]) -> Selection | None:
         raise RequestError(f"parameters.binary_data_output: must be true or false, got {_shown(default)}",
                            "type", "parameters.binary_data_output", 400)
     outputs = body.get("outputs")
-    if outputs is None:
+    if outputs is None or outputs == []:  # none named: every output, as Triton answers
         return [(name, True) for name in names] if default else None
     if type(outputs) is not list:
         raise RequestError("outputs: must be a list of {name, parameters}", "type", "outputs", 400)

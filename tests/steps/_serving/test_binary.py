@@ -120,6 +120,7 @@ def test_only_the_asked_outputs_come_back_in_the_order_asked() -> None:
 
 @pytest.mark.parametrize(("request_body", "chosen"), [
     ({}, None),
+    ({"outputs": []}, None),
     ({"parameters": {"binary_data_output": False}}, None),
     ({"parameters": {"binary_data_output": True}}, [("score", True), ("label", True)]),
     ({"outputs": [{"name": "label"}]}, [("label", False)]),
@@ -128,7 +129,7 @@ def test_only_the_asked_outputs_come_back_in_the_order_asked() -> None:
     ({"parameters": {"binary_data_output": True}, "outputs": [{"name": "score", "parameters": {"binary_data": False}},
                                                               {"name": "label"}]},
      [("score", False), ("label", True)]),
-], ids=["nothing", "json-asked", "binary-default", "one-output", "output-binary", "override"])
+], ids=["nothing", "no-outputs", "json-asked", "binary-default", "one-output", "output-binary", "override"])
 def test_the_request_chooses_outputs_and_binary_as_triton_does(request_body: dict[str, Any],
                                                                chosen: binary.Selection | None) -> None:
     assert binary.requested(request_body, ["score", "label"]) == chosen
