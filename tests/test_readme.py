@@ -23,8 +23,10 @@ README = (ROOT / "README.md").read_text()
 EXERCISED_BY: dict[str, str] = {
     r"python3 -m venv .venv .* && \.venv/bin/mlops demo$": "tests/workflows/demo/test_demo.py::"
     "test_the_demo_runs_the_whole_loop_and_ends_with_the_registry_table",
-    r"^\.venv/bin/mlops demo --task (regression|multiclass)$": "tests/workflows/demo/test_demo_tasks.py::"
-    "test_the_demo_of_a_task_runs_the_whole_loop",
+    r"^\.venv/bin/mlops demo --task regression$": "tests/workflows/demo/test_demo_regression.py::"
+    "test_the_regression_demo_runs_the_whole_loop",
+    r"^\.venv/bin/mlops demo --task multiclass$": "tests/workflows/demo/test_demo_multiclass.py::"
+    "test_the_multiclass_demo_runs_the_whole_loop",
     r"python3 -m venv .venv .* pytest -q -p no:cacheprovider -n 2 --dist loadfile$": "tests/test_readme.py::"
     "test_ci_runs_exactly_the_readme_test_command",
     r"^\.venv/bin/mlops run training$": "tests/workflows/local/test_run.py::"
@@ -38,8 +40,10 @@ EXERCISED_BY: dict[str, str] = {
     r"^\.venv/bin/mlops compile( --check)?$": "tests/test_readme.py::test_the_cheap_readme_commands_run",
     r"^\.venv/bin/mlops lint$": "tests/test_readme.py::test_the_cheap_readme_commands_run",
     r"^\.venv/bin/mlops submit .*--dry-run$": "tests/test_readme.py::test_the_cheap_readme_commands_run",
-    r"^\.venv/bin/mlops serve --model \S+@production .*": "tests/steps/test_serve.py::"
+    r"^\.venv/bin/mlops serve --model \S+@production --port \d+$": "tests/steps/test_serve.py::"
     "test_serve_a_registry_reference",
+    r"^\.venv/bin/mlops serve --model \S+@production --port \d+ --grpc-port \d+$": "tests/test_readme_clients.py::"
+    "test_the_readme_clients_get_the_same_scores_over_binary_http_and_grpc",
     r"^\.venv/bin/mlops deploy --port \d+$": "tests/steps/test_deploy.py::"
     "test_mlops_deploy_serves_the_production_version_and_answers_the_control_endpoint",
     r"^\.venv/bin/mlops drift check --model \S+ --current \S+$": "tests/steps/test_drift.py::"

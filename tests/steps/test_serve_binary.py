@@ -302,38 +302,3 @@ def test_a_compressed_request_is_refused_naming_the_header_and_a_compressed_answ
     # Asking for a compressed answer is a preference: the answer comes uncompressed, and the client reads it.
     result = client.infer(MODELS[task], triton_inputs(frame, features), response_compression_algorithm="gzip")
     assert_same(answers(result, OUTPUTS[task]), expected)
-
-
-# The README's tritonclient example (README.md, "Calling it with tritonclient"), run as written against the server.
-README_EXAMPLE = '''
-import numpy as np
-import pandas as pd
-import tritonclient.http as httpclient
-
-client = httpclient.InferenceServerClient(url=URL)
-rows = pd.read_csv("data.csv").head(5)  # mlops data generate's transactions
-inputs = []
-for spec in client.get_model_metadata("fraud-detection")["inputs"]:  # one input per feature
-    datatype = "BYTES" if spec["datatype"] == "BYTES" else "FP64"  # FP64 takes whole numbers and NaN (missing)
-    tensor = httpclient.InferInput(spec["name"], [len(rows)], datatype)
-    tensor.set_data_from_numpy(rows[spec["name"]].to_numpy(dtype=object if datatype == "BYTES" else np.float64))
-    inputs.append(tensor)
-result = client.infer("fraud-detection", inputs)  # binary both ways: tritonclient's default
-print(result.as_numpy("score"), result.as_numpy("label"))
-'''
-
-
-def test_the_readme_s_tritonclient_example_runs_as_written(server: Server, task: str, tmp_path: Any,
-                                                           monkeypatch: pytest.MonkeyPatch,
-                                                           capsys: pytest.CaptureFixture[str]) -> None:
-    if task != "binary":
-        pytest.skip("the README's example calls the fraud model")
-    frame = generate(5, seed=4)
-    frame.to_csv(tmp_path / "data.csv", index=False)
-    monkeypatch.chdir(tmp_path)
-    scope: dict[str, Any] = {"URL": f"127.0.0.1:{server.port}"}
-    exec(compile(README_EXAMPLE, "README example", "exec"), scope)  # noqa: S102 - our own README's code
-    scores = scope["result"].as_numpy("score")
-    assert scores.shape == (5,) and ((scores >= 0) & (scores <= 1)).all()
-    assert "[" in capsys.readouterr().out
-    scope["client"].close()

@@ -1,5 +1,5 @@
 """`mlops demo --task multiclass`: the whole loop on ticket-triage, the reference multiclass model (checks in
-tests/workflows/demo/task_demo.py)."""
+tests/support/demos.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.workflows.demo.task_demo import check_task_demo
+from tests.support.demos import check_task_demo
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 

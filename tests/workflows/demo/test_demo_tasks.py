@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from steps._core.policy import builtin_policy_dir
-from tests.workflows.demo.task_demo import demo
+from tests.support.demos import demo
 
 pytestmark = [pytest.mark.integration]
 
