@@ -319,3 +319,19 @@ def test_the_check_notices_a_test_that_no_longer_runs_its_command(tmp_path: Path
     assert set(wanted) <= _tokens("test_runs_it", functions)
     assert "--port" not in _tokens("test_stopped_running_it", functions)
     assert command_words(".venv/bin/mlops run training -p dataset=data.csv") == ["run", "training", "-p", "dataset"]
+
+
+def test_every_alert_s_runbook_is_a_readme_section() -> None:
+    """Each alert of the rendered PrometheusRule links its runbook: a `#### <AlertName>` section of this README,
+    under "Operating it", which GitHub anchors as the name in lower case."""
+    rule = yaml.safe_load((ROOT / "manifests" / "generated" / "_monitoring" / "prometheusrule.yaml").read_text())
+    alerts = [r for group in rule["spec"]["groups"] for r in group["rules"] if "alert" in r]
+    assert alerts
+    operating = README[README.index("\n## Operating it\n"):]
+    operating = operating[:operating.index("\n## ", 1)]
+    headings = set(re.findall(r"^#### (\w+)$", operating, flags=re.MULTILINE))
+    for r in alerts:
+        url = r["annotations"]["runbook_url"]
+        assert url.endswith("/README.md#" + r["alert"].lower()), url
+        assert r["alert"] in headings, f"{r['alert']}: no README section for its runbook"
+    assert headings == {r["alert"] for r in alerts}, "a runbook for an alert that no longer exists"

@@ -277,6 +277,7 @@ def test_the_production_overlay_ships_the_dashboard_and_the_alerts(schemas_dir):
 
 def test_the_import_by_hand_command_writes_the_dashboard_grafana_imports(tmp_path):
     """README, "The Grafana dashboard": the one-liner that writes argo-mlops.json out of the generated ConfigMap."""
+    assert IMPORT_BY_HAND in (ROOT / "README.md").read_text(), "the README shows another command"
     command = f"{IMPORT_BY_HAND} {tmp_path / 'd.json'}"
     env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"}
     done = subprocess.run(command, shell=True, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
