@@ -188,6 +188,8 @@ def test_the_key_panels_show_the_traffic_latency_drift_and_gate_verdicts(stack: 
     assert share["metric"]["model_version"] == "1" and 0 <= float(share["value"][1]) <= 1
     assert len(results(lambda q: q.startswith("max by (feature, method) (mlops_drift_score"))) == len(
         stack.policy.data.features)
+    [since] = results(lambda q: q.startswith("time() - max(mlops_drift_last_run_timestamp_seconds"))
+    assert 0 <= float(since["value"][1]) < 120  # seconds since the check that just ran
     # The last training's gates: v2's, pushed by register when the gates rejected it.
     verdicts = {r["metric"]["gate"]: r["value"][1] for r in results(lambda q: "mlops_gate_passed" in q)}
     assert verdicts == {"pr_auc": "0", "accuracy": "1"}
