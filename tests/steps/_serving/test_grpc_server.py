@@ -5,10 +5,13 @@ port the server cannot have stops it before it is ready; a bad --grpc-port is a 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +24,7 @@ from tests.support import faults
 from tests.support.models import Trained
 from tests.support.paths import ROOT
 from tests.support.processes import free_port
-from tests.support.serving import Server, metric, start
+from tests.support.serving import Server, metric, start, wait_ready
 
 grpcclient = pytest.importorskip("tritonclient.grpc", reason="tritonclient[grpc] (a dev extra) is not installed")
 pytestmark = pytest.mark.integration
@@ -76,6 +79,42 @@ def test_draining_is_not_ready_over_grpc_but_still_answers(trained: Trained, tmp
         client.close()
         server.proc.kill()
         server.proc.wait(timeout=30)
+
+
+def test_a_call_still_running_after_the_grace_is_cancelled_and_the_server_exits(
+        trained: Trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Kubernetes kills a pod after its grace period: the server must not outlive it waiting on a call."""
+    faults.inject(monkeypatch, "latency_ms=4000")
+    port, grpc_port = free_port(), free_port()
+    # steps.serve with a 0.5 s grace (Settings.grace_seconds has no flag: Kubernetes' 30 s sets it).
+    code = ("import dataclasses, sys; from steps import serve; settings = serve._settings; "
+            "serve._settings = lambda args: dataclasses.replace(settings(args), grace_seconds=0.5); "
+            "sys.exit(serve.main(sys.argv[1:]))")
+    log = tmp_path / "server.log"
+    env = {**os.environ, "MLOPS_DEPLOY_ROLE": "canary",
+           "PYTHONPATH": os.pathsep.join([str(faults.FOLDER), os.environ.get("PYTHONPATH", ""), str(ROOT)])}
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-c", code, "--model-dir", str(trained.bundle), "--host", "127.0.0.1",
+                                 "--port", str(port), "--grpc-port", str(grpc_port), "--predictor", "skops"],
+                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    server = Server(proc, port, log, env)
+    wait_ready(server)
+    client = grpcclient.InferenceServerClient(url=f"127.0.0.1:{grpc_port}")
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            running = pool.submit(client.infer, MODEL, _inputs(server, trained))
+            threading.Event().wait(0.5)  # the call is in the model, which takes 4 s
+            proc.send_signal(signal.SIGTERM)
+            with pytest.raises(grpcclient.InferenceServerException) as caught:
+                running.result()
+        assert str(caught.value.status()) in ("StatusCode.UNAVAILABLE", "StatusCode.CANCELLED")
+        assert proc.wait(timeout=30) == 0
+        assert "grace_expired" in [line.get("event") for line in server.log_lines()]
+    finally:
+        client.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def test_an_http_only_server_never_loads_grpc() -> None:
