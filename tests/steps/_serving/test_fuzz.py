@@ -199,7 +199,8 @@ def port(start_worker: Callable[..., AbstractContextManager[Any]]) -> Iterator[i
 
 
 LABELS = f'model="{MODEL}",model_version="3"'
-ERRORS, SERVER_ERRORS = f"model_inference_errors_total{{{LABELS}}}", f'model_requests_total{{{LABELS},code="500",protocol="http"}}'
+ERRORS = f"model_inference_errors_total{{{LABELS}}}"
+SERVER_ERRORS = f'model_requests_total{{{LABELS},code="500",protocol="http"}}'
 
 
 @pytest.mark.integration
