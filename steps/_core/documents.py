@@ -254,6 +254,11 @@ class NodeRecord(TypedDict):
     duration: float | None
     outputs: NodeOutputs
     log: str
+    # Measured by the local runner (os.wait4 of each container's process): the largest process's peak resident
+    # memory, in bytes, and the CPU time (user + system) of the pod's processes, in seconds. Absent when no
+    # process ran (or it has not ended yet).
+    maxRSSBytes: NotRequired[int]
+    cpuSeconds: NotRequired[float]
 
 
 class RunDocument(TypedDict):
