@@ -18,22 +18,30 @@ from typing import Any, NoReturn
 
 import pandas as pd
 
-from steps._core.data import Dataset, read_dataset
+from steps._core.data import Dataset, Source, open_source, read_dataset
 from steps._core.documents import SourceRecord
 from steps._core.errors import UsageError, run
 from steps._core.files import write_text
 from steps._core.policy import DataPolicy, load_policy
+from steps._core.synthetic import SCHEME
 from steps._model.features import check_params
 from steps._quality import expectations as _expectations
+from steps._quality import tally as _tally
 from steps._quality import validated as _validated
 
 STEP = "validate"
+BATCH_ROWS = 1 << 20  # pyarrow's default row group: the 1M rows of `mlops data generate` are one batch
 
 
 @dataclass(frozen=True)
 class ValidationReport:
-    dataset: Dataset
+    dataset: Dataset  # its frame: the rows checked, or (rows in batches) the last batch's
     outcomes: list[_expectations.Outcome]
+    rows: int = -1  # -1: len(dataset.frame)
+
+    @property
+    def row_count(self) -> int:
+        return len(self.dataset.frame) if self.rows < 0 else self.rows
 
     @property
     def failed(self) -> list[_expectations.Outcome]:
@@ -53,7 +61,7 @@ class ValidationReport:
             "dataset": self.dataset.uri,
             "sha256": self.dataset.sha256,
             "format": self.dataset.format,
-            "rows": len(self.dataset.frame),
+            "rows": self.row_count,
             "results": [o.as_dict() for o in self.outcomes],
             "failed": [o.as_dict() for o in self.failed],
             "warnings": [o.as_dict() for o in self.warnings],
@@ -68,18 +76,81 @@ def validate(dataset: Dataset, data: DataPolicy, task: str = "binary") -> tuple[
     return ValidationReport(dataset, outcomes), frame
 
 
+def validate_batches(source: Source, data: DataPolicy, task: str = "binary",
+                     batch_rows: int = BATCH_ROWS) -> tuple[ValidationReport, bool]:
+    """`validate` for a Parquet file read `batch_rows` rows at a time, so memory follows the batch, not the file: the
+    same report as for the whole frame. Data the batches cannot count (steps/_quality/tally.py: e.g. text in a
+    numeric column) is validated whole, as `validate` does. Also returns whether the target is whole numbers in
+    every batch (validated.target_is_whole), for writing the rows."""
+    columns = _contract_columns(source, data)
+    checks = _expectations.contract_checks(data, task)
+    tally = _tally.Tally(checks, columns)
+    whole, last = True, pd.DataFrame()
+    for batch in source.batches(columns, batch_rows):
+        prepared = _expectations.prepare(batch, data, task)
+        if not _tally.clean(prepared, checks):
+            break
+        tally.add(prepared)
+        whole = whole and data.target in batch.columns and _validated.target_is_whole(batch, data, task)
+        last = batch
+    else:
+        if tally.complete():
+            outcomes = _expectations.outcomes(tally, tally.rows)
+            dataset = Dataset(last, source.uri, source.sha256, source.format)
+            return ValidationReport(dataset, outcomes, tally.rows), whole
+    dataset = Dataset(source.read(columns), source.uri, source.sha256, source.format)
+    report, _ = validate(dataset, data, task)
+    return report, bool(report.passed and _validated.target_is_whole(dataset.frame, data, task))
+
+
 def write_outputs(report: ValidationReport, frame: pd.DataFrame, data: DataPolicy, out: Path,
                   report_path: Path, task: str = "binary") -> None:
     """The report always; the validated rows and source.json only when the dataset passed."""
+    write_report(report, report_path, out)
+    if report.passed:
+        # From the rows as read, not as checked: the checks see keys, the target keeps the type the data gave it.
+        _validated.write(out, report.dataset.frame, data, _source_record(report), task)
+
+
+def write_report(report: ValidationReport, report_path: Path, out: Path) -> None:
+    """The report; when the dataset failed, a previous run's validated rows go, so nothing trains on them."""
     # The report keeps its reading order (verdict first), hence not write_json's sorted keys.
     write_text(report_path, json.dumps(report.as_dict(), indent=2) + "\n")
     if not report.passed:
         _validated.clear(out)
-        return
+
+
+def _source_record(report: ValidationReport) -> SourceRecord:
     dataset = report.dataset
-    source = SourceRecord(uri=dataset.uri, sha256=dataset.sha256, rows=len(frame), format=dataset.format)
-    # From the rows as read, not as checked: the checks see keys, the target keeps the type the data gave it.
-    _validated.write(out, dataset.frame, data, source, task)
+    return SourceRecord(uri=dataset.uri, sha256=dataset.sha256, rows=report.row_count, format=dataset.format)
+
+
+def _contract_columns(source: Source, data: DataPolicy) -> list[str]:
+    """The contract's columns the file has (the features, then the target): nothing else is read."""
+    have = set(source.columns())
+    return [c for c in (*data.feature_names, data.target) if c in have]
+
+
+def _check(data: DataPolicy, task: str, uri: str, out: Path, report_path: Path, batch_rows: int) -> ValidationReport:
+    """Read, validate and write: the whole file at once, or (a Parquet file of more than `batch_rows` rows) in
+    batches, twice: once to validate, once to write the rows that passed."""
+    if uri.startswith(SCHEME):
+        report, _ = validate(read_dataset(uri), data, task)
+        write_outputs(report, report.dataset.frame, data, out, report_path, task)
+        return report
+    with open_source(uri) as source:
+        rows = source.rows()
+        if rows is None or rows <= batch_rows:
+            dataset = Dataset(source.read(_contract_columns(source, data)), uri, source.sha256, source.format)
+            report, frame = validate(dataset, data, task)
+            write_outputs(report, frame, data, out, report_path, task)
+            return report
+        report, whole = validate_batches(source, data, task, batch_rows)
+        write_report(report, report_path, out)
+        if report.passed:
+            batches = source.batches(_contract_columns(source, data), batch_rows)
+            _validated.write_batches(out, batches, data, _source_record(report), task, whole)
+        return report
 
 
 class _Parser(argparse.ArgumentParser):
@@ -94,7 +165,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--policy", required=True, type=Path, help="the model's policy file (gates/<model>.yaml)")
     p.add_argument("--out", required=True, type=Path, help="folder for data.parquet and source.json")
     p.add_argument("--report", required=True, type=Path, help="the JSON validation report")
+    p.add_argument("--batch-rows", type=_positive, default=BATCH_ROWS, metavar="N",
+                   help=f"a Parquet file of more rows is read N rows at a time, twice (default {BATCH_ROWS})")
     return p
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}")
+    return value
 
 
 def _body(argv: list[str] | None) -> int:
@@ -108,15 +191,13 @@ def _body(argv: list[str] | None) -> int:
     # otherwise refuse only after validation has run.
     task = policy.model.task
     check_params(policy.model.estimator, policy.model.params, task)
-    data = policy.data
-    dataset = read_dataset(args.dataset)
-    report, frame = validate(dataset, data, task)
-    write_outputs(report, frame, data, args.out, args.report, task)
+    report = _check(policy.data, task, args.dataset, args.out, args.report, args.batch_rows)
+    dataset = report.dataset
     for o in report.warnings:
         print(f"{STEP}: warning: {o.line()}", file=sys.stderr)
     for o in report.failed:
         print(f"{STEP}: {o.line()}", file=sys.stderr)
-    rows = len(dataset.frame)
+    rows = report.row_count
     if not report.passed:
         print(f"{STEP}: {dataset.uri}: {len(report.failed)} of {len(report.outcomes)} expectations failed "
               f"({rows} rows); report: {args.report}", file=sys.stderr)

@@ -31,6 +31,7 @@ import pandas as pd
 
 from steps._core.categories import CategoryError, key, keys
 from steps._core.policy import DataPolicy
+from steps._quality import tally as _tally
 
 # Map expectations report "n of N rows <verb>"; the verb says what was wrong with those rows.
 _VERBS = {
@@ -195,10 +196,30 @@ def _as_keys(col: pd.Series) -> pd.Series:
 
 
 def run_checks(frame: pd.DataFrame, checks: list[Check]) -> list[Outcome]:
-    """Run every check with Great Expectations (ephemeral context, no progress bars, no network).
+    """Every check's outcome on a prepared frame: counted with numpy (steps/_quality/tally.py) when its columns are
+    in the form clean data takes, else by Great Expectations itself (`run_gx`); the same outcomes either way.
 
-    Every check runs even when its column is missing: GX reports those as failed, and the outcome says why.
+    Every check runs even when its column is missing: those fail, and the outcome says why.
     """
+    if _tally.clean(frame, checks):
+        tally = _tally.Tally(checks, frame.columns)
+        tally.add(frame)
+        if tally.complete():
+            return outcomes(tally, len(frame))
+    return run_gx(frame, checks)
+
+
+def outcomes(tally: _tally.Tally, rows: int) -> list[Outcome]:
+    """The outcomes of a tally's checks over `rows` rows (one frame, or every batch of a file)."""
+    results = tally.results()
+    type_failed = {c.column for c, (ok, _) in zip(tally.checks, results, strict=True)
+                   if c.expectation in _TYPE_CHECKS and not ok}
+    return [Outcome(check, ok, *_describe(check, result, {}, tally.columns, rows, type_failed))
+            for check, (ok, result) in zip(tally.checks, results, strict=True)]
+
+
+def run_gx(frame: pd.DataFrame, checks: list[Check]) -> list[Outcome]:
+    """Run every check with Great Expectations (ephemeral context, no progress bars, no network)."""
     import great_expectations as gx
     from great_expectations.data_context.types.base import (
         DataContextConfig,
@@ -226,27 +247,30 @@ def run_checks(frame: pd.DataFrame, checks: list[Check]) -> list[Outcome]:
     definition = context.validation_definitions.add(
         gx.ValidationDefinition(name="contract", data=batch, suite=suite))
     result = definition.run(batch_parameters={"dataframe": frame},
-                            result_format={"result_format": "SUMMARY", "partial_unexpected_count": 20})
+                            result_format={"result_format": "SUMMARY",
+                                           "partial_unexpected_count": _tally.PARTIAL})
 
     by_index = {int(r.expectation_config.meta["check"]): r for r in result.results
                 if r.expectation_config is not None and r.expectation_config.meta}
     type_failed = {checks[i].column for i, r in by_index.items()
                    if checks[i].expectation in _TYPE_CHECKS and not r.success}
-    outcomes = []
+    columns = set(frame.columns)
+    out = []
     for i, check in enumerate(checks):
         r = by_index.get(i)
         if r is None:  # never seen; a check without a result must not count as passed
-            outcomes.append(Outcome(check, False, None, "not evaluated: no result from Great Expectations"))
+            out.append(Outcome(check, False, None, "not evaluated: no result from Great Expectations"))
             continue
-        observed, details = _describe(check, r.result or {}, r.exception_info or {}, frame, type_failed)
-        outcomes.append(Outcome(check, bool(r.success), observed, details))
-    return outcomes
+        observed, details = _describe(check, r.result or {}, r.exception_info or {}, columns, len(frame),
+                                      type_failed)
+        out.append(Outcome(check, bool(r.success), observed, details))
+    return out
 
 
-def _describe(check: Check, result: dict[str, Any], exception: dict[str, Any], frame: pd.DataFrame,
+def _describe(check: Check, result: dict[str, Any], exception: dict[str, Any], columns: set[str], length: int,
               type_failed: set[str]) -> tuple[Any, str]:
     """What GX observed, as plain data, and a sentence for a person."""
-    if check.column not in frame.columns:
+    if check.column not in columns:
         return None, ("column is missing" if check.expectation == "expect_column_to_exist"
                       else "not evaluated: the column is missing")
     raised = _raised(exception)
@@ -257,7 +281,7 @@ def _describe(check: Check, result: dict[str, Any], exception: dict[str, Any], f
     if check.expectation == "expect_column_to_exist":
         return None, "column is present"
     if "unexpected_count" in result:
-        count, total = int(result["unexpected_count"]), int(result.get("element_count", len(frame)))
+        count, total = int(result["unexpected_count"]), int(result.get("element_count", length))
         examples = _examples(result)
         rows = list(result.get("partial_unexpected_index_list") or [])[:_EXAMPLES]
         observed = {"unexpected_count": count, "element_count": total,

@@ -5,10 +5,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from steps._core.categories import keys
 from steps._core.documents import SourceRecord
@@ -23,9 +26,12 @@ _SOURCE_FIELDS: dict[str, tuple[type, str]] = {
 }
 
 
-def validated_frame(frame: pd.DataFrame, data: DataPolicy, task: str = "binary") -> pd.DataFrame:
+def validated_frame(frame: pd.DataFrame, data: DataPolicy, task: str = "binary",
+                    whole: bool | None = None) -> pd.DataFrame:
     """The rows `train` reads: one dtype per contract type, whatever the source format gave. The target keeps the
-    type the data gave it (whole numbers as int64), a regression target's numbers written as text read as numbers."""
+    type the data gave it (whole numbers as int64), a regression target's numbers written as text read as numbers.
+    `whole`: whether the target is whole numbers in every batch of the file (`target_is_whole` over each); None: in
+    this frame."""
     out: dict[str, pd.Series[Any]] = {}
     for f in data.features:
         col = frame[f.name]
@@ -37,21 +43,53 @@ def validated_frame(frame: pd.DataFrame, data: DataPolicy, task: str = "binary")
             # Each value as its key (steps._core.categories): the integer 1 of a Parquet file and the 1.0 of a CSV
             # column with holes are the one category "1" for training, the profile and the holdout.
             out[f.name] = pd.Series(keys(col), index=col.index, dtype=object)
-    target = frame[data.target]
-    if task == "regression":
-        target = pd.to_numeric(target)
-    if pd.api.types.is_numeric_dtype(target) and not pd.api.types.is_bool_dtype(target):
-        target = target.astype("int64") if (target == target.round()).all() else target
+    target = _target(frame, data, task)
+    if _numeric(target) and (whole if whole is not None else target_is_whole(frame, data, task)):
+        target = target.astype("int64")
     out[data.target] = target
     return pd.DataFrame(out).reset_index(drop=True)
+
+
+def target_is_whole(frame: pd.DataFrame, data: DataPolicy, task: str = "binary") -> bool:
+    """Whether the frame's target is numbers, all whole (written as int64); AND it over a file's batches."""
+    target = _target(frame, data, task)
+    return _numeric(target) and bool((target == target.round()).all())
+
+
+def _target(frame: pd.DataFrame, data: DataPolicy, task: str) -> pd.Series[Any]:
+    target = frame[data.target]
+    return pd.to_numeric(target) if task == "regression" else target
+
+
+def _numeric(target: pd.Series[Any]) -> bool:
+    return pd.api.types.is_numeric_dtype(target) and not pd.api.types.is_bool_dtype(target)
 
 
 def write(out: Path, frame: pd.DataFrame, data: DataPolicy, source: SourceRecord, task: str = "binary") -> None:
     """source.json, then the rows as `validated_frame` types them: data.parquet last, so its presence means the
     folder is complete."""
+    write_batches(out, [frame], data, source, task)
+
+
+def write_batches(out: Path, frames: Iterable[pd.DataFrame], data: DataPolicy, source: SourceRecord,
+                  task: str = "binary", whole: bool | None = None) -> None:
+    """`write` for rows that come in batches (a file larger than memory): one Parquet row group per batch, the
+    schema of the first (pandas' metadata too, so the file reads back as `write`'s does). One batch: the bytes
+    `DataFrame.to_parquet` writes."""
     write_json(out / SOURCE_FILE, source)
     with replacing(out / DATA_FILE) as tmp:
-        validated_frame(frame, data, task).to_parquet(tmp, index=False)
+        writer: pq.ParquetWriter | None = None
+        try:
+            for frame in frames:
+                table = pa.Table.from_pandas(validated_frame(frame, data, task, whole), preserve_index=False)
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp, table.schema)
+                elif not table.schema.equals(writer.schema):  # e.g. a text column with no value in this batch
+                    table = table.cast(writer.schema)
+                writer.write_table(table)
+        finally:
+            if writer is not None:
+                writer.close()
 
 
 def clear(out: Path) -> None:
@@ -60,21 +98,34 @@ def clear(out: Path) -> None:
     (out / SOURCE_FILE).unlink(missing_ok=True)
 
 
-def read(data_dir: Path) -> tuple[pd.DataFrame, SourceRecord]:
-    """The rows and their source; errors name train's --data flag, the file and what is wrong."""
+def read(data_dir: Path, columns: Sequence[str] | None = None,
+         categories: bool = False) -> tuple[pd.DataFrame, SourceRecord]:
+    """The rows (only `columns`, in that order, when given) and their source; errors name train's --data flag, the
+    file and what is wrong. `categories`: text columns as pandas' `category` dtype, decoded once per distinct value
+    (Parquet's dictionary), instead of one Python string per row; the values are the same."""
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise UsageError(f"--data {data_dir}: not a folder (expected validate's --out folder)")
     source = _read_source(data_dir)
+    path = data_dir / DATA_FILE
     try:
-        frame = pd.read_parquet(data_dir / DATA_FILE)
+        file = pq.ParquetFile(path)
+        schema = file.schema_arrow
+        names = schema.names if columns is None else list(columns)
+        text = [n for n in names if n in schema.names and pa.types.is_string(schema.field(n).type)]
+        table = file.read(columns=names, use_pandas_metadata=False)
+        if categories and text:
+            table = table.cast(pa.schema([pa.field(f.name, pa.dictionary(pa.int32(), f.type))
+                                          if f.name in text else f for f in table.schema], table.schema.metadata))
+        frame = table.to_pandas()
     except FileNotFoundError as err:
         raise UsageError(f"--data {data_dir}: {DATA_FILE} is missing") from err
-    except Exception as err:  # pyarrow raises several unrelated types for a corrupt file
-        raise UsageError(f"--data {data_dir / DATA_FILE}: not a readable Parquet file: {err}") from err
-    if len(frame) != source["rows"]:
+    except Exception as err:  # pyarrow raises several unrelated types for a corrupt file or a missing column
+        raise UsageError(f"--data {path}: not a readable Parquet file: {err}") from err
+    rows = file.metadata.num_rows
+    if rows != source["rows"]:
         raise UsageError(
-            f"--data {data_dir}: {DATA_FILE} has {len(frame)} rows but {SOURCE_FILE} says "
+            f"--data {data_dir}: {DATA_FILE} has {rows} rows but {SOURCE_FILE} says "
             f"rows={source['rows']}: the two files do not belong together"
         )
     return frame, source
