@@ -17,7 +17,7 @@ from typing import Any, ClassVar, TextIO, cast
 
 from steps._core.documents import GateReport, NodeRecord
 from workflows.local.engine.nodes import Node, NodeTree, node_id
-from workflows.local.record import pod_name
+from workflows.local.record import Usage, pod_name, pod_usage
 
 
 class Progress:
@@ -65,9 +65,16 @@ class NodeProgress:
             self.seen[node.id] = node.phase
             self.progress.width = max(self.progress.width, min(len(node.display_name), 40))
             text = node.phase + (f": {node.message}" if node.message else "")
-            self.progress.task(node.display_name, text, node.phase)
+            usage = self._usage(tree, node)
+            self.progress.task(node.display_name, text + (f"  ({usage_text(usage)})" if usage else ""), node.phase)
             if node.type == "Pod" and node.phase in ("Failed", "Error") and self.run_dir is not None:
                 self._tail(self.run_dir / "pods" / pod_name(tree.workflow, node) / "log")
+
+    def _usage(self, tree: NodeTree, node: Node) -> Usage | None:
+        """A pod's measured usage once it ended (its processes reaped), else None."""
+        if node.type != "Pod" or node.phase not in ("Succeeded", "Failed", "Error") or self.run_dir is None:
+            return None
+        return pod_usage(self.run_dir / "pods" / pod_name(tree.workflow, node))
 
     def _tail(self, log: Path) -> None:
         try:
@@ -78,12 +85,25 @@ class NodeProgress:
             self.progress.line("\n".join(f"{'':>10}| {line}" for line in lines) + f"\n{'':>10}(log: {log})")
 
 
+def usage_text(usage: Usage) -> str:
+    """`peak memory 1.21 GiB, CPU 14.2 s`: a pod's peak resident memory (its largest process) and CPU time."""
+    return f"peak memory {memory_text(usage['maxRSSBytes'])}, CPU {usage['cpuSeconds']:.1f} s"
+
+
+def memory_text(size: int) -> str:
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if size >= scale:
+            return f"{size / scale:.{2 if unit == 'GiB' else 0}f} {unit}"
+    return f"{size} B"
+
+
 # --- the summary -----------------------------------------------------------------------------------------
 
 
 def report_lines(tasks: Mapping[str, NodeRecord], parameters: Mapping[str, str]) -> list[str]:
     """What our own templates' reports say, from run.json's `tasks`: the registered version, how the rollout
-    ended, the candidate's metrics and each gate's verdict, and where the reports are."""
+    ended, the candidate's metrics and each gate's verdict, each task's peak memory and CPU time (as the runner
+    measured them), and where the reports are."""
     lines = []
     gates = [g for t in tasks.values() for p in t["outputs"]["artifacts"].values() if (g := _gate_report(Path(p)))]
     versions = [str(t["outputs"]["parameters"]["version"]) for t in tasks.values()
@@ -99,6 +119,10 @@ def report_lines(tasks: Mapping[str, NodeRecord], parameters: Mapping[str, str])
                 else f"not promoted: {rollout['message'] or 'the canary failed'} (see {rollout['log']})"))
     for gate in gates:
         lines += _gate_lines(gate)
+    measured = [(name, t["maxRSSBytes"], t.get("cpuSeconds", 0.0)) for name, t in tasks.items() if "maxRSSBytes" in t]
+    if measured:
+        lines.append("Peak memory (CPU time): " + ", ".join(f"{name} {memory_text(rss)} ({cpu:.1f} s)"
+                                                           for name, rss, cpu in measured))
     artifacts = [(name, a, p) for name, t in tasks.items() for a, p in t["outputs"]["artifacts"].items()]
     if artifacts:
         lines.append("Reports and artifacts:")

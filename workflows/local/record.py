@@ -1,5 +1,5 @@
 """The outcome of a local run: `run.json` in the run folder (a RunDocument, the workflow's and every node's phase as
-Argo reports them), rewritten atomically as the run goes."""
+Argo reports them, and what each pod used as the runner measured it), rewritten atomically as the run goes."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any, TypedDict
 from steps._core.documents import NodeRecord, RunDocument
 from steps._core.files import write_text
 from workflows.local.engine.nodes import Node, NodeTree, Outputs, fnv32a
+from workflows.local.engine.sandbox import USAGE_SUFFIX
 
 RUN_JSON = "run.json"
 
@@ -33,6 +34,9 @@ class NodeDocument(TypedDict, total=False):
     startedAt: str | None
     finishedAt: str | None
     memoized: bool
+    # A Pod node's Argo ResourcesDuration ({"cpu": 1-CPU seconds, "memory": 100Mi seconds}) from what it used
+    # (CPU time; peak resident memory over its duration), where Argo estimates it from the pod's requests.
+    resourcesDuration: dict[str, int]
 
 
 class WorkflowDocument(RunDocument):
@@ -50,7 +54,7 @@ def iso(timestamp: float | None) -> str | None:
     return datetime.fromtimestamp(int(timestamp), tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def node_document(node: Node) -> NodeDocument:
+def node_document(node: Node, usage: Usage | None = None) -> NodeDocument:
     document: NodeDocument = {
         "id": node.id, "name": node.name, "displayName": node.display_name, "type": node.type,
         "phase": node.phase, "message": node.message, "templateName": node.template_name,
@@ -59,7 +63,37 @@ def node_document(node: Node) -> NodeDocument:
         "outputs": outputs_document(node.outputs), "startedAt": iso(node.started_at),
         "finishedAt": iso(node.finished_at), "memoized": node.memoized,
     }
+    if usage is not None and node.started_at is not None and node.finished_at is not None:
+        seconds = node.finished_at - node.started_at
+        document["resourcesDuration"] = {"cpu": round(usage["cpuSeconds"]),
+                                         "memory": round(usage["maxRSSBytes"] / _MEMORY_UNIT * seconds)}
     return document
+
+
+class Usage(TypedDict):
+    """What a pod's processes used, as the runner measured them (os.wait4, see sandbox.Process): the peak resident
+    memory of the largest, in bytes, and the CPU time (user + system) of all, in seconds."""
+
+    maxRSSBytes: int
+    cpuSeconds: float
+
+
+_MEMORY_UNIT = 100 * 2**20  # Argo's denominator for memory: 100Mi
+
+
+def pod_usage(pod_dir: Path) -> Usage | None:
+    """The usage of a pod's containers (each `<container>.usage.json`): the largest peak, the CPU time summed; None
+    when none was measured (no process ended yet)."""
+    found: list[dict[str, Any]] = []
+    for path in sorted(pod_dir.glob(f"*{USAGE_SUFFIX}")):
+        try:
+            found.append(json.loads(path.read_text()))
+        except (OSError, ValueError):
+            continue  # being written, or not ours: not measured
+    if not found:
+        return None
+    return {"maxRSSBytes": max(int(u.get("maxRSSBytes") or 0) for u in found),
+            "cpuSeconds": round(sum(float(u.get("cpuSeconds") or 0.0) for u in found), 3)}
 
 
 def outputs_document(outputs: Outputs | None) -> dict[str, Any]:
@@ -82,8 +116,15 @@ def workflow_document(tree: NodeTree, phase: str, message: str, outputs: Outputs
         "name": tree.workflow, "phase": phase, "message": message, "parameters": parameters,
         "duration": round(duration, 3), "tasks": task_records(tree, run_dir),
         "outputs": outputs_document(outputs),
-        "nodes": {ident: node_document(node) for ident, node in tree.nodes.items()},
+        "nodes": {ident: node_document(node, _usage(run_dir, tree.workflow, node))
+                  for ident, node in tree.nodes.items()},
     }
+
+
+def _usage(run_dir: Path | None, workflow: str, node: Node) -> Usage | None:
+    if run_dir is None or node.type != "Pod":
+        return None
+    return pod_usage(run_dir / "pods" / pod_name(workflow, node))
 
 
 def task_records(tree: NodeTree, run_dir: Path | None) -> dict[str, NodeRecord]:
@@ -109,6 +150,10 @@ def task_records(tree: NodeTree, run_dir: Path | None) -> dict[str, NodeRecord]:
                                       for a in outputs.artifacts if a.key}},
             "log": str(log) if log is not None and log.exists() else "",
         }
+        usage = _usage(run_dir, tree.workflow, last)
+        if usage is not None:
+            records[node.display_name]["maxRSSBytes"] = usage["maxRSSBytes"]
+            records[node.display_name]["cpuSeconds"] = usage["cpuSeconds"]
     return records
 
 

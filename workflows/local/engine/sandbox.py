@@ -1,6 +1,7 @@
 """One container's view of the machine: the host's files, except the container's own paths (its /tmp, the paths of
 its inputs and outputs, its working directory when the host has none) which live in a folder of the run, and its
-volume mounts, bound to the run's volume folders; and the process that runs in it, in its own process group.
+volume mounts, bound to the run's volume folders; and the process that runs in it, in its own process group, with what
+it used (peak resident memory, CPU time: os.wait4).
 
 The view is made with bubblewrap (`bwrap`, Debian's `bubblewrap`). The container's root is a fresh folder of the
 run (`root`); every entry of the host's `/` is bound into it, except the directories on the way to a container
@@ -201,7 +202,8 @@ class Process:
     """A container's process, in its own process group; stdout and stderr go to files. `stop` sends SIGTERM to the
     group now and SIGKILL once `grace` seconds passed (checked by `poll`). With `wrapped` (the leader is bwrap,
     which would die of SIGTERM at once and take the command with it), SIGTERM goes to every member but the leader,
-    so the command handles it as in a container."""
+    so the command handles it as in a container. Once it ended, `usage` holds its peak resident memory (the largest
+    of its processes) and CPU time, also written beside stdout for run.json (`usage_path`)."""
 
     def __init__(self, argv: list[str], env: dict[str, str], stdout: Path, stderr: Path, cwd: str | None = None,
                  wrapped: bool = False, append: bool = False):
@@ -216,6 +218,7 @@ class Process:
         self._term_pending = False
         self.note = ""  # the runtime's word on the exit (a command bwrap could not execute)
         self.setup_error = ""  # bwrap could not set the container up: the runtime failed, not the command
+        self.usage: dict[str, Any] | None = None  # once reaped: maxRSSBytes, cpuSeconds (see _reap)
         mode = "ab" if append else "wb"
         with open(stdout, mode) as out, open(stderr, mode) as err:
             self._popen = subprocess.Popen(argv, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
@@ -240,7 +243,7 @@ class Process:
                 self._signal(signal.SIGKILL)
             return None
         self._signal(signal.SIGKILL)  # what it left behind in its group (a shell's background jobs)
-        code = self._popen.wait()
+        code = self._reap()
         self.exit_code = 128 - code if code < 0 else code
         if self.wrapped and self.exit_code == 1:
             self._runtime_failure()
@@ -267,6 +270,24 @@ class Process:
             time.sleep(0.01)
         return code
 
+    def _reap(self) -> int:
+        """Reap the leader with wait4, which also reports what it and the processes it waited for used (bwrap
+        waits for the command, the command for its own children): the peak resident memory of the largest and the
+        CPU time of all. Recorded in `usage` and beside stdout (`<container>.usage.json`) for run.json."""
+        if self._popen.returncode is not None:
+            return self._popen.returncode
+        try:
+            _, status, rusage = os.wait4(self._popen.pid, 0)
+        except ChildProcessError:  # reaped elsewhere: no usage to report
+            return self._popen.wait()
+        self._popen.returncode = os.waitstatus_to_exitcode(status)
+        # Linux reports ru_maxrss in KiB.
+        self.usage = {"maxRSSBytes": int(rusage.ru_maxrss) * 1024,
+                      "cpuSeconds": round(rusage.ru_utime + rusage.ru_stime, 3)}
+        with contextlib.suppress(OSError):
+            usage_path(self.stdout).write_text(json.dumps(self.usage) + "\n")
+        return self._popen.returncode
+
     def _runtime_failure(self) -> None:
         """bwrap's own failures, in its first line of stderr: execvp's is the emissary's exit 64 ("failed to find
         name in PATH"), any other a failure of the runtime."""
@@ -287,6 +308,14 @@ class Process:
     def _signal(self, sig: signal.Signals) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self._popen.pid, sig)
+
+
+USAGE_SUFFIX = ".usage.json"
+
+
+def usage_path(stdout: Path) -> Path:
+    """Where a container's measured usage is written: beside its stdout (`main.stdout` -> `main.usage.json`)."""
+    return stdout.with_name(stdout.stem + USAGE_SUFFIX)
 
 
 def _last_not_found(stderr: Path) -> str:
