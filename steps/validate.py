@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -24,7 +26,6 @@ from steps._core.errors import UsageError, run
 from steps._core.files import write_text
 from steps._core.policy import DataPolicy, load_policy
 from steps._core.synthetic import SCHEME
-from steps._model.features import check_params
 from steps._quality import expectations as _expectations
 from steps._quality import tally as _tally
 from steps._quality import validated as _validated
@@ -86,7 +87,7 @@ def validate_batches(source: Source, data: DataPolicy, task: str = "binary",
     checks = _expectations.contract_checks(data, task)
     tally = _tally.Tally(checks, columns)
     whole, last = True, pd.DataFrame()
-    for batch in source.batches(columns, batch_rows):
+    for batch in source.batches(columns, batch_rows, _categorical(data)):
         prepared = _expectations.prepare(batch, data, task)
         if not _tally.clean(prepared, checks):
             break
@@ -98,9 +99,12 @@ def validate_batches(source: Source, data: DataPolicy, task: str = "binary",
             outcomes = _expectations.outcomes(tally, tally.rows)
             dataset = Dataset(last, source.uri, source.sha256, source.format)
             return ValidationReport(dataset, outcomes, tally.rows), whole
-    dataset = Dataset(source.read(columns), source.uri, source.sha256, source.format)
+    dataset = Dataset(source.read(columns, _categorical(data)), source.uri, source.sha256, source.format)
     report, _ = validate(dataset, data, task)
-    return report, bool(report.passed and _validated.target_is_whole(dataset.frame, data, task))
+    whole = bool(report.passed and _validated.target_is_whole(dataset.frame, data, task))
+    # The rows are written batch by batch again: the report need not hold them all.
+    kept = Dataset(dataset.frame.iloc[:0], source.uri, source.sha256, source.format)
+    return ValidationReport(kept, report.outcomes, report.row_count), whole
 
 
 def write_outputs(report: ValidationReport, frame: pd.DataFrame, data: DataPolicy, out: Path,
@@ -125,30 +129,41 @@ def _source_record(report: ValidationReport) -> SourceRecord:
     return SourceRecord(uri=dataset.uri, sha256=dataset.sha256, rows=report.row_count, format=dataset.format)
 
 
+def _categorical(data: DataPolicy) -> list[str]:
+    """The categorical features: read as pandas categories (not the target, whose type the validated rows keep)."""
+    return [f.name for f in data.features if f.type == "categorical"]
+
+
 def _contract_columns(source: Source, data: DataPolicy) -> list[str]:
     """The contract's columns the file has (the features, then the target): nothing else is read."""
     have = set(source.columns())
     return [c for c in (*data.feature_names, data.target) if c in have]
 
 
-def _check(data: DataPolicy, task: str, uri: str, out: Path, report_path: Path, batch_rows: int) -> ValidationReport:
+def _check(data: DataPolicy, task: str, uri: str, out: Path, report_path: Path, batch_rows: int,
+           ready: Callable[[], None] = lambda: None) -> ValidationReport:
     """Read, validate and write: the whole file at once, or (a Parquet file of more than `batch_rows` rows) in
-    batches, twice: once to validate, once to write the rows that passed."""
+    batches, twice: once to validate, once to write the rows that passed. `ready` is called before any write."""
     if uri.startswith(SCHEME):
         report, _ = validate(read_dataset(uri), data, task)
+        ready()
         write_outputs(report, report.dataset.frame, data, out, report_path, task)
         return report
     with open_source(uri) as source:
         rows = source.rows()
         if rows is None or rows <= batch_rows:
-            dataset = Dataset(source.read(_contract_columns(source, data)), uri, source.sha256, source.format)
-            report, frame = validate(dataset, data, task)
+            frame = source.read(_contract_columns(source, data), _categorical(data))
+            dataset = Dataset(frame, uri, source.sha256, source.format)
+            report, checked = validate(dataset, data, task)
+            del checked  # written from the rows as read: the rows as checked need not stay in memory
+            ready()
             write_outputs(report, frame, data, out, report_path, task)
             return report
         report, whole = validate_batches(source, data, task, batch_rows)
+        ready()
         write_report(report, report_path, out)
         if report.passed:
-            batches = source.batches(_contract_columns(source, data), batch_rows)
+            batches = source.batches(_contract_columns(source, data), batch_rows, _categorical(data))
             _validated.write_batches(out, batches, data, _source_record(report), task, whole)
         return report
 
@@ -170,6 +185,34 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+class _Background:
+    """A call run on a thread; `wait` joins it and raises what it raised."""
+
+    def __init__(self, call: Callable[[], None]) -> None:
+        self._error: BaseException | None = None
+
+        def target() -> None:
+            try:
+                call()
+            except BaseException as err:  # handed to wait(), on the caller's thread
+                self._error = err
+
+        self._thread = threading.Thread(target=target, name="check-params", daemon=True)
+        self._thread.start()
+
+    def wait(self) -> None:
+        self._thread.join()
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+
+def _check_params(estimator: str, params: dict[str, Any], task: str) -> None:
+    from steps._model.features import check_params
+
+    check_params(estimator, params, task)
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -187,11 +230,16 @@ def _body(argv: list[str] | None) -> int:
     if args.report.is_dir():
         raise UsageError(f"--report {args.report}: is a folder, expected a file name")
     policy = load_policy(args.policy)
-    # The whole policy is checked before any data is read: the model's parameters too, which train would
-    # otherwise refuse only after validation has run.
+    # The whole policy is checked, the model's parameters too, which train would otherwise refuse only after
+    # validation has run. That check imports scikit-learn (seconds): it runs beside the reading, and its verdict
+    # comes first, before anything is written and before any error about the data.
     task = policy.model.task
-    check_params(policy.model.estimator, policy.model.params, task)
-    report = _check(policy.data, task, args.dataset, args.out, args.report, args.batch_rows)
+    params = _Background(lambda: _check_params(policy.model.estimator, policy.model.params, task))
+    try:
+        report = _check(policy.data, task, args.dataset, args.out, args.report, args.batch_rows, params.wait)
+    except BaseException:
+        params.wait()
+        raise
     dataset = report.dataset
     for o in report.warnings:
         print(f"{STEP}: warning: {o.line()}", file=sys.stderr)

@@ -55,13 +55,16 @@ class Source:
         """The number of rows a Parquet file holds (from its footer); None for CSV, which must be read to count."""
         return self._parquet().metadata.num_rows if self.format == "parquet" else None
 
-    def read(self, columns: Sequence[str] | None = None) -> pd.DataFrame:
-        """The whole dataset, or the named columns (which must exist), as pandas reads the file."""
+    def read(self, columns: Sequence[str] | None = None, categories: Sequence[str] = ()) -> pd.DataFrame:
+        """The whole dataset, or the named columns (which must exist), as pandas reads the file. `categories`: text
+        columns of a Parquet file to read as pandas' `category` dtype (Parquet's dictionary: one Python string per
+        distinct value, not per row); the values are the same."""
         if columns is not None and not columns:  # no column asked for: still every row
             return self.read().iloc[:, :0]
         if self.format == "parquet":
             try:
-                frame = pd.read_parquet(self.path, columns=None if columns is None else list(columns))
+                frame = pd.read_parquet(self.path, columns=None if columns is None else list(columns),
+                                        read_dictionary=self._text(categories) or None)
             except Exception as err:  # pyarrow raises several unrelated types for a corrupt file
                 raise UsageError(f"dataset {self.uri}: corrupt Parquet file: {err}") from err
         else:
@@ -70,12 +73,13 @@ class Source:
             raise UsageError(f"dataset {self.uri}: has a header but no rows")
         return frame
 
-    def batches(self, columns: Sequence[str], rows: int) -> Iterator[pd.DataFrame]:
+    def batches(self, columns: Sequence[str], rows: int, categories: Sequence[str] = ()) -> Iterator[pd.DataFrame]:
         """A Parquet file's named columns, `rows` rows at a time (decoded row group by row group, so memory follows
-        the batch, not the file); each batch's index numbers its rows in the whole file."""
+        the batch, not the file); each batch's index numbers its rows in the whole file. `categories`: as `read`."""
         offset = 0
+        file = self._parquet(self._text(categories))
         try:
-            for batch in self._parquet().iter_batches(batch_size=rows, columns=list(columns),
+            for batch in file.iter_batches(batch_size=rows, columns=list(columns),
                                                       use_pandas_metadata=False):
                 frame = pa.Table.from_batches([batch]).to_pandas()
                 frame.index = pd.RangeIndex(offset, offset + len(frame))
@@ -84,9 +88,17 @@ class Source:
         except (pa.ArrowException, OSError) as err:
             raise UsageError(f"dataset {self.uri}: corrupt Parquet file: {err}") from err
 
-    def _parquet(self) -> pq.ParquetFile:
+    def _text(self, names: Sequence[str]) -> list[str]:
+        """Those of `names` that a Parquet file stores as text."""
+        if self.format != "parquet" or not names:
+            return []
+        schema = self._parquet().schema_arrow
+        return [n for n in names if n in schema.names
+                and (pa.types.is_string(schema.field(n).type) or pa.types.is_large_string(schema.field(n).type))]
+
+    def _parquet(self, dictionary: Sequence[str] = ()) -> pq.ParquetFile:
         try:
-            return pq.ParquetFile(self.path)
+            return pq.ParquetFile(self.path, read_dictionary=list(dictionary) or None)
         except Exception as err:
             raise UsageError(f"dataset {self.uri}: corrupt Parquet file: {err}") from err
 
