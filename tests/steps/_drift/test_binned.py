@@ -104,3 +104,60 @@ def test_an_unknown_bin_or_feature_in_the_counters_is_an_error_naming_it() -> No
     with pytest.raises(ValueError, match=r"bin '0': must be >= 0"):
         _binned.counts_from_labels(profile, {"colour": {"0": -1}})
 
+
+
+def _added_up(distinct: Any, counts: Any) -> dict[Any, float]:
+    out: dict[Any, float] = {}
+    for value, count in zip(list(distinct), list(counts), strict=True):
+        k = None if pd.isna(value) else value  # None and NaN are both missing
+        out[k] = out.get(k, 0.0) + float(count)
+    return out
+
+
+def _by_value(values: pd.Series) -> dict[Any, float]:
+    counted = values.value_counts(dropna=False)
+    return _added_up(counted.index, counted.to_numpy())
+
+
+@pytest.mark.parametrize("kind", [
+    "one-object-per-value", "a-new-object-per-row", "late-values", "many-late-values", "many-values",
+    "strided", "short", "integers-as-objects",
+])
+def test_a_text_column_is_tallied_like_value_counts_however_its_objects_are_shared(kind: str) -> None:
+    # Parquet's and pandas' CSV readers give equal strings one object, which `tally` counts by identity; a column
+    # built another way (a new object per row, an odd value far down, a view) must count the same.
+    rng = np.random.default_rng(4)
+    words = ["red", "green", "blue", None, np.nan, "mauve"]
+    column = pd.Series(np.array(words, dtype=object)[rng.integers(0, len(words), 20_000)], dtype=object)
+    if kind == "a-new-object-per-row":
+        column = pd.Series([None if v is None else v if isinstance(v, float) else "".join(list(v)) for v in column],
+                           dtype=object)
+    elif kind == "late-values":
+        column.iloc[[15_000, 19_999]] = ["teal", "teal"]  # first met past the head that is sampled
+    elif kind == "many-late-values":
+        column.iloc[15_000:15_020] = [f"late-{i}" for i in range(20)]
+    elif kind == "many-values":
+        column = pd.Series([f"v{i % 3000}" for i in range(20_000)], dtype=object)
+    elif kind == "strided":
+        column = pd.DataFrame({"a": column, "b": column}).T.iloc[0].astype(object)
+        column = column.iloc[::2]
+    elif kind == "short":
+        column = column.iloc[:100]
+    elif kind == "integers-as-objects":
+        column = pd.Series(np.array([1, 2, 3, None], dtype=object)[rng.integers(0, 4, 20_000)], dtype=object)
+    assert _added_up(*_binned.tally(column)) == _by_value(column)
+
+
+def test_text_columns_count_the_same_by_identity_and_by_value(fraud: dict[str, Any]) -> None:
+    # The fraud data read back from Parquet: the counted bins of every categorical feature are value_counts'.
+    import io
+
+    buffer = io.BytesIO()
+    fraud["shifted"].to_parquet(buffer)
+    current = pd.read_parquet(io.BytesIO(buffer.getvalue()))
+    for name, fp in fraud["profile"]["features"].items():
+        if fp["type"] == "categorical":
+            counts = _binned.count_column(fp, current[name], name)
+            expected = _profile.bin_counts(fp, current[name])
+            got = {label: c for label, c in zip(_binned.labels(fp), counts.tolist(), strict=True) if c}
+            assert got == {label: float(c) for label, c in expected.items()}

@@ -150,3 +150,56 @@ def test_a_damaged_ecdf_file_is_an_error_naming_it(damage: str, tmp_path: Path) 
     with pytest.raises(ValueError, match=re.escape(f"the file: {expected}")):
         _ecdf.load_ecdfs(data, "the file")
 
+
+
+def _sorted_ecdf(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The Ecdf by sorting every present value: what `ecdf` gave before it counted grids."""
+    x = np.asarray(x, dtype=np.float64)
+    values, counts = np.unique(x[np.isfinite(x)], return_counts=True)
+    return values, np.cumsum(counts)
+
+
+@pytest.mark.parametrize("kind", [
+    "cents", "three-decimals-wide-range", "six-decimals", "negative-tenths", "whole-floats-wide-range",
+    "integers", "integers-wide-range", "seven-decimals", "unrounded", "rounded-with-missing-and-infinite",
+    "huge-whole-floats", "decimal-text",
+])
+def test_an_ecdf_counted_on_a_decimal_grid_is_the_sorted_ecdf_bit_for_bit(kind: str) -> None:
+    # Amounts in cents, rounded measures, integers and decimal text are counted, not sorted; any other sample is
+    # sorted. Either way each distinct value and its count are exactly what sorting every value gives, so the
+    # scores (and the reference_ecdf.npz a training writes) stay the same.
+    rng = np.random.default_rng(11)
+    n = 50_000
+    x = {
+        "cents": np.round(rng.uniform(0, 1000, n), 2),  # a range within COUNT_SLOTS per value: bincount
+        "three-decimals-wide-range": np.round(rng.exponential(800, n), 3),  # too wide for bincount: hashed
+        "six-decimals": np.round(rng.uniform(0, 1, n), 6),
+        "negative-tenths": np.round(rng.normal(-3, 20, n), 1),
+        "whole-floats-wide-range": np.round(rng.lognormal(12, 2, n)),
+        "integers": rng.poisson(30, n),
+        "integers-wide-range": rng.integers(-10**12, 10**12, n),
+        "seven-decimals": np.round(rng.uniform(0, 1, n), 7),  # off the grids counted: sorted
+        "unrounded": rng.normal(0, 1, n),
+        "rounded-with-missing-and-infinite": np.where(rng.random(n) < 0.1, np.nan, np.round(rng.gamma(2, 50, n), 2)),
+        "huge-whole-floats": np.round(rng.uniform(2.0**53, 2.0**60, n)),
+        "decimal-text": np.array([float(f"{v:.3f}") for v in rng.normal(10, 3, n)]),  # as a CSV reader parses it
+    }[kind]
+    if kind == "rounded-with-missing-and-infinite":
+        x[:3] = [np.inf, -np.inf, np.nan]
+    e = _ecdf.ecdf(x)
+    values, at_or_below = _sorted_ecdf(x)
+    # Equal floats are the same bits, but for -0.0, which is counted as 0.0 (a distance cannot tell them apart).
+    assert e.values.dtype == np.float64 and np.array_equal(e.values, values)
+    assert e.at_or_below.tolist() == at_or_below.tolist()
+    half, whole = x[: n // 2][np.isfinite(x[: n // 2])], x[np.isfinite(x)]
+    wasserstein, _ = _ecdf.score_raw(_ecdf.ecdf(x[: n // 2]), e, "wasserstein")
+    assert wasserstein == pytest.approx(stats.wasserstein_distance(half, whole) / np.std(half), rel=1e-9)
+
+
+def test_a_grid_is_read_from_the_head_but_checked_on_every_value() -> None:
+    # The first 1000 values look like cents; a later one has more decimals: the sample is sorted, not miscounted.
+    x = np.round(np.random.default_rng(2).uniform(0, 100, 5000), 2)
+    x[4000] = 12.3456789
+    e = _ecdf.ecdf(x)
+    values, at_or_below = _sorted_ecdf(x)
+    assert np.array_equal(e.values, values) and e.at_or_below.tolist() == at_or_below.tolist()
