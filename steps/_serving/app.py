@@ -318,7 +318,7 @@ class App:
         self._send(out, req, 200, self.metrics.render(), content_type=METRICS_TYPE)
 
     def _server_metadata(self, out: Responder, req: Request) -> None:
-        self._send(out, req, 200, dumps({"name": "argo-mlops", "version": _package_version(),
+        self._send(out, req, 200, dumps({"name": "argo-mlops", "version": package_version(),
                                          "extensions": [binary.EXTENSION]}))
 
     def _v1_model(self, out: Responder, req: Request) -> None:
@@ -380,7 +380,7 @@ def _is_prediction(path: bytes) -> bool:
     return path.endswith((b":predict", b"/infer"))
 
 
-def _package_version() -> str:
+def package_version() -> str:
     try:
         from importlib.metadata import version
 

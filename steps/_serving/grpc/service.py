@@ -114,7 +114,7 @@ class Service:
         return pb.ModelReadyResponse(ready=self.app.is_ready())
 
     async def server_metadata(self, request: pb.ServerMetadataRequest, context: Any) -> pb.ServerMetadataResponse:
-        return pb.ServerMetadataResponse(name="argo-mlops", version=_app._package_version(), extensions=[])
+        return pb.ServerMetadataResponse(name="argo-mlops", version=_app.package_version(), extensions=[])
 
     async def model_metadata(self, request: pb.ModelMetadataRequest, context: Any) -> pb.ModelMetadataResponse:
         try:
