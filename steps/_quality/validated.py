@@ -113,6 +113,7 @@ def read(data_dir: Path, columns: Sequence[str] | None = None,
         schema = file.schema_arrow
         names = schema.names if columns is None else list(columns)
         text = [n for n in names if n in schema.names and pa.types.is_string(schema.field(n).type)]
+        missing = [n for n in names if n not in schema.names]
         table = file.read(columns=names, use_pandas_metadata=False)
         if categories and text:
             table = table.cast(pa.schema([pa.field(f.name, pa.dictionary(pa.int32(), f.type))
@@ -122,6 +123,8 @@ def read(data_dir: Path, columns: Sequence[str] | None = None,
         raise UsageError(f"--data {data_dir}: {DATA_FILE} is missing") from err
     except Exception as err:  # pyarrow raises several unrelated types for a corrupt file or a missing column
         raise UsageError(f"--data {path}: not a readable Parquet file: {err}") from err
+    if missing:
+        raise UsageError(f"--data {path}: has no column {', '.join(missing)} (it has {', '.join(schema.names)})")
     rows = file.metadata.num_rows
     if rows != source["rows"]:
         raise UsageError(

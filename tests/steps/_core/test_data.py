@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from steps._core.data import DRIFTED_FEATURES, generate, read_dataset, write_frame
+from steps._core.data import DRIFTED_FEATURES, generate, open_source, read_dataset, read_frame, write_frame
 from steps._core.errors import UsageError
 from steps._core.policy import DataPolicy, Feature, load_policy
 
@@ -185,3 +185,31 @@ def test_read_dataset_reads_s3(s3_bucket: str, small: pd.DataFrame) -> None:
     dataset = read_dataset(f"s3://{s3_bucket}/d/data.csv")
     assert dataset.format == "csv" and dataset.sha256 == hashlib.sha256(body).hexdigest()
     assert len(dataset.frame) == 500
+
+
+@pytest.mark.parametrize("name", ["data.csv", "data.parquet"])
+def test_read_frame_reads_only_the_columns_asked_for(name: str, small: pd.DataFrame, tmp_path: Path) -> None:
+    path = tmp_path / name
+    write_frame(small, path)
+    frame = read_frame(str(path), ["channel", "amount", "not-in-the-file"])
+    assert sorted(frame.columns) == ["amount", "channel"] and len(frame) == 500
+    assert (frame["channel"] == small["channel"]).all()
+    pd.testing.assert_frame_equal(read_frame(path.as_uri()), read_dataset(str(path)).frame)
+    assert len(read_frame(str(path), ["not-in-the-file"])) == 500  # no column, still every row
+
+
+def test_a_parquet_source_reads_text_as_categories_and_in_batches(small: pd.DataFrame, tmp_path: Path) -> None:
+    path = tmp_path / "data.parquet"
+    write_frame(small, path)
+    with open_source(str(path)) as source:
+        assert source.format == "parquet" and source.rows() == 500 and source.columns() == list(small.columns)
+        assert source.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+        whole = source.read(["amount", "channel"], categories=["channel"])
+        assert isinstance(whole["channel"].dtype, pd.CategoricalDtype)
+        assert (whole["channel"].astype(object) == small["channel"]).all()
+        batches = list(source.batches(["amount", "channel"], 200, categories=["channel"]))
+    assert [len(b) for b in batches] == [200, 200, 100]
+    assert [b.index[0] for b in batches] == [0, 200, 400]  # each batch's rows keep their numbers in the file
+    joined = pd.concat(batches)
+    pd.testing.assert_series_equal(joined["amount"], whole["amount"])
+    assert (joined["channel"].astype(object) == small["channel"]).all()

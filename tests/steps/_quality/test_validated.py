@@ -55,3 +55,21 @@ def test_a_source_field_of_the_wrong_type_is_refused_naming_it(
     (tmp_path / validated.SOURCE_FILE).write_text(json.dumps(source))
     with pytest.raises(UsageError, match=f"--data {tmp_path / validated.SOURCE_FILE}: {message}"):
         validated.read(tmp_path)
+
+
+def test_rows_written_in_batches_read_back_as_one_frame_and_by_column(tmp_path: Path) -> None:
+    data = load_policy(POLICY).data
+    frame = generate(1000, seed=4)
+    source = SourceRecord(uri="t.parquet", sha256="0" * 64, rows=1000, format="parquet")
+    validated.write(tmp_path / "whole", frame, data, source)
+    validated.write_batches(tmp_path / "batched", (frame.iloc[i:i + 300] for i in range(0, 1000, 300)), data, source)
+    whole, _ = validated.read(tmp_path / "whole")
+    batched, _ = validated.read(tmp_path / "batched")
+    pd.testing.assert_frame_equal(batched, whole)
+
+    some, _ = validated.read(tmp_path / "batched", columns=["is_fraud", "channel", "amount"], categories=True)
+    assert list(some.columns) == ["is_fraud", "channel", "amount"]
+    assert isinstance(some["channel"].dtype, pd.CategoricalDtype) and str(some["is_fraud"].dtype) == "int64"
+    assert (some["channel"].astype(object) == whole["channel"]).all()
+    with pytest.raises(UsageError, match="data.parquet: has no column no-such-column"):
+        validated.read(tmp_path / "batched", columns=["no-such-column"])
