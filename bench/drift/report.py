@@ -9,10 +9,18 @@ LABELS = {
     "ours-psi": "argo-mlops, PSI 0.15 (policy default, from the profile)",
     "ours-wasserstein-js": "argo-mlops, Evidently's tests, reference Ecdfs from training",
     "ours-wasserstein-js-raw": "argo-mlops, Evidently's tests, reference DataFrame",
+    "ours-wasserstein-js-step": "argo-mlops, Evidently's tests, as `steps.drift --current` runs them",
     "ours-ks-chi2": "argo-mlops, alibi-detect's tests, reference Ecdfs from training",
     "ours-ks-chi2-raw": "argo-mlops, alibi-detect's tests, reference DataFrame",
     "evidently": "Evidently DataDriftPreset",
     "alibi-detect": "alibi-detect TabularDrift",
+}
+
+# Where ours takes its numeric reference from, by the measurement's suffix.
+WHERE = {
+    "raw": "DataFrame, in the timed region",
+    "step": ("the bundle's reference_ecdf.npz (thinned as train keeps it), and the report's per-bin "
+             "distributions too"),
 }
 
 
@@ -77,7 +85,11 @@ def _tool(runs: list[dict[str, Any]], truth: list[str]) -> dict[str, Any]:
         "scores": first["scores"],
         "p_values": first.get("p_values"),
         "versions": first["versions"],
+        "cpu_seconds_all": [r["cpu_seconds"] for r in runs],
         "load_average": [r["load_average"] for r in runs],
+        "load_averages_before": [r.get("load_averages_before", [r["load_average"]]) for r in runs],
+        "niceness": first.get("niceness"),
+        "environment": first.get("environment"),
         "cpu_probe_seconds": [r["cpu_probe_seconds"] for r in runs],
     }
     if "phases" in first:
@@ -132,7 +144,7 @@ def markdown(r: dict[str, Any]) -> str:
         "| --- | --- | --- | ---: | ---: | ---: | ---: | --- | ---: | --- |",
     ]
     for c in r["comparisons"]:
-        where = "DataFrame, in the timed region" if c["ours"].endswith("-raw") else "Ecdfs built at training"
+        where = WHERE.get(c["ours"].rpartition("-")[2], "Ecdfs built at training")
         lines.append(
             f"| {c['peer']} | {c['tests']} | {where} | {_s(c['peer_seconds'])} | {_s(c['ours_seconds'])} | "
             f"{c['speedup']:.0f}x | {c['target']:.0f}x | {'yes' if c['met'] else 'NO'} | "
@@ -141,7 +153,7 @@ def markdown(r: dict[str, Any]) -> str:
         )
     lines.append("")
     for c in r["comparisons"]:
-        if c["ours"].endswith("-raw"):
+        if c["ours"].endswith(("-raw", "-step")):
             continue
         extra = []
         if "threaded" in c:
@@ -177,6 +189,7 @@ def markdown(r: dict[str, Any]) -> str:
         lines += [(f"alibi-detect's time split: encoding the DataFrames {_s(phases['encode'])} s, "
                   f"TabularDrift(x_ref) {_s(phases['init'])} s, predict {_s(phases['predict'])} s."), ""]
 
+    lines += _runs(tools)
     lines += _feature_table(r)
     lines += _counters(r["counters"])
     versions = {key: t["versions"] for key, t in tools.items() if "@" not in key}
@@ -207,6 +220,23 @@ def markdown(r: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _runs(tools: dict[str, Any]) -> list[str]:
+    """Every measurement with the machine's load beside it: the machine is shared, and a busy one stretches the
+    short runs most."""
+    lines = ["## Every run, with the machine's load", "",
+             ("Load average (1, 5, 15 min) just before each measured process started; the CPU probe is a fixed "
+              "pure-Python loop timed just before it (about 0.14 s on an idle machine)."), "",
+             "| tool | run | s | CPU s | load average before | CPU probe s |",
+             "| --- | ---: | ---: | ---: | --- | ---: |"]
+    for key, t in tools.items():
+        loads = t.get("load_averages_before") or [[x] for x in t["load_average"]]
+        for i, seconds in enumerate(t["seconds"]["all"]):
+            cpu = t.get("cpu_seconds_all", [None] * len(t["seconds"]["all"]))[i]
+            lines.append(f"| {key} | {i + 1} | {_s(seconds)} | {'' if cpu is None else _s(cpu)} | "
+                         f"{', '.join(f'{x:.2f}' for x in loads[i])} | {t['cpu_probe_seconds'][i]:.3f} |")
+    return lines + [""]
 
 
 def _same(c: dict[str, Any]) -> str:

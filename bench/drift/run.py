@@ -52,6 +52,7 @@ _ALIBI_TESTS = "Kolmogorov-Smirnov (numeric), chi-square (categorical), uncorrec
 COMPARISONS = [
     {"peer": "evidently", "ours": "ours-wasserstein-js", "target": 200.0, "tests": _EVIDENTLY_TESTS},
     {"peer": "evidently", "ours": "ours-wasserstein-js-raw", "target": 200.0, "tests": _EVIDENTLY_TESTS},
+    {"peer": "evidently", "ours": "ours-wasserstein-js-step", "target": 200.0, "tests": _EVIDENTLY_TESTS},
     {"peer": "alibi-detect", "ours": "ours-ks-chi2", "target": 10.0, "tests": _ALIBI_TESTS},
     {"peer": "alibi-detect", "ours": "ours-ks-chi2-raw", "target": 10.0, "tests": _ALIBI_TESTS},
 ]
@@ -113,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             python = pythons["ours" if tool.startswith("ours-") else tool]
             result = _measure(python, tool, threads, data, args.nice)
-            print(f"rep {rep + 1}: {key:24s} {result['seconds']:9.3f} s  peak {result['peak_rss_mib']:8.1f} MiB  "
+            print(f"rep {rep + 1}: {key:24s} {result['seconds']:9.3f} s  cpu {result['cpu_seconds']:9.3f} s  "
+                  f"load {result['load_average']:5.2f}  peak {result['peak_rss_mib']:8.1f} MiB  "
                   f"flagged {sum(result['decisions'].values())}", flush=True)
             runs[key].append(result)
 
@@ -138,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
 def _measurements(selected: list[str]) -> list[tuple[str, str, int | None]]:
     """(key, tool, threads) in the order they run within a repetition: ours next to each peer."""
     everything: list[tuple[str, str, int | None]] = [(key, key, None) for key in (
-        "ours-psi", "ours-wasserstein-js", "ours-wasserstein-js-raw", "evidently",
+        "ours-psi", "ours-wasserstein-js", "ours-wasserstein-js-raw", "ours-wasserstein-js-step", "evidently",
         "ours-ks-chi2", "ours-ks-chi2-raw", "alibi-detect")]
     cpus = os.cpu_count() or 1
     if cpus > 1:
@@ -200,6 +202,8 @@ def _prepare(policy: Any, rows: int, drift: float, work: Path) -> tuple[Path, li
         ecdfs = _ecdf.reference_ecdfs(profile, reference)
         ecdf_seconds.append(time.perf_counter() - start)
     tools.save_ecdfs(ecdfs, folder / "ecdfs.npz")
+    # As train keeps them in the bundle, for the step's own path (ours-wasserstein-js-step).
+    _ecdf.save_ecdfs({name: _ecdf.thin(e) for name, e in ecdfs.items()}, folder / _ecdf.ECDF_FILE)
     spec = {
         "features": [f.name for f in features],
         "numerical": [f.name for f in features if f.type != "categorical"],
@@ -218,6 +222,7 @@ def _read_current(data: Path) -> Any:
 
 def _measure(python: Path, tool: str, threads: int | None, data: Path, nice: int = 0) -> dict[str, Any]:
     load, probe = os.getloadavg()[0], cpu_probe()
+    loads = list(os.getloadavg())
     with tempfile.NamedTemporaryFile(suffix=".json", dir=data) as out:
         command = [str(python), str(TOOLS), "--tool", tool, "--data", str(data), "--out", out.name]
         if threads:
@@ -227,7 +232,7 @@ def _measure(python: Path, tool: str, threads: int | None, data: Path, nice: int
         if proc.returncode != 0:
             raise SystemExit(f"bench.drift: {tool} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
         result: dict[str, Any] = json.loads(Path(out.name).read_text())
-    result.update({"load_average": load, "cpu_probe_seconds": probe})
+    result.update({"load_average": load, "load_averages_before": loads, "cpu_probe_seconds": probe})
     return result
 
 

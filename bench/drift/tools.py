@@ -15,6 +15,7 @@ import argparse
 import gc
 import json
 import math
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -36,6 +37,9 @@ OURS = {
     "ours-wasserstein-js-raw": ("wasserstein", 0.1),
     "ours-ks-chi2": ("ks", 0.05),  # alibi-detect's tests: KS and chi-square at p < 0.05
     "ours-ks-chi2-raw": ("ks", 0.05),
+    # As `python -m steps.drift --current` runs it: the reference Ecdfs as the bundle keeps them (reference_ecdf.npz,
+    # thinned to MAX_ECDF_VALUES, read with the step's loader) and the per-bin distributions its report draws.
+    "ours-wasserstein-js-step": ("wasserstein", 0.1),
 }
 
 
@@ -72,13 +76,20 @@ def ours(name: str, threads: int | None, data: Path) -> Measure:
     profile = json.loads((data / "profile.json").read_text())  # built at training time
     policy = DriftPolicy(method=method, threshold=threshold, drift_share=0.3, min_samples=10000)
     raw = method in RAW_METHODS
-    ecdfs = load_ecdfs(data / "ecdfs.npz") if raw and not name.endswith("-raw") else None
+    step = name.endswith("-step")
+    ecdfs: dict[str, Any] | None
+    if step:
+        from steps._drift.ecdf import load_ecdfs as load_bundle_ecdfs
+
+        ecdfs = load_bundle_ecdfs((data / "reference_ecdf.npz").read_bytes())
+    else:
+        ecdfs = load_ecdfs(data / "ecdfs.npz") if raw and not name.endswith("-raw") else None
 
     def run(reference: pd.DataFrame, current: pd.DataFrame, spec: dict[str, Any]) -> dict[str, Any]:
         # The warm-up gets the head of the frames, so it takes the reference from them too.
         given = ecdfs if ecdfs is not None and len(reference) > WARMUP_ROWS else reference
         result = check(profile, policy, current=current, reference=given if raw else None,
-                       distributions=not raw, threads=threads or 1)
+                       distributions=step or not raw, threads=threads or 1)
         return {
             "decisions": {f.name: f.drifted for f in result.features},
             "scores": {f.name: f.score for f in result.features},
@@ -203,12 +214,19 @@ def measure(tool: str, threads: int | None, data: Path) -> dict[str, Any]:
         _alibi_test_on_present_values(reference, current, result)
     result.update({
         "tool": tool, "threads": threads, "seconds": seconds, "cpu_seconds": cpu_seconds,
+        "load_average_after": list(os.getloadavg()), "niceness": os.nice(0), "environment": _threads(),
         "rows": [len(reference), len(current)],
         "rss_before_mib": before["VmRSS"] / 1024, "peak_rss_mib": after["VmHWM"] / 1024,
         "peak_increase_mib": (after["VmHWM"] - before["VmRSS"]) / 1024, "peak_reset": reset,
         "versions": _versions(tool),
     })
     return result
+
+
+def _threads() -> dict[str, Any]:
+    """What sets the process's thread counts: the environment's limits and the CPUs it may run on."""
+    names = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+    return {"cpus_allowed": len(os.sched_getaffinity(0)), **{n: os.environ.get(n) for n in names}}
 
 
 def _versions(tool: str) -> dict[str, str]:
