@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import inspect
 import json
 import os
 import platform
@@ -174,7 +175,8 @@ def _peer_python(name: str, venvs: Path) -> Path:
 def _prepare(policy: Any, rows: int, drift: float, work: Path) -> tuple[Path, list[float], list[float]]:
     """Both datasets as Parquet (cached by rows, drift and the generator's source), the reference profile
     (built as train does) and the reference's Ecdfs (timed: 3 builds each), and the features' kinds."""
-    source = hashlib.sha256((REPO / "steps" / "_core" / "data.py").read_bytes()).hexdigest()[:12]
+    # Keyed by the source of the module that defines generate (steps/_core/synthetic.py), not its re-export.
+    source = hashlib.sha256(Path(inspect.getsourcefile(generate) or "").read_bytes()).hexdigest()[:12]
     folder = work / f"data-{rows}-{drift}-{source}"
     target = policy.data.target
     reference = None
