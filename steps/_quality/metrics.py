@@ -53,6 +53,61 @@ def pr_auc(y: np.ndarray, s: np.ndarray, t: float) -> float:
     return float(average_precision_score(y, s))
 
 
+class Ranking:
+    """One model's P(positive) sorted once, for ROC AUC and average precision over many resamples of the same rows
+    (steps._quality.noise): a resample is a count per row, so it needs no sort of its own. The areas equal
+    scikit-learn's on the resampled rows bit for bit: its curves are the true and false positive counts at each
+    distinct score, whole numbers that float64 sums exactly in any order; from those counts on, the arithmetic
+    is scikit-learn's (roc_curve with drop_intermediate, auc; precision_recall_curve, average_precision_score)."""
+
+    def __init__(self, y: np.ndarray, s: np.ndarray):
+        order = np.argsort(s, kind="stable")[::-1]  # descending; the order within ties does not matter
+        ordered = np.asarray(s)[order]
+        self.order = order
+        self.positive = (np.asarray(y)[order] == 1).astype(np.float64)
+        # the last position of each distinct score, as scikit-learn's thresholds
+        self.ends = np.append(np.flatnonzero(np.diff(ordered)), len(ordered) - 1)
+
+    def counts(self, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(false positives, true positives) at each distinct score of the resample drawing row i counts[i]
+        times, highest score first: scikit-learn's confusion_matrix_at_thresholds on the resampled rows."""
+        weight = counts[self.order].astype(np.float64)
+        seen = np.cumsum(weight)[self.ends]
+        tps = np.cumsum(self.positive * weight)[self.ends]
+        present = np.diff(seen, prepend=0.0) > 0  # scores no resampled row has are no threshold
+        return (seen - tps)[present], tps[present]
+
+
+def ranked_roc_auc(ranking: Ranking, counts: np.ndarray) -> float:
+    """roc_auc_score on the resample of `counts` (see Ranking)."""
+    from sklearn.metrics import auc
+
+    fps, tps = ranking.counts(counts)
+    if len(fps) > 2:  # roc_curve(drop_intermediate=True)
+        keep = np.flatnonzero(np.concatenate([[True], np.logical_or(np.diff(fps, 2), np.diff(tps, 2)), [True]]))
+        fps, tps = fps[keep], tps[keep]
+    fps, tps = np.concatenate([[0.0], fps]), np.concatenate([[0.0], tps])
+    fpr = np.full(fps.shape, np.nan) if fps[-1] <= 0 else fps / fps[-1]
+    tpr = np.full(tps.shape, np.nan) if tps[-1] <= 0 else tps / tps[-1]
+    return float(auc(fpr, tpr))
+
+
+def ranked_pr_auc(ranking: Ranking, counts: np.ndarray) -> float:
+    """average_precision_score on the resample of `counts` (see Ranking)."""
+    fps, tps = ranking.counts(counts)
+    ps = tps + fps
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.where(ps != 0, np.divide(tps, ps), 0.0)
+    recall = np.ones_like(tps) if tps[-1] == 0 else tps / tps[-1]
+    precision = np.concatenate([precision[::-1], [1.0]])
+    recall = np.concatenate([recall[::-1], [0.0]])
+    return float(max(0.0, -np.sum(np.diff(recall) * precision[:-1])))
+
+
+# The binary metrics a resample measures from counts over a Ranking instead of the resampled rows.
+RANKED: dict[str, Callable[[Ranking, np.ndarray], float]] = {"roc_auc": ranked_roc_auc, "pr_auc": ranked_pr_auc}
+
+
 def binary_log_loss(y: np.ndarray, s: np.ndarray, t: float | None = None) -> float:
     p = np.clip(np.asarray(s, dtype=np.float64), _EPS, 1 - _EPS)
     return float(-np.mean(np.where(y == 1, np.log(p), np.log1p(-p))))

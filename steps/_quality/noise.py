@@ -49,14 +49,21 @@ def paired_difference(metric: str, y: np.ndarray, candidate: np.ndarray, candida
     if len(y) > MAX_ROWS:
         keep = rng.choice(len(y), MAX_ROWS, replace=False)
         y, candidate, baseline = y[keep], candidate[keep], baseline[keep]
+    # ROC AUC and average precision sort the scores: sorted once, a resample is a count per row (the same values)
+    ranked = _metrics.RANKED.get(metric) if task == "binary" else None
+    rankings = None if ranked is None else (_metrics.Ranking(y, candidate), _metrics.Ranking(y, baseline))
     differences = []
     for _ in range(RESAMPLES):
         rows = rng.integers(0, len(y), len(y))
         labels = y[rows]
         if labels.min() == labels.max():
             continue  # one class (or a constant target): AUCs and R² are undefined, the others meaningless
-        difference = (measure(labels, candidate[rows], candidate_reference)
-                      - measure(labels, baseline[rows], baseline_reference))
+        if ranked is not None and rankings is not None:
+            counts = np.bincount(rows, minlength=len(y))
+            difference = ranked(rankings[0], counts) - ranked(rankings[1], counts)
+        else:
+            difference = (measure(labels, candidate[rows], candidate_reference)
+                          - measure(labels, baseline[rows], baseline_reference))
         if np.isfinite(difference):
             differences.append(difference)
     if len(differences) < RESAMPLES // 2:

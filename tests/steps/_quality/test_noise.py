@@ -4,9 +4,10 @@ on the observed difference, None where the metric cannot be resampled; for every
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from steps._quality.metrics import macro_f1, rmse_vs_mean
-from steps._quality.noise import paired_difference
+from steps._quality.noise import CONFIDENCE, RESAMPLES, paired_difference
 
 
 def _scores(n: int, positives: int, separation: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -68,3 +69,27 @@ def test_a_regression_interval_measures_each_model_against_its_own_training_mean
     observed = rmse_vs_mean(y, values, 10.0) - rmse_vs_mean(y, values, 16.0)
     assert shifted is not None and shifted.low <= observed <= shifted.high and observed > 0
     assert paired_difference("accuracy", y, values, None, values, None, seed=0, task="regression") is None
+
+
+@pytest.mark.parametrize("metric", ["roc_auc", "pr_auc"])
+@pytest.mark.parametrize("ties", [False, True], ids=["distinct-scores", "tied-scores"])
+def test_auc_intervals_equal_scikit_learn_s_on_every_resample(metric: str, ties: bool) -> None:
+    """ROC AUC and average precision are measured from counts over scores sorted once: the interval is the one
+    scikit-learn's functions give on each resample's rows, to the last bit."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    y, candidate = _scores(3000, 90, 1.5, 7)
+    _, baseline = _scores(3000, 90, 1.2, 8)
+    if ties:
+        candidate, baseline = np.round(candidate, 2), np.round(baseline, 1)
+    score = roc_auc_score if metric == "roc_auc" else average_precision_score
+    rng = np.random.default_rng(3)
+    differences = []
+    for _ in range(RESAMPLES):
+        rows = rng.integers(0, len(y), len(y))
+        if y[rows].min() != y[rows].max():
+            differences.append(float(score(y[rows], candidate[rows])) - float(score(y[rows], baseline[rows])))
+    expected = (float(np.quantile(differences, 1 - CONFIDENCE)), float(np.quantile(differences, CONFIDENCE)),
+                len(differences))
+    got = paired_difference(metric, y, candidate, 0.5, baseline, 0.5, seed=3)
+    assert got is not None and (got.low, got.high, got.resamples) == expected
