@@ -272,25 +272,35 @@ def _importance_rows(y: np.ndarray, seed: int, task: str = "binary") -> np.ndarr
 
 def _importances(pipeline: Any, X: pd.DataFrame, y: np.ndarray, seed: int, task: str = "binary") -> dict[str, float]:
     """Permutation importances per raw feature: the mean increase in the task's loss (IMPORTANCE_LOSS) when that
-    column is shuffled."""
-    from sklearn.inspection import permutation_importance
+    column is shuffled. scikit-learn's permutation_importance(n_repeats=_IMPORTANCE_REPEATS, random_state=seed)
+    to the last bit, its shuffles and its arithmetic, but every shuffled copy is scored in one prediction call
+    instead of one call per column and repeat: a row's prediction does not depend on the other rows of its batch."""
+    n, columns = len(X), list(X.columns)
+    # permutation_importance draws one seed from random_state for every column; each column then shuffles an index
+    # in place from a fresh RandomState of that seed, and takes each repeat's column from the previous repeat's.
+    column_seed = np.random.RandomState(seed).randint(np.iinfo(np.int32).max + 1)
+    blocks = [X]
+    for position, name in enumerate(columns):
+        permuted = X.copy()
+        index = np.arange(n)
+        state = np.random.RandomState(column_seed)
+        for _ in range(_IMPORTANCE_REPEATS):
+            state.shuffle(index)
+            column = permuted.iloc[index, position]
+            column.index = permuted.index
+            permuted[name] = column
+            blocks.append(permuted.copy())
+    predictions = _task.predict(pipeline, pd.concat(blocks, ignore_index=True), task)
+    loss = _LOSSES[task]
+    y = np.asarray(y)
+    scores = np.array([-loss(y, predictions[i * n:(i + 1) * n], None) for i in range(len(blocks))])
+    increase = scores[0] - scores[1:].reshape(len(columns), _IMPORTANCE_REPEATS)
+    return {name: float(v) for name, v in zip(columns, np.mean(increase, axis=1), strict=True)}
 
-    result = permutation_importance(
-        pipeline, X, y, scoring=_loss_scorer(task), n_repeats=_IMPORTANCE_REPEATS, random_state=seed, n_jobs=1
-    )
-    return {name: float(v) for name, v in zip(X.columns, result.importances_mean, strict=True)}
 
-
-def _loss_scorer(task: str) -> Callable[[Any, pd.DataFrame, np.ndarray], float]:
-    """The negated loss of the task's predictions (steps._model.task.predict): log loss over every class (a
-    subsample may lack one), RMSE."""
-    loss = {"binary": _metrics.binary_log_loss, "multiclass": _metrics.multiclass_log_loss,
-            "regression": _metrics.rmse}[task]
-
-    def score(estimator: Any, X: pd.DataFrame, y: np.ndarray) -> float:
-        return -loss(np.asarray(y), _task.predict(estimator, X, task), None)
-
-    return score
+_LOSSES: dict[str, Callable[[np.ndarray, np.ndarray, Any], float]] = {
+    # log loss over every class (a subsample may lack one), RMSE
+    "binary": _metrics.binary_log_loss, "multiclass": _metrics.multiclass_log_loss, "regression": _metrics.rmse}
 
 
 def _correlation(a: dict[str, float], b: dict[str, float]) -> float | None:

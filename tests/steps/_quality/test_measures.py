@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+import pandas as pd
 import pytest
 
 from steps._quality import measures
@@ -60,3 +63,32 @@ def test_the_reference_of_each_task_comes_from_bundle_json(task_model: TaskModel
     recorded = task_model.bundle.manifest["metrics"]
     expected = recorded["train_class_shares"] if task_model.task == "multiclass" else recorded["train_target_mean"]
     assert measures.reference_of(task_model.bundle) == pytest.approx(expected)
+
+
+def _sklearn_importances(pipeline: Any, X: pd.DataFrame, y: np.ndarray, seed: int, task: str) -> dict[str, float]:
+    from sklearn.inspection import permutation_importance
+
+    from steps._model import task as _task
+
+    loss = measures._LOSSES[task]
+
+    def score(estimator: Any, X_: pd.DataFrame, y_: np.ndarray) -> float:
+        return -loss(np.asarray(y_), _task.predict(estimator, X_, task), None)
+
+    result = permutation_importance(pipeline, X, y, scoring=score, n_repeats=measures._IMPORTANCE_REPEATS,
+                                    random_state=seed, n_jobs=1)
+    return dict(zip(X.columns, map(float, result.importances_mean), strict=True))
+
+
+def test_binary_importances_scored_in_one_batch_equal_scikit_learn_s(small_model: SmallModel) -> None:
+    """The gate scores every shuffled copy in one call; the importances (and so the stability gate) are
+    scikit-learn's permutation_importance with the same seed, to the last bit."""
+    X, y = small_model.X.iloc[:400], small_model.y[:400]
+    got = measures._importances(small_model.pipeline, X, y, 11, "binary")
+    assert got == _sklearn_importances(small_model.pipeline, X, y, 11, "binary")
+
+
+def test_every_task_s_importances_equal_scikit_learn_s(task_model: TaskModel) -> None:
+    X, y, task = task_model.X.iloc[:400], task_model.y[:400], task_model.task
+    assert measures._importances(task_model.pipeline, X, y, 11, task) == _sklearn_importances(
+        task_model.pipeline, X, y, 11, task)
