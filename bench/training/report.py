@@ -1,5 +1,6 @@
-"""results.md from the measurements: results.json (the final run), baseline.json (the same harness on the commit
-before issue 16's changes) and notes.md (what the profile showed, the plan for data larger than memory).
+"""results.md from the measurements: results.json (the final run; its 10M-row run may come from results-10m.json),
+baseline.json (the same harness on the commit before issue 16's changes) and notes.md (what the profile showed, the
+plan for data larger than memory).
 
     .venv/bin/python -m bench.training.report
 """
@@ -85,7 +86,8 @@ def _section(title: str, result: dict[str, Any]) -> list[str]:
                    f"{big['wall_seconds']:.0f} s")
         peaks = {n: (t.get("max_rss_bytes") or t.get("peak_bytes_polled") or 0) for n, t in big["tasks"].items()}
         largest = max(peaks, key=lambda n: peaks[n]) if peaks else None
-        lines += [f"The run {outcome}; load {big['load_before'][0]:.2f} -> {big['load_after'][0]:.2f}. "
+        lines += [(f"{big['note'][0].upper()}{big['note'][1:]}. " if big.get("note") else "")
+                  + f"The run {outcome}; load {big['load_before'][0]:.2f} -> {big['load_after'][0]:.2f}. "
                   + (f"Largest step: `{largest}` at {peaks[largest] / GiB:.2f} GiB (target <= 8 GB = 7.45 GiB)."
                      if largest else ""), "",
                   "| task | phase | seconds | peak memory (run.json) | peak memory (polled) | CPU s |",
@@ -147,8 +149,13 @@ def write(folder: Path = HERE) -> Path:
         path = folder / name
         return json.loads(path.read_text()) if path.exists() else None
     notes = (folder / "notes.md").read_text() if (folder / "notes.md").exists() else ""
+    final, big = load("results.json"), load("results-10m.json")
+    if final is not None and big is not None and "big" not in final and "big" in big:
+        # The 10M-row run measured in its own invocation (it needs no quiet machine, only memory).
+        final["big"] = {**big["big"], "note": f"measured separately: commit `{big['commit'][:12]}`, "
+                                               f"{big['started_at']} to {big['finished_at']}, `{big['command']}`"}
     out = folder / "results.md"
-    out.write_text(render(load("results.json"), load("baseline.json"), notes))
+    out.write_text(render(final, load("baseline.json"), notes))
     return out
 
 

@@ -94,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
                 _say(f"{kind} {rep + 1}/{args.repeats}: {run['wall_seconds']:.1f} s "
                      f"(load {run['load_before'][0]:.2f} -> {run['load_after'][0]:.2f})")
         result["scale"] = _medians(args.rows, runs)
+        _save(args.out, result)  # each part as soon as it is measured: a later part may not finish
     if args.profile:
         data = _dataset(args.rows, args.data_dir, env, guard)
         samples = work / "profile"
@@ -102,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         result["profile"] = {"rows": args.rows, "rate_hz": _profile.RATE, "run": run,
                              "load_before": run["load_before"], "load_after": run["load_after"],
                              "steps": _profile.summarize(samples)}
+        _save(args.out, result)
         sampled = {k: v["sampled_seconds"] for k, v in result["profile"]["steps"].items()}
         _say(f"profile (sampled seconds per step): {sampled}")
     if args.big_rows:
@@ -111,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         _say(f"{args.big_rows} rows: {big['wall_seconds']:.1f} s, returncode {big['returncode']} "
              f"{big['stopped_by_guard']}")
     result["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    _save(args.out, result)
     if args.out.resolve().parent == HERE:
         _say(f"wrote {report.write(HERE)}")
     print(json.dumps(result.get("scale", {}).get("summary", {}), indent=2))
@@ -212,6 +214,11 @@ def _medians(rows: int, runs: list[dict[str, Any]]) -> dict[str, Any]:
             "task_max_rss_bytes": {n: max((r["tasks"][n]["max_rss_bytes"] or r["tasks"][n]["peak_bytes_polled"]
                                            or 0) for r in against) for n in against[0]["tasks"]}}
     return {"summary": summary, "runs": runs}
+
+
+def _save(out: Path, result: dict[str, Any]) -> None:
+    out.write_text(json.dumps({**result, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
+                              indent=2) + "\n")
 
 
 def _fresh(work: Path, name: str) -> Path:
