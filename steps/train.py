@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from steps._core import threads as _threads
 from steps._core.categories import key
 from steps._core.documents import BundleManifest, CompiledPredictorRecord, ContractRecord, TrainingRecord
 from steps._core.errors import UsageError, run
@@ -34,15 +35,14 @@ from steps._core.files import replacing, write_json, write_text
 from steps._core.policy import DataPolicy, Policy, load_policy
 from steps._drift import ecdf as _drift
 from steps._model import bundle as _bundle
-from steps._model import features as _features
 from steps._model import profile as _profile
 from steps._model import skops as _model
 from steps._model import task as _task
 from steps._model import threshold as _threshold
+from steps._model import training_data as _data
 from steps._model import trees as _predictor
 from steps._model.bundle import PROFILE_FILE
 from steps._model.contract import contract_to_dict
-from steps._quality import validated as _validated
 
 ECDF_FILE = _drift.ECDF_FILE
 
@@ -56,6 +56,7 @@ class TrainResult:
     trees: dict[str, Any] | None = None  # the compiled predictor's data (steps._model.trees), when it exports
     # The numeric features' training values as empirical CDFs: the reference of the raw drift methods.
     ecdfs: dict[str, _drift.Ecdf] | None = None
+    threads: int = 1  # how many threads fit and scored (the model is the same for any count)
 
     @property
     def fingerprint(self) -> str:
@@ -97,69 +98,66 @@ def train(
     reason: str = "manual",
     drifted_features: list[str] | None = None,
 ) -> TrainResult:
-    """Split, fit and profile; returns everything the bundle holds. Deterministic for the same inputs."""
-    from sklearn.model_selection import train_test_split
+    """Split, fit and profile; returns everything the bundle holds. Deterministic for the same inputs, whatever
+    the number of threads (steps._core.threads; HistGradientBoosting sums each histogram on one thread)."""
     from sklearn.utils._param_validation import InvalidParameterError
 
-    frame, source = _validated.read(data_dir)
-    frame = frame.reset_index(drop=True)
     data, spec = policy.data, policy.model
     task = spec.task
-    if data.target not in frame.columns:
+    names = _data.columns(data_dir)
+    if names is not None and data.target not in names:
         raise UsageError(f"--data: target column {data.target!r} (data.target) is missing")
-    if frame[data.target].isna().any():
+    target, source = _data.read(data_dir, data.target)
+    if target.isna().any():
         raise UsageError(
-            f"--data: target column {data.target!r} has {int(frame[data.target].isna().sum())} "
+            f"--data: target column {data.target!r} has {int(target.isna().sum())} "
             f"missing values; every training row needs a label"
         )
-    X = _features.model_input(frame, data.features, where="--data")
+    missing = [n for n in data.feature_names if names is not None and n not in names]
+    if missing:
+        raise UsageError(f"--data: columns {missing} required by the feature contract are missing")
     contract: ContractRecord = {**contract_to_dict(data), "task": task}
     if task == "regression":
         contract.pop("positive_label", None)
         contract["target_min"], contract["target_max"] = data.target_min, data.target_max
     else:
-        contract["classes"] = _classes(frame[data.target], data, task)
+        contract["classes"] = _classes(target, data, task)
         if task == "multiclass":
             contract.pop("positive_label", None)
-    y = _task.encode_target(frame[data.target], contract)
+    y = _task.encode_target(target, contract)
     _check_enough_rows(y, data, task, contract)
-    # A feature with no value at all is a broken feed, not a signal (and scikit-learn's binning fails on it with
-    # an error that names neither the feature nor the cause).
-    empty = [name for name in X.columns if X[name].isna().all()]
-    if empty:
-        raise UsageError(
-            f"--data: feature {empty[0]!r} is missing in every one of the {len(X)} rows (nullable allows missing "
-            f"values, not a feature with none); fix the data feed or remove it from data.features"
-            + (f" (also empty: {', '.join(empty[1:])})" if len(empty) > 1 else "")
-        )
-    stratify = None if task == "regression" else y
-    try:
-        X_train, X_hold, y_train, y_hold = train_test_split(
-            X, y, test_size=spec.holdout_fraction, stratify=stratify, random_state=spec.seed
-        )
-    except ValueError as err:
-        raise UsageError(
-            f"--data: cannot split {len(y)} rows with model.holdout_fraction={spec.holdout_fraction}: {err}"
-        ) from err
-
     rule = spec.threshold_rule
-    X_fit, y_fit, X_val, y_val = X_train, y_train, None, None
-    if task == "binary" and rule.rule != "fixed":
-        # The threshold is chosen on rows the model did not learn from, and not on the holdout the gates judge.
-        try:
-            X_fit, X_val, y_fit, y_val = train_test_split(
-                X_train, y_train, test_size=rule.validation_fraction, stratify=y_train, random_state=spec.seed)
-        except ValueError as err:
-            raise UsageError(f"--data: cannot set aside model.threshold.validation_fraction="
-                             f"{rule.validation_fraction} of {len(y_train)} training rows: {err}") from err
+    # The threshold is chosen on rows the model did not learn from, and not on the holdout the gates judge.
+    rows = _data.split(y, spec, stratified=task != "regression",
+                       threshold_rows=task == "binary" and rule.rule != "fixed")
+
+    from steps._model import features as _features  # scikit-learn: after main() set OpenMP's environment
 
     pipeline = _features.build_pipeline(data.features, spec.estimator, spec.params, spec.seed, task)
+    encoder = pipeline[0].fit(pd.DataFrame(columns=data.feature_names))
+    profile: dict[str, Any] = {"features": {}, "rows": len(rows.train)}
+    ecdfs: dict[str, _drift.Ecdf] = {}
+
+    def describe(name: str, column: pd.Series, codes: np.ndarray) -> None:
+        # The same rows as the model learns from (the training split): the reference of drift.
+        feature = data.feature(name)
+        values = column if feature.type == "categorical" else pd.Series(codes, name=name)
+        profile["features"][name] = _profile.feature_profile(values, feature)
+        if feature.type != "categorical":
+            ecdfs[name] = _reference_ecdf(codes)
+
+    parts = _data.encode(data_dir, data.feature_names, rows, encoder.encode_column, describe)
+    y_fit, y_hold = y[rows.fit], y[rows.holdout]
+    threads = _threads.count(spec.threads)
     started = time.perf_counter()
     try:
-        with _model.compute_threads():
-            pipeline.fit(X_fit, y_fit)
-            predictions = _task.predict(pipeline, X_hold, task)
-            validation_scores = None if X_val is None else _task.predict(pipeline, X_val, task)
+        with _model.compute_threads(threads):
+            # The contract's encoding is done (`parts`); the rest of the pipeline learns from its codes.
+            pipeline[1:].fit(parts.fit, y_fit)
+            _machine_free(pipeline[-1])
+            predictions = _task.predict(pipeline[1:], parts.holdout, task)
+            validation_scores = None if parts.validation is None else _task.predict(pipeline[1:], parts.validation,
+                                                                                   task)
     except InvalidParameterError as err:
         raise UsageError(f"model.params: {err}") from err
     except (ValueError, TypeError) as err:  # the data or parameters do not suit the estimator
@@ -168,9 +166,10 @@ def train(
     threshold: float | None = None
     threshold_record: dict[str, Any] | None = None
     if task == "binary":
-        if validation_scores is None or y_val is None:
+        if validation_scores is None or rows.validation is None:
             threshold, threshold_record = float(rule.value or 0.5), {"rule": "fixed", "threshold": rule.value}
         else:
+            y_val = y[rows.validation]
             choice = _threshold.choose(y_val, validation_scores, rule)
             threshold, threshold_record = choice.threshold, choice.record(rule, len(y_val), int(y_val.sum()))
             if not choice.reached:
@@ -179,10 +178,13 @@ def train(
                       f"{choice.recall:.3f})", file=sys.stderr)
 
     # The holdout keeps the original target values; gate recomputes the labels from the contract.
-    holdout = frame.loc[X_hold.index, [*data.feature_names, data.target]].reset_index(drop=True)
+    holdout = _data.holdout_frame(parts, data.feature_names, target, rows.holdout)
+    y_train = y[rows.train]
     metrics: dict[str, Any] = {"train_rows": len(y_train), "holdout_rows": len(y_hold),
                                **_holdout_metrics(task, y_train, y_hold, predictions, threshold),
                                "fit_seconds": round(fit_seconds, 3)}
+    if rows.sampled_from is not None:
+        metrics["sampled_from_rows"] = rows.sampled_from  # model.max_training_rows took a sample of this many
     trees, compiled = _compiled_predictor(pipeline, spec.estimator, task)
     meta = TrainingRecord(
         model=policy.model_name,
@@ -204,15 +206,28 @@ def train(
     )
     if threshold_record is not None:
         meta["threshold_rule"] = threshold_record
-    profile = _profile.build_profile(X_train, data.features)
     # What the model predicts on rows it did not learn from: the reference of prediction drift.
     profile["prediction"] = _profile.prediction_profile(_task.point_predictions(predictions, task), task,
                                                         contract.get("classes"))
     if task == "regression":
         profile["target"] = _profile.value_profile(y_train)
-    # The same rows as the profile: the training split, which is what the model learned from.
-    ecdfs = _drift.reference_ecdfs(profile, X_train, max_values=_drift.MAX_ECDF_VALUES)
-    return TrainResult(pipeline=pipeline, profile=profile, meta=meta, holdout=holdout, trees=trees, ecdfs=ecdfs)
+    return TrainResult(pipeline=pipeline, profile=profile, meta=meta, holdout=holdout, trees=trees, ecdfs=ecdfs,
+                       threads=threads)
+
+
+def _machine_free(model: Any) -> None:
+    """HistGradientBoosting's binner keeps the thread count it binned with (only its fit reads it): saved as one
+    thread, as every bundle so far was, so model.skops is the same whichever machine trained it."""
+    binner = getattr(model, "_bin_mapper", None)
+    if binner is not None and hasattr(binner, "n_threads"):
+        binner.n_threads = 1
+
+
+def _reference_ecdf(values: np.ndarray) -> _drift.Ecdf:
+    """A numeric feature's training values as the raw drift methods' reference: exact, then thinned."""
+    e = _drift.ecdf(values)
+    _ = e.std  # the normed Wasserstein's denominator, of the exact values
+    return _drift.thin(e, _drift.MAX_ECDF_VALUES)
 
 
 def _check_enough_rows(y: np.ndarray, data: DataPolicy, task: str, contract: ContractRecord) -> None:
@@ -393,6 +408,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    _threads.wait_passively()
 
     def body() -> int:
         policy = load_policy(args.policy)
@@ -414,7 +430,8 @@ def main(argv: list[str] | None = None) -> int:
             f"train: {policy.model_name} {policy.model.task} {result.meta['estimator']} on {m['train_rows']} rows "
             f"(holdout {m['holdout_rows']}): holdout "
             + " ".join(f"{name} {m['holdout_' + name]:.3f}" for name in shown)
-            + f" in {m['fit_seconds']:.1f}s; fingerprint {result.fingerprint[:12]} -> {args.bundle}"
+            + f" in {m['fit_seconds']:.1f}s ({result.threads} thread{'s' if result.threads > 1 else ''}); "
+            f"fingerprint {result.fingerprint[:12]} -> {args.bundle}"
         )
         return 0
 

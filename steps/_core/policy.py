@@ -215,6 +215,13 @@ class ModelPolicy(Section):
         doc("A number (a fixed threshold), or a rule that chooses it at training.")] = 0.5
     seed: Count = 42
     holdout_fraction: Annotated[float, Strict(), Field(ge=0.05, le=0.5)] = 0.2
+    max_training_rows: Annotated[Positive | None, doc(
+        "Fit on at most this many rows: a sample of the training share (stratified on the target for classifiers, "
+        "fixed by the seed) when it has more, for data larger than memory; the holdout stays the full "
+        "holdout_fraction of the data, so the gates judge every held-out row. Left out: every training row.")] = None
+    threads: Annotated[Positive | None, doc(
+        "Threads for fitting and scoring (scikit-learn's OpenMP). Left out: the CPUs the pod may use (its CPU "
+        "limit, else its CPU affinity); $MLOPS_THREADS overrides both. The model is the same for any count.")] = None
 
     @property
     def threshold_rule(self) -> ThresholdRule:

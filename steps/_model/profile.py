@@ -42,7 +42,8 @@ def prediction_profile(points: np.ndarray, task: str, classes: Sequence[Any] | N
     if task == "multiclass":
         labels = [str(c) for c in (classes or [])]
         spec = Feature(name="prediction", type="categorical", categories=tuple(labels))
-        return feature_profile(pd.Series([labels[int(i)] for i in points], dtype=object), spec, bins)
+        return feature_profile(pd.Series(np.asarray(labels, dtype=object)[np.asarray(points, dtype=np.intp)],
+                                         dtype=object), spec, bins)
     return value_profile(points, bins)
 
 
@@ -53,22 +54,30 @@ def value_profile(values: np.ndarray | pd.Series, bins: int = 10) -> dict[str, A
 
 
 def feature_profile(values: pd.Series, feature: Feature, bins: int = 10) -> dict[str, Any]:
-    missing = pd.isna(values.to_numpy(dtype=object))
     count = len(values)
     profile: dict[str, Any] = {"type": feature.type}
+    binned: pd.Series | np.ndarray = values
     if feature.type == "categorical":
         profile["categories"] = [*feature.categories, OTHER_LABEL]
+        if isinstance(values.dtype, pd.CategoricalDtype):
+            missing_count = int((values.cat.codes.to_numpy() < 0).sum())
+        else:
+            missing_count = int(pd.isna(values.to_numpy(dtype=object)).sum())
     else:
-        present = _as_float(values)[~missing]
+        numbers = _as_float(values)
+        missing = np.isnan(numbers)
+        missing_count = int(missing.sum())
+        present = numbers[~missing]
         # Quantiles of the training values; ties (integers, zero-heavy counts) collapse, hence the dedupe.
         quantiles = np.quantile(present, np.linspace(0, 1, bins + 1)[1:-1]) if len(present) else []
         profile["edges"] = [float("-inf"), *(float(e) for e in np.unique(quantiles)), float("inf")]
-    indices = bin_index(profile, values)
+        binned = numbers
+    indices = bin_index(profile, binned)
     n_bins = len(profile["categories"]) if feature.type == "categorical" else len(profile["edges"]) - 1
     counts = np.bincount(indices[indices != MISSING], minlength=n_bins)
     present_n = int(counts.sum())
     profile["proportions"] = [float(c / present_n) if present_n else 0.0 for c in counts]
-    profile["missing"] = float(missing.sum() / count) if count else 0.0
+    profile["missing"] = float(missing_count / count) if count else 0.0
     profile["count"] = int(count)
     return profile
 
@@ -79,6 +88,17 @@ def bin_index(feature_profile: dict[str, Any], values: Sequence[Any] | np.ndarra
     Categorical: the index of the category in the profile's list; an unseen value gets the last index,
     the `other` bucket. Numeric: edges[i] < x <= edges[i+1]; a value that is not a number raises ValueError.
     """
+    if isinstance(values, pd.Series) and isinstance(values.dtype, pd.CategoricalDtype) and (
+            "categories" in feature_profile):
+        # Each category binned once; the missing values' code -1 picks the MISSING at the end.
+        table = np.append(bin_index(feature_profile, values.cat.categories.to_numpy(dtype=object)), MISSING)
+        by_code: np.ndarray = table[values.cat.codes.to_numpy()]
+        return by_code
+    if isinstance(values, np.ndarray) and values.dtype.kind == "f" and "edges" in feature_profile:
+        inner = np.asarray(feature_profile["edges"][1:-1], dtype=np.float64)
+        binned: np.ndarray = np.searchsorted(inner, values, side="left").astype(np.int64)
+        binned[np.isnan(values)] = MISSING
+        return binned
     array = (
         values.to_numpy(dtype=object) if isinstance(values, pd.Series) else np.asarray(values, dtype=object)
     )

@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from steps._core import threads as _threads
+
 MODEL_FILE = "model.skops"
 
 # Types skops does not trust by default that our pipelines (steps._model.features.build_pipeline, every estimator)
@@ -104,17 +106,15 @@ def library_versions() -> dict[str, str]:
 
 
 @contextmanager
-def compute_threads() -> Iterator[None]:
-    """Run native (OpenMP/BLAS) code single-threaded unless OMP_NUM_THREADS says otherwise.
+def compute_threads(threads: int | None = None) -> Iterator[int]:
+    """Run native (OpenMP/BLAS) code on `threads` threads (train passes `steps._core.threads.count(...)`: the pod's
+    CPUs). Without `threads`: one thread unless $OMP_NUM_THREADS says otherwise. Yields the count.
 
-    OpenMP's spinning worker threads collapse when the CPUs are shared (a pod limited below the node's cores,
-    a busy laptop or CI runner): the same 16k-row fit took 72 s with two threads and 2.6 s with one.
-    Set OMP_NUM_THREADS to use more cores on dedicated CPUs.
+    Never more than the CPUs the container may use: OpenMP's threads collapse when they outnumber them (a pod
+    limited below the node's cores): the same 16k-row fit took 72 s with two threads and 2.6 s with one. Two
+    threads on two cores that other work keeps busy collapse the same way: set MLOPS_THREADS=1 there.
     """
-    from threadpoolctl import threadpool_limits
-
-    if os.environ.get("OMP_NUM_THREADS"):
-        yield
-        return
-    with threadpool_limits(limits=1):
-        yield
+    if threads is None:
+        threads = _threads.count(environ={"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS") or "1"})
+    with _threads.limit(threads) as n:
+        yield n

@@ -267,7 +267,8 @@ BAD: list[tuple[str, tuple[tuple[str, Any], ...], str]] = [
     ("holdout-too-small", (("model.holdout_fraction", 0.01),),
      "model.holdout_fraction: must be at least 0.05 (got 0.01)"),
     ("misspelt-model-key", (("model.treshold", 0.4),),
-     "model.treshold: unknown key (allowed: estimator, holdout_fraction, params, seed, task, threshold)"),
+     "model.treshold: unknown key (allowed: estimator, holdout_fraction, max_training_rows, params, seed, task, "
+     "threads, threshold)"),
     # quality
     ("unknown-gate", (("quality.f2", {"minimum": 0.5}),), f"quality.f2: unknown key (allowed: {GATE_NAMES})"),
     ("gate-if-skipped", (("quality.recall_gap.if_skipped", "fail"),),

@@ -1,0 +1,149 @@
+"""The validated rows as train uses them: split by row numbers, then read one column at a time into the float64
+codes the contract encoder gives, for the rows each part needs (fit, threshold validation, holdout).
+
+No step holds the whole table as Python objects: a text column is read as pandas' `category` dtype (each value
+decoded once), a feature's column is encoded and copied into the parts' matrices, and dropped. The matrices hold
+the same numbers, in the same row order, as encoding a split DataFrame would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from steps._core.documents import SourceRecord
+from steps._core.errors import UsageError
+from steps._core.policy import ModelPolicy
+from steps._quality import validated as _validated
+
+
+def columns(data_dir: Path) -> list[str] | None:
+    """The validated file's column names; None when it cannot be read (`read` then says why)."""
+    import pyarrow.parquet as pq
+
+    try:
+        return list(pq.read_schema(Path(data_dir) / _validated.DATA_FILE).names)
+    except Exception:  # a missing or corrupt file: `read` raises the UsageError that names it
+        return None
+
+
+def read(data_dir: Path, name: str) -> tuple[pd.Series, SourceRecord]:
+    """One column of the validated rows (text as `category`) and the folder's source record."""
+    frame, source = _validated.read(data_dir, columns=[name], categories=True)
+    return frame[name], source
+
+
+@dataclass
+class Split:
+    """Row numbers of each part, in the order train_test_split gives them (the order the model learns in)."""
+
+    train: np.ndarray  # the rows the model learns from: `fit` and `validation` together (a sample, when capped)
+    holdout: np.ndarray
+    fit: np.ndarray
+    validation: np.ndarray | None = None  # the threshold's rows (binary, a rule other than fixed)
+    sampled_from: int | None = None  # the training share's size when `train` is a sample of it
+
+
+def split(y: np.ndarray, spec: ModelPolicy, stratified: bool, threshold_rows: bool) -> Split:
+    """The holdout, then (model.max_training_rows) a sample of the rest, then the threshold's validation rows:
+    each stratified on the target for a classifier and fixed by the seed. Raises UsageError naming the key."""
+    from sklearn.model_selection import train_test_split
+
+    rows = np.arange(len(y))
+    try:
+        train, holdout = train_test_split(rows, test_size=spec.holdout_fraction,
+                                          stratify=y if stratified else None, random_state=spec.seed)
+    except ValueError as err:
+        raise UsageError(
+            f"--data: cannot split {len(y)} rows with model.holdout_fraction={spec.holdout_fraction}: {err}"
+        ) from err
+    sampled_from = None
+    cap = spec.max_training_rows
+    if cap is not None and len(train) > cap:
+        sampled_from = len(train)
+        try:
+            train, _ = train_test_split(train, train_size=cap, stratify=y[train] if stratified else None,
+                                        random_state=spec.seed)
+        except ValueError as err:
+            raise UsageError(f"--data: cannot sample model.max_training_rows={cap} of {len(train)} training "
+                             f"rows: {err}") from err
+    if not threshold_rows:
+        return Split(train, holdout, train, None, sampled_from)
+    fraction = spec.threshold_rule.validation_fraction
+    try:
+        fit, validation = train_test_split(train, test_size=fraction, stratify=y[train], random_state=spec.seed)
+    except ValueError as err:
+        raise UsageError(f"--data: cannot set aside model.threshold.validation_fraction={fraction} of "
+                         f"{len(train)} training rows: {err}") from err
+    return Split(train, holdout, fit, validation, sampled_from)
+
+
+@dataclass
+class Parts:
+    """The encoded features of each part, and the holdout's rows as the data has them (for the holdout file)."""
+
+    fit: np.ndarray
+    holdout: np.ndarray
+    validation: np.ndarray | None
+    holdout_rows: dict[str, pd.Series] = field(default_factory=dict)
+
+
+def encode(data_dir: Path, names: Sequence[str], split_: Split, encode_column: Callable[[int, pd.Series], np.ndarray],
+           on_train: Callable[[str, pd.Series, np.ndarray], None]) -> Parts:
+    """Read each feature once: its codes (`encode_column(j, column)`) go into the parts' matrices, its holdout rows
+    are kept, and `on_train(name, training rows, their codes)` sees the training rows (profile, ECDFs).
+    A feature with no value at all is a UsageError naming every such feature."""
+    parts = Parts(fit=_matrix(len(split_.fit), len(names)), holdout=_matrix(len(split_.holdout), len(names)),
+                  validation=None if split_.validation is None else _matrix(len(split_.validation), len(names)))
+    empty: list[str] = []
+    rows = 0
+    for j, name in enumerate(names):
+        column, _ = read(data_dir, name)
+        rows = len(column)
+        if column.isna().all():
+            empty.append(name)
+            continue
+        codes = encode_column(j, column)
+        parts.fit[:, j] = codes[split_.fit]
+        parts.holdout[:, j] = codes[split_.holdout]
+        if parts.validation is not None and split_.validation is not None:
+            parts.validation[:, j] = codes[split_.validation]
+        parts.holdout_rows[name] = _plain(column.take(split_.holdout))
+        on_train(name, column.take(split_.train), codes[split_.train])
+    if empty:
+        # A feature with no value at all is a broken feed, not a signal (and scikit-learn's binning fails on it
+        # with an error that names neither the feature nor the cause).
+        raise UsageError(
+            f"--data: feature {empty[0]!r} is missing in every one of the {rows} rows (nullable allows missing "
+            f"values, not a feature with none); fix the data feed or remove it from data.features"
+            + (f" (also empty: {', '.join(empty[1:])})" if len(empty) > 1 else "")
+        )
+    return parts
+
+
+def holdout_frame(parts: Parts, names: Sequence[str], target: pd.Series, holdout: np.ndarray) -> pd.DataFrame:
+    """The holdout file's rows: the features and the target as the validated file types them, holdout order."""
+    out: dict[str, Any] = {name: parts.holdout_rows[name] for name in names}
+    out[str(target.name)] = _plain(target.take(holdout))
+    return pd.DataFrame(out).reset_index(drop=True)
+
+
+def _matrix(rows: int, columns: int) -> np.ndarray:
+    return np.empty((rows, columns), dtype=np.float64)
+
+
+def _plain(column: pd.Series) -> pd.Series:
+    """A column as the data frame of the file would hold it: text as Python strings (None where missing), not
+    `category`, so the holdout file has the validated file's types."""
+    column = column.reset_index(drop=True)
+    if not isinstance(column.dtype, pd.CategoricalDtype):
+        return column
+    table = np.empty(len(column.cat.categories) + 1, dtype=object)  # None at the end: code -1, a missing value
+    table[:-1] = column.cat.categories.to_numpy(dtype=object)
+    values = table[column.cat.codes.to_numpy()]
+    return pd.Series(values, dtype=object, name=column.name)

@@ -1,0 +1,71 @@
+"""How many threads a step uses: the container's CPU limit (cgroup v2 or v1), the CPU affinity, and the overrides."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from steps._core import threads
+from steps._core.errors import UsageError
+
+
+def cgroup(root: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    return root
+
+
+@pytest.mark.parametrize(("files", "limit"), [
+    ({"cpu.max": "150000 100000\n"}, 1.5),
+    ({"cpu.max": "max 100000\n"}, None),
+    ({"cpu/cpu.cfs_quota_us": "200000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 2.0),
+    ({"cpu,cpuacct/cpu.cfs_quota_us": "50000\n", "cpu,cpuacct/cpu.cfs_period_us": "100000\n"}, 0.5),
+    ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),
+    ({}, None),
+], ids=["v2-limit", "v2-unlimited", "v1-limit", "v1-cpuacct", "v1-unlimited", "no-cgroup"])
+def test_the_cpu_limit_is_read_from_cgroup_v2_else_v1(tmp_path, files, limit):
+    assert threads.cpu_limit(cgroup(tmp_path, files)) == limit
+
+
+def test_a_pod_limited_to_1500m_gets_two_threads_and_never_more_than_its_cpus(tmp_path):
+    cpus = len(os.sched_getaffinity(0))
+    assert threads.available(cgroup(tmp_path / "a", {"cpu.max": "150000 100000"})) == min(2, cpus)
+    assert threads.available(cgroup(tmp_path / "b", {"cpu.max": "50000 100000"})) == 1
+    assert threads.available(cgroup(tmp_path / "c", {"cpu.max": "6400000 100000"})) == cpus
+    assert threads.available(tmp_path / "none") == cpus
+
+
+def test_mlops_threads_overrides_the_policy_which_overrides_omp_num_threads_and_the_limit(tmp_path):
+    root = cgroup(tmp_path, {"cpu.max": "100000 100000"})  # a limit of one CPU
+    assert threads.count(None, {}, root) == 1
+    assert threads.count(None, {"OMP_NUM_THREADS": "3"}, root) == 3
+    assert threads.count(None, {"OMP_NUM_THREADS": "4,2"}, root) == 4  # a count per nesting level
+    assert threads.count(2, {"OMP_NUM_THREADS": "3"}, root) == 2
+    assert threads.count(2, {"MLOPS_THREADS": "5", "OMP_NUM_THREADS": "3"}, root) == 5
+    assert threads.count(None, {"MLOPS_THREADS": " "}, root) == 1  # empty: not set
+
+
+@pytest.mark.parametrize("value", ["0", "two", "-1"])
+def test_a_thread_count_that_is_not_a_positive_integer_is_refused_naming_the_variable(value):
+    with pytest.raises(UsageError, match=f"MLOPS_THREADS: must be a whole number of threads, at least 1 .*{value}"):
+        threads.count(None, {"MLOPS_THREADS": value})
+
+
+def test_openmp_threads_sleep_at_barriers_unless_the_environment_chooses():
+    env: dict[str, str] = {}
+    threads.wait_passively(env)
+    assert env == {"OMP_WAIT_POLICY": "PASSIVE"}
+    chosen = {"OMP_WAIT_POLICY": "ACTIVE"}
+    threads.wait_passively(chosen)
+    assert chosen == {"OMP_WAIT_POLICY": "ACTIVE"}
+
+
+def test_limit_sets_openmp_threads_within_the_block():
+    from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
+
+    with threads.limit(1) as n:
+        assert n == 1
+        assert _openmp_effective_n_threads() == 1
