@@ -152,12 +152,20 @@ def _check(data: DataPolicy, task: str, uri: str, out: Path, report_path: Path, 
     with open_source(uri) as source:
         rows = source.rows()
         if rows is None or rows <= batch_rows:
-            frame = source.read(_contract_columns(source, data), _categorical(data))
+            columns = _contract_columns(source, data)
+            table = source.table(columns, _categorical(data)) if source.format == "parquet" and columns else None
+            frame = source.read(columns, _categorical(data)) if table is None else table.to_pandas()
+            if len(frame.index) == 0:
+                raise UsageError(f"dataset {uri}: has a header but no rows")
             dataset = Dataset(frame, uri, source.sha256, source.format)
             report, checked = validate(dataset, data, task)
             del checked  # written from the rows as read: the rows as checked need not stay in memory
             ready()
-            write_outputs(report, frame, data, out, report_path, task)
+            if table is None or not report.passed:
+                write_outputs(report, frame, data, out, report_path, task)
+            else:
+                write_report(report, report_path, out)
+                _validated.write_arrow(out, table, frame, data, _source_record(report), task)
             return report
         report, whole = validate_batches(source, data, task, batch_rows)
         ready()

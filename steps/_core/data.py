@@ -62,16 +62,21 @@ class Source:
         if columns is not None and not columns:  # no column asked for: still every row
             return self.read().iloc[:, :0]
         if self.format == "parquet":
-            try:
-                frame = pd.read_parquet(self.path, columns=None if columns is None else list(columns),
-                                        read_dictionary=self._text(categories) or None)
-            except Exception as err:  # pyarrow raises several unrelated types for a corrupt file
-                raise UsageError(f"dataset {self.uri}: corrupt Parquet file: {err}") from err
+            frame: pd.DataFrame = self.table(columns, categories).to_pandas()  # as pandas.read_parquet does
         else:
             frame = self._csv(usecols=None if columns is None else list(columns))
         if len(frame.index) == 0:
             raise UsageError(f"dataset {self.uri}: has a header but no rows")
         return frame
+
+    def table(self, columns: Sequence[str] | None = None, categories: Sequence[str] = ()) -> pa.Table:
+        """A Parquet file's columns as Arrow reads them (with its pandas index, as pandas.read_parquet reads it);
+        `categories` dictionary-encoded."""
+        try:
+            return pq.read_table(self.path, columns=None if columns is None else list(columns),
+                                 use_pandas_metadata=True, read_dictionary=self._text(categories) or None)
+        except Exception as err:  # pyarrow raises several unrelated types for a corrupt file
+            raise UsageError(f"dataset {self.uri}: corrupt Parquet file: {err}") from err
 
     def batches(self, columns: Sequence[str], rows: int, categories: Sequence[str] = ()) -> Iterator[pd.DataFrame]:
         """A Parquet file's named columns, `rows` rows at a time (decoded row group by row group, so memory follows

@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from steps._core.categories import keys
@@ -69,6 +70,43 @@ def write(out: Path, frame: pd.DataFrame, data: DataPolicy, source: SourceRecord
     """source.json, then the rows as `validated_frame` types them: data.parquet last, so its presence means the
     folder is complete."""
     write_batches(out, [frame], data, source, task)
+
+
+def write_arrow(out: Path, table: pa.Table, frame: pd.DataFrame, data: DataPolicy, source: SourceRecord,
+                task: str = "binary") -> None:
+    """`write` for rows read from Parquet (`table`, and `frame` its pandas form): when the file's columns already
+    have the validated types (float64 without NaN, int64, text; an int64 or text target), they are written as they
+    are, with the pandas metadata `write` gives them; the same file, without converting every value twice."""
+    columns = _as_validated(table, data, task)
+    if columns is None:
+        write(out, frame, data, source, task)
+        return
+    # The schema and pandas metadata `write` would give, from one row: the types are the columns' own.
+    head = validated_frame(frame.iloc[:1], data, task)
+    schema = pa.schema([pa.field(name, col.type) for name, col in zip(head.columns, columns, strict=True)])
+    schema = pa.Table.from_pandas(head, schema=schema, preserve_index=False).schema
+    write_json(out / SOURCE_FILE, source)
+    with replacing(out / DATA_FILE) as tmp:
+        pq.write_table(pa.Table.from_arrays(columns, schema=schema), tmp)
+
+
+def _as_validated(table: pa.Table, data: DataPolicy, task: str) -> list[pa.ChunkedArray] | None:
+    """The contract's columns of `table` when each already has the validated type; None when one must be converted."""
+    columns = []
+    for f in data.features:
+        col = table.column(f.name)
+        if f.type == "categorical" and pa.types.is_dictionary(col.type):
+            col = col.cast(col.type.value_type)
+        if f.type == "numeric":
+            if col.type != pa.float64() or pc.any(pc.is_nan(col)).as_py():  # NaN is written as null
+                return None
+        elif col.type != {"integer": pa.int64(), "categorical": pa.string()}[f.type]:
+            return None
+        columns.append(col)
+    target = table.column(data.target)
+    if target.type not in (pa.int64(), pa.string()) or (task == "regression" and target.type == pa.string()):
+        return None
+    return [*columns, target]
 
 
 def write_batches(out: Path, frames: Iterable[pd.DataFrame], data: DataPolicy, source: SourceRecord,

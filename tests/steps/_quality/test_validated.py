@@ -73,3 +73,23 @@ def test_rows_written_in_batches_read_back_as_one_frame_and_by_column(tmp_path: 
     assert (some["channel"].astype(object) == whole["channel"]).all()
     with pytest.raises(UsageError, match="data.parquet: has no column no-such-column"):
         validated.read(tmp_path / "batched", columns=["no-such-column"])
+
+
+@pytest.mark.parametrize("case", ["typed", "nan-in-numeric", "float-integer"])
+def test_rows_read_from_parquet_are_written_as_write_writes_them(case: str, tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    data = load_policy(POLICY).data
+    frame = generate(500, seed=6)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    if case == "nan-in-numeric":  # a NaN that is not a null: converted, as write does
+        table = table.set_column(0, "amount", pa.array([float("nan")] + frame["amount"].tolist()[1:]))
+    elif case == "float-integer":
+        table = table.set_column(1, "hour", table.column("hour").cast(pa.float64()))
+    pq.write_table(table, tmp_path / "in.parquet")
+    read = pq.read_table(tmp_path / "in.parquet", read_dictionary=["channel"])
+    source = SourceRecord(uri="in.parquet", sha256="0" * 64, rows=500, format="parquet")
+    validated.write_arrow(tmp_path / "arrow", read, read.to_pandas(), data, source)
+    validated.write(tmp_path / "pandas", read.to_pandas(), data, source)
+    assert (tmp_path / "arrow" / "data.parquet").read_bytes() == (tmp_path / "pandas" / "data.parquet").read_bytes()
