@@ -58,7 +58,8 @@ def available(root: Path = CGROUP) -> int:
 
 def count(setting: int | None = None, environ: Mapping[str, str] | None = None, root: Path = CGROUP) -> int:
     """The threads a step uses: $MLOPS_THREADS when set, else `setting` (the policy's model.threads), else
-    $OMP_NUM_THREADS when set, else `available()`. A value that is not a positive integer is a UsageError."""
+    $OMP_NUM_THREADS when set, else `available()` when OpenMP's threads wait passively (`passive`), else one:
+    spinning threads collapse on shared CPUs. A value that is not a positive integer is a UsageError."""
     env = os.environ if environ is None else environ
     for name, text in ((ENV, env.get(ENV)), ("model.threads", None if setting is None else str(setting)),
                        ("OMP_NUM_THREADS", env.get("OMP_NUM_THREADS"))):
@@ -71,19 +72,39 @@ def count(setting: int | None = None, environ: Mapping[str, str] | None = None, 
         if value < 1:
             raise UsageError(f"{name}: must be a whole number of threads, at least 1 (got {text!r})")
         return value
-    return available(root)
+    return available(root) if passive(env) else 1
 
 
-def wait_passively(environ: MutableMapping[str, str] | None = None) -> None:
+def passive(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether OpenMP's idle threads sleep at a barrier (OMP_WAIT_POLICY=PASSIVE, set by `wait_passively` or by
+    the environment) rather than spin."""
+    env = os.environ if environ is None else environ
+    return env.get("OMP_WAIT_POLICY", "").strip().upper() == "PASSIVE"
+
+
+def wait_passively(environ: MutableMapping[str, str] | None = None) -> bool:
     """Make OpenMP's idle threads sleep at a barrier instead of spinning (OMP_WAIT_POLICY=PASSIVE), unless the
-    environment already chooses. Call it in a step's main(), before scikit-learn is imported: OpenMP reads its
-    environment once, when it loads.
+    environment already chooses or OpenMP is already loaded (it reads its environment once, when it loads): call
+    it in a step's main(), before scikit-learn is imported. Returns `passive()`.
 
     Spinning threads collapse on CPUs that other work shares (a node's neighbours, a busy laptop or CI runner):
-    at 1M rows and load 8 on 2 cores, two spinning threads took 262 s to fit what one thread fits in 45 s.
+    at 1M rows and load 8 on 2 cores, two spinning threads took 262 s to fit what one thread fits in 45 s, and
+    two passive ones 51.5 s.
     """
     env = os.environ if environ is None else environ
-    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if "OMP_WAIT_POLICY" not in env and not _openmp_loaded():
+        env["OMP_WAIT_POLICY"] = "PASSIVE"
+    return passive(env)
+
+
+def _openmp_loaded() -> bool:
+    try:
+        maps = Path("/proc/self/maps").read_text()
+    except OSError:
+        import sys
+
+        return "sklearn" in sys.modules  # scikit-learn loads its OpenMP runtime when it is imported
+    return any(name in maps for name in ("libgomp", "libomp", "libiomp"))
 
 
 @contextmanager

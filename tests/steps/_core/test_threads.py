@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -40,12 +42,20 @@ def test_a_pod_limited_to_1500m_gets_two_threads_and_never_more_than_its_cpus(tm
 
 def test_mlops_threads_overrides_the_policy_which_overrides_omp_num_threads_and_the_limit(tmp_path):
     root = cgroup(tmp_path, {"cpu.max": "100000 100000"})  # a limit of one CPU
-    assert threads.count(None, {}, root) == 1
+    assert threads.count(None, {"OMP_WAIT_POLICY": "PASSIVE"}, root) == 1
     assert threads.count(None, {"OMP_NUM_THREADS": "3"}, root) == 3
     assert threads.count(None, {"OMP_NUM_THREADS": "4,2"}, root) == 4  # a count per nesting level
     assert threads.count(2, {"OMP_NUM_THREADS": "3"}, root) == 2
     assert threads.count(2, {"MLOPS_THREADS": "5", "OMP_NUM_THREADS": "3"}, root) == 5
-    assert threads.count(None, {"MLOPS_THREADS": " "}, root) == 1  # empty: not set
+    assert threads.count(None, {"MLOPS_THREADS": " ", "OMP_WAIT_POLICY": "passive"}, root) == 1  # empty: not set
+
+
+def test_by_default_the_pods_cpus_when_openmp_waits_passively_else_one_thread(tmp_path):
+    root = cgroup(tmp_path, {"cpu.max": "200000 100000"})
+    cpus = min(2, len(os.sched_getaffinity(0)))
+    assert threads.count(None, {"OMP_WAIT_POLICY": "PASSIVE"}, root) == cpus
+    assert threads.count(None, {}, root) == 1
+    assert threads.count(None, {"OMP_WAIT_POLICY": "ACTIVE"}, root) == 1
 
 
 @pytest.mark.parametrize("value", ["0", "two", "-1"])
@@ -54,13 +64,17 @@ def test_a_thread_count_that_is_not_a_positive_integer_is_refused_naming_the_var
         threads.count(None, {"MLOPS_THREADS": value})
 
 
-def test_openmp_threads_sleep_at_barriers_unless_the_environment_chooses():
-    env: dict[str, str] = {}
-    threads.wait_passively(env)
-    assert env == {"OMP_WAIT_POLICY": "PASSIVE"}
+def test_openmp_threads_sleep_at_barriers_unless_the_environment_chooses_or_openmp_has_loaded():
     chosen = {"OMP_WAIT_POLICY": "ACTIVE"}
-    threads.wait_passively(chosen)
-    assert chosen == {"OMP_WAIT_POLICY": "ACTIVE"}
+    assert threads.wait_passively(chosen) is False and chosen == {"OMP_WAIT_POLICY": "ACTIVE"}
+    # A fresh interpreter: before scikit-learn loads OpenMP the policy is set; after, too late, so it is not.
+    script = ("import os; from steps._core import threads; env = {}; {first}; "
+              "print(threads.wait_passively(env), env.get('OMP_WAIT_POLICY'))")
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    for first, expected in (("pass", "True PASSIVE"), ("import sklearn.ensemble", "False None")):
+        out = subprocess.run([sys.executable, "-c", script.replace("{first}", first)], capture_output=True,
+                             text=True, env=env, check=True)
+        assert out.stdout.split() == expected.split(), first
 
 
 def test_limit_sets_openmp_threads_within_the_block():

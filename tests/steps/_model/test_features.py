@@ -117,3 +117,38 @@ def test_contract_round_trips_through_bundle_json_form() -> None:
     contract = contract_to_dict(policy.data)
     assert features_from_contract(contract) == policy.data.features
     assert contract["target"] == "is_fraud" and contract["segment"] == "region"
+
+
+def test_a_large_frame_is_encoded_column_by_column_to_the_codes_of_single_rows() -> None:
+    """Past ROW_PATH_ROWS the encoder reads each column by its dtype (pandas categories keyed once per category);
+    every row gets the code it gets alone, whatever dtype the column came in."""
+    rng = np.random.default_rng(3)
+    n = 300
+    colours = rng.choice(np.array(["red", "green", "blue", "purple", None], dtype=object), n)
+    sizes = rng.choice(np.array(["s", "m", None], dtype=object), n)
+    visits = pd.array(rng.integers(0, 10, n), dtype="Int64")
+    visits[rng.random(n) < 0.2] = pd.NA
+    amount = rng.random(n) * 100
+    amount[rng.random(n) < 0.1] = np.nan
+    frames = {
+        "objects": pd.DataFrame({"amount": amount, "visits": visits, "colour": colours, "size": sizes}),
+        "categories": pd.DataFrame({"amount": amount, "visits": visits, "colour": pd.Categorical(colours),
+                                    "size": pd.Categorical(sizes)}),
+        "plain-ints-and-objects": pd.DataFrame({"amount": amount.astype(object), "visits": rng.integers(0, 10, n),
+                                                "colour": colours, "size": sizes}),
+    }
+    enc = encoder()
+    for name, frame in frames.items():
+        assert len(frame) > _features.ROW_PATH_ROWS
+        rows = np.vstack([enc.transform(frame.iloc[i:i + 1]) for i in range(n)])
+        np.testing.assert_array_equal(enc.transform(frame), rows, err_msg=name)
+
+
+def test_integer_coded_categories_read_as_pandas_categories_get_the_contracts_codes() -> None:
+    contract = [feature_to_dict(Feature("grade", "categorical", categories=(1, 2, 3), unknown="other"))]
+    enc = _features.ContractEncoder(contract).fit(pd.DataFrame({"grade": [1]}))
+    values = [3, 1, 7, None, 2] * 20
+    as_objects = enc.transform(pd.DataFrame({"grade": pd.Series(values, dtype=object)}))
+    as_categories = enc.transform(pd.DataFrame({"grade": pd.Categorical(values)}))
+    np.testing.assert_array_equal(as_objects, as_categories)
+    np.testing.assert_array_equal(as_objects[:5, 0], [2.0, 0.0, 3.0, np.nan, 1.0])

@@ -101,3 +101,17 @@ def test_a_feature_never_seen_in_training_gets_one_open_bin() -> None:
     assert p["edges"] == [-math.inf, math.inf]
     assert p["proportions"] == [0.0] and p["missing"] == 1.0
     assert _profile.bin_index(p, [5.0]).tolist() == [0]
+
+
+def test_a_column_of_pandas_categories_or_numpy_numbers_profiles_as_its_objects_do() -> None:
+    """Train profiles category-typed columns and float arrays: the same profile as the values one by one."""
+    rng = np.random.default_rng(1)
+    colours = rng.choice(np.array(["red", "green", "blue", "pink", None], dtype=object), 5000)
+    as_objects = _profile.feature_profile(pd.Series(colours, dtype=object), COLOUR)
+    assert _profile.feature_profile(pd.Series(pd.Categorical(colours)), COLOUR) == as_objects
+    assert as_objects["missing"] > 0 and as_objects["proportions"][-1] > 0  # pink: the other bucket
+    amounts = rng.lognormal(3, 1, 5000)
+    amounts[rng.random(5000) < 0.1] = np.nan
+    p = _profile.feature_profile(pd.Series(amounts), AMOUNT)
+    assert p == _profile.feature_profile(pd.Series(amounts, dtype=object), AMOUNT)
+    np.testing.assert_array_equal(_profile.bin_index(p, amounts), _profile.bin_index(p, list(amounts)))
