@@ -18,13 +18,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from steps._core import threads as _threads
 from steps._core.categories import key as category_key
 from steps._core.documents import BaselineRecord, GateReport
 from steps._core.errors import UsageError, run
 from steps._core.files import write_json, write_text
 from steps._core.policy import Policy, load_policy
-from steps._model import features as _features
-from steps._model import skops as _model
 from steps._model import task as _task
 from steps._model.bundle import Bundle, BundleError
 from steps._model.skops import ModelError
@@ -131,12 +130,15 @@ def gate(
             raise UsageError(
                 f"bundle {b.path}: is a model of {b.model!r}, but the policy is for {policy.model_name!r}"
             )
+    # Imported here: importing scikit-learn loads OpenMP, which must come after main()'s wait_passively.
+    from steps._model import features as _features
+
     _check_task(candidate, policy)
     gates = {g.name: g for g in policy.quality}
     X = _features.model_input(holdout, candidate.features, where="--holdout")
     task = candidate.task
 
-    with _model.compute_threads():
+    with _threads.limit(_threads.count(policy.model.threads)):  # scoring the holdout: the same values on any count
         cand = measure(candidate, X, y, holdout, policy, gates, set(gates) | CHEAP)
         evidence = Evidence(
             y=y,
@@ -276,6 +278,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    _threads.wait_passively()  # before scikit-learn loads OpenMP: then scoring may use the pod's CPUs
 
     def body() -> int:
         policy = load_policy(args.policy)
