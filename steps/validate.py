@@ -3,8 +3,9 @@
 On success it writes the validated rows for `train` (`DIR/data.parquet`: contract columns in contract
 order, then the target; numeric as float64, integer as nullable Int64, categorical as text) and
 `DIR/source.json`; on failure only the report, and it removes a stale `data.parquet` so nothing
-downstream trains on rows that did not pass. The expectations themselves: steps/_quality/expectations.py; the
-folder's format: steps/_quality/validated.py.
+downstream trains on rows that did not pass. Only the contract's columns are read; a Parquet file of more than
+--batch-rows rows is read in batches, twice (validate, then write), for the whole file's report in a batch's memory.
+The expectations themselves: steps/_quality/expectations.py; the folder's format: steps/_quality/validated.py.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """The policy's data contract as Great Expectations 1.x expectations, run offline on a pandas frame.
 
 `contract_checks` turns the contract into plain `Check`s (no Great Expectations import, so it is cheap);
-`run_checks` builds the suite and runs it in an ephemeral context. Per feature, in this order:
+`run_checks` counts them with numpy where the columns are clean (steps/_quality/tally.py: the results GX gives, without
+importing it), else `run_gx` builds the suite and runs it in an ephemeral context. Per feature, in this order:
 
 - the column exists;
 - its type: `numeric` holds numbers, `integer` whole numbers, `categorical` text (custom expectations
