@@ -70,16 +70,17 @@ class ValidationReport:
         }
 
 
-def validate(dataset: Dataset, data: DataPolicy, task: str = "binary") -> tuple[ValidationReport, pd.DataFrame]:
+def validate(dataset: Dataset, data: DataPolicy, task: str = "binary",
+             before_gx: Callable[[], None] | None = None) -> tuple[ValidationReport, pd.DataFrame]:
     """Run every expectation of the contract, the target's by the model's task; returns the report and the rows as
-    checked (contract order)."""
+    checked (contract order). `before_gx` is called before Great Expectations is imported, if it is."""
     frame = _expectations.prepare(dataset.frame, data, task)
-    outcomes = _expectations.run_checks(frame, _expectations.contract_checks(data, task))
+    outcomes = _expectations.run_checks(frame, _expectations.contract_checks(data, task), before_gx)
     return ValidationReport(dataset, outcomes), frame
 
 
-def validate_batches(source: Source, data: DataPolicy, task: str = "binary",
-                     batch_rows: int = BATCH_ROWS) -> tuple[ValidationReport, bool]:
+def validate_batches(source: Source, data: DataPolicy, task: str = "binary", batch_rows: int = BATCH_ROWS,
+                     before_gx: Callable[[], None] | None = None) -> tuple[ValidationReport, bool]:
     """`validate` for a Parquet file read `batch_rows` rows at a time, so memory follows the batch, not the file: the
     same report as for the whole frame. Data the batches cannot count (steps/_quality/tally.py: e.g. text in a
     numeric column) is validated whole, as `validate` does. Also returns whether the target is whole numbers in
@@ -101,7 +102,7 @@ def validate_batches(source: Source, data: DataPolicy, task: str = "binary",
             dataset = Dataset(last, source.uri, source.sha256, source.format)
             return ValidationReport(dataset, outcomes, tally.rows), whole
     dataset = Dataset(source.read(columns, _categorical(data)), source.uri, source.sha256, source.format)
-    report, _ = validate(dataset, data, task)
+    report, _ = validate(dataset, data, task, before_gx)
     whole = bool(report.passed and _validated.target_is_whole(dataset.frame, data, task))
     # The rows are written batch by batch again: the report need not hold them all.
     kept = Dataset(dataset.frame.iloc[:0], source.uri, source.sha256, source.format)
@@ -146,7 +147,7 @@ def _check(data: DataPolicy, task: str, uri: str, out: Path, report_path: Path, 
     """Read, validate and write: the whole file at once, or (a Parquet file of more than `batch_rows` rows) in
     batches, twice: once to validate, once to write the rows that passed. `ready` is called before any write."""
     if uri.startswith(SCHEME):
-        report, _ = validate(read_dataset(uri), data, task)
+        report, _ = validate(read_dataset(uri), data, task, ready)
         ready()
         write_outputs(report, report.dataset.frame, data, out, report_path, task)
         return report
@@ -159,7 +160,8 @@ def _check(data: DataPolicy, task: str, uri: str, out: Path, report_path: Path, 
             if len(frame.index) == 0:
                 raise UsageError(f"dataset {uri}: has a header but no rows")
             dataset = Dataset(frame, uri, source.sha256, source.format)
-            report, checked = validate(dataset, data, task)
+            # Great Expectations, if it is needed, is imported after scikit-learn (on the check's thread) is done.
+            report, checked = validate(dataset, data, task, ready)
             del checked  # written from the rows as read: the rows as checked need not stay in memory
             ready()
             if table is None or not report.passed:
@@ -168,7 +170,7 @@ def _check(data: DataPolicy, task: str, uri: str, out: Path, report_path: Path, 
                 write_report(report, report_path, out)
                 _validated.write_arrow(out, table, frame, data, _source_record(report), task)
             return report
-        report, whole = validate_batches(source, data, task, batch_rows)
+        report, whole = validate_batches(source, data, task, batch_rows, ready)
         ready()
         write_report(report, report_path, out)
         if report.passed:

@@ -24,6 +24,7 @@ The target, by the model's task: it exists and has no nulls, and then
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -196,9 +197,11 @@ def _as_keys(col: pd.Series) -> pd.Series:
         return col.astype(object)
 
 
-def run_checks(frame: pd.DataFrame, checks: list[Check]) -> list[Outcome]:
+def run_checks(frame: pd.DataFrame, checks: list[Check],
+               before_gx: Callable[[], None] | None = None) -> list[Outcome]:
     """Every check's outcome on a prepared frame: counted with numpy (steps/_quality/tally.py) when its columns are
-    in the form clean data takes, else by Great Expectations itself (`run_gx`); the same outcomes either way.
+    in the form clean data takes, else by Great Expectations itself (`run_gx`, after `before_gx`); the same outcomes
+    either way.
 
     Every check runs even when its column is missing: those fail, and the outcome says why.
     """
@@ -207,6 +210,8 @@ def run_checks(frame: pd.DataFrame, checks: list[Check]) -> list[Outcome]:
         tally.add(frame)
         if tally.complete():
             return outcomes(tally, len(frame))
+    if before_gx is not None:
+        before_gx()
     return run_gx(frame, checks)
 
 
