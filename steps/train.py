@@ -139,12 +139,14 @@ def train(
     ecdfs: dict[str, _drift.Ecdf] = {}
 
     def describe(name: str, column: pd.Series, codes: np.ndarray) -> None:
-        # The same rows as the model learns from (the training split): the reference of drift.
+        # The rows the model learns from (the training split), in any order: the reference of drift.
         feature = data.feature(name)
-        values = column if feature.type == "categorical" else pd.Series(codes, name=name)
-        profile["features"][name] = _profile.feature_profile(values, feature)
-        if feature.type != "categorical":
-            ecdfs[name] = _reference_ecdf(codes)
+        if feature.type == "categorical":
+            profile["features"][name] = _profile.feature_profile(column.take(rows.train), feature)
+            return
+        values = codes[rows.train]
+        profile["features"][name] = _profile.feature_profile(pd.Series(values, name=name), feature)
+        ecdfs[name] = _reference_ecdf(values)
 
     parts = _data.encode(data_dir, data.feature_names, rows, encoder.encode_column, describe)
     y_fit, y_hold = y[rows.fit], y[rows.holdout]
@@ -155,7 +157,8 @@ def train(
             # The contract's encoding is done (`parts`); the rest of the pipeline learns from its codes.
             pipeline[1:].fit(parts.fit, y_fit)
             _machine_free(pipeline[-1])
-            predictions = _task.predict(pipeline[1:], parts.holdout, task)
+            predictions = _task.predict(pipeline[1:], _data.holdout_codes(parts, data.feature_names,
+                                                                          encoder.encode_column), task)
             validation_scores = None if parts.validation is None else _task.predict(pipeline[1:], parts.validation,
                                                                                    task)
     except InvalidParameterError as err:

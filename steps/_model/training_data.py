@@ -85,20 +85,21 @@ def split(y: np.ndarray, spec: ModelPolicy, stratified: bool, threshold_rows: bo
 
 @dataclass
 class Parts:
-    """The encoded features of each part, and the holdout's rows as the data has them (for the holdout file)."""
+    """The encoded features of the rows the model fits on (and of the threshold's rows), and the holdout's columns
+    as read (text as categories, holdout order): encoded after the fit (`holdout_codes`), written as the file."""
 
     fit: np.ndarray
-    holdout: np.ndarray
     validation: np.ndarray | None
     holdout_rows: dict[str, pd.Series] = field(default_factory=dict)
 
 
 def encode(data_dir: Path, names: Sequence[str], split_: Split, encode_column: Callable[[int, pd.Series], np.ndarray],
            on_train: Callable[[str, pd.Series, np.ndarray], None]) -> Parts:
-    """Read each feature once: its codes (`encode_column(j, column)`) go into the parts' matrices, its holdout rows
-    are kept, and `on_train(name, training rows, their codes)` sees the training rows (profile, ECDFs).
+    """Read each feature once: its codes (`encode_column(j, column)`) go into the fit (and validation) matrices, its
+    holdout rows are kept, and `on_train(name, column, codes)` sees the whole column and its codes (for the profile
+    and the ECDFs of the training rows, `split_.train`).
     A feature with no value at all is a UsageError naming every such feature."""
-    parts = Parts(fit=_matrix(len(split_.fit), len(names)), holdout=_matrix(len(split_.holdout), len(names)),
+    parts = Parts(fit=_matrix(len(split_.fit), len(names)),
                   validation=None if split_.validation is None else _matrix(len(split_.validation), len(names)))
     empty: list[str] = []
     rows = 0
@@ -110,11 +111,10 @@ def encode(data_dir: Path, names: Sequence[str], split_: Split, encode_column: C
             continue
         codes = encode_column(j, column)
         parts.fit[:, j] = codes[split_.fit]
-        parts.holdout[:, j] = codes[split_.holdout]
         if parts.validation is not None and split_.validation is not None:
             parts.validation[:, j] = codes[split_.validation]
-        parts.holdout_rows[name] = _plain(column.take(split_.holdout))
-        on_train(name, column.take(split_.train), codes[split_.train])
+        parts.holdout_rows[name] = column.take(split_.holdout).reset_index(drop=True)
+        on_train(name, column, codes)
     if empty:
         # A feature with no value at all is a broken feed, not a signal (and scikit-learn's binning fails on it
         # with an error that names neither the feature nor the cause).
@@ -126,9 +126,18 @@ def encode(data_dir: Path, names: Sequence[str], split_: Split, encode_column: C
     return parts
 
 
+def holdout_codes(parts: Parts, names: Sequence[str], encode_column: Callable[[int, pd.Series], np.ndarray]
+                  ) -> np.ndarray:
+    """The holdout's features encoded, built when the fit is done (the fit's peak memory does not hold them)."""
+    out = _matrix(len(parts.holdout_rows[names[0]]), len(names))
+    for j, name in enumerate(names):
+        out[:, j] = encode_column(j, parts.holdout_rows[name])
+    return out
+
+
 def holdout_frame(parts: Parts, names: Sequence[str], target: pd.Series, holdout: np.ndarray) -> pd.DataFrame:
     """The holdout file's rows: the features and the target as the validated file types them, holdout order."""
-    out: dict[str, Any] = {name: parts.holdout_rows[name] for name in names}
+    out: dict[str, Any] = {name: _plain(parts.holdout_rows[name]) for name in names}
     out[str(target.name)] = _plain(target.take(holdout))
     return pd.DataFrame(out).reset_index(drop=True)
 
