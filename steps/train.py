@@ -157,7 +157,7 @@ def train(
             # The contract's encoding is done (`parts`); the rest of the pipeline learns from its codes.
             pipeline[1:].fit(parts.fit, y_fit)
             _machine_free(pipeline[-1])
-            parts.fit = parts.fit[:0]  # nothing keeps the training matrix: free it before the holdout is encoded
+            parts.fit = np.empty((0, parts.fit.shape[1]))  # free the training matrix (a view would keep it)
             predictions = _task.predict(pipeline[1:], _data.holdout_codes(parts, data.feature_names,
                                                                           encoder.encode_column), task)
             validation_scores = None if parts.validation is None else _task.predict(pipeline[1:], parts.validation,
