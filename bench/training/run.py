@@ -55,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--against", metavar="REV_OR_DIR",
                         help="also run this commit's (or exported tree's) pipeline in each repetition: before and "
                              "after in one session")
+    parser.add_argument("--against-repeats", type=int, default=None,
+                        help="run --against's pipeline in the first N repetitions only (default: every one)")
     parser.add_argument("--one-thread-floor", action="store_true",
                         help="also the floor on one thread (OMP_NUM_THREADS=1) in each repetition")
     parser.add_argument("--data-dir", type=Path, default=ROOT / "bench" / ".work" / "training",
@@ -86,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         for rep in range(args.repeats):
             order = kinds[rep % len(kinds):] + kinds[:rep % len(kinds)]  # each contender first in turn
             for kind in order:
+                if kind == "against" and args.against_repeats is not None and rep >= args.against_repeats:
+                    continue
                 if kind.startswith("floor"):
                     run = _floor(data, policy, work, env if kind == "floor" else {**env, "OMP_NUM_THREADS": "1"})
                 else:
