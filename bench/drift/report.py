@@ -227,7 +227,7 @@ def _runs(tools: dict[str, Any]) -> list[str]:
     short runs most."""
     lines = ["## Every run, with the machine's load", "",
              ("Load average (1, 5, 15 min) just before each measured process started; the CPU probe is a fixed "
-              "pure-Python loop timed just before it (about 0.14 s on an idle machine)."), "",
+              "pure-Python loop timed just before it: a busier or slower CPU takes longer."), "",
              "| tool | run | s | CPU s | load average before | CPU probe s |",
              "| --- | ---: | ---: | ---: | --- | ---: |"]
     for key, t in tools.items():
