@@ -18,6 +18,34 @@ def test_latency_and_memory_are_positive_numbers_for_a_real_model(small_model: S
     assert 0 < measures.peak_memory_mb(small_model.pipeline, small_model.X, rows=500, seed=1) < 256
 
 
+class _Waiting:
+    """A model whose every call waits `wait` seconds and computes `work` seconds of CPU time."""
+
+    classes_ = np.array([0, 1])
+
+    def __init__(self, wait: float, work: float):
+        self.wait, self.work = wait, work
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        import time
+
+        time.sleep(self.wait)
+        end = time.thread_time() + self.work
+        while time.thread_time() < end:
+            pass
+        return np.array([[0.5, 0.5]] * len(X))
+
+
+def test_latency_is_what_a_call_computes_not_what_it_waits(small_model: SmallModel) -> None:
+    """A busy machine makes a call wait for a CPU; the gate counts the call's own CPU time, so a model is not
+    rejected because the node it trained on was busy (the canary judges served latency under real load)."""
+    X = small_model.X
+    waiting = measures.latency_p95_ms(_Waiting(wait=0.03, work=0.0), X, calls=20)
+    computing = measures.latency_p95_ms(_Waiting(wait=0.0, work=0.02), X, calls=20)
+    assert waiting < 5, waiting  # 30 ms asleep in every call: not counted
+    assert 19 <= computing < 40, computing  # 20 ms of computing: counted
+
+
 def test_a_model_is_perfectly_stable_against_itself(small_model: SmallModel) -> None:
     pipeline, X, y = small_model.pipeline, small_model.X, small_model.y
     stability, importances = measures.importance_stability(pipeline, pipeline, X, X, y, seed=1)
