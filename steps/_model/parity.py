@@ -18,7 +18,9 @@ probabilities can have; a whole standard deviation for regression), so the gate 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import multiprocessing
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -31,10 +33,13 @@ from steps._model.bundle import Bundle
 UNSEEN = "__unseen_category__"  # a category no contract lists (the gate's edge cases use it too)
 VARIANT_ROWS = 100  # holdout rows that get the missing and unseen variants
 WORST = 1.0
+# Rows encoded and turned into Python lists at a time: a 2M-row holdout (10M-row data) as one object-typed batch
+# took ~1.9 GB and its lists ~1.4 GB more.
+CHUNK_ROWS = 20_000
 
 
 def measure(bundle: Bundle, X: pd.DataFrame, scores: np.ndarray,
-            target: np.ndarray | None = None) -> tuple[float | None, str]:
+            target: np.ndarray | None = None, workers: int = 1) -> tuple[float | None, str]:
     """(the largest difference compiled vs skops, a note) over X, whose skops predictions `scores` the gate
     already has (steps._model.task.predict's shape for the bundle's task). `target`: the holdout's target as the
     model learns it; regression scales by its standard deviation (see the module's docstring). None when the
@@ -51,11 +56,9 @@ def measure(bundle: Bundle, X: pd.DataFrame, scores: np.ndarray,
     pipeline = bundle.pipeline
     extra = variants(X, bundle.features)
     expected = np.asarray(scores, dtype=np.float64)
-    batch = X
     if len(extra):
         expected = np.concatenate([expected, _task.predict(pipeline, extra, task)])
-        batch = pd.concat([X, extra], ignore_index=True)
-    got = np.asarray(predictor.predict(pipeline[0].transform(batch).tolist()), dtype=np.float64)
+    got = _compiled(predictor, pipeline[0], _batches(X, extra), workers)
     if got.shape != expected.shape:
         return WORST, f"compiled predictions of shape {got.shape} for skops predictions of shape {expected.shape}"
     diff = float(np.max(np.abs(got - expected))) if got.size else 0.0
@@ -69,6 +72,48 @@ def measure(bundle: Bundle, X: pd.DataFrame, scores: np.ndarray,
     if scale is None:
         return diff, f"max |compiled - skops| of the values {rows}, unscaled: {by}"
     return diff / scale, (f"max |compiled - skops| of the values ({diff:.3g}) / {by} ({scale:.6g}) {rows}")
+
+
+def _batches(X: pd.DataFrame, extra: pd.DataFrame) -> Iterator[pd.DataFrame]:
+    """The rows of pd.concat([X, extra]) (X alone when there are no variants), CHUNK_ROWS at a time, each typed as
+    that whole batch would be: a chunk of X is concatenated with every variant row and cut back, so its columns take
+    the same types (object where the variants' are) and values."""
+    if not len(extra):
+        for start in range(0, len(X), CHUNK_ROWS):
+            yield X.iloc[start:start + CHUNK_ROWS]
+        return
+    for start in range(0, len(X), CHUNK_ROWS):
+        rows = X.iloc[start:start + CHUNK_ROWS]
+        yield pd.concat([rows, extra], ignore_index=True).iloc[:len(rows)]
+    yield pd.concat([X.iloc[-1:], extra], ignore_index=True).iloc[1:]
+
+
+def _compiled(predictor: _predictor.CompiledPredictor, encoder: Any, batches: Iterator[pd.DataFrame],
+              workers: int) -> np.ndarray:
+    """The compiled predictor's answers for every batch, encoded by the pipeline's ContractEncoder (row by row), in
+    `workers` forked processes when there is more than one batch: the generated code is pure Python, one core a
+    process. The children inherit the compiled function (it does not pickle) and run no OpenMP code."""
+    global _running
+    encoded = (encoder.transform(batch) for batch in batches)
+    _running = predictor
+    try:
+        if workers > 1:
+            with multiprocessing.get_context("fork").Pool(workers) as pool:
+                parts = list(pool.imap(_predict_encoded, encoded))
+        else:
+            parts = [_predict_encoded(rows) for rows in encoded]
+    finally:
+        _running = None
+    return np.concatenate(parts)
+
+
+_running: _predictor.CompiledPredictor | None = None  # the predictor _compiled's workers call
+
+
+def _predict_encoded(encoded: Any) -> np.ndarray:
+    if _running is None:
+        raise RuntimeError("_predict_encoded runs only within _compiled")
+    return np.asarray(_running.predict(np.asarray(encoded).tolist()), dtype=np.float64)
 
 
 def _scale(target: np.ndarray | None, scores: np.ndarray) -> tuple[float | None, str]:

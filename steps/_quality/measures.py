@@ -129,7 +129,8 @@ def measure(
             " (sampled with replacement from the holdout)" if rows > len(X) else ""
         )
     if "predictor_parity" in wanted:
-        m["predictor_parity"], out.notes["predictor_parity"] = _parity.measure(bundle, X, predictions, y)
+        m["predictor_parity"], out.notes["predictor_parity"] = _parity.measure(
+            bundle, X, predictions, y, workers=_threads.count(policy.model.threads))
     if "edge_cases" in wanted:
         out.edge_cases = edge_cases(pipeline, bundle.features, X, task)
         m["edge_cases"] = sum(not c["passed"] for c in out.edge_cases)

@@ -139,3 +139,23 @@ def test_a_trees_file_of_another_task_than_the_bundle_fails_parity(tmp_path_fact
     assert value == _parity.WORST
     assert "does not load" in note
     assert "task: the trees predict regression, the bundle's contract says multiclass" in note
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_parity_in_chunks_and_workers_predicts_as_the_whole_batch(trained: Trained, workers: int,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The gate's parity encodes and predicts the holdout and its variants a chunk at a time (in forked workers on
+    a pod with several CPUs), so a 2M-row holdout is not one object-typed batch: the answers are the whole batch's,
+    row for row, with the variants' missing and unseen values typed as in the whole batch."""
+    opened, X, _, _ = _opened(trained)
+    X = X.iloc[:40]
+    extra = _parity.variants(X, opened.features)
+    assert len(extra)
+    predictor = _predictor.load(opened.path / _predictor.TREES_FILE, [f.name for f in opened.features], opened.task,
+                                len(opened.classes) if opened.classes is not None else None)
+    encoder = opened.pipeline[0]
+    whole = np.asarray(predictor.predict(encoder.transform(pd.concat([X, extra], ignore_index=True)).tolist()),
+                       dtype=np.float64)
+    monkeypatch.setattr(_parity, "CHUNK_ROWS", 7)
+    chunked = _parity._compiled(predictor, encoder, _parity._batches(X, extra), workers)
+    assert np.array_equal(chunked, whole, equal_nan=True)
