@@ -4,12 +4,15 @@ validation of a dataset that breaks the contract (the validate step's tests and 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from steps._core.data import generate, write_frame
 from steps._storage.registry import Registry
+from tests.support.models import Trained
+from tests.support.serving import Server, start
 from tests.support.validation import BROKEN_ROWS, Run, run_validate
 
 
@@ -53,3 +56,12 @@ def broken(policy_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Run:
     (work / "validated" / "data.parquet").write_bytes(b"stale")
     (work / "validated" / "source.json").write_text("{}")
     return run_validate(path, policy_file, work)
+
+
+@pytest.fixture(scope="module")
+def server(trained: Trained, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """`python -m steps.serve` of the module's `trained` bundle (tests/conftest.py's fraud model, or the module's own
+    fixture of that name), for the module's tests."""
+    s = start(trained.bundle, tmp_path_factory.mktemp("server"))
+    yield s
+    s.stop()

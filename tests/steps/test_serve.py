@@ -15,7 +15,6 @@ import sys
 import threading
 import time
 from bisect import bisect_left
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,13 +43,6 @@ KINDS = {"numeric": "FP64", "integer": "INT64", "categorical": "BYTES"}
 @pytest.fixture(scope="module")
 def policy(trained: Trained) -> Any:
     return load_policy(trained.policy)
-
-
-@pytest.fixture(scope="module")
-def server(trained: Trained, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    s = start(trained.bundle, tmp_path_factory.mktemp("server"))
-    yield s
-    s.stop()
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from steps._model import task as _task
 from steps._model.bundle import Bundle
 from tests.support import tasks
 from tests.support.models import Trained
-from tests.support.serving import Server, start
+from tests.support.serving import Server
 
 pytestmark = pytest.mark.integration
 http_client = pytest.importorskip("tritonclient.http", reason="tritonclient[http] (a dev extra) is not installed")
@@ -43,13 +43,6 @@ def trained(task: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.
     if task == "binary":
         return request.getfixturevalue("trained")  # the reference policy's fraud model (tests/conftest.py)
     return tasks.trained_task_bundle(tmp_path_factory, task)
-
-
-@pytest.fixture(scope="module")
-def server(trained: Trained, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    s = start(trained.bundle, tmp_path_factory.mktemp("server"))
-    yield s
-    s.stop()
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import math
 from bisect import bisect_left
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
 
@@ -41,13 +40,6 @@ def task(request: pytest.FixtureRequest) -> str:
 @pytest.fixture(scope="module")
 def trained(task: str, tmp_path_factory: pytest.TempPathFactory) -> Trained:
     return tasks.trained_task_bundle(tmp_path_factory, task)
-
-
-@pytest.fixture(scope="module")
-def server(trained: Trained, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    s = start(trained.bundle, tmp_path_factory.mktemp("server"))
-    yield s
-    s.stop()
 
 
 @pytest.fixture(scope="module")
