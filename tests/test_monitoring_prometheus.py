@@ -12,7 +12,6 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from steps._core.policy import Policy, load_policy
 from steps._storage.registry import Registry
 from tests.support.models import Trained, candidate
 from tests.support.processes import PUSHGATEWAY, prometheus, running
+from tests.support.serving import post_predictions
 from workflows.monitoring.alerts import build_prometheus_rule, rule_expressions, rule_file
 from workflows.monitoring.dashboard import build_dashboard, dashboard_queries
 
@@ -90,19 +90,9 @@ def _register(root: Path, trained: Trained, name: str, passed: bool, policy: Pol
 
 
 def _predict(server: ServerProcess, model: str, rows: list[dict[str, Any]]) -> list[int]:
-    def post(body: bytes) -> int:
-        request = urllib.request.Request(f"{server.url}/v1/models/{model}:predict", data=body,
-                                         headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(request, timeout=30) as answer:
-                return int(answer.status)
-        except urllib.error.HTTPError as err:
-            return err.code
-
     bodies = [json.dumps({"instances": rows[i:i + PER_REQUEST]}).encode() for i in range(0, len(rows), PER_REQUEST)]
     bodies += [b'{"instances": [{"amount": "lots"}]}'] * 5  # a client's mistake: 422s, counted by code
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        return list(pool.map(post, bodies))
+    return post_predictions(server.url, model, bodies)
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -32,6 +30,7 @@ from tests.support.argo import argo_verdict
 from tests.support.faults import FAULT_ENV, inject
 from tests.support.models import Trained, candidate
 from tests.support.processes import PROMETHEUS, prometheus
+from tests.support.serving import post_predictions
 from tests.support.webhooks import Hook
 from workflows import serving
 
@@ -139,19 +138,8 @@ def _wait_for(url: str, query: str, ready: Callable[[float], bool], what: str, t
 
 def _drive(server: ServerProcess, model: str, rows: list[dict[str, Any]], per_request: int = 1) -> list[int]:
     """POST the rows (per_request instances each) from 8 clients at once; the HTTP status codes."""
-    def post(chunk: list[dict[str, Any]]) -> int:
-        request = urllib.request.Request(f"{server.url}/v1/models/{model}:predict",
-                                         data=json.dumps({"instances": chunk}).encode(),
-                                         headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(request, timeout=30) as answer:
-                return int(answer.status)
-        except urllib.error.HTTPError as err:
-            return err.code
-
-    chunks = [rows[i:i + per_request] for i in range(0, len(rows), per_request)]
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        return list(pool.map(post, chunks))
+    bodies = [json.dumps({"instances": rows[i:i + per_request]}).encode() for i in range(0, len(rows), per_request)]
+    return post_predictions(server.url, model, bodies)
 
 
 def _instances(policy: Policy, n: int, seed: int, drift_amount: float = 0.0) -> list[dict[str, Any]]:

@@ -14,7 +14,10 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -195,3 +198,19 @@ def metric(text: str, name: str, **labels: str) -> float:
         if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
             return float(line.rsplit(" ", 1)[1])
     raise AssertionError(f"{name} {labels} not in the exposition")
+
+
+def post_predictions(url: str, model: str, bodies: Sequence[bytes], clients: int = 8) -> list[int]:
+    """POST each body to `url`'s V1 predict route of `model`, from `clients` clients at once; the HTTP status
+    codes, in the bodies' order."""
+    def post(body: bytes) -> int:
+        request = urllib.request.Request(f"{url}/v1/models/{model}:predict", data=body,
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as answer:
+                return int(answer.status)
+        except urllib.error.HTTPError as err:
+            return err.code
+
+    with ThreadPoolExecutor(max_workers=clients) as pool:
+        return list(pool.map(post, bodies))
