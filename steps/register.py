@@ -3,6 +3,8 @@
 Exit 0 staged; 1 rejected (recorded, so the workflow can end Failed); 2 bad input; 3 storage unreachable.
 With --pushgateway URL (or $MLOPS_PUSHGATEWAY_URL) the outcome also goes to a Pushgateway (job mlops-training);
 a push that fails is reported on stderr and changes neither the registration nor the exit code.
+With --registry-report-out DIR it writes the model's registry page there (DIR/index.html), as the registry stands
+after this registration; a page that cannot be written costs a warning, never the registration.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from steps._core.errors import StepError, UsageError, run
 from steps._core.files import write_text
 from steps._model import bundle as _bundle
 from steps._quality.pushgateway import push_training
+from steps._registry.page import write_report
 from steps._storage.registry import Registry, check_model
 
 
@@ -88,6 +91,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version-out", type=Path, default=None, help="write the version number here")
     parser.add_argument("--pushgateway", default=None,
                         help="push the outcome to this Pushgateway (default: $MLOPS_PUSHGATEWAY_URL)")
+    parser.add_argument("--registry-report-out", type=Path, default=None,
+                        help="write the model's registry page into this folder (DIR/index.html), best effort")
     return parser
 
 
@@ -100,6 +105,19 @@ def report_to_pushgateway(url: str, model: str, record: VersionRecord, gate_repo
         print(f"register: warning: metrics not pushed: {err}", file=sys.stderr)
     except Exception as err:  # a gate report with odd entries, a malformed URL: still only the metrics are lost
         print(f"register: warning: metrics not pushed: {type(err).__name__}: {err}", file=sys.stderr)
+
+
+def write_registry_page(out: Path, model: str, registry: str | None) -> None:
+    """The registry page as it stands after this registration. Best effort, like the Pushgateway: the version is
+    registered whatever happens to its page."""
+    try:
+        index = write_report(Registry.open(registry), model, out, flag="--registry-report-out")
+    except StepError as err:
+        print(f"register: warning: registry page not written: {err}", file=sys.stderr)
+    except Exception as err:  # a full disk, an odd record: only the page is lost
+        print(f"register: warning: registry page not written: {type(err).__name__}: {err}", file=sys.stderr)
+    else:
+        print(f"register: registry page {index}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
         pushgateway = args.pushgateway or os.environ.get("MLOPS_PUSHGATEWAY_URL") or None
         if pushgateway:
             report_to_pushgateway(pushgateway, args.model, record, args.gate_report)
+        if args.registry_report_out is not None:
+            write_registry_page(args.registry_report_out, args.model, args.registry)
         return 0 if record["gate"]["passed"] else 1
 
     return run("register", body)

@@ -1,6 +1,7 @@
-"""`mlops registry`: list and show a model's versions, promote one, roll production back.
+"""`mlops registry`: list and show a model's versions, promote one, roll production back, write its page.
 
 python -m steps.registry list|show|promote|rollback --model M [--registry LOC] [--json]
+python -m steps.registry report --model M [--registry LOC] --out DIR
 """
 
 from __future__ import annotations
@@ -8,11 +9,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from steps._core.documents import BundleManifest, VersionRecord
 from steps._core.errors import run
 from steps._model.bundle import BundleError
+from steps._registry.page import write_report
 from steps._storage.registry import Registry, RegistryError, parse_version
 
 _KEY_METRICS = 3
@@ -104,6 +107,9 @@ def command(args: argparse.Namespace) -> tuple[Any, str]:
         except BundleError as err:
             raise RegistryError(str(err)) from err
         return {"record": record, "bundle": manifest}, describe(model, record, manifest)
+    if args.command == "report":
+        index = write_report(reg, model, args.out)
+        return {"model": model, "index": str(index)}, f"registry: {model}: page written to {index}"
     if args.command == "promote":
         version = parse_version(args.version)
         before = reg.get(model, version)["status"]
@@ -136,6 +142,9 @@ def _parser() -> argparse.ArgumentParser:
     promote.add_argument("--reason", default="", help="recorded in the version's history")
     rollback = sub.add_parser("rollback", parents=[common], help="production back to the previous one")
     rollback.add_argument("--reason", default="", help="recorded in the versions' history")
+    report = sub.add_parser("report", parents=[common],
+                            help="a static page of every version: DIR/index.html and DIR/versions/<n>.html")
+    report.add_argument("--out", type=Path, required=True, help="the folder to write (replaced whole)")
     return parser
 
 
