@@ -2,7 +2,7 @@
 
     python -m steps.rollout --model M --version V [--registry LOC] [--policy FILE] --target kubernetes|local
                             [--namespace NS] [--timeout S] [--time-scale F] [--deploy-url URL] [--dataset URI]
-                            [--prometheus URL]
+                            [--prometheus URL] [--outcome-out FILE]
 
 The version moves to `canary` first. Then:
 - kubernetes: the model's Argo Rollout `<model>-server` gets the pod-template annotation `model-version: "<V>"`
@@ -18,6 +18,8 @@ The version moves to `canary` first. Then:
 
 Exit 0 promoted; 1 rejected (recorded), or no verdict before the timeout (the version stays `canary`);
 2 bad usage; 3 transient (Kubernetes API, Prometheus or storage unreachable).
+`--outcome-out FILE` gets one word for the Workflow's outputs: `promoted`, `aborted` (the canary was rejected)
+or `timed-out` (no verdict: the version stays `canary`); nothing on exit 2 or 3.
 """
 
 from __future__ import annotations
@@ -29,13 +31,16 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from steps._canary import argo
-from steps._canary.outcome import Outcome
+from steps._canary.outcome import Outcome, RolloutTimeout
 from steps._core.documents import VersionRecord
 from steps._core.errors import UsageError, run
+from steps._core.files import write_text
 from steps._core.policy import Policy, load_policy, policy_path
 from steps._storage.registry import Registry, check_model
 
 TARGETS = ("kubernetes", "local")
+# The words --outcome-out writes (the training template's `outcome` output and the run's result label read them).
+PROMOTED, ABORTED, TIMED_OUT = "promoted", "aborted", "timed-out"
 
 
 def rollout(model: str, version: int, target: str, registry: Registry, policy: Policy, *,
@@ -114,6 +119,9 @@ def parser() -> argparse.ArgumentParser:
                    help="local: run the canary analysis through the AnalysisTemplate's queries on this Prometheus "
                         "(default $PROMETHEUS_URL; unset: from the servers' /metrics); it must scrape the "
                         "deployment: `mlops deploy --print-scrape-config`")
+    p.add_argument("--outcome-out", type=Path, default=None,
+                   help=f"write one word here: {PROMOTED}, {ABORTED} (rejected by the canary) or {TIMED_OUT} "
+                        "(no verdict); nothing on bad usage or a transient failure")
     return p
 
 
@@ -134,15 +142,29 @@ def main(argv: list[str] | None = None) -> int:
         policy = load_policy(Path(policy_path(args.model, args.policy)))
         registry = Registry.open(args.registry or None)
         version = registry.resolve(args.model, args.version)
-        outcome = rollout(args.model, version, args.target, registry, policy,
-                          namespace=args.namespace, timeout=args.timeout, time_scale=scale,
-                          deploy_url=args.deploy_url or os.environ.get("MLOPS_DEPLOY_URL") or None,
-                          dataset=args.dataset or None, prometheus=prometheus)
+        try:
+            outcome = rollout(args.model, version, args.target, registry, policy,
+                              namespace=args.namespace, timeout=args.timeout, time_scale=scale,
+                              deploy_url=args.deploy_url or os.environ.get("MLOPS_DEPLOY_URL") or None,
+                              dataset=args.dataset or None, prometheus=prometheus)
+        except RolloutTimeout:
+            _write_outcome(args.outcome_out, TIMED_OUT)
+            raise
+        _write_outcome(args.outcome_out, PROMOTED if outcome.promoted else ABORTED)
         verdict = "production" if outcome.promoted else "rejected"
         print(f"rollout: {args.model} v{version}: {verdict}: {outcome.reason}")
         return 0 if outcome.promoted else 1
 
     return run("rollout", body)
+
+
+def _write_outcome(path: Path | None, word: str) -> None:
+    if path is None:
+        return
+    try:
+        write_text(path, word)
+    except OSError as err:
+        raise UsageError(f"--outcome-out {path}: cannot write: {err}") from err
 
 
 def _prometheus_url(flag: str | None, target: str, env: str | None) -> str | None:

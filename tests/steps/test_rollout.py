@@ -146,10 +146,12 @@ def test_no_verdict_before_the_timeout_leaves_the_version_canary(
     version = add_version(registry, tmp_path, "aaa")
     with serve_api(monkeypatch, generated_rollout, [{"phase": "Paused", "message": "inconclusive"}]):
         code = step.main(["--model", MODEL, "--version", str(version), "--registry", registry.location,
-                          "--policy", str(policy.path), "--target", "kubernetes", "--timeout", "0.3"])
+                          "--policy", str(policy.path), "--target", "kubernetes", "--timeout", "0.3",
+                          "--outcome-out", str(tmp_path / "outcome")])
     assert code == 1
     assert "no verdict after" in capsys.readouterr().err
     assert registry.get(MODEL, version)["status"] == "canary"
+    assert (tmp_path / "outcome").read_text() == "timed-out"  # the Workflow's `outcome` output
 
 
 def test_the_command_line_exits_1_and_says_why_when_rejected(
@@ -159,9 +161,34 @@ def test_the_command_line_exits_1_and_says_why_when_rejected(
     monkeypatch.setattr(argo, "POLL_SECONDS", 0.01)
     with serve_api(monkeypatch, generated_rollout, [{"phase": "Degraded", "abort": True, "message": ABORT_MESSAGE}]):
         code = step.main(["--model", MODEL, "--version", "latest", "--registry", registry.location,
-                          "--policy", str(policy.path), "--target", "kubernetes", "--timeout", "5"])
+                          "--policy", str(policy.path), "--target", "kubernetes", "--timeout", "5",
+                          "--outcome-out", str(tmp_path / "outcome")])
     assert code == 1
     assert f"{MODEL} v{version}: rejected" in capsys.readouterr().out
+    assert (tmp_path / "outcome").read_text() == "aborted"
+
+
+def test_the_command_line_writes_promoted_for_the_workflow_outputs(
+        monkeypatch: pytest.MonkeyPatch, kube_env: None, registry: Registry, tmp_path: Path, policy: Policy,
+        generated_rollout: dict[str, Any]) -> None:
+    version = add_version(registry, tmp_path, "aaa")
+    monkeypatch.setattr(argo, "POLL_SECONDS", 0.01)
+    with serve_api(monkeypatch, generated_rollout, [{"phase": "Progressing"}, HEALTHY]):
+        code = step.main(["--model", MODEL, "--version", str(version), "--registry", registry.location,
+                          "--policy", str(policy.path), "--target", "kubernetes", "--timeout", "5",
+                          "--outcome-out", str(tmp_path / "outcome")])
+    assert code == 0
+    assert (tmp_path / "outcome").read_text() == "promoted"
+    assert registry.get(MODEL, version)["status"] == "production"
+
+
+def test_bad_usage_writes_no_outcome(registry: Registry, tmp_path: Path, policy: Policy) -> None:
+    version = add_version(registry, tmp_path, "aaa")
+    code = step.main(["--model", MODEL, "--version", str(version), "--registry", registry.location,
+                      "--policy", str(policy.path), "--target", "kubernetes", "--timeout", "-1",
+                      "--outcome-out", str(tmp_path / "outcome")])
+    assert code == 2
+    assert not (tmp_path / "outcome").exists(), "the template's default (unknown) must show, not a guess"
 
 
 def test_the_schema_check_catches_a_patch_the_crd_would_refuse(
