@@ -3,8 +3,9 @@
     python -m steps.gate --bundle DIR --holdout FILE --policy FILE --report-dir DIR --passed-out FILE
                          [--registry LOC] [--baseline-version V] [--baseline-bundle DIR]
 
-Writes gate.json and a self-contained gate.html to --report-dir and `true`/`false` to --passed-out. Exits 0
-on either verdict: a rejected candidate is a result, not a failure of the step.
+Writes gate.json and its page, index.html (the verdict, every gate, the pictures as inline SVG: it renders in
+Argo's artifact viewer, which opens a folder artifact at its index.html), to --report-dir and `true`/`false` to
+--passed-out. Exits 0 on either verdict: a rejected candidate is a result, not a failure of the step.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ class GateResult:
     def write(self, report_dir: Path, passed_out: Path) -> None:
         report_dir = Path(report_dir)
         write_json(report_dir / "gate.json", self.report)
-        write_text(report_dir / "gate.html", _report.render(self.report, self.evidence))
+        write_text(report_dir / _report.PAGE, _report.render(self.report, self.evidence))
         write_text(Path(passed_out), "true" if self.passed else "false")
 
 
@@ -262,7 +263,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--bundle", required=True, type=Path, help="the candidate's model bundle folder")
     p.add_argument("--holdout", required=True, type=Path, help="the holdout written by train (Parquet)")
     p.add_argument("--policy", required=True, type=Path, help="the model's policy file (gates/<model>.yaml)")
-    p.add_argument("--report-dir", required=True, type=Path, help="folder for gate.json and gate.html")
+    p.add_argument("--report-dir", required=True, type=Path, help="folder for gate.json and its page, index.html")
     p.add_argument("--passed-out", required=True, type=Path, help="file to write true or false to")
     p.add_argument(
         "--registry", default="", help="registry location (default $MLOPS_REGISTRY or .mlops/registry)"

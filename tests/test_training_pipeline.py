@@ -65,15 +65,15 @@ def test_run_training_registers_the_first_version_and_rolls_it_out_to_production
     assert "Rollout: fraud-detection v1 promoted to production" in out
     for gate in ("accuracy", "pr_auc", "roc_auc", "latency_p95_ms", "recall_gap", "edge_cases"):
         assert gate in out, f"the summary does not show the {gate} gate"
-    assert "gate.html" in out, "the summary does not point at the HTML report"
+    assert "gate.json, index.html" in out, "the summary does not point at the HTML report"
     [record] = versions(registry, workdir)
     # With no production yet, the local rollout promotes the first version once its server is healthy.
     assert record["version"] == 1 and record["status"] == "production"
     assert [h["to"] for h in record["history"]] == ["staged", "canary", "production"]
     assert "health" in record["history"][-1]["why"]
     assert record["git_commit"] == "abc1234"
-    html = next(Path(workdir).glob(".mlops/runs/*/pods/*-gate-*/**/gate.html"))
-    assert "<img" in html.read_text()
+    html = next(Path(workdir).glob(".mlops/runs/*/pods/*-gate-*/**/gate-report/index.html"))
+    assert "<svg role='img'" in html.read_text()
 
 
 def test_rerun_with_the_same_inputs_creates_no_new_version(first_run, workdir: Path, dataset: Path) -> None:

@@ -1,17 +1,17 @@
-"""The gate report as one self-contained HTML page: the verdict, every gate, pictures as inline PNG. The pictures
-follow the task: binary ROC, precision-recall and the confusion matrix at the threshold; multiclass the confusion
-matrix and each class' precision and recall; regression predicted vs actual and residuals vs predicted."""
+"""The gate report page (index.html beside gate.json): the verdict first, naming the failed gates, then every gate,
+the task's pictures as inline SVG and the edge cases, in the shared page shell (steps/_core/html.py), so it renders
+in Argo's artifact viewer (no scripts, no `data:` pictures). The pictures follow the task: binary ROC,
+precision-recall and the confusion matrix at the threshold; multiclass the confusion matrix and each class'
+precision and recall; regression predicted vs actual and residuals vs predicted."""
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from steps._core import html as _html
 from steps._core.documents import GateEntry, GateReport
 from steps._quality import metrics as _metrics
 from steps._quality.edge_cases import EdgeCase
@@ -21,17 +21,13 @@ from steps._quality.segments import SegmentF1, SegmentRecall
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+PAGE, JSON = "index.html", "gate.json"  # Argo Server opens a folder artifact at its index.html
 _CANDIDATE, _BASELINE = "#1f77b4", "#ff7f0e"
-_POINTS = 5000  # a scatter of more points shows no more and makes the page heavy
-_STYLE = """
-body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1100px}
-table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}
-th{background:#f4f4f4}.pass{color:#137333;font-weight:bold}.fail{color:#b3261e;font-weight:bold}
-.skipped{color:#8a6d00;font-weight:bold}
-.verdict{font-size:1.4em;padding:.5em 1em;display:inline-block;border-radius:4px}
-.verdict.pass{background:#e6f4ea}.verdict.fail{background:#fce8e6}
-figure{display:inline-block;margin:0 1em 1em 0}img{max-width:520px}
-"""
+# A scatter of more points shows no more; as SVG each point is markup the browser must draw.
+_POINTS = 2000
+_CURVE_POINTS = 1000  # a ROC or PR curve of a million-row holdout has a point per distinct score
+_COMPARISON = {"gte": "≥", "lte": "≤"}
+_TONE = {"pass": "pass", "fail": "fail", "skipped": "warn"}
 
 
 @dataclass
@@ -52,59 +48,78 @@ class Evidence:
     segment_f1: list[SegmentF1] = field(default_factory=list)
 
 
-def render(report: GateReport, evidence: Evidence) -> str:
-    """gate.json's content plus the evidence (scores, segments, importances, edge cases) as an HTML page."""
-    e = html.escape
-    verdict = "PASSED" if report["passed"] else f"REJECTED: {', '.join(report['failed'])}"
-    skipped = report.get("skipped") or []
-    if skipped:
-        verdict += f" ({len(skipped)} skipped, not evaluated: {', '.join(skipped)})"
+def headline(report: GateReport) -> tuple[str, str, str]:
+    """The verdict banner: (headline, tone, detail). A rejection names its failed gates; skipped gates are said."""
+    failed, skipped = report["failed"], report.get("skipped") or []
+    if report["passed"]:
+        text, tone = "Passed: the candidate meets every required gate", "pass"
+    else:
+        text, tone = f"Rejected: failed {', '.join(failed)}", "fail"
     baseline = report["baseline"]
-    against = (
-        f"baseline version {e(str(baseline['version']))}"
-        if baseline is not None and baseline["version"] is not None
-        else f"baseline {e(evidence.baseline_label)}"
-        if evidence.baseline_label
-        else "no baseline yet"
-    )
-    rows = "".join(
-        f"<tr><td>{e(g['name'])}</td><td class='{_status(g)}'>"
-        f"{_status(g).upper() if _status(g) == 'fail' else _status(g)}</td><td>{_cell(g['value'])}</td>"
-        f"<td>{e(str(g['bound_kind']))} {_cell(g['bound'])}</td><td>{e(str(g['comparison'] or ''))}</td>"
-        f"<td>{_cell(g['baseline_value'])}</td><td>{_cell(g['tolerance'])}</td><td>{e(g['note'])}</td></tr>"
-        for g in report["gates"]
-    )
-    cases = "".join(
-        f"<tr><td>{e(c['name'])}</td><td>{c['rows']}</td><td>{e(c['outcome'])}</td>"
-        f"<td class='{'pass' if c['passed'] else 'fail'}'>{'ok' if c['passed'] else 'FAIL'}</td>"
-        f"<td>{e(c['detail'])}</td></tr>"
-        for c in evidence.edge_cases
-    )
+    against = (f"against baseline version {baseline['version']}" if baseline and baseline["version"] is not None
+               else "against the given baseline" if baseline else "with no baseline to compare with")
+    detail = f"{len(report['gates'])} gates on {report['holdout_rows']} holdout rows, {against}."
+    if skipped:
+        blocking = [n for n in skipped if n in failed]
+        detail += (f" {len(skipped)} skipped, not evaluated: {', '.join(skipped)}"
+                   + (" (blocking, as the policy says)." if blocking == skipped else
+                      "; a skipped gate does not block unless its policy says if_skipped: block."))
+        if report["passed"]:
+            tone = "warn"
+    return text, tone, detail
+
+
+def render(report: GateReport, evidence: Evidence) -> str:
+    """gate.json's content plus the evidence (scores, segments, importances, edge cases) as one HTML page."""
+    text, tone, detail = headline(report)
+    baseline = report["baseline"]
+    label = (f"version {baseline['version']}" if baseline and baseline["version"] is not None
+             else evidence.baseline_label or "none")
+    about = _html.facts([
+        ("model", _html.esc(report["model"])),
+        ("task", _html.esc(evidence.task)),
+        ("holdout rows", _html.esc(report["holdout_rows"])),
+        ("baseline", _html.esc(label if baseline else "none: no production version to compare with yet")),
+        *([("threshold", _html.esc(f"{evidence.threshold:g}"))] if evidence.threshold is not None else []),
+        ("machine-readable", f"<a href='{JSON}'>{JSON}</a>"),
+    ])
+    gates = _html.table(["gate", "result", "value", "bound", "against the baseline", "note"],
+                        [_gate_row(g, report["failed"]) for g in report["gates"]], numeric=(2,))
     figures = _task_figures(evidence)
     if evidence.importances:
         figures.append((f"Permutation importance (increase in {IMPORTANCE_LOSS[evidence.task]})",
                         _importances(evidence)))
-    pictures = "".join(
-        f"<figure><img alt='{e(title)}' src='data:image/png;base64,{_png(fig)}'>"
-        f"<figcaption>{e(title)}</figcaption></figure>"
-        for title, fig in figures
-    )
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>Gate report: {e(report["model"])}</title>
-<style>{_STYLE}</style></head><body>
-<h1>Gate report: {e(report["model"])}</h1>
-<p class="verdict {"pass" if report["passed"] else "fail"}">{e(verdict)}</p>
-<p>{report["holdout_rows"]} holdout rows; {against}.</p>
-<h2>Gates</h2>
-<table><tr><th>gate</th><th>result</th><th>value</th><th>bound</th><th>comparison</th><th>baseline</th>
-<th>tolerance</th><th>note</th></tr>{rows}</table>
-<h2>Pictures</h2>
-{pictures}
-{_per_class_table(evidence)}
-<h2>Edge cases</h2>
-<table><tr><th>case</th><th>rows</th><th>outcome</th><th>result</th><th>detail</th></tr>{cases}</table>
-</body></html>
-"""
+    pictures = "".join(_html.figure(_html.svg_of(fig, title), title) for title, fig in figures)
+    body = (f"{about}<h2>Gates</h2>{gates}<h2>Pictures</h2><div class='grid'>{pictures}</div>"
+            f"{_per_class_table(evidence)}<h2>Edge cases</h2>{_edge_cases(evidence)}")
+    return _html.page(f"Gate report: {report['model']}", body, verdict_html=_html.verdict(text, tone, detail))
+
+
+def _edge_cases(evidence: Evidence) -> str:
+    if not evidence.edge_cases:
+        return "<p>No edge cases were run.</p>"
+    rows = [[_html.esc(c["name"]), str(c["rows"]), _html.esc(c["outcome"]),
+             _html.tag("ok", "pass") if c["passed"] else _html.tag("FAIL", "fail"), _html.esc(c["detail"])]
+            for c in evidence.edge_cases]
+    return _html.table(["case", "rows", "outcome", "result", "detail"], rows, numeric=(1,))
+
+
+def _gate_row(g: GateEntry, failed: list[str]) -> list[str]:
+    status = _status(g)
+    result = _html.tag(status.upper() if status == "fail" else status, _TONE.get(status, "info"))
+    if status == "fail" and g["name"] not in failed:
+        result += " <span class='muted'>(not required)</span>"
+    bound = f"{g['bound_kind']} {_cell(g['bound'])}" if g["bound"] is not None else _html.esc(g["bound_kind"])
+    compared = ""
+    if g["comparison"]:
+        sign = _html.esc(_COMPARISON.get(g["comparison"], g["comparison"]))
+        compared = f"{sign} baseline {_cell(g['baseline_value'])}"
+        if g["tolerance"] is not None:
+            compared += f" (tolerance {_cell(g['tolerance'])})"
+        interval = g.get("interval")
+        if interval:
+            compared += f"; difference in [{_cell(interval[0])}, {_cell(interval[1])}]"
+    return [_html.esc(g["name"]), result, _cell(g["value"]), bound, compared, _html.esc(g["note"])]
 
 
 def _task_figures(evidence: Evidence) -> list[tuple[str, Figure]]:
@@ -139,15 +154,13 @@ def _per_class_table(evidence: Evidence) -> str:
     k = evidence.candidate_scores.shape[1]
     table = _metrics.per_class(evidence.y, evidence.candidate_scores)
     base = None if evidence.baseline_scores is None else _metrics.per_class(evidence.y, evidence.baseline_scores)
-    head = "<th>baseline recall</th>" if base is not None else ""
-    rows = "".join(
-        f"<tr><td>{html.escape(name)}</td><td>{int(table['support'][i])}</td><td>{int(table['predicted'][i])}</td>"
-        f"<td>{table['precision'][i]:.3f}</td><td>{table['recall'][i]:.3f}</td><td>{table['f1'][i]:.3f}</td>"
-        + (f"<td>{base['recall'][i]:.3f}</td>" if base is not None else "") + "</tr>"
-        for i, name in enumerate(_class_names(evidence, k))
-    )
-    return (f"<h2>Per class</h2>\n<table><tr><th>class</th><th>holdout rows</th><th>predicted rows</th>"
-            f"<th>precision</th><th>recall</th><th>F1</th>{head}</tr>{rows}</table>")
+    headers = ["class", "holdout rows", "predicted rows", "precision", "recall", "F1"]
+    headers += ["baseline recall"] if base is not None else []
+    rows = [[_html.esc(name), str(int(table["support"][i])), str(int(table["predicted"][i])),
+             f"{table['precision'][i]:.3f}", f"{table['recall'][i]:.3f}", f"{table['f1'][i]:.3f}",
+             *([f"{base['recall'][i]:.3f}"] if base is not None else [])]
+            for i, name in enumerate(_class_names(evidence, k))]
+    return "<h2>Per class</h2>" + _html.table(headers, rows, numeric=range(1, len(headers)))
 
 
 def _status(gate: GateEntry) -> str:
@@ -160,11 +173,11 @@ def _cell(value: Any) -> str:
         return ""
     if isinstance(value, float):
         return f"{value:.4g}"
-    return html.escape(str(value))
+    return _html.esc(value)
 
 
 def _figure(left: float = 0.14, bottom: float = 0.12, height: float = 4.0) -> tuple[Figure, Any]:
-    # A bare Figure (no pyplot): no global state, no GUI backend; savefig renders with Agg. Fixed margins
+    # A bare Figure (no pyplot): no global state, no GUI backend; svg_of renders it as SVG. Fixed margins
     # instead of a layout engine, which draws every figure twice and doubled the report's time.
     from matplotlib.figure import Figure
 
@@ -173,10 +186,29 @@ def _figure(left: float = 0.14, bottom: float = 0.12, height: float = 4.0) -> tu
     return fig, fig.add_subplot()
 
 
-def _png(fig: Figure) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return base64.b64encode(buf.getvalue()).decode("ascii")
+def _thin(values: np.ndarray) -> np.ndarray:
+    """At most about _CURVE_POINTS points of a curve, evenly spread, the first and the last kept."""
+    if len(values) <= _CURVE_POINTS:
+        return values
+    kept: np.ndarray = values[np.unique(np.linspace(0, len(values) - 1, _CURVE_POINTS).round().astype(int))]
+    return kept
+
+
+def _heatmap(ax: Any, matrix: np.ndarray, fontsize: float) -> None:
+    """A matrix of counts as coloured cells (log scale), row 0 at the top, each with its count. Vector cells, not
+    imshow: an image inside an SVG is a `data:` URI, which Argo's artifact viewer blocks."""
+    k = matrix.shape[0]
+    edges = np.arange(k + 1) - 0.5
+    shade = np.log1p(matrix)
+    ax.pcolormesh(edges, edges, shade, cmap="Blues")
+    low, high = float(shade.min()), float(shade.max())
+    for (i, j), count in np.ndenumerate(matrix):
+        # white on the darker half of the colour scale (the scale runs from the smallest count to the largest)
+        dark = high > low and (shade[i, j] - low) / (high - low) > 0.5
+        ax.text(j, i, str(count), ha="center", va="center", fontsize=fontsize, color="white" if dark else "black")
+    ax.set_xlim(-0.5, k - 0.5)
+    ax.set_ylim(k - 0.5, -0.5)
+    ax.set_aspect("equal")
 
 
 def _curves(evidence: Evidence) -> list[tuple[str, np.ndarray, str]]:
@@ -192,6 +224,7 @@ def _roc(evidence: Evidence) -> Figure:
     fig, ax = _figure()
     for name, scores, color in _curves(evidence):
         fpr, tpr, _ = roc_curve(evidence.y, scores)
+        fpr, tpr = _thin(fpr), _thin(tpr)
         ax.plot(fpr, tpr, color=color, label=f"{name} (AUC {roc_auc_score(evidence.y, scores):.3f})")
     ax.plot([0, 1], [0, 1], color="#999", linestyle="--", linewidth=1, label="chance")
     ax.set(xlabel="false positive rate", ylabel="true positive rate", xlim=(0, 1), ylim=(0, 1.01))
@@ -206,7 +239,7 @@ def _pr(evidence: Evidence) -> Figure:
     for name, scores, color in _curves(evidence):
         precision, recall, _ = precision_recall_curve(evidence.y, scores)
         ap = average_precision_score(evidence.y, scores)
-        ax.step(recall, precision, where="post", color=color, label=f"{name} (AP {ap:.3f})")
+        ax.step(_thin(recall), _thin(precision), where="post", color=color, label=f"{name} (AP {ap:.3f})")
     base_rate = float(np.mean(evidence.y))
     ax.axhline(base_rate, color="#999", linestyle="--", linewidth=1, label=f"positive rate {base_rate:.3f}")
     ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.01))
@@ -221,17 +254,7 @@ def _confusion(evidence: Evidence) -> Figure:
         [[np.sum(~y & ~predicted), np.sum(~y & predicted)], [np.sum(y & ~predicted), np.sum(y & predicted)]]
     )
     fig, ax = _figure(left=0.2)
-    ax.imshow(np.log1p(matrix), cmap="Blues")
-    for (i, j), count in np.ndenumerate(matrix):
-        ax.text(
-            j,
-            i,
-            str(count),
-            ha="center",
-            va="center",
-            fontsize=14,
-            color="white" if np.log1p(count) > np.log1p(matrix.max()) / 2 else "black",
-        )
+    _heatmap(ax, matrix, fontsize=14)
     ax.set_xticks([0, 1], ["predicted 0", "predicted 1"])
     ax.set_yticks([0, 1], ["actual 0", "actual 1"])
     ax.set_title(f"candidate, threshold {evidence.threshold or 0.5:g}")
@@ -292,10 +315,7 @@ def _confusion_multiclass(evidence: Evidence) -> Figure:
     matrix = _metrics.confusion(evidence.y, _metrics.predicted_codes(evidence.candidate_scores), k)
     size = max(4.0, 0.5 * k + 2)
     fig, ax = _figure(left=0.25, bottom=0.25, height=size)
-    ax.imshow(np.log1p(matrix), cmap="Blues")
-    for (i, j), count in np.ndenumerate(matrix):
-        ax.text(j, i, str(count), ha="center", va="center", fontsize=12 if k <= 6 else 8,
-                color="white" if np.log1p(count) > np.log1p(matrix.max()) / 2 else "black")
+    _heatmap(ax, matrix, fontsize=12 if k <= 6 else 8)
     ax.set_xticks(range(k), names, rotation=45, ha="right")
     ax.set_yticks(range(k), names)
     ax.set(xlabel="predicted", ylabel="actual", title="candidate")

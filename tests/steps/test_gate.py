@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import hashlib
 import io
@@ -110,7 +109,7 @@ def run_gate(
         code = gate.main(argv)
     report_file, html_file, passed_file = (
         out / "report" / "gate.json",
-        out / "report" / "gate.html",
+        out / "report" / "index.html",
         out / "passed",
     )
     return Gated(
@@ -135,7 +134,7 @@ def run_gate_without_baseline(candidate: Model, out: Path, policy: Path | None =
     return Gated(
         0,
         json.loads((out / "report" / "gate.json").read_text()),
-        (out / "report" / "gate.html").read_text(),
+        (out / "report" / "index.html").read_text(),
         (out / "passed").read_text(),
         "",
         "\n".join(result.failure_lines()),
@@ -260,15 +259,20 @@ def test_edge_cases_are_recorded_case_by_case(good_gated: Gated) -> None:
     # The empty batch is refused with a clear error; the others give scores.
     assert re.search(r"empty_batch: error ValueError: .*0 sample", g["note"])
     assert re.search(r"huge_values: 32 scores in \[", g["note"])  # 16 numeric features at +-1e12
-    assert "<td>missing_each_feature</td><td>24</td>" in good_gated.html  # each of 23 features, then all
+    # each of 23 features, then all
+    assert "<td class='wrap'>missing_each_feature</td><td class='num'>24</td>" in good_gated.html
 
 
-def test_html_report_is_one_file_with_embedded_pictures(good_gated: Gated) -> None:
-    images = re.findall(r"src='data:image/png;base64,([^']+)'", good_gated.html)
-    assert len(images) >= 4  # ROC, PR, confusion matrix, per-segment recall
-    assert all(base64.b64decode(img)[:8] == b"\x89PNG\r\n\x1a\n" for img in images)
-    assert "http://" not in good_gated.html and "https://" not in good_gated.html
-    assert "PASSED" in good_gated.html and "no baseline yet" in good_gated.html
+def test_the_report_page_is_one_file_with_inline_svg_pictures_and_a_link_to_gate_json(good_gated: Gated) -> None:
+    pictures = re.findall(r"<svg role='img' aria-label='([^']+)'", good_gated.html)
+    assert pictures[:4] == ["ROC curve", "Precision-recall curve", "Confusion matrix at the threshold",
+                            "Recall per segment"]
+    assert "data:" not in good_gated.html and "<img" not in good_gated.html and "<script" not in good_gated.html
+    # The only link leaves the picture for the JSON beside the page (an SVG's own references start with #).
+    links = re.findall(r"""href=['"]([^'"]+)""", good_gated.html)
+    assert {link for link in links if not link.startswith("#")} == {"gate.json"}
+    assert "Passed: the candidate meets every required gate" in good_gated.html
+    assert "with no baseline to compare with" in good_gated.html
 
 
 def test_shuffled_labels_pass_accuracy_but_are_rejected_by_pr_auc(
@@ -320,7 +324,7 @@ def test_the_same_model_as_baseline_passes_with_perfectly_stable_importances(
     for name in ("accuracy", "pr_auc", "roc_auc"):
         assert entry(gated.report, name)["baseline_value"] == gated.report["candidate"][name]
     assert "Permutation importance" in gated.html
-    assert len(re.findall("data:image/png;base64,", gated.html)) >= 5
+    assert len(re.findall("<svg role='img'", gated.html)) >= 5
 
 
 def test_a_retrain_on_drifted_data_keeps_stable_importances_and_passes(
