@@ -90,7 +90,8 @@ def _parser() -> argparse.ArgumentParser:
     source.add_argument("--metrics-url", action="append", metavar="URL",
                         help="a model server's Prometheus page (its /metrics, or mlops deploy's /metrics/stable "
                         "and /metrics/canary), read directly; repeatable: the counters are summed")
-    p.add_argument("--report-dir", type=Path, default=Path("drift-report"), help="where drift.json/html go")
+    p.add_argument("--report-dir", type=Path, default=Path("drift-report"),
+                   help="where drift.json and its page, index.html, go")
     p.add_argument("--webhook", default=None, help="the retrain webhook URL (default: $MLOPS_WEBHOOK_URL)")
     p.add_argument("--token-file", help=f"file holding the webhook's bearer token (else ${webhook.TOKEN_ENV})")
     p.add_argument("--pushgateway", default=None, help="push drift metrics here (default: $MLOPS_PUSHGATEWAY_URL)")

@@ -21,7 +21,7 @@ from steps._core.errors import UsageError
 from steps._drift import binned, sources
 from steps._storage.registry import Registry
 
-PREDICTION, TARGET = "prediction", "target"  # their names in drift.json, drift.html and the Pushgateway
+PREDICTION, TARGET = "prediction", "target"  # their names in drift.json, its page and the Pushgateway
 METRIC = sources.PREDICTION_METRIC
 
 Outputs = dict[str, tuple[dict[str, Any], np.ndarray]]  # name -> (its profile entry, its count vector)

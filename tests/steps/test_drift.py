@@ -117,8 +117,9 @@ def test_drifted_dataset_triggers_one_retrain_naming_the_drifted_features(
     report = json.loads((tmp_path / "r" / "drift.json").read_text())
     assert report["decision"] == "retrain" and report["trigger"]["status"] == "sent"
     assert report["drifted_features"] == body["drifted_features"]
-    page = (tmp_path / "r" / "drift.html").read_text()
-    assert "data:image/png;base64," in page and "amount" in page
+    page = (tmp_path / "r" / "index.html").read_text()
+    assert "<svg role='img'" in page and "data:" not in page and "amount" in page
+    assert "Drifted: " in page and "webhook called, retraining requested (HTTP 200" in page
     assert "trigger sent" in capsys.readouterr().out
 
 

@@ -1,7 +1,8 @@
 """Prediction and target drift (steps/_drift/outputs.py): multiclass and regression models trained by steps.train,
 their production version's profile.json `prediction` (and `target`) against a current dataset the model scores,
 the servers' model_prediction_bin_total read off real /metrics pages and through a real Prometheus, reported in
-drift.json and drift.html beside the features, pushed to a real Pushgateway, and never counted in drift_share."""
+drift.json and its page (index.html) beside the features, pushed to a real Pushgateway, and never counted in
+drift_share."""
 
 from __future__ import annotations
 
@@ -108,8 +109,12 @@ def test_shifted_inputs_move_the_predictions_and_the_target_reported_beside_the_
     assert "prediction" not in doc["drifted_features"]
     if task == "regression":
         assert doc["target"]["drifted"] is True
-    page = (tmp_path / "r" / "drift.html").read_text()
-    assert "reported, not counted toward drift_share" in page and "<td>prediction</td>" in page
+    page = (tmp_path / "r" / "index.html").read_text()
+    outputs = page[page.index("<h2>The model's outputs</h2>"):]
+    assert "Reported, not counted toward drift_share" in outputs and "<td class='wrap'>prediction</td>" in outputs
+    verdict = page[page.index("<div class='verdict"):page.index("</div>")]
+    drifted_outputs = "prediction and target" if task == "regression" else "prediction"
+    assert f"{drifted_outputs} drifted too" in verdict
     out = capsys.readouterr().out
     assert "drift: prediction psi" in out and "drifted" in out
 
