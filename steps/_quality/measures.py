@@ -9,7 +9,7 @@ import gc
 import os
 import time
 import tracemalloc
-from collections.abc import Callable, Set
+from collections.abc import Callable, Sequence, Set
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +21,9 @@ from steps._core.errors import UsageError
 from steps._core.policy import GATES, Gate, Policy
 from steps._model import parity as _parity
 from steps._model import task as _task
+from steps._model import trees as _trees
 from steps._model.bundle import Bundle
+from steps._model.skops import MODEL_FILE
 from steps._quality import metrics as _metrics
 from steps._quality import segments as _segments
 from steps._quality.edge_cases import EdgeCase, edge_cases
@@ -116,10 +118,12 @@ def measure(
     threads = os.environ.get("OMP_NUM_THREADS") or "1"
     single = _threads.count(environ={"OMP_NUM_THREADS": threads})
     if "latency_p95_ms" in wanted:
+        calls = gates["latency_p95_ms"].settings["calls"]
         with _threads.limit(single):
-            m["latency_p95_ms"] = latency_p95_ms(pipeline, X, gates["latency_p95_ms"].settings["calls"], task)
-        call = "predict" if task == "regression" else "predict_proba"
-        out.notes["latency_p95_ms"] = (f"single-row {call} calls, in-process, CPU time of the calling thread, "
+            served = served_calls(bundle, X, calls)
+            m["latency_p95_ms"] = None if served.call is None else latency_p95_ms(served.call, served.requests, calls)
+        out.notes["latency_p95_ms"] = (served.what if served.call is None else
+                                       f"{served.what}, in-process, CPU time of the calling thread, "
                                        f"OMP_NUM_THREADS={threads}")
     if "peak_memory_mb" in wanted:
         rows = gates["peak_memory_mb"].settings["rows"]
@@ -215,21 +219,74 @@ def _scorer(pipeline: Any, task: str) -> Callable[[pd.DataFrame], np.ndarray]:
     return lambda batch: _task.predict(pipeline, batch, task)
 
 
-def latency_p95_ms(pipeline: Any, X: pd.DataFrame, calls: int, task: str = "binary") -> float:
-    """The 95th percentile of single-row prediction calls (steps._model.task.predict), in milliseconds of the
+@dataclass
+class ServedCalls:
+    """What the latency gate times: `call(request)` answers one parsed V1 request body as the server does."""
+
+    call: Callable[[Any], object] | None  # None: the server could not load the bundle (`what` says why)
+    requests: list[dict[str, Any]]  # {"instances": [one holdout row]}, as the server's JSON decoder gives them
+    what: str  # for the gate's note
+
+
+def served_calls(bundle: Bundle, X: pd.DataFrame, count: int) -> ServedCalls:
+    """The server's own per-request path for this bundle: steps._serving.loader loads it as `mlops serve` does
+    (the compiled trees of model.trees.json when they load, else model.skops' estimator) and each request is
+    checked and encoded by its request contract, then predicted. One request per holdout row of the first `count`
+    (fewer rows: they repeat); a row the contract refuses (the server would answer 422) is not timed."""
+    from steps._serving.contract import RequestError
+    from steps._serving.loader import ServeError, load_model
+
+    try:
+        model = load_model(bundle.path, verified=bundle.manifest)
+    except ServeError as err:
+        return ServedCalls(None, [], f"not measured: the server does not load this bundle: {err}")
+    contract, predictor = model.contract, model.predictor
+
+    def call(body: Any) -> object:
+        return predictor.predict(contract.rows_from_v1(body))
+
+    requests, refused = [], 0
+    for instance in _instances(X.head(count)):
+        body = {"instances": [instance]}
+        try:
+            contract.rows_from_v1(body)
+        except RequestError:
+            refused += 1
+            continue
+        requests.append(body)
+    if model.description["predictor"] == "compiled":
+        how = f"the compiled trees ({_trees.TREES_FILE})"
+    else:
+        how = f"{MODEL_FILE}'s {model.description.get('estimator', 'model')} on the encoded row"
+    what = (f"single-row V1 requests from the parsed body to the predictions as the server answers them: its request "
+            f"contract, then {how}")
+    if refused:
+        what += f"; {refused} of the first {min(count, len(X))} holdout rows refused by the contract, not timed"
+    if not requests:
+        return ServedCalls(None, [], f"not measured: the request contract refuses every holdout row timed ({what})")
+    return ServedCalls(call, requests, what)
+
+
+def _instances(X: pd.DataFrame) -> list[dict[str, Any]]:
+    """X's rows as a V1 body's instances after JSON decoding: plain Python values, None where missing."""
+    return [{str(name): None if pd.isna(value) else value.item() if isinstance(value, np.generic) else value
+             for name, value in row.items()} for row in X.astype(object).to_dict("records")]
+
+
+def latency_p95_ms(call: Callable[[Any], object], requests: Sequence[Any], calls: int) -> float:
+    """The 95th percentile of `calls` calls `call(request)` over `requests` in turn, in milliseconds of the
     calling thread's CPU time: what a call costs on a core of its own. Wall time would also count the moments the
     process waits for a CPU, so on a busy machine (a shared node, CI) the same model measured two or three times
     slower and failed its bound; the served latency under real load is the canary analysis' to judge. The calls run
     on one thread (the caller's; see measure), so its CPU time is the whole call's."""
-    score = _scorer(pipeline, task)
-    rows = [X.iloc[[i % len(X)]] for i in range(calls)]
-    for row in rows[:10]:  # warm caches and lazy imports so the first calls do not count
-        score(row)
+    for request in requests[:10]:  # warm caches and lazy imports so the first calls do not count
+        call(request)
     elapsed = np.empty(calls)
     clock = time.thread_time
-    for i, row in enumerate(rows):
+    for i in range(calls):
+        request = requests[i % len(requests)]
         start = clock()
-        score(row)
+        call(request)
         elapsed[i] = clock() - start
     return float(np.percentile(elapsed, 95) * 1000)
 

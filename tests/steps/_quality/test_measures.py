@@ -8,40 +8,76 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from steps._model import features as _features
+from steps._model import task as _task
+from steps._model.bundle import Bundle
 from steps._quality import measures
 from tests.steps._quality.conftest import TaskModel
 from tests.support.models import SmallModel
+from tests.support.tasks import trained_task_bundle
 
 
-def test_latency_and_memory_are_positive_numbers_for_a_real_model(small_model: SmallModel) -> None:
-    assert measures.latency_p95_ms(small_model.pipeline, small_model.X, calls=30) > 0
+def test_memory_is_a_positive_number_for_a_real_model(small_model: SmallModel) -> None:
     assert 0 < measures.peak_memory_mb(small_model.pipeline, small_model.X, rows=500, seed=1) < 256
+
+
+@pytest.mark.parametrize("estimator", ["hist_gradient_boosting", "logistic_regression"])
+def test_latency_times_the_server_s_own_predictor_on_requests_of_holdout_rows(
+    estimator: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The latency gate times what `mlops serve` does per request: the request contract, then the compiled trees
+    where the bundle has them (else model.skops); its requests answer as the bundle's model predicts the rows."""
+    trained = trained_task_bundle(tmp_path_factory, "multiclass", estimator)
+    bundle = Bundle.open(trained.bundle)
+    X = _features.model_input(pd.read_parquet(trained.holdout), bundle.features)
+    served = measures.served_calls(bundle, X, 40)
+    assert served.call is not None and len(served.requests) == 40
+    assert served.requests[0] == {"instances": [{name: _plain(v) for name, v in X.iloc[0].items()}]}
+    answered = np.array([served.call(request)[0] for request in served.requests])  # type: ignore[index]
+    np.testing.assert_allclose(answered, _task.predict(bundle.pipeline, X.head(40), "multiclass"), atol=1e-9)
+    compiled = estimator == "hist_gradient_boosting"
+    assert ("compiled trees (model.trees.json)" in served.what) is compiled
+    assert ("model.skops's LogisticRegression" in served.what) is not compiled
+    assert measures.latency_p95_ms(served.call, served.requests, calls=100) > 0
+
+
+def test_latency_skips_rows_the_request_contract_refuses_and_says_so(task_model: TaskModel) -> None:
+    X = task_model.X.head(30).copy()
+    X.loc[X.index[:5], "x2"] = 99.0  # above the contract's maximum 10: the server would answer 422
+    served = measures.served_calls(task_model.bundle, X, 30)
+    assert len(served.requests) == 25
+    assert "5 of the first 30 holdout rows refused by the contract, not timed" in served.what
+    X.loc[:, "x2"] = 99.0
+    refused = measures.served_calls(task_model.bundle, X, 30)
+    assert refused.call is None and refused.what.startswith("not measured: the request contract refuses every")
+
+
+def _plain(value: Any) -> Any:
+    return None if pd.isna(value) else value.item() if isinstance(value, np.generic) else value
 
 
 class _Waiting:
     """A model whose every call waits `wait` seconds and computes `work` seconds of CPU time."""
 
-    classes_ = np.array([0, 1])
-
     def __init__(self, wait: float, work: float):
         self.wait, self.work = wait, work
 
-    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+    def __call__(self, request: object) -> list[float]:
         import time
 
         time.sleep(self.wait)
         end = time.thread_time() + self.work
         while time.thread_time() < end:
             pass
-        return np.array([[0.5, 0.5]] * len(X))
+        return [0.5]
 
 
-def test_latency_is_what_a_call_computes_not_what_it_waits(small_model: SmallModel) -> None:
+def test_latency_is_what_a_call_computes_not_what_it_waits() -> None:
     """A busy machine makes a call wait for a CPU; the gate counts the call's own CPU time, so a model is not
     rejected because the node it trained on was busy (the canary judges served latency under real load)."""
-    X = small_model.X
-    waiting = measures.latency_p95_ms(_Waiting(wait=0.03, work=0.0), X, calls=20)
-    computing = measures.latency_p95_ms(_Waiting(wait=0.0, work=0.02), X, calls=20)
+    requests: list[object] = [{"instances": [{}]}] * 5
+    waiting = measures.latency_p95_ms(_Waiting(wait=0.03, work=0.0), requests, calls=20)
+    computing = measures.latency_p95_ms(_Waiting(wait=0.0, work=0.02), requests, calls=20)
     assert waiting < 5, waiting  # 30 ms asleep in every call: not counted
     assert 19 <= computing < 40, computing  # 20 ms of computing: counted
 
@@ -79,7 +115,8 @@ def test_correlation_of_importances(a: dict[str, float], b: dict[str, float], ex
 
 def test_every_task_measures_latency_memory_and_its_own_stability(task_model: TaskModel) -> None:
     pipeline, X, y, task = task_model.pipeline, task_model.X, task_model.y, task_model.task
-    assert measures.latency_p95_ms(pipeline, X, calls=20, task=task) > 0
+    served = measures.served_calls(task_model.bundle, X, 20)
+    assert served.call is not None and measures.latency_p95_ms(served.call, served.requests, calls=20) > 0
     assert 0 < measures.peak_memory_mb(pipeline, X, rows=300, seed=1, task=task) < 256
     stability, importances = measures.importance_stability(pipeline, pipeline, X, X, y, seed=1, task=task)
     assert stability == pytest.approx(1.0)
