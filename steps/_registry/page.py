@@ -178,7 +178,9 @@ def version_page(view: RegistryView, v: VersionView) -> str:
                  _num(g.baseline_value), esc(g.note or "-")] for g in v.gates]
         gates = table(["Gate", "Verdict", "Value", "Bound", "Baseline", "Note"], rows, numeric=(2, 4))
     else:
-        gates = f"<p class='muted'>{esc(v.problem or 'The registry holds no gate entries for this version.')}</p>"
+        gates = "<p class='muted'>The registry holds no gate entries for this version.</p>"
+    if v.problem:  # the index's record still shows; the stored gate report and lineage do not
+        gates = f"<p>{tag('stored bundle.json', 'warn')} {esc(v.problem)}; the gates below are the index's.</p>{gates}"
     history = table(["When (UTC)", "From", "To", "By", "Why"], [
         [esc(_when(h["at"])), esc(h["from"] or "new"), esc(h["to"]), f"<code>{esc(h['by'])}</code>", esc(h["why"])]
         for h in v.record["history"]])

@@ -59,5 +59,8 @@ def _mark(ax: Axes, view: RegistryView, name: str, status: str, color: str) -> N
         return
     ax.scatter([holder.number], [gate.value], s=190, facecolors="none", edgecolors=color, linewidths=2, zorder=4,
                label=f"{status} v{holder.number}")
+    numbers = [v.number for v in view.versions]
+    # at either end of the axis the label leans inwards, so it stays inside the picture
+    align = "left" if holder.number == min(numbers) else "right" if holder.number == max(numbers) else "center"
     ax.annotate(f"{status} v{holder.number}", (holder.number, gate.value), textcoords="offset points",
-                xytext=(0, 10), ha="center", fontsize=8, color=color)
+                xytext=(0, 10), ha=align, fontsize=8, color=color)
