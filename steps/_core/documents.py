@@ -270,3 +270,12 @@ class RunDocument(TypedDict):
     parameters: dict[str, str]
     duration: float
     tasks: dict[str, NodeRecord]
+    # The Workflow's metadata.labels and metadata.annotations as Argo would hold them when the run stopped:
+    # spec.workflowMetadata applied (substituted), labels a resource template patched onto the Workflow, and the
+    # controller's own (workflows.argoproj.io/phase, /completed, /workflow-template...). The Argo UI shows the
+    # annotations workflows.argoproj.io/title and /description (markdown) in place of the name.
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    # The entrypoint's outputs (its node's status.nodes[<workflow>].outputs: what the Argo UI shows for the
+    # workflow's root node): `parameters` by name, `artifacts` by name (the path in the run folder), `exitCode`.
+    outputs: dict[str, Any]

@@ -112,6 +112,8 @@ class Result:
     run_dir: Path
     tree: NodeTree
     suspended: list[str] = field(default_factory=list)  # phase Running: the indefinite suspends it stopped at
+    labels: dict[str, str] = field(default_factory=dict)  # the Workflow's metadata.labels when it stopped
+    annotations: dict[str, str] = field(default_factory=dict)  # ... and its metadata.annotations
 
     @property
     def exit_code(self) -> int:
@@ -210,16 +212,20 @@ def _as_workflow(doc: Mapping[str, Any]) -> dict[str, Any]:
     """A Workflow runs as it is; a WorkflowTemplate as `argo submit --from workflowtemplate/<name>` submits it: a
     Workflow named after it with a workflowTemplateRef to it (merged by the caller); a CronWorkflow as
     `argo submit --from cronwf/<name>`: its workflowSpec, named after it."""
-    if doc.get("kind") == CRON_WORKFLOW:  # argo submit --from cronwf/<name>: its workflowSpec
+    if doc.get("kind") == CRON_WORKFLOW:  # argo submit --from cronwf/<name>: ConvertCronWorkflowToWorkflow
+        cron_meta = (doc.get("spec") or {}).get("workflowMetadata") or {}
+        labels = {"workflows.argoproj.io/cron-workflow": _name(doc), **(cron_meta.get("labels") or {})}
+        scheduled = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        annotations = {"workflows.argoproj.io/scheduled-time": scheduled, **(cron_meta.get("annotations") or {})}
         return {"apiVersion": doc.get("apiVersion", "argoproj.io/v1alpha1"), "kind": "Workflow",
-                "metadata": {"name": _name(doc)}, "spec": copy.deepcopy((doc.get("spec") or {}).get("workflowSpec")
-                                                                        or {})}
+                "metadata": {"name": _name(doc), "labels": labels, "annotations": annotations},
+                "spec": copy.deepcopy((doc.get("spec") or {}).get("workflowSpec") or {})}
     if doc.get("kind") != WORKFLOW_TEMPLATE:
         workflow = dict(doc)
         meta = dict(workflow.get("metadata") or {})
         meta.setdefault("name", _name(workflow) or "workflow")
         return {**workflow, "metadata": meta}
-    name = _name(doc)
+    name = _name(doc)  # NewWorkflowFromWorkflowTemplate: its label is added with the workflowTemplateRef's
     return {"apiVersion": doc.get("apiVersion", "argoproj.io/v1alpha1"), "kind": "Workflow",
             "metadata": {"name": name}, "spec": {"workflowTemplateRef": {"name": name}}}
 
@@ -312,9 +318,11 @@ def execute(prepared: Prepared, run_dir: Path, progress: Callable[[NodeTree], No
     tree: NodeTree = outcome.nodes
     write_workflow_json(run_dir, workflow_document(tree, outcome.phase, outcome.message, outcome.outputs,
                                                    prepared.parameters, outcome.finished_at - outcome.started_at,
-                                                   run_dir))
+                                                   run_dir, metadata={"labels": outcome.labels,
+                                                                      "annotations": outcome.annotations}))
     result = result_of(tree, outcome.phase, outcome.message, outcome.outputs, run_dir)
     result.suspended = list(outcome.suspended)
+    result.labels, result.annotations = dict(outcome.labels), dict(outcome.annotations)
     return result
 
 

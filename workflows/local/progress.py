@@ -216,11 +216,25 @@ _EXECUTION = ("Pod", "Skipped", "Suspend", "HTTP", "Plugin")
 _INDEX = re.compile(r"\((\d+)[:)]|\[(\d+)\]")
 
 
+TITLE = "workflows.argoproj.io/title"
+DESCRIPTION = "workflows.argoproj.io/description"
+
+
 def header_lines(name: str, phase: str, message: str, parameters: list[dict[str, Any]],
-                 outputs: dict[str, str | None]) -> list[str]:
+                 outputs: dict[str, str | None], annotations: dict[str, str] | None = None) -> list[str]:
     """The lines above argo get's tree (PrintWorkflowHelper, "%-20s %v"): name, status, message, the workflow's
-    parameters that have a value and its output parameters."""
-    lines = [f"{'Name:':<20} {name}", f"{'Status:':<20} {phase}"]
+    parameters that have a value and its output parameters. `argo get` does not print the title and description
+    annotations (the Argo UI shows them in its workflow list, in place of the name); ours does, after the name,
+    in the same format: the title, and the description's first line."""
+    lines = [f"{'Name:':<20} {name}"]
+    title = (annotations or {}).get(TITLE, "")
+    description = next((line.strip() for line in (annotations or {}).get(DESCRIPTION, "").splitlines()
+                        if line.strip()), "")
+    if title:
+        lines.append(f"{'Title:':<20} {title}")
+    if description:
+        lines.append(f"{'Description:':<20} {description}")
+    lines.append(f"{'Status:':<20} {phase}")
     if message:
         lines.append(f"{'Message:':<20} {message}")
     given = [p for p in parameters if p.get("value") is not None]

@@ -41,9 +41,11 @@ class NodeDocument(TypedDict, total=False):
 
 class WorkflowDocument(RunDocument):
     """run.json of `mlops run --from` and the Python API: a RunDocument (its `tasks`, one per step or task that ran
-    a pod, by display name) with Argo's view added: the workflow's outputs and every node (status.nodes)."""
+    a pod, by display name; the Workflow's labels, annotations and the entrypoint's outputs) with Argo's view
+    added: status.outputs (the outputs exported with `globalName`, what `argo get` prints as Output Parameters) and
+    every node (status.nodes)."""
 
-    outputs: dict[str, Any]
+    globalOutputs: dict[str, Any]
     nodes: dict[str, NodeDocument]
 
 
@@ -110,12 +112,28 @@ def outputs_document(outputs: Outputs | None) -> dict[str, Any]:
     return document
 
 
+def entry_outputs(outputs: Outputs | None, run_dir: Path | None) -> dict[str, Any]:
+    """RunDocument's `outputs`: the entrypoint node's parameters (those with a value) and artifacts (their path
+    in the run folder's repository, as `tasks` gives them)."""
+    if outputs is None:
+        return {"parameters": {}, "artifacts": {}}
+    return {"parameters": {p.name: p.value for p in outputs.parameters if p.value is not None},
+            "artifacts": {a.name: str(run_dir / "artifacts" / a.key) if run_dir else a.key
+                          for a in outputs.artifacts if a.key}}
+
+
 def workflow_document(tree: NodeTree, phase: str, message: str, outputs: Outputs | None,
-                      parameters: dict[str, str], duration: float, run_dir: Path | None = None) -> WorkflowDocument:
+                      parameters: dict[str, str], duration: float, run_dir: Path | None = None, *,
+                      metadata: dict[str, dict[str, str]] | None = None) -> WorkflowDocument:
+    """`outputs`: status.outputs; `metadata`: the Workflow's `labels` and `annotations`."""
+    entry = tree.by_name(tree.workflow)
     return {
         "name": tree.workflow, "phase": phase, "message": message, "parameters": parameters,
         "duration": round(duration, 3), "tasks": task_records(tree, run_dir),
-        "outputs": outputs_document(outputs),
+        "labels": dict((metadata or {}).get("labels") or {}),
+        "annotations": dict((metadata or {}).get("annotations") or {}),
+        "outputs": entry_outputs(entry.outputs if entry is not None else None, run_dir),
+        "globalOutputs": outputs_document(outputs),
         "nodes": {ident: node_document(node, _usage(run_dir, tree.workflow, node))
                   for ident, node in tree.nodes.items()},
     }

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from workflows.local.engine import metadata, resource
 from workflows.local.lang.errors import LangError, Unsupported
 from workflows.local.lang.exprlang import compile_expr
 from workflows.local.lang.govaluate import parse as parse_when
@@ -36,7 +37,7 @@ IGNORED_SPEC = ("podGC", "ttlStrategy", "archiveLogs", "artifactGC", "volumeClai
                 "metrics", "priority", "nodeSelector", "affinity", "tolerations", "schedulerName",
                 "priorityClassName", "securityContext", "podSecurityContext", "serviceAccountName",
                 "automountServiceAccountToken", "executor", "hostAliases", "dnsPolicy", "dnsConfig", "podSpecPatch",
-                "podMetadata", "workflowMetadata", "artifactRepositoryRef", "imagePullSecrets", "hostNetwork",
+                "podMetadata", "artifactRepositoryRef", "imagePullSecrets", "hostNetwork",
                 "podPriorityClassName", "shutdown")
 IGNORED_TEMPLATE = ("podSpecPatch", "metadata", "nodeSelector", "affinity", "tolerations", "schedulerName",
                     "priorityClassName", "securityContext", "serviceAccountName", "automountServiceAccountToken",
@@ -79,6 +80,9 @@ def check(workflow: Mapping[str, Any], resolver: Resolver, *, image_commands: Ma
         report.refuse(_validation_place(problem.template), problem.field, problem.message)
     checker = _Checker(report, image_commands or {}, object_store, which)
     checker.config_maps = config_maps
+    meta = workflow.get("metadata") or {}
+    checker.workflow = str(meta.get("name") or "")
+    checker.namespace = str(meta.get("namespace") or "default")
     spec = workflow.get("spec") or {}
     checker.spec(spec)
     for base, template in _reachable(resolver, spec):
@@ -142,6 +146,7 @@ class _Checker:
         self.report, self.image_commands, self.object_store, self.which = report, image_commands, object_store, which
         self.ignored: set[str] = set()
         self.config_maps: Collection[str] | Mapping[str, Any] | None = None
+        self.workflow, self.namespace = "", "default"  # what a resource template may patch: this Workflow
 
     def spec(self, spec: Mapping[str, Any]) -> None:
         where = "workflow"
@@ -153,10 +158,19 @@ class _Checker:
             self.expression(where, f"spec.hooks.{name}.expression", hook.get("expression"), bare=True)
         self.parameters(where, "spec.arguments.parameters", (spec.get("arguments") or {}).get("parameters") or [])
         self.strings(where, "spec.arguments", spec.get("arguments"))
+        for at, reason in metadata.problems(spec):
+            self.report.refuse(where, at, reason)
+        for name, source in ((spec.get("workflowMetadata") or {}).get("labelsFrom") or {}).items():
+            self.expression(where, f"spec.workflowMetadata.labelsFrom.{name}.expression",
+                            (source or {}).get("expression"), bare=True)
+        self.strings(where, "spec.workflowMetadata", spec.get("workflowMetadata"))
 
     def template(self, where: str, template: Mapping[str, Any]) -> None:
         kind = template_type(template)
-        if kind in ("resource", "plugin", "data"):
+        if kind == "resource":
+            for at, reason in resource.problems(template, self.workflow, self.namespace):
+                self.report.refuse(where, at, reason)
+        if kind in ("plugin", "data"):
             self.report.refuse(where, kind, f"{kind} template (runs against the cluster)")
         if kind == "http":
             for header in (template["http"].get("headers") or []):
@@ -175,7 +189,8 @@ class _Checker:
         self.artifacts(where, "inputs.artifacts", (template.get("inputs") or {}).get("artifacts") or [])
         self.artifacts(where, "outputs.artifacts", (template.get("outputs") or {}).get("artifacts") or [])
         self.parameters(where, "inputs.parameters", (template.get("inputs") or {}).get("parameters") or [])
-        self.parameters(where, "outputs.parameters", (template.get("outputs") or {}).get("parameters") or [])
+        self.parameters(where, "outputs.parameters", (template.get("outputs") or {}).get("parameters") or [],
+                        resource_outputs=kind == "resource")
         self.sync(where, "synchronization", template.get("synchronization"))
         self.expression(where, "retryStrategy.expression", (template.get("retryStrategy") or {}).get("expression"),
                         bare=True)
@@ -284,10 +299,12 @@ class _Checker:
                                                  "not read back locally (none and tar are)")
             self.expression(where, f"{place}.fromExpression", art.get("fromExpression"), bare=True)
 
-    def parameters(self, where: str, at: str, parameters: list[Mapping[str, Any]]) -> None:
+    def parameters(self, where: str, at: str, parameters: list[Mapping[str, Any]],
+                   resource_outputs: bool = False) -> None:
+        """`resource_outputs`: a resource template's, whose jsonPath and jqFilter resource.problems judges."""
         for param in parameters:
             source = param.get("valueFrom") or {}
-            for key in ("event", "jsonPath", "jqFilter"):
+            for key in ("event",) if resource_outputs else ("event", "jsonPath", "jqFilter"):
                 if source.get(key) is not None:
                     self.report.refuse(where, f"{at}.{param.get('name')}.valueFrom.{key}",
                                        f"valueFrom.{key} needs the cluster")

@@ -251,7 +251,8 @@ def _run_prepared(prepared: api.Prepared, run_dir: Path, progress: Progress,
         signal.signal(signal.SIGINT, previous)
     progress.line("")
     parameters = ((prepared.workflow.get("spec") or {}).get("arguments") or {}).get("parameters") or []
-    for line in [*header_lines(prepared.name, result.phase, result.message, parameters, result.outputs), "",
+    for line in [*header_lines(prepared.name, result.phase, result.message, parameters, result.outputs,
+                               result.annotations), "",
                  *tree_lines(result.tree)]:
         progress.line(line.rstrip())
     if ours:

@@ -56,16 +56,20 @@ def test_rewriting_run_json_leaves_no_temporary_file(tmp_path: Path) -> None:
 def test_the_new_engine_run_json_holds_every_node_as_argo_status_nodes(tmp_path: Path) -> None:
     tree = NodeTree("w")
     root = tree.add(Node("w", "w", "w", "DAG", "Succeeded", template_name="main", started_at=100.0,
-                         finished_at=103.7))
+                         finished_at=103.7, outputs=Outputs([Parameter("answer", "hi"), Parameter("unset")])))
     tree.add(Node(node_id("w", "w.a"), "w.a", "a", "Pod", "Succeeded", template_name="echo", boundary_id="w",
                   inputs=Inputs([Parameter("x", "1")]), started_at=100.2, finished_at=101.9,
                   outputs=Outputs([Parameter("word", "hi"), Parameter("none")], result="hi", exit_code="0")), root)
     tree.add(Node(node_id("w", "w.b"), "w.b", "b", "Pod", "Succeeded", boundary_id="w", memoized=True,
                   outputs=Outputs([Parameter("word", "hi")], exit_code="0")), root)
-    document = workflow_document(tree, "Succeeded", "", Outputs([Parameter("g", "v")]), {"p": "1"}, 3.71)
+    document = workflow_document(tree, "Succeeded", "", Outputs([Parameter("g", "v")]), {"p": "1"}, 3.71,
+                                 metadata={"labels": {"team": "ml"}, "annotations": {"note": "x"}})
     write_workflow_json(tmp_path, document)
     saved = json.loads((tmp_path / "run.json").read_text())
-    assert (saved["phase"], saved["message"], saved["outputs"]["parameters"]) == ("Succeeded", "", {"g": "v"})
+    assert (saved["phase"], saved["message"], saved["globalOutputs"]["parameters"]) == ("Succeeded", "", {"g": "v"})
+    # the workflow's outputs as the Argo UI shows them: the entrypoint node's, those with a value
+    assert saved["outputs"] == {"parameters": {"answer": "hi"}, "artifacts": {}}
+    assert (saved["labels"], saved["annotations"]) == ({"team": "ml"}, {"note": "x"})
     a = saved["nodes"][node_id("w", "w.a")]
     assert {k: a[k] for k in ("name", "displayName", "type", "phase", "message", "inputs", "outputs", "startedAt",
                               "finishedAt", "memoized")} == {

@@ -50,7 +50,8 @@ def test_every_place_is_listed_at_once() -> None:
         container("field-env", env=[{"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]),
     )
     assert refusals(wf) == [
-        "template make-cm resource: resource template (runs against the cluster)",
+        "template make-cm resource.action: resource template with action 'create' (runs against the cluster; only a "
+        "patch of this Workflow's labels and annotations runs here)",
         "template entrypoint container: container without command (image entrypoint): the image's entrypoint is "
         "unknown here; give one with --image-command argoproj/argosay:v2=CMD",
         "template clone container.command: command 'no-such-command-on-this-host' not found on this machine",
@@ -199,6 +200,6 @@ def test_mlops_run_from_refuses_with_exit_2_naming_every_place(tmp_path: Path) -
                           capture_output=True, text=True, timeout=60, env=env)
     assert proc.returncode == 2, proc.stderr
     assert "cannot run on this machine; nothing was started" in proc.stderr
-    assert "template make-cm resource: resource template" in proc.stderr
+    assert "template make-cm resource.action: resource template with action 'create'" in proc.stderr
     assert "template plugin-call plugin: plugin template" in proc.stderr
     assert not (tmp_path / ".mlops").exists()

@@ -37,6 +37,7 @@ from workflows.local.engine.outputs import (
     suspend_outputs,
 )
 from workflows.local.engine.pods import InputArtifact, PodRefused, PodSpec
+from workflows.local.engine.resource import ResourcePatch
 from workflows.local.engine.state import Holder, Operation, ParallelismReached, TemplateTimeout
 from workflows.local.engine.substitute import replace_obj
 from workflows.local.engine.templates import (
@@ -167,7 +168,7 @@ class Controller(Operation):
         kind = template_type(tmpl)
         err_: Exception | None = None
         try:
-            if kind in ("container", "script", "containerSet", "http"):
+            if kind in ("container", "script", "containerSet", "http", "resource"):
                 node = self.execute_pod(node_name, ctx.scope, tmpl, holder, boundary_id, hooked, retried,
                                         execution_deadline)
             elif kind == "steps":
@@ -299,7 +300,8 @@ class Controller(Operation):
                        deadline=deadline, daemon=bool(tmpl.get("daemon")),
                        env={"ARGO_NODE_ID": node.id, "ARGO_TEMPLATE": tmpl.get("name", "")})
         try:
-            self.handles[node.id] = self.executor.start(spec)
+            self.handles[node.id] = ResourcePatch(self, spec, self.globals.get("workflow.namespace", "default")) \
+                if kind == "resource" else self.executor.start(spec)
         except PodRefused as err:
             return self.mark_error(name, err)
         if kind == "containerSet":

@@ -48,6 +48,7 @@ from workflows.local.engine import resume as saved
 from workflows.local.engine.execute import Controller
 from workflows.local.engine.inputs import global_parameters
 from workflows.local.engine.locks import LockError, Locks
+from workflows.local.engine.metadata import MetadataError, WorkflowMeta
 from workflows.local.engine.nodes import ERROR, FAILED, SUCCEEDED, NodeTree, Outputs
 from workflows.local.engine.pods import Executor
 from workflows.local.engine.state import Holder, ParallelismReached
@@ -71,6 +72,9 @@ class Result:
     suspended: list[str] = field(default_factory=list)
     started_at: float = 0.0
     finished_at: float = 0.0
+    labels: dict[str, str] = field(default_factory=dict)  # the Workflow's metadata once the run stopped
+    annotations: dict[str, str] = field(default_factory=dict)
+    entry_outputs: Outputs | None = None  # the entrypoint node's outputs (status.nodes[<workflow>].outputs)
 
 
 def with_parameters(workflow: Mapping[str, Any], parameters: Mapping[str, str] | None) -> dict[str, Any]:
@@ -202,6 +206,7 @@ def run_workflow(workflow: Mapping[str, Any], *, parameters: Mapping[str, str] |
                  uid: str | None = None) -> Result:
     """Run the workflow to its end (or to an indefinite suspend) and return its phase, message, nodes, outputs."""
     wf = with_parameters(workflow, parameters)
+    wmeta = WorkflowMeta.submitted(wf)
     if (wf.get("spec") or {}).get("workflowTemplateRef") is not None:
         wf = with_workflow_template(wf, templates if templates is not None else TemplateStore())
     meta, spec = wf.get("metadata") or {}, wf.get("spec") or {}
@@ -212,18 +217,30 @@ def run_workflow(workflow: Mapping[str, Any], *, parameters: Mapping[str, str] |
     op = Controller(workflow=name, spec=spec, tree=NodeTree(name), executor=executor, run_dir=run_dir,
                     config_maps=cms, resume={k: dict(v) for k, v in (resume or {}).items()})
     op.locks = Locks(state_dir or Path.home() / ".cache" / "argo-mlops", cms, meta.get("namespace") or "default")
+    op.meta = wmeta
+    metadata_error = ""
     if resume is not None:
         op.tree, op.globals, op.outputs, started, suspended_before = saved.load(run_dir)
         op.resuming = set(suspended_before)
+        kept = saved.load_meta(run_dir)
+        if kept is not None:
+            op.meta = WorkflowMeta(kept["labels"], kept["annotations"])
     else:
+        meta = {**meta, "labels": wmeta.labels, "annotations": wmeta.annotations}
         op.globals = global_parameters(meta, spec, cms, uid or str(uuid.uuid4()), started)
+        try:
+            op.meta.apply(spec, op.globals)  # updateWorkflowMetadata, on the first pass (operator.go:4546-4551)
+        except MetadataError as err:
+            metadata_error = str(err)
     if spec.get("activeDeadlineSeconds") is not None:
         op.deadline = started + float(spec["activeDeadlineSeconds"])
     resolver = Resolver(wf, templates if templates is not None else TemplateStore())
     run = Run(op, TemplateContext(resolver), started)
     op.shutdown = str(spec.get("shutdown") or "")  # argo stop/terminate before the first pass
     try:
-        if spec.get("synchronization") and not _workflow_lock(run, spec["synchronization"]):
+        if metadata_error:  # markWorkflowError: the workflow ends Error before any node
+            run.phase, run.message = ERROR, metadata_error
+        elif spec.get("synchronization") and not _workflow_lock(run, spec["synchronization"]):
             pass  # the workflow ended before it started (operator.go:284-325)
         elif spec.get("suspend") and resume is None:
             op.suspended.add(name)  # spec.suspend: nothing runs until resumed (operator.go:381-384)
@@ -238,10 +255,14 @@ def run_workflow(workflow: Mapping[str, Any], *, parameters: Mapping[str, str] |
         op.locks.release_all()
     suspended = sorted(op.suspended) if run.phase == "Running" else []
     if suspended:
-        saved.save(run_dir, op.tree, op.globals, op.outputs, started, suspended)
+        saved.save(run_dir, op.tree, op.globals, op.outputs, started, suspended,
+                   {"labels": op.meta.labels, "annotations": op.meta.annotations})
     else:
         saved.discard(run_dir)
-    return Result(run.phase, run.message, op.tree, op.outputs, suspended, started, time.time())
+    final = op.meta.finish(run.phase, started=not metadata_error)
+    entry = op.get(name)
+    return Result(run.phase, run.message, op.tree, op.outputs, suspended, started, time.time(), final["labels"],
+                  final["annotations"], entry.outputs if entry is not None else None)
 
 
 def _workflow_lock(run: Run, sync: dict[str, Any]) -> bool:

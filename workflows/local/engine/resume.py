@@ -21,10 +21,11 @@ class ResumeError(ValueError):
 
 
 def save(run_dir: Path, tree: NodeTree, globals_: dict[str, str], outputs: Outputs, started: float,
-         suspended: list[str]) -> Path:
+         suspended: list[str], meta: dict[str, dict[str, str]] | None = None) -> Path:
+    """`meta`: the Workflow's labels and annotations so far (`{"labels": ..., "annotations": ...}`)."""
     path = run_dir / STATE_FILE
     data = {"workflow": tree.workflow, "started": started, "globals": globals_, "outputs": asdict(outputs),
-            "suspended": suspended, "nodes": [asdict(n) for n in tree.nodes.values()]}
+            "suspended": suspended, "nodes": [asdict(n) for n in tree.nodes.values()], "meta": meta}
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, default=str))
     tmp.replace(path)
@@ -60,6 +61,14 @@ def load(run_dir: Path) -> tuple[NodeTree, dict[str, str], Outputs, float, list[
         tree.add(_node(raw))
     outputs = _outputs(data.get("outputs")) or Outputs()
     return tree, dict(data["globals"]), outputs, float(data["started"]), list(data.get("suspended") or [])
+
+
+def load_meta(run_dir: Path) -> dict[str, dict[str, str]] | None:
+    """The Workflow's labels and annotations saved with the state (None: saved before they were kept)."""
+    data = json.loads((run_dir / STATE_FILE).read_text())
+    meta = data.get("meta")
+    return {k: {str(a): str(b) for a, b in (meta.get(k) or {}).items()} for k in ("labels", "annotations")} \
+        if isinstance(meta, dict) else None
 
 
 def discard(run_dir: Path) -> None:

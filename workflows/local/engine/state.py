@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from workflows.local.engine.metadata import WorkflowMeta
 from workflows.local.engine.nodes import (
     COMPLETED,
     DAG,
@@ -74,6 +75,7 @@ class Operation:
     run_dir: Path
     globals: dict[str, str] = field(default_factory=dict)
     outputs: Outputs = field(default_factory=Outputs)  # status.outputs
+    meta: WorkflowMeta = field(default_factory=WorkflowMeta)  # the Workflow's labels and annotations
     handles: dict[str, PodHandle] = field(default_factory=dict)
     node_templates: dict[str, dict[str, Any]] = field(default_factory=dict)  # boundary node id -> its template
     shutdown: str = ""  # "" | "Stop" | "Terminate"

@@ -170,7 +170,7 @@ def assert_run(expect: dict[str, Any], document: dict[str, Any]) -> None:
         assert name not in nodes
     wanted_outputs = (expect.get("workflow_outputs") or {}).get("parameters") or {}
     for name, value in wanted_outputs.items():
-        assert document["outputs"]["parameters"].get(name) == value, name
+        assert document["globalOutputs"]["parameters"].get(name) == value, name
     for rule in expect.get("order") or []:
         assert_order(rule, nodes)
 
