@@ -26,7 +26,8 @@ CITATION = re.compile(r"argo-workflows v4\.1\.2 |docs/[\w./-]+\.md|govaluate|exp
 
 TOP_KEYS = {"feature", "source", "run", "expect"}
 RUN_KEYS = {"parameters", "templates", "configmaps", "timeout"}
-EXPECT_KEYS = {"phase", "message", "because", "nodes", "complete", "absent", "workflow_outputs", "order", "refuse"}
+EXPECT_KEYS = {"phase", "message", "because", "nodes", "complete", "absent", "workflow_outputs", "order", "refuse",
+               "labels", "annotations"}
 NODE_KEYS = {"phase", "type", "message", "inputs", "outputs", "memoized", "because"}
 OUTPUT_KEYS = {"parameters", "result", "exitCode"}
 
@@ -122,6 +123,9 @@ def test_expectation_follows_the_readme_format(case: Path, features: set[str]) -
     assert not names & absent, f"{where}: nodes both expected and absent: {names & absent}"
     for rule in expect.get("order") or []:
         check_order(rule, names, where)
+    for key in ("labels", "annotations"):
+        values = expect.get(key) or {}
+        assert all(isinstance(v, str) for v in values.values()), f"{where}: {key} values are strings"
     outputs = expect.get("workflow_outputs")
     if outputs is not None:
         assert set(outputs) <= {"parameters"} and all(isinstance(v, str) for v in outputs["parameters"].values())

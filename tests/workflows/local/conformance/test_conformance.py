@@ -171,6 +171,9 @@ def assert_run(expect: dict[str, Any], document: dict[str, Any]) -> None:
     wanted_outputs = (expect.get("workflow_outputs") or {}).get("parameters") or {}
     for name, value in wanted_outputs.items():
         assert document["globalOutputs"]["parameters"].get(name) == value, name
+    for key in ("labels", "annotations"):  # the Workflow's metadata when it ended (workflowMetadata, patches)
+        for name, value in (expect.get(key) or {}).items():
+            assert document[key].get(name) == value, f"{key}.{name}: {document[key]}"
     for rule in expect.get("order") or []:
         assert_order(rule, nodes)
 
