@@ -113,7 +113,7 @@ def _gate_row(g: GateEntry, failed: list[str]) -> list[str]:
     compared = ""
     if g["comparison"]:
         sign = _html.esc(_COMPARISON.get(g["comparison"], g["comparison"]))
-        compared = f"{sign} baseline {_cell(g['baseline_value'])}"
+        compared = f"{sign} baseline" + (f" {_cell(g['baseline_value'])}" if g["baseline_value"] is not None else "")
         if g["tolerance"] is not None:
             compared += f" (tolerance {_cell(g['tolerance'])})"
         interval = g.get("interval")
