@@ -118,7 +118,7 @@ def _timeline(view: RegistryView) -> str:
     rows = []
     for v in reversed(view.versions):
         gate = v.record["gate"]
-        gates = tag("passed", "pass") if gate["passed"] else tag("failed: " + ", ".join(gate["failed"]), "fail")
+        gates = tag("passed", "pass") if gate["passed"] else f"{tag('failed', 'fail')} {esc(', '.join(gate['failed']))}"
         moves = "<br>".join(
             f"{esc(_when(h['at']))} <b>{esc(h['to'])}</b> by <code>{esc(h['by'])}</code>: {esc(h['why'])}"
             for h in v.record["history"])

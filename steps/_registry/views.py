@@ -92,11 +92,12 @@ class RegistryView:
 
     @property
     def gated_metrics(self) -> list[str]:
-        """Every gate with a number in some version, the newest version's order first."""
+        """Every gate measured as a number in some version, the newest version's order first. A `required` gate
+        (edge cases: handled or not) has no scale to plot."""
         names: list[str] = []
         for view in reversed(self.versions):
             for gate in view.gates:
-                if gate.name not in names and (gate.value is not None or gate.bound is not None):
+                if gate.name not in names and gate.value is not None and gate.bound_kind != "required":
                     names.append(gate.name)
         return names
 

@@ -62,7 +62,7 @@ def test_the_page_shows_versions_metrics_and_gate_reports_in_a_browser(
         timeline = text[text.index("Versions"):text.index("Gated metrics across versions")]
         rows = re.split(r"\n(?=v[1-4] )", timeline)[1:]  # a row starts with its version and status
         assert [row.split("\t")[0] for row in rows] == ["v4 canary", "v3 rejected", "v2 archived", "v1 production"]
-        assert f"\tgit push {COMMITS[2][:10]}\t" in rows[1] and f"\tfailed: {scenario.failed_gate}\t" in rows[1]
+        assert f"\tgit push {COMMITS[2][:10]}\t" in rows[1] and f"\tfailed {scenario.failed_gate}\t" in rows[1]
         assert "\tdrift: amount, hour\t" in rows[2] and "archived by alice@laptop: error rate up after v2" in rows[2]
         assert "production by argo:rollout-v1: canary analysis passed" in rows[3]
         assert "production by alice@laptop: error rate up after v2" in rows[3]  # the rollback, and who did it
