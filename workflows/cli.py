@@ -16,7 +16,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "compile": ("render manifests/generated/ from the policies; --check fails when it is stale", "workflows.render"),
     "lint": ("schema and semantic checks of rendered YAML", "workflows.lint"),
     "run": ("run a WorkflowTemplate locally: the same YAML Argo runs", "workflows.local.run"),
-    "registry": ("list, show, promote and roll back model versions", "steps.registry"),
+    "registry": ("list, show, promote and roll back model versions; `registry report` writes their page",
+                 "steps.registry"),
     "drift": ("drift check: `drift check --model M [--current DATA | --prometheus URL | --metrics-url URL] "
               "[--webhook URL]`", "steps.drift"),
     "events": ("local webhook EventSource + retrain Sensors: `events serve [--port P] [--token-file F]`",
