@@ -82,7 +82,10 @@ def headline(view: RegistryView) -> tuple[str, str, str]:
         outcome += f" (failed gates: {', '.join(latest.record['gate']['failed'])})"
     parts.append(f"latest v{latest.number} {outcome}")
     tone = "fail" if latest.status == "rejected" else "pass" if production else "warn"
-    detail = f"registry {view.location}"
+    detail = "no version has been promoted yet"
+    if production:
+        last = production.record["history"][-1]
+        detail = f"production since {_when(last['at'])} UTC, by {last['by']}: {last['why']}"
     return " · ".join(parts), tone, detail
 
 
@@ -99,7 +102,7 @@ def index_page(view: RegistryView) -> str:
         + "<p class='muted'>The index as JSON: <a href='registry.json'>registry.json</a>.</p>"
     )
     return page(f"{view.model}: model registry", body, verdict_html=verdict(line, tone, detail),
-                subtitle=f"{len(view.versions)} versions in {view.location}")
+                subtitle=f"the model registry at {view.location}")
 
 
 def _caption(view: RegistryView, name: str) -> str:

@@ -28,6 +28,7 @@ def test_the_page_shows_the_registry_after_each_registration_passed_or_rejected(
     assert f"register: registry page {out / 'index.html'}" in capsys.readouterr().out
     page = (out / "index.html").read_text()
     assert "no version in production · 1 version · latest v1 staged" in page
+    assert "no version has been promoted yet" in page
     assert sorted(p.name for p in (out / "versions").iterdir()) == ["1.html"]
 
     assert register(tmp_path, "second", FAILED, out) == 1  # rejected: the step still fails the workflow

@@ -59,6 +59,7 @@ def test_the_page_shows_versions_metrics_and_gate_reports_in_a_browser(
         assert narrow.svgs == len(scenario.numeric_gates)
         text = narrow.text
         assert "v1 in production · v4 in canary · 4 versions · latest v4 canary" in text
+        assert re.search(r"production since [0-9-]+ [0-9:]+ UTC, by alice@laptop: error rate up after v2", text)
         timeline = text[text.index("Versions"):text.index("Gated metrics across versions")]
         rows = re.split(r"\n(?=v[1-4] )", timeline)[1:]  # a row starts with its version and status
         assert [row.split("\t")[0] for row in rows] == ["v4 canary", "v3 rejected", "v2 archived", "v1 production"]
