@@ -97,3 +97,13 @@ def test_a_curve_of_a_large_holdout_stays_a_light_page() -> None:
     page = render(_report("fraud-detection"), Evidence(y=y, candidate_scores=scores, threshold=0.5))
     assert len(pictures(page)) == 3
     assert len(page) < 400_000, f"{len(page)} characters"
+
+
+def test_a_regression_page_of_a_large_holdout_draws_a_sample_of_the_points() -> None:
+    rng = np.random.default_rng(4)
+    y = rng.normal(50, 10, 200_000)
+    evidence = Evidence(y=y, candidate_scores=y + rng.normal(0, 3, 200_000), threshold=None, task="regression",
+                        baseline_scores=y + rng.normal(0, 5, 200_000), baseline_label="v2")
+    page = render(_report("demand"), evidence)
+    assert pictures(page) == ["Predicted vs actual", "Residuals vs predicted"]
+    assert len(page) < 600_000, f"{len(page)} characters"
