@@ -193,6 +193,8 @@ def _describe_artifact(path: Path) -> str:
     if not names:
         return str(path)
     shown = ", ".join(names[:6]) + (", ..." if len(names) > 6 else "")
+    if path.is_dir() and "index.html" in names:  # a report folder: its page first (Argo's UI opens it there)
+        return f"{path / 'index.html'} ({shown})"
     return f"{path} ({shown})"
 
 

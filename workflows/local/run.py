@@ -263,10 +263,25 @@ def _run_prepared(prepared: api.Prepared, run_dir: Path, progress: Progress,
         progress.line(f"Suspended at {', '.join(result.suspended)}: continue with "
                       f"`mlops run --resume {run_dir}` (--supply NODE.NAME=VALUE sets an output)")
     progress.line(f"Run folder: {run_dir} (workflow.yaml, run.json)")
+    page = _run_page(run_dir)
+    if page is not None:
+        progress.line(f"Run page: {page}")
     if interrupted:
         progress.line("mlops run: Interrupted: every pod was stopped; the workflow Failed, as `argo stop` ends it")
         return 130
     return result.exit_code
+
+
+def _run_page(run_dir: Path) -> Path | None:
+    """run.html in the run folder (workflows/local/runpage.py), from the run.json just written; a page that cannot
+    be written only warns: the run's outcome and its exit code stand."""
+    try:
+        from workflows.local.runpage import write_run_page
+
+        return write_run_page(run_dir)
+    except Exception as err:  # noqa: BLE001 - any failure of the page leaves the run as it ended
+        print(f"mlops run: warning: run.html was not written: {type(err).__name__}: {err}", file=sys.stderr)
+        return None
 
 
 def _render(policy: Policy, wanted: str) -> tuple[str, str]:

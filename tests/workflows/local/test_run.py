@@ -60,6 +60,7 @@ for flag in ("--bundle", "--holdout", "--policy", "--report-dir", "--passed-out"
     p.add_argument(flag, required=True)
 p.add_argument("--registry")
 p.add_argument("--baseline-version")
+p.add_argument("--failed-out")
 a = p.parse_args()
 assert os.path.isfile(os.path.join(a.bundle, "bundle.json")) and os.path.isfile(a.holdout)
 passed = os.environ.get("FAKE_VERDICT", "passed") == "passed"
@@ -70,18 +71,23 @@ report = {"model": "fraud-detection", "passed": passed, "candidate": {"accuracy"
                     {"name": "pr_auc", "passed": passed, "value": 0.71, "bound": 0.5 if passed else 0.8,
                      "bound_kind": "minimum"}]}
 json.dump(report, open(os.path.join(a.report_dir, "gate.json"), "w"))
-open(os.path.join(a.report_dir, "gate.html"), "w").write("<html></html>")
+open(os.path.join(a.report_dir, "index.html"), "w").write("<html></html>")
 open(a.passed_out, "w").write("true" if passed else "false")
+if a.failed_out:
+    open(a.failed_out, "w").write("none" if passed else "pr_auc")
 ''',
     "register.py": '''
 import argparse, json, os, sys
 p = argparse.ArgumentParser()
 for flag in ("--bundle", "--gate-report", "--model"):
     p.add_argument(flag, required=True)
-for flag in ("--registry", "--git-commit", "--reason", "--version-out"):
+for flag in ("--registry", "--git-commit", "--reason", "--version-out", "--registry-report-out"):
     p.add_argument(flag)
 a = p.parse_args()
 report = json.load(open(a.gate_report))
+if a.registry_report_out:
+    os.makedirs(a.registry_report_out, exist_ok=True)
+    open(os.path.join(a.registry_report_out, "index.html"), "w").write("<html></html>")
 json.dump({"model": a.model, "env_registry": os.environ["MLOPS_REGISTRY"], "actor": os.environ["MLOPS_ACTOR"],
            "passed": report["passed"], "commit": a.git_commit},
           open(os.path.join(os.environ["FAKE_OUT"], "registered.json"), "w"))
@@ -93,10 +99,12 @@ import argparse, json, os
 p = argparse.ArgumentParser()
 for flag in ("--model", "--version", "--target"):
     p.add_argument(flag, required=True)
-for flag in ("--registry", "--policy", "--namespace", "--timeout", "--time-scale"):
+for flag in ("--registry", "--policy", "--namespace", "--timeout", "--time-scale", "--outcome-out"):
     p.add_argument(flag)
 a = p.parse_args()
 assert os.path.isfile(a.policy), a.policy
+if a.outcome_out:
+    open(a.outcome_out, "w").write("promoted")
 json.dump({"model": a.model, "version": a.version, "target": a.target, "time_scale": a.time_scale},
           open(os.path.join(os.environ["FAKE_OUT"], "rolled-out.json"), "w"))
 ''',
@@ -153,7 +161,11 @@ def test_run_training_generates_data_runs_the_rendered_yaml_and_summarises(proje
     assert "Registered: fraud-detection v7 (staged)" in out
     assert "Rollout: fraud-detection v7 promoted to production" in out
     assert "Gate: PASSED" in out and "accuracy=0.97" in out
-    assert "gate.gate-report" in out and "gate.html" in out
+    assert "gate.gate-report" in out and "index.html" in out
+    # the run's page, beside run.json (workflows/local/runpage.py)
+    page = re.search(r"^Run page: (\S+)$", out, flags=re.MULTILINE)
+    assert page is not None and Path(page.group(1)).resolve() == (run_dir / "run.html").resolve(), out
+    assert (run_dir / "run.html").is_file()
     # Argo's node tree, as `argo get` prints it, before the summary.
     tree = out[out.index("STEP "):out.index("Registered:")]
     assert re.search(rf"^ ✔ {state['name']} +training$", tree, flags=re.MULTILINE), tree
@@ -248,7 +260,7 @@ def test_a_refused_workflow_leaves_no_run_folder(project, capsys):
     (project / "loop.yaml").write_text(yaml.safe_dump(doc))
     assert run.main(["--from", "loop.yaml"]) == 2
     err = capsys.readouterr().err
-    assert "template apply resource: resource template (runs against the cluster)" in err
+    assert "template apply resource.action: resource template with action 'create' (runs against the cluster" in err
     assert not (project / ".mlops" / "runs").exists() or not list((project / ".mlops" / "runs").iterdir())
 
 
