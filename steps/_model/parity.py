@@ -33,17 +33,18 @@ from steps._model.bundle import Bundle
 UNSEEN = "__unseen_category__"  # a category no contract lists (the gate's edge cases use it too)
 VARIANT_ROWS = 100  # holdout rows that get the missing and unseen variants
 WORST = 1.0
-# Rows encoded and turned into Python lists at a time: a 2M-row holdout (10M-row data) as one object-typed batch
-# took ~1.9 GB and its lists ~1.4 GB more.
+# Encoded rows turned into Python lists at a time: a 2M-row holdout (10M-row data) as one object-typed batch took
+# ~1.9 GB and its lists ~1.4 GB more.
 CHUNK_ROWS = 20_000
 
 
-def measure(bundle: Bundle, X: pd.DataFrame, scores: np.ndarray,
-            target: np.ndarray | None = None, workers: int = 1) -> tuple[float | None, str]:
+def measure(bundle: Bundle, X: pd.DataFrame, scores: np.ndarray, target: np.ndarray | None = None,
+            workers: int = 1, codes: np.ndarray | None = None) -> tuple[float | None, str]:
     """(the largest difference compiled vs skops, a note) over X, whose skops predictions `scores` the gate
     already has (steps._model.task.predict's shape for the bundle's task). `target`: the holdout's target as the
-    model learns it; regression scales by its standard deviation (see the module's docstring). None when the
-    bundle has no compiled predictor (nothing to compare)."""
+    model learns it; regression scales by its standard deviation (see the module's docstring). `codes`: X as the
+    pipeline's contract encoder encoded it for `scores`, which the compiled predictor then reads too (else X is
+    encoded here). None when the bundle has no compiled predictor (nothing to compare)."""
     if _predictor.TREES_FILE not in bundle.files:
         return None, f"no {_predictor.TREES_FILE} in the bundle: the server predicts with model.skops"
     task = bundle.task
@@ -58,7 +59,10 @@ def measure(bundle: Bundle, X: pd.DataFrame, scores: np.ndarray,
     expected = np.asarray(scores, dtype=np.float64)
     if len(extra):
         expected = np.concatenate([expected, _task.predict(pipeline, extra, task)])
-    got = _compiled(predictor, pipeline[0], _batches(X, extra), workers)
+    encoder = pipeline[0]
+    if codes is None:
+        codes = encoder.transform(X)
+    got = _compiled(predictor, _chunks(codes, encoder.transform(extra) if len(extra) else None), workers)
     if got.shape != expected.shape:
         return WORST, f"compiled predictions of shape {got.shape} for skops predictions of shape {expected.shape}"
     diff = float(np.max(np.abs(got - expected))) if got.size else 0.0
@@ -74,34 +78,27 @@ def measure(bundle: Bundle, X: pd.DataFrame, scores: np.ndarray,
     return diff / scale, (f"max |compiled - skops| of the values ({diff:.3g}) / {by} ({scale:.6g}) {rows}")
 
 
-def _batches(X: pd.DataFrame, extra: pd.DataFrame) -> Iterator[pd.DataFrame]:
-    """The rows of pd.concat([X, extra]) (X alone when there are no variants), CHUNK_ROWS at a time, each typed as
-    that whole batch would be: a chunk of X is concatenated with every variant row and cut back, so its columns take
-    the same types (object where the variants' are) and values."""
-    if not len(extra):
-        for start in range(0, len(X), CHUNK_ROWS):
-            yield X.iloc[start:start + CHUNK_ROWS]
-        return
-    for start in range(0, len(X), CHUNK_ROWS):
-        rows = X.iloc[start:start + CHUNK_ROWS]
-        yield pd.concat([rows, extra], ignore_index=True).iloc[:len(rows)]
-    yield pd.concat([X.iloc[-1:], extra], ignore_index=True).iloc[1:]
+def _chunks(codes: np.ndarray, extra: np.ndarray | None) -> Iterator[np.ndarray]:
+    """The encoded rows of X, CHUNK_ROWS at a time, then the variants' (for the workers: a chunk's Python lists,
+    not the holdout's, are what a worker holds)."""
+    for start in range(0, len(codes), CHUNK_ROWS):
+        yield codes[start:start + CHUNK_ROWS]
+    if extra is not None:
+        yield extra
 
 
-def _compiled(predictor: _predictor.CompiledPredictor, encoder: Any, batches: Iterator[pd.DataFrame],
-              workers: int) -> np.ndarray:
-    """The compiled predictor's answers for every batch, encoded by the pipeline's ContractEncoder (row by row), in
-    `workers` forked processes when there is more than one batch: the generated code is pure Python, one core a
-    process. The children inherit the compiled function (it does not pickle) and run no OpenMP code."""
+def _compiled(predictor: _predictor.CompiledPredictor, chunks: Iterator[np.ndarray], workers: int) -> np.ndarray:
+    """The compiled predictor's answers for every chunk of encoded rows, in `workers` forked processes when there
+    is more than one: the generated code is pure Python, one core a process. The children inherit the compiled
+    function (it does not pickle) and run no OpenMP code."""
     global _running
-    encoded = (encoder.transform(batch) for batch in batches)
     _running = predictor
     try:
         if workers > 1:
             with multiprocessing.get_context("fork").Pool(workers) as pool:
-                parts = list(pool.imap(_predict_encoded, encoded))
+                parts = list(pool.imap(_predict_encoded, chunks))
         else:
-            parts = [_predict_encoded(rows) for rows in encoded]
+            parts = [_predict_encoded(rows) for rows in chunks]
     finally:
         _running = None
     return np.concatenate(parts)

@@ -95,7 +95,9 @@ def measure(
     task = bundle.task
     pipeline = bundle.pipeline
     try:
-        predictions = _task.predict(pipeline, X, task)
+        # Encoded once: the codes the model scores here are the ones the compiled predictor's parity reads.
+        codes = _contract_codes(pipeline, X)
+        predictions = _task.predict(pipeline if codes is None else pipeline[1:], X if codes is None else codes, task)
     except Exception as err:  # any failure to score the holdout means we cannot evaluate: say which model
         raise UsageError(f"bundle {bundle.path}: cannot score the holdout: {type(err).__name__}: {err}") from err
     out = Measured(scores=predictions, metrics={}, notes={}, task=task, reference=reference_of(bundle))
@@ -134,12 +136,24 @@ def measure(
         )
     if "predictor_parity" in wanted:
         m["predictor_parity"], out.notes["predictor_parity"] = _parity.measure(
-            bundle, X, predictions, y, workers=_threads.count(policy.model.threads))
+            bundle, X, predictions, y, workers=_threads.count(policy.model.threads), codes=codes)
     if "edge_cases" in wanted:
         out.edge_cases = edge_cases(pipeline, bundle.features, X, task)
         m["edge_cases"] = sum(not c["passed"] for c in out.edge_cases)
         out.notes["edge_cases"] = "; ".join(f"{c['name']}: {c['detail']}" for c in out.edge_cases)
     return out
+
+
+def _contract_codes(pipeline: Any, X: pd.DataFrame) -> np.ndarray | None:
+    """X as the pipeline's first step (the contract encoder) encodes it, for the rest of the pipeline to score:
+    Pipeline.predict_proba(X) computes exactly this, then the rest. None for a model of another shape."""
+    from steps._model.features import ContractEncoder
+
+    steps = getattr(pipeline, "steps", None)
+    if not steps or len(steps) < 2 or not isinstance(steps[0][1], ContractEncoder):
+        return None
+    codes: np.ndarray = steps[0][1].transform(X)
+    return codes
 
 
 def _binary(out: Measured, y: np.ndarray, holdout: pd.DataFrame, segment: str | None, min_positives: int) -> None:

@@ -144,9 +144,9 @@ def test_a_trees_file_of_another_task_than_the_bundle_fails_parity(tmp_path_fact
 @pytest.mark.parametrize("workers", [1, 2])
 def test_parity_in_chunks_and_workers_predicts_as_the_whole_batch(trained: Trained, workers: int,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    """The gate's parity encodes and predicts the holdout and its variants a chunk at a time (in forked workers on
-    a pod with several CPUs), so a 2M-row holdout is not one object-typed batch: the answers are the whole batch's,
-    row for row, with the variants' missing and unseen values typed as in the whole batch."""
+    """The gate's parity predicts the encoded holdout and its variants a chunk at a time (in forked workers on a
+    pod with several CPUs), so a 2M-row holdout is never one batch of Python lists: the answers are the whole
+    batch's, row for row, the variants' missing and unseen values included."""
     opened, X, _, _ = _opened(trained)
     X = X.iloc[:40]
     extra = _parity.variants(X, opened.features)
@@ -157,5 +157,15 @@ def test_parity_in_chunks_and_workers_predicts_as_the_whole_batch(trained: Train
     whole = np.asarray(predictor.predict(encoder.transform(pd.concat([X, extra], ignore_index=True)).tolist()),
                        dtype=np.float64)
     monkeypatch.setattr(_parity, "CHUNK_ROWS", 7)
-    chunked = _parity._compiled(predictor, encoder, _parity._batches(X, extra), workers)
+    chunked = _parity._compiled(predictor, _parity._chunks(encoder.transform(X), encoder.transform(extra)), workers)
     assert np.array_equal(chunked, whole, equal_nan=True)
+
+
+def test_parity_reads_the_codes_the_skops_scores_came_from(trained: Trained) -> None:
+    """The gate encodes the holdout once: the skops model scores those codes and the compiled predictor reads the
+    same ones; the value is the one the parity gets encoding the holdout itself."""
+    opened, X, _, _ = _opened(trained)
+    codes = opened.pipeline[0].transform(X)
+    scores = _task.predict(opened.pipeline[1:], codes, opened.task)
+    assert np.array_equal(scores, _task.predict(opened.pipeline, X, opened.task))
+    assert _parity.measure(opened, X, scores, codes=codes) == _parity.measure(opened, X, scores)
