@@ -16,6 +16,7 @@ import yaml
 
 from steps._core.policy import load_policy
 from workflows import render
+from workflows._common import GIT_PUSH_REASON
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOW = ROOT / ".github" / "workflows" / "model-pipeline.yml"
@@ -177,6 +178,8 @@ def test_only_a_push_to_main_retrains_with_the_commits_images(workflow):
         given = dict(a.split("=", 1) for a in args if "=" in a and not a.startswith("-"))
         assert given["image-tag"] in ("$GITHUB_SHA", "${{ github.sha }}")
         assert given["git-commit"] in ("${GITHUB_SHA::7}", "${{ github.sha }}")
+        # The run reads as a git push in the Argo UI (title, argo-mlops.io/trigger=git-push), not as a manual one.
+        assert given["reason"] == GIT_PUSH_REASON
 
 
 def test_the_command_parser_sees_through_shell_syntax():

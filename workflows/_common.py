@@ -28,6 +28,18 @@ ARTIFACT_REPOSITORIES = "artifact-repositories"
 ARTIFACT_REPOSITORY_KEY = "mlops"
 SERVICE_ACCOUNT = "mlops-workflow"
 POLICY_MOUNT = "/etc/mlops/policy"
+# What a Workflow says about itself in the Argo UI's list and in `argo list -l` (issue 17): Argo renders the title and
+# the description (markdown); our labels say what started a run and, once it ends, what it produced.
+TITLE_ANNOTATION = "workflows.argoproj.io/title"
+DESCRIPTION_ANNOTATION = "workflows.argoproj.io/description"
+TRIGGER_LABEL = f"{ANNOTATION_PREFIX}/trigger"  # manual | drift | git-push | schedule
+VERSION_LABEL = f"{ANNOTATION_PREFIX}/version"  # the registered version, or none
+RESULT_LABEL = f"{ANNOTATION_PREFIX}/result"  # promoted | rejected | registered | failed
+# The training parameter `reason` of each automated trigger: the drift Sensor's (the webhook body's `reason`, which
+# it filters on) and the CI's on a push to main (.github/workflows/model-pipeline.yml). Any other reason is manual.
+DRIFT_REASON = "automated_drift_detection"
+GIT_PUSH_REASON = "git-push"
+MANUAL_REASON = "manual"
 # Numeric, so the kubelet can prove runAsNonRoot without reading the image; the step image uses the same uid.
 RUN_AS_USER = 10001
 

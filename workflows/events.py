@@ -27,7 +27,8 @@ EVENT_SOURCE_COMPONENT = "events"
 SENSOR_COMPONENT = "sensor"
 DRIFT_SERVICE_ACCOUNT = "mlops-drift"
 DEPENDENCY = "drift-alert"
-REASON = "automated_drift_detection"
+SCHEDULE_TRIGGER = "schedule"  # the trigger label of the drift CronWorkflow's runs
+REASON = _common.DRIFT_REASON
 TOKEN_MOUNT = "/etc/mlops/webhook"
 DRIFT_IMAGE_TAG = _common.package_version()
 # Body key -> training parameter (DESIGN.md, "Drift and retraining").
@@ -105,7 +106,8 @@ def build_cron_workflow(policy: Policy, image: str = _common.DEFAULT_IMAGE) -> d
     check = {
         "name": "drift-check",
         "container": container,
-        "outputs": {"artifacts": [{"name": "drift-report", "path": "/tmp/drift-report"}]},
+        # Stored as it is (not a .tgz), so the Argo UI's artifact viewer opens the report's index.html.
+        "outputs": {"artifacts": [{"name": "drift-report", "path": "/tmp/drift-report", "archive": {"none": {}}}]},
         "activeDeadlineSeconds": 900,
         "retryStrategy": {
             "limit": "3",
@@ -113,6 +115,11 @@ def build_cron_workflow(policy: Policy, image: str = _common.DEFAULT_IMAGE) -> d
             "backoff": {"duration": "30s", "factor": "2", "maxDuration": "10m"},
         },
     }
+    drift = policy.drift
+    title = f"**{model}** · drift check"
+    description = (f"Scheduled drift check of {model} ({drift.method}, window {drift.window}, schedule "
+                   f"`{drift.schedule}`): calls the retrain webhook when the policy's rule fires. "
+                   "The drift-report artifact is the report.")
     return {
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "CronWorkflow",
@@ -120,6 +127,7 @@ def build_cron_workflow(policy: Policy, image: str = _common.DEFAULT_IMAGE) -> d
             "name": cron_name(model),
             "labels": labels,
             "annotations": {
+                _common.TITLE_ANNOTATION: title,
                 "workflows.argoproj.io/description": f"Check {model} for drift ({policy.drift.method}, window "
                 f"{policy.drift.window}) and call the retrain webhook when the policy's rule fires.",
                 **_common.provenance(policy.path.name, policy.sha256, "workflows/events.py:build_cron_workflow"),
@@ -147,7 +155,13 @@ def build_cron_workflow(policy: Policy, image: str = _common.DEFAULT_IMAGE) -> d
                 "podGC": {"strategy": "OnPodSuccess"},
                 "ttlStrategy": {"secondsAfterSuccess": 86400, "secondsAfterFailure": 7 * 86400},
                 "securityContext": _common.pod_security_context(),
-                "workflowMetadata": {"labels": labels},
+                # Each run's title, description and trigger in the Argo UI and `argo list -l` (the CronWorkflow
+                # controller copies these labels onto the Workflow; Argo applies the annotations when it starts).
+                "workflowMetadata": {
+                    "labels": {**labels, _common.TRIGGER_LABEL: SCHEDULE_TRIGGER},
+                    "annotations": {_common.TITLE_ANNOTATION: title,
+                                    _common.DESCRIPTION_ANNOTATION: description},
+                },
                 "podMetadata": {"labels": labels},
                 "metrics": {"prometheus": [drift_failure_metric(model)]},
                 "volumes": [
@@ -230,7 +244,9 @@ def build_sensor(policy: Policy) -> dict[str, Any]:
         "metadata": {
             # Replaced by `<model>-retrain-<idempotency_key>`: a second submit of one episode is AlreadyExists.
             "name": f"{workflow_name_prefix(model)}unnamed",
-            "labels": {**_common.labels(model, "training"), f"{_common.ANNOTATION_PREFIX}/trigger": "drift"},
+            # The template's workflowMetadata gives it its title, description and outputs, and labels it
+            # trigger=drift from its reason too; labelled here as well, so it is found by label from its creation.
+            "labels": {**_common.labels(model, "training"), _common.TRIGGER_LABEL: "drift"},
             "annotations": {key: "" for _, key in BODY_TO_ANNOTATION},
         },
         "spec": {

@@ -24,6 +24,46 @@ WORKFLOW_DEADLINE_SECONDS = 4 * 3600
 TTL_AFTER_SUCCESS_SECONDS = 86400
 TTL_AFTER_FAILURE_SECONDS = 7 * 86400
 ROLLOUT_SERVICE_ACCOUNT = "mlops-rollout"  # manifests/base: get/patch rollouts, list analysisruns
+# Report folders and files that Argo's UI shows in its artifact viewer: only an artifact stored without archiving
+# can be viewed (a .tgz cannot), so every report is stored as it is; the bundle, holdout and dataset stay archived.
+UNARCHIVED = m.ArchiveStrategy(none=m.NoneStrategy())
+# The value an output shows when its step did not write it (or did not run).
+NO_VERSION = "none"
+UNKNOWN = "unknown"
+
+# What a run says about itself in the Argo UI and `argo list -l` (issue 17). Argo substitutes the global variables
+# of a Workflow's spec, workflowMetadata included, when the Workflow starts (operator.go: setExecWorkflow,
+# substituteGlobalVariables, then updateWorkflowMetadata), for a Workflow submitted from this template by
+# `argo submit --from`, `mlops submit` or the drift Sensor (its spec is the template's merged with the submitted
+# one). `{{=...}}` is an expr-lang expression over the same variables; a hyphenated parameter needs the index form.
+_PARAM = "workflow.parameters"
+_REASON = f"{_PARAM}.reason"
+_COMMIT = f"{_PARAM}['git-commit']"
+_DRIFTED = f"join(fromJSON({_PARAM}['drifted-features']), ', ')"  # the Sensor passes the webhook's JSON list
+# labelsFrom: an expression (no braces) whose value must be a valid label value, or Argo errors the Workflow:
+# free-text reasons map to `manual`.
+TRIGGER_EXPRESSION = (f"{_REASON} == '{_common.DRIFT_REASON}' ? 'drift' : "
+                      f"{_REASON} == '{_common.GIT_PUSH_REASON}' ? '{_common.GIT_PUSH_REASON}' : 'manual'")
+_TRIGGER_TEXT = (f"{_REASON} == '{_common.DRIFT_REASON}' ? 'retrain on drift in ' + {_DRIFTED} : "
+                 f"{_REASON} == '{_common.GIT_PUSH_REASON}' ? 'git push ' + {_COMMIT} : "
+                 f"{_REASON} == '{_common.MANUAL_REASON}' ? 'manual training' : 'manual training: ' + {_REASON}")
+_TRIGGER_LINE = (f"{_REASON} == '{_common.DRIFT_REASON}' ? 'Trigger: **drift**, the features ' + {_DRIFTED} + "
+                 f"' drifted' : {_REASON} == '{_common.GIT_PUSH_REASON}' ? 'Trigger: **git push** of commit ' + "
+                 f"{_COMMIT} : 'Trigger: **manual** (reason: ' + {_REASON} + ')'")
+# The exit handler reads the steps' global outputs (`globalName`): one a step never wrote is missing from
+# `workflow.outputs.parameters` (all of them when validate failed), and a simple tag to it would stay as the literal
+# `{{...}}` (an invalid label value). In an expression a missing key is nil, `?.` stops at a nil and `??` replaces
+# it, so these always resolve. Argo leaves a template's own tags until it runs it, when workflow.status is set.
+_OUTPUTS = "workflow.outputs?.parameters?"
+VERSION_EXPRESSION = f"{_OUTPUTS}.version ?? '{NO_VERSION}'"
+RESULT_EXPRESSION = (
+    f"workflow.status == 'Succeeded' || ({_OUTPUTS}.outcome ?? '') == 'promoted' ? 'promoted' : "
+    f"({_OUTPUTS}.passed ?? '') == 'false' || ({_OUTPUTS}.outcome ?? '') == 'aborted' ? 'rejected' : "
+    f"({_OUTPUTS}.version ?? '{NO_VERSION}') != '{NO_VERSION}' ? 'registered' : 'failed'"
+)
+RESULT_TEMPLATE = "label-result"
+_BASELINE = (f"{_PARAM}['baseline-version'] == '' ? 'the production version' : "
+             f"'version ' + {_PARAM}['baseline-version']")
 
 
 @dataclass(frozen=True)
@@ -66,7 +106,9 @@ def workflow_parameters(policy: Policy) -> list[Parameter]:
         Parameter(name="model", value=model, description="Model name in the registry"),
         Parameter(name="policy", value=f"{_common.POLICY_MOUNT}/{model}.yaml", description="Policy file"),
         Parameter(name="git-commit", value="unknown", description="Commit of the code and policy that trains"),
-        Parameter(name="reason", value="manual", description="Why this training runs (e.g. automated_drift_detection)"),
+        Parameter(name="reason", value=_common.MANUAL_REASON,
+                  description=f"Why this training runs: {_common.MANUAL_REASON} (or any text), "
+                              f"{_common.GIT_PUSH_REASON} (CI), {_common.DRIFT_REASON} (the drift Sensor)"),
         Parameter(name="drifted-features", value="[]", description="JSON list of the features that drifted"),
         Parameter(name="baseline-version", value="",
                   description="Registry version the gate compares against (empty: the production version)"),
@@ -87,6 +129,7 @@ def build_training(policy: Policy, image: str = _common.DEFAULT_IMAGE) -> Workfl
         name=template_name(policy),
         labels=labels,
         annotations={
+            _common.TITLE_ANNOTATION: f"**{model}** · training",
             "workflows.argoproj.io/description": f"Validate, train, gate, register and roll out {model} "
             f"(policy {policy.path.name}).",
             **_common.provenance(policy.path.name, policy.sha256, "workflows/training.py:build_training"),
@@ -103,7 +146,7 @@ def build_training(policy: Policy, image: str = _common.DEFAULT_IMAGE) -> Workfl
             seconds_after_success=TTL_AFTER_SUCCESS_SECONDS, seconds_after_failure=TTL_AFTER_FAILURE_SECONDS
         ),
         security_context=m.PodSecurityContext.model_validate(_common.pod_security_context()),
-        workflow_metadata=m.WorkflowMetadata(labels=labels),
+        workflow_metadata=run_metadata(policy, labels),
         pod_metadata=m.Metadata(labels=labels),
         volumes=[
             m.Volume(name="policy", config_map=m.ConfigMapVolumeSource(name=_common.policy_configmap_name(model))),
@@ -116,7 +159,7 @@ def build_training(policy: Policy, image: str = _common.DEFAULT_IMAGE) -> Workfl
             inputs=[Parameter(name="dataset"), Parameter(name="policy")],
             outputs=[
                 Artifact(name="validated", path="/tmp/validated"),
-                Artifact(name="validation-report", path="/tmp/validation.json"),
+                Artifact(name="validation-report", path="/tmp/validation.json", archive=UNARCHIVED),
             ],
             args=[
                 "--dataset", "{{inputs.parameters.dataset}}",
@@ -161,8 +204,9 @@ def build_training(policy: Policy, image: str = _common.DEFAULT_IMAGE) -> Workfl
                 Parameter(name="baseline-version"),
             ],
             outputs=[
-                Artifact(name="gate-report", path="/tmp/gate-report"),
-                Parameter(name="passed", value_from=m.ValueFrom(path="/tmp/passed")),
+                Artifact(name="gate-report", path="/tmp/gate-report", archive=UNARCHIVED),
+                Parameter(name="passed", value_from=m.ValueFrom(path="/tmp/passed", default=UNKNOWN),
+                          global_name="passed"),
             ],
             args=[
                 "--bundle", "{{inputs.artifacts.bundle.path}}",
@@ -183,7 +227,13 @@ def build_training(policy: Policy, image: str = _common.DEFAULT_IMAGE) -> Workfl
                 Parameter(name="git-commit"),
                 Parameter(name="reason"),
             ],
-            outputs=[Parameter(name="version", value_from=m.ValueFrom(path="/tmp/version"))],
+            outputs=[
+                # Written for a rejected candidate too (register then exits 1): the run's version label reads it.
+                Parameter(name="version", value_from=m.ValueFrom(path="/tmp/version", default=NO_VERSION),
+                          global_name="version"),
+                # The registry page as it stands after this registration; best effort, so optional.
+                Artifact(name="registry-report", path="/tmp/registry-report", archive=UNARCHIVED, optional=True),
+            ],
             args=[
                 "--bundle", "{{inputs.artifacts.bundle.path}}",
                 "--gate-report", "{{inputs.artifacts.gate-report.path}}/gate.json",
@@ -191,6 +241,7 @@ def build_training(policy: Policy, image: str = _common.DEFAULT_IMAGE) -> Workfl
                 "--git-commit", "{{inputs.parameters.git-commit}}",
                 "--reason", "{{inputs.parameters.reason}}",
                 "--version-out", "{{outputs.parameters.version.path}}",
+                "--registry-report-out", "{{outputs.artifacts.registry-report.path}}",
             ],
         )
 
@@ -204,17 +255,19 @@ def build_training(policy: Policy, image: str = _common.DEFAULT_IMAGE) -> Workfl
                 Parameter(name="rollout-target"),
                 Parameter(name="rollout-time-scale"),
             ],
-            outputs=[],
+            outputs=[Parameter(name="outcome", value_from=m.ValueFrom(path="/tmp/outcome", default=UNKNOWN),
+                               global_name="outcome")],
             args=[
                 "--model", "{{inputs.parameters.model}}",
                 "--version", "{{inputs.parameters.version}}",
                 "--policy", "{{inputs.parameters.policy}}",
                 "--target", "{{inputs.parameters.rollout-target}}",
                 "--time-scale", "{{inputs.parameters.rollout-time-scale}}",
+                "--outcome-out", "{{outputs.parameters.outcome.path}}",
             ],
         )
 
-        with DAG(name="training"):
+        with DAG(name="training", outputs=dag_outputs()):
             validate(name="validate", arguments=_params("dataset", "policy"))
             train(
                 name="train",
@@ -257,6 +310,39 @@ def build_training(policy: Policy, image: str = _common.DEFAULT_IMAGE) -> Workfl
     # Templates added later go last, so the existing ones (and the paths that lint messages name) keep their index.
     template.templates = [t for t in template.templates if t is not rollout] + [rollout]
     return template
+
+
+def run_metadata(policy: Policy, labels: dict[str, str]) -> m.WorkflowMetadata:
+    """The labels and annotations every run of the template gets: its title and description (markdown) from its
+    parameters, and the `argo-mlops.io/trigger` label (manual, drift or git-push) from its `reason`."""
+    return m.WorkflowMetadata(
+        labels=labels,
+        labels_from={_common.TRIGGER_LABEL: m.LabelValueFrom(expression=TRIGGER_EXPRESSION)},
+        annotations={
+            _common.TITLE_ANNOTATION: f"**{{{{{_PARAM}.model}}}}** · {{{{={_TRIGGER_TEXT}}}}}",
+            _common.DESCRIPTION_ANNOTATION: (
+                f"{{{{={_TRIGGER_LINE}}}}}\n\n"
+                f"Baseline: {{{{={_BASELINE}}}}} · commit `{{{{{_PARAM}.git-commit}}}}` · "
+                f"data `{{{{{_PARAM}.dataset}}}}`\n\n"
+                f"Validate, train, gate, register and roll out {policy.model_name} (policy {policy.path.name})."
+            ),
+        },
+    )
+
+
+def dag_outputs() -> list[Parameter]:
+    """The entrypoint's outputs, the run's outputs in the Argo UI (the root node's panel). Argo sets them only
+    when the DAG succeeds (dag.go returns before resolving them for a Failed DAG); each has a default for a task
+    that was skipped or wrote nothing. A failed run's values are in the exit handler's inputs and labels."""
+    def output(name: str, task: str, default: str, what: str) -> Parameter:
+        return Parameter(name=name, description=what, value_from=m.ValueFrom(
+            parameter=f"{{{{tasks.{task}.outputs.parameters.{name}}}}}", default=default))
+
+    return [
+        output("version", "register", NO_VERSION, "the registered version"),
+        output("passed", "gate", UNKNOWN, "the gate verdict: true or false"),
+        output("outcome", "rollout", UNKNOWN, "the rollout's outcome: promoted, aborted or timed-out"),
+    ]
 
 
 def build_policy_configmap(policy: Policy) -> dict[str, Any]:

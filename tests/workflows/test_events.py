@@ -7,8 +7,10 @@ import yaml
 
 from steps._core.policy import load_policy
 from tests.support.paths import ROOT
-from workflows import events, render
+from tests.workflows.test_training import assert_valid_labels, run_as_argo_starts_it
+from workflows import _common, events, render
 from workflows._schemas import Schemas
+from workflows.local.sensors import Sensors
 
 
 def test_rendered_cron_event_source_and_sensor_validate_against_the_schemas(policy, other_policy, schemas_dir):
@@ -89,3 +91,38 @@ def test_render_adds_cron_and_sensor_to_each_model(policy):
     docs = render.render_documents(policy)
     assert docs["drift-cronworkflow.yaml"]["kind"] == "CronWorkflow"
     assert docs["retrain-sensor.yaml"]["kind"] == "Sensor"
+
+
+def test_a_drift_retrain_reads_as_one_in_the_argo_ui(policy, tmp_path):
+    """The Workflow the Sensor submits for a drift alert (its parameters mapped from the webhook body as Argo Events
+    maps them), as Argo starts it from the training template: the title names the drifted features, the description
+    the baseline, the trigger label is drift; the Sensor's own annotations stay."""
+    body = {"model": "fraud-detection", "reason": events.REASON, "drifted_features": ["amount", "merchant_category"],
+            "idempotency_key": "7f3a9c", "production_version": 3, "drift_share": 0.4, "samples": 12000,
+            "window": "1h"}
+    decision = Sensors([events.build_sensor(policy)]).handle({"body": body})
+    assert decision.status == "submitted" and decision.workflow is not None
+    result = run_as_argo_starts_it(decision.workflow, {"dataset": "/nonexistent/data.csv"}, tmp_path)
+    assert result.annotations[_common.TITLE_ANNOTATION] == \
+        "**fraud-detection** · retrain on drift in amount, merchant_category"
+    description = result.annotations[_common.DESCRIPTION_ANNOTATION]
+    assert description.startswith("Trigger: **drift**, the features amount, merchant_category drifted\n\n"
+                                  "Baseline: version 3 · ")
+    assert result.annotations["argo-mlops.io/drift-share"] == "0.4"
+    assert result.labels[_common.TRIGGER_LABEL] == "drift"
+    assert result.labels["app.kubernetes.io/name"] == "fraud-detection"
+    assert_valid_labels(result.labels)
+
+
+def test_drift_checks_have_a_title_a_schedule_trigger_and_an_unarchived_report(other_policy):
+    cron = events.build_cron_workflow(load_policy(other_policy))
+    metadata = cron["spec"]["workflowSpec"]["workflowMetadata"]
+    assert metadata["labels"][_common.TRIGGER_LABEL] == events.SCHEDULE_TRIGGER == "schedule"
+    assert metadata["annotations"][_common.TITLE_ANNOTATION] == "**churn** · drift check"
+    assert "`*/30 * * * *`" in metadata["annotations"][_common.DESCRIPTION_ANNOTATION]
+    assert "window 2h" in metadata["annotations"][_common.DESCRIPTION_ANNOTATION]
+    assert cron["metadata"]["annotations"][_common.TITLE_ANNOTATION] == "**churn** · drift check"  # the cron list
+    assert_valid_labels(metadata["labels"])
+    [check] = cron["spec"]["workflowSpec"]["templates"]
+    assert check["outputs"]["artifacts"] == [{"name": "drift-report", "path": "/tmp/drift-report",
+                                              "archive": {"none": {}}}]

@@ -11,9 +11,12 @@ import pytest
 import yaml
 
 from steps._core.policy import load_policy
-from workflows import render
+from workflows import _common, render, submit
 from workflows._schemas import Schemas
 from workflows.lint import lint_document
+from workflows.local import api
+from workflows.local.engine.metadata import label_value_errors
+from workflows.local.run import scale_backoff
 from workflows.training import build_policy_configmap, build_training
 
 # The golden YAML is the committed rendering itself: `mlops compile` writes it, `mlops compile --check` (in CI)
@@ -21,6 +24,7 @@ from workflows.training import build_policy_configmap, build_training
 GOLDEN = Path(__file__).resolve().parents[2] / "manifests" / "generated" / "fraud-detection" / \
     "training-workflowtemplate.yaml"
 STEPS_DOC = Path(__file__).resolve().parents[2] / "docs" / "steps.md"
+TITLE, DESCRIPTION = _common.TITLE_ANNOTATION, _common.DESCRIPTION_ANNOTATION
 
 
 @pytest.fixture(scope="module")
@@ -193,3 +197,88 @@ def test_nothing_is_hard_wired_to_one_model(tmp_path, policy_file):
     doc = build_training(load_policy(gates / "churn.yaml")).to_dict()
     assert "fraud" not in yaml.safe_dump(doc)
     assert doc["metadata"]["name"] == "churn-training"
+
+
+def run_as_argo_starts_it(workflow: dict[str, Any], parameters: dict[str, str], tmp_path: Path) -> api.Result:
+    """Run a submitted Workflow here on the local engine as Argo's controller runs it: merged with the committed
+    WorkflowTemplate, its workflowMetadata applied after global substitution, the exit handler after the DAG.
+    Callers pass a dataset that does not exist, so validate stops it within seconds: the metadata is set before.
+    (Argo waits a retry's backoff before it reads the retry expression: the backoffs are scaled down here.)"""
+    generated = GOLDEN.parent
+    template = yaml.safe_load(GOLDEN.read_text(encoding="utf-8"))
+    scale_backoff(template["spec"], 0.001)
+    (tmp_path / "template.yaml").write_text(yaml.safe_dump(template), encoding="utf-8")
+    config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "mlops-config"},
+              "data": {"registry": str(tmp_path / "registry")}}
+    prepared = api.prepare(workflow, parameters, templates=[tmp_path / "template.yaml"],
+                           configmaps=[generated / "policy-configmap.yaml", config])
+    assert [str(r) for r in prepared.report.refusals] == []
+    return api.execute(prepared, tmp_path / "run")
+
+
+def assert_valid_labels(labels: dict[str, str]) -> None:
+    """What Kubernetes accepts as label values (a patch with another value is refused, the label never set)."""
+    assert {key: label_value_errors(value) for key, value in labels.items() if label_value_errors(value)} == {}
+
+
+def test_report_artifacts_are_stored_unarchived_so_the_argo_ui_can_show_them(template):
+    """Argo's artifact viewer shows only artifacts stored with `archive: none` (a .tgz cannot be opened)."""
+    templates = _templates(template)
+    outputs = {(name, a["name"]): a for name, t in templates.items()
+               for a in (t.get("outputs") or {}).get("artifacts") or []}
+    reports = {("validate", "validation-report"), ("gate", "gate-report"), ("register", "registry-report")}
+    assert reports <= set(outputs)
+    for key in reports:
+        assert outputs[key]["archive"] == {"none": {}}, key
+    for key in set(outputs) - reports:  # the bundle, holdout and validated data stay compressed
+        assert "archive" not in outputs[key], key
+    # The registry page is best effort: a missing folder must not fail the register step.
+    assert outputs[("register", "registry-report")]["optional"] is True
+    register = templates["register"]["container"]["args"]
+    assert register[register.index("--registry-report-out") + 1] == "{{outputs.artifacts.registry-report.path}}"
+
+
+def test_the_run_s_outputs_are_the_version_the_verdict_and_the_rollout_outcome(template):
+    """The entrypoint DAG's outputs are what the Argo UI shows for the run; each has a default for a task that was
+    skipped or wrote nothing (Argo fails the DAG's output otherwise), and each step's value is a global output too."""
+    dag_outputs = {p["name"]: p["valueFrom"] for p in _templates(template)["training"]["outputs"]["parameters"]}
+    assert dag_outputs == {
+        "version": {"parameter": "{{tasks.register.outputs.parameters.version}}", "default": "none"},
+        "passed": {"parameter": "{{tasks.gate.outputs.parameters.passed}}", "default": "unknown"},
+        "outcome": {"parameter": "{{tasks.rollout.outputs.parameters.outcome}}", "default": "unknown"},
+    }
+    steps = {(name, p["name"]): p for name, t in _templates(template).items()
+             for p in (t.get("outputs") or {}).get("parameters") or []}
+    assert steps[("register", "version")]["globalName"] == "version"
+    assert steps[("gate", "passed")]["globalName"] == "passed"
+    assert steps[("rollout", "outcome")] == {"name": "outcome", "globalName": "outcome",
+                                             "valueFrom": {"path": "/tmp/outcome", "default": "unknown"}}
+    rollout = _templates(template)["rollout"]["container"]["args"]
+    assert rollout[rollout.index("--outcome-out") + 1] == "{{outputs.parameters.outcome.path}}"
+
+
+def test_a_git_push_run_says_so_in_the_argo_ui(template, tmp_path):
+    """The Workflow `mlops submit` (and `argo submit --from workflowtemplate/...`) creates from CI's push, as Argo
+    starts it: its title names the commit, its trigger label is git-push."""
+    workflow = submit.workflow_from(template, {"reason": "git-push", "git-commit": "abc1234"}, "argo")
+    result = run_as_argo_starts_it(workflow, {"dataset": "/nonexistent/data.csv"}, tmp_path)
+    assert result.phase == "Failed"  # the dataset does not exist
+    assert result.annotations[TITLE] == "**fraud-detection** · git push abc1234"
+    assert result.annotations[DESCRIPTION].startswith("Trigger: **git push** of commit abc1234\n\n"
+                                                      "Baseline: the production version · commit `abc1234`")
+    assert result.labels[_common.TRIGGER_LABEL] == "git-push"
+    assert_valid_labels(result.labels)
+
+
+@pytest.mark.parametrize(("reason", "title"), [
+    ("manual", "**fraud-detection** · manual training"),
+    ("Q3 refresh: new merchants", "**fraud-detection** · manual training: Q3 refresh: new merchants"),
+], ids=["default", "free-text-reason"])
+def test_a_manual_run_says_so_and_any_reason_is_a_valid_trigger_label(template, tmp_path, reason, title):
+    """A reason that is no label value (spaces, a colon) must not make Argo error the Workflow: it is `manual`."""
+    workflow = submit.workflow_from(template, {"reason": reason} if reason != "manual" else {}, "argo")
+    result = run_as_argo_starts_it(workflow, {"dataset": "/nonexistent/data.csv"}, tmp_path)
+    assert result.annotations[TITLE] == title
+    assert f"Trigger: **manual** (reason: {reason})" in result.annotations[DESCRIPTION]
+    assert result.labels[_common.TRIGGER_LABEL] == "manual"
+    assert_valid_labels(result.labels)
