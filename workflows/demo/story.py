@@ -24,6 +24,7 @@ from steps._core.documents import DriftReport, VersionRecord
 from steps._core.policy import Policy
 from steps._storage.registry import Registry
 from workflows.demo.follow import follow_events_run, relative, tail
+from workflows.demo.index import write_index
 from workflows.demo.processes import Processes
 from workflows.demo.workspace import (
     DEMO_PROFILE,
@@ -150,7 +151,7 @@ class Demo:
                            "--policy", str(policy.path), *source_args, "--report-dir", str(drift_dir),
                            "--webhook", f"{webhook}/drift", "--token-file", str(services.token_file)],
                           logs / "drift.log")
-        self.reports += [("drift report", drift_dir / "drift.html"), ("drift report (JSON)", drift_dir / "drift.json")]
+        self.reports += [("drift report", drift_dir / "index.html"), ("drift report (JSON)", drift_dir / "drift.json")]
         if code != 0:
             raise DemoError(f"the drift check failed (exit {code}); see {logs / 'drift.log'}")
         report: DriftReport = json.loads((drift_dir / "drift.json").read_text(encoding="utf-8"))
@@ -196,7 +197,11 @@ class Demo:
         for what, path in self.reports + self.run_reports():
             if path.exists():
                 self.say_raw(f"  {what}: {relative(path)}")
+        production, versions = self.production(model), self.versions(model)
+        index = write_index(self.dir, model, self.registry, f"The loop ran: v{production} of {model} is in production",
+                            ", ".join(f"v{v['version']} {v['status']}" for v in versions))
         self.say(f"done in {time.monotonic() - self.t0:.0f}s; everything is in {relative(self.dir)}")
+        self.say_raw(f"the demo's page: {relative(index)}")
 
     # -- helpers --
 
@@ -254,7 +259,7 @@ class Demo:
     def run_reports(self) -> list[tuple[str, Path]]:
         found = []
         for run_dir in sorted((self.dir / ".mlops" / "runs").glob("*")):
-            for what, pattern in (("gate report", "pods/*-gate-*/volumes/emptyDir/tmp/gate-report/gate.html"),
+            for what, pattern in (("gate report", "pods/*-gate-*/volumes/emptyDir/tmp/gate-report/index.html"),
                                   ("validation report", "pods/*-validate-*/volumes/emptyDir/tmp/validation.json"),
                                   ("rollout log", "pods/*-rollout-*/log")):
                 paths = list(run_dir.glob(pattern))  # a retried task has a pod per attempt: the last one
