@@ -4,8 +4,9 @@ Content-Security-Policy, tests/support/browser.py) in headless Chromium at 1280 
     .venv/bin/python docs/screenshots.py mlops-demo
 
 writes docs/screenshots/gate.png (the gate report of the drift retrain, v2 against v1), drift.png (the drift check
-that called the webhook), registry.png (the registry page) and run.png (the drift retrain's run.html). A page that
-shows a problem (a blocked picture, a console error, overflow, a link to a missing file) stops the script.
+that called the webhook), registry.png (the registry page) and run.png (the drift retrain's run.html), or into
+`--out DIR`. A page that shows a problem (a blocked picture, a console error, overflow, a link to a missing file)
+stops the script.
 """
 
 from __future__ import annotations
@@ -49,25 +50,26 @@ def _retrain_run(demo: Path) -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("demo", type=Path, help="the folder of a finished `mlops demo` (default name: mlops-demo)")
+    parser.add_argument("--out", type=Path, default=OUT, help="where to write the PNGs (default docs/screenshots)")
     args = parser.parse_args(argv)
-    sys.path.insert(0, str(ROOT))
+    sys.path.insert(0, str(ROOT))  # tests.support.browser: run from a checkout
     from tests.support.browser import browser, check_page, serve_like_argo
 
     found = pages(args.demo.resolve())
     for name in ("gate", "drift", "registry", "run"):
         if name not in found:
             print(f"screenshots: {name}: no page in {args.demo} (skipped)", file=sys.stderr)
-    OUT.mkdir(parents=True, exist_ok=True)
+    args.out.mkdir(parents=True, exist_ok=True)
     with browser() as chromium:
         for name, (folder, page) in found.items():
-            target = OUT / f"{name}.png"
+            target = args.out / f"{name}.png"
             with serve_like_argo(folder) as base:
                 check = check_page(chromium, base + page, width=WIDTH, height=HEIGHT, screenshot=target,
                                    full_page=False)
             if check.problems():
                 print(f"screenshots: {name}: {folder / page}: {check.problems()}", file=sys.stderr)
                 return 1
-            print(f"{target.relative_to(ROOT)}: {folder / page} ({target.stat().st_size // 1024} KiB)")
+            print(f"{target}: {folder / page} ({target.stat().st_size // 1024} KiB)")
     return 0
 
 
