@@ -11,6 +11,7 @@ style-src 'self' 'unsafe-inline'`): no scripts, no `data:` pictures, styles inli
 
 from __future__ import annotations
 
+import hashlib
 import html
 import io
 import re
@@ -96,6 +97,7 @@ def figure(svg: str, caption: str = "") -> str:
 
 
 _SVG_START = re.compile(r"^.*?(<svg\b)", re.S)
+_SVG_ID = re.compile(r'\bid="([^"]+)"')
 
 
 def svg_of(fig: Any, title: str) -> str:
@@ -107,7 +109,20 @@ def svg_of(fig: Any, title: str) -> str:
     with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": title}):
         fig.savefig(buf, format="svg", bbox_inches="tight")
     svg = _SVG_START.sub(r"\1", buf.getvalue(), count=1)
-    return svg.replace("<svg ", f"<svg role='img' aria-label='{esc(title)}' ", 1)
+    return _unique_ids(svg).replace("<svg ", f"<svg role='img' aria-label='{esc(title)}' ", 1)
+
+
+def _unique_ids(svg: str) -> str:
+    """Matplotlib names an SVG's markers and clip paths by their shape, so two pictures on one page can repeat an
+    id (invalid HTML, and a reference could resolve into the other picture). Prefix every id, and every reference
+    to it, with a digest of this picture: deterministic, and distinct between different pictures."""
+    ids = set(_SVG_ID.findall(svg))
+    if not ids:
+        return svg
+    prefix = "s" + hashlib.sha256(svg.encode()).hexdigest()[:8] + "-"
+    pattern = re.compile(r'(\bid="|#)(' + "|".join(re.escape(i) for i in sorted(ids, key=len, reverse=True))
+                         + r')(?=["\)])')
+    return pattern.sub(lambda m: m.group(1) + prefix + m.group(2), svg)
 
 
 def page(title: str, body: str, *, verdict_html: str = "", subtitle: str = "") -> str:

@@ -29,3 +29,21 @@ def test_a_page_with_a_picture_and_a_wide_table_shows_everything_within_1000_px(
 def test_an_unknown_tone_is_refused() -> None:
     with pytest.raises(ValueError, match="tone 'green'"):
         html.verdict("x", "green")
+
+
+def test_two_pictures_on_one_page_share_no_element_id() -> None:
+    import re
+
+    from matplotlib.figure import Figure
+
+    svgs = []
+    for title in ("first", "second"):
+        fig = Figure(figsize=(3, 2))
+        ax = fig.add_subplot()
+        ax.plot([0, 1, 2], [2, 1, 3], marker="o")
+        svgs.append(html.svg_of(fig, title))
+    ids = [re.findall(r'\bid="([^"]+)"', svg) for svg in svgs]
+    assert ids[0] and ids[1] and not set(ids[0]) & set(ids[1])
+    for svg, own in zip(svgs, ids, strict=True):  # every reference still points at an id of its own picture
+        refs = re.findall(r'(?:href="|url\()#([^")]+)', svg)
+        assert refs and set(refs) <= set(own)
