@@ -218,7 +218,7 @@ def run_workflow(workflow: Mapping[str, Any], *, parameters: Mapping[str, str] |
                     config_maps=cms, resume={k: dict(v) for k, v in (resume or {}).items()})
     op.locks = Locks(state_dir or Path.home() / ".cache" / "argo-mlops", cms, meta.get("namespace") or "default")
     op.meta = wmeta
-    metadata_error = ""
+    metadata_error, began = "", True  # began: markWorkflowRunning was reached (operator.go:345-346)
     if resume is not None:
         op.tree, op.globals, op.outputs, started, suspended_before = saved.load(run_dir)
         op.resuming = set(suspended_before)
@@ -241,7 +241,7 @@ def run_workflow(workflow: Mapping[str, Any], *, parameters: Mapping[str, str] |
         if metadata_error:  # markWorkflowError: the workflow ends Error before any node
             run.phase, run.message = ERROR, metadata_error
         elif spec.get("synchronization") and not _workflow_lock(run, spec["synchronization"]):
-            pass  # the workflow ended before it started (operator.go:284-325)
+            began = False  # it ended before it started (operator.go:284-325)
         elif spec.get("suspend") and resume is None:
             op.suspended.add(name)  # spec.suspend: nothing runs until resumed (operator.go:381-384)
         else:
@@ -259,7 +259,7 @@ def run_workflow(workflow: Mapping[str, Any], *, parameters: Mapping[str, str] |
                    {"labels": op.meta.labels, "annotations": op.meta.annotations})
     else:
         saved.discard(run_dir)
-    final = op.meta.finish(run.phase, started=not metadata_error)
+    final = op.meta.finish(run.phase, started=began and not metadata_error)
     entry = op.get(name)
     return Result(run.phase, run.message, op.tree, op.outputs, suspended, started, time.time(), final["labels"],
                   final["annotations"], entry.outputs if entry is not None else None)
