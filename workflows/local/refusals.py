@@ -160,6 +160,7 @@ class _Checker:
         self.strings(where, "spec.arguments", spec.get("arguments"))
         for at, reason in metadata.problems(spec):
             self.report.refuse(where, at, reason)
+        self.whole_maps(where, "spec", {k: v for k, v in spec.items() if k != "templates"})
         for name, source in ((spec.get("workflowMetadata") or {}).get("labelsFrom") or {}).items():
             self.expression(where, f"spec.workflowMetadata.labelsFrom.{name}.expression",
                             (source or {}).get("expression"), bare=True)
@@ -202,6 +203,15 @@ class _Checker:
         for holder_field, holder in _fields_of_holders(template):
             self.holder(where, holder_field, holder)
         self.strings(where, "", template)
+        self.whole_maps(where, "", template)
+
+    def whole_maps(self, where: str, at: str, value: Any) -> None:
+        """{{workflow.labels}} and the like: their value depends on the controller's pass (engine/metadata.py)."""
+        for name in metadata.whole_map_references(value):
+            self.report.refuse(where, at, f"{name}: on Argo it holds the Workflow's {name.split('.')[1]} as they "
+                                          "stand when the controller's pass begins (the phase labels and "
+                                          "workflowMetadata's come after the first), so what a node sees is not "
+                                          "pinned down; name each one (workflow.labels.<name>)")
 
     def holder(self, where: str, at: str, holder: Mapping[str, Any]) -> None:
         when = holder.get("when")

@@ -183,3 +183,13 @@ def test_a_cron_workflow_submitted_by_hand_carries_its_labels(tmp_path, monkeypa
     assert saved["labels"]["example.com/trigger"] == "schedule"
     scheduled = saved["annotations"]["workflows.argoproj.io/scheduled-time"]
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", scheduled), scheduled
+
+
+def test_the_whole_label_and_annotation_maps_are_refused_their_value_depends_on_the_pass():
+    args = ["{{workflow.labels.json}}", "{{workflow.labels.team}}"]
+    templates = [{"name": "main", "container": {**ECHO, "args": args}}]
+    found = refusals_of(wf("maps", templates, {"labels": {"team": "ml"}},
+                           arguments={"parameters": [{"name": "a", "value": "{{workflow.annotations}}"}]}))
+    assert [f.split(":")[0] for f in found] == ["workflow spec", "template main"]
+    assert "workflow.annotations: on Argo it holds the Workflow's annotations as they stand" in found[0]
+    assert "workflow.labels.json: on Argo it holds the Workflow's labels" in found[1]

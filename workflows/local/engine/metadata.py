@@ -174,6 +174,20 @@ def problems(spec: Mapping[str, Any]) -> list[tuple[str, str]]:
     return found
 
 
+_WHOLE_MAP = re.compile(r"workflow\.(labels|annotations)(\.json)?(?![\w.\-\[/])")
+
+
+def whole_map_references(obj: Any) -> list[str]:
+    """The `workflow.labels`, `workflow.labels.json`, `workflow.annotations` and `workflow.annotations.json` an
+    object's text names. Argo sets them from the Workflow's metadata as it stands when the pass begins
+    (operator.go:743-758): on the first pass the labels and annotations submitted, on later ones also the
+    controller's own (workflows.argoproj.io/phase and /completed, set when the workflow starts running, :2775-2777;
+    the pod-name-format annotation, :346) and workflowMetadata's: a node sees one or the other depending on the
+    pass it is created in, so the runner refuses them."""
+    tags = re.findall(r"\{\{[^{}]*\}\}", json.dumps(obj))
+    return sorted({m.group() for tag in tags for m in _WHOLE_MAP.finditer(tag)})
+
+
 def _label_from(name: str, expression: str, env: Mapping[str, Any]) -> str:
     """One labelsFrom expression: expr.Compile with the environment (syntax and types), then expr.Run."""
     try:
