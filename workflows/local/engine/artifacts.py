@@ -38,14 +38,26 @@ def archive_of(art: dict[str, Any]) -> str:
     return "tar"
 
 
+def compression_level(art: dict[str, Any]) -> int:
+    """archive.tar.compressionLevel (Go's -1 is its default, 6), else 6."""
+    level = ((art.get("archive") or {}).get("tar") or {}).get("compressionLevel")
+    if level is None or int(level) == -1:
+        return 6
+    if not 0 <= int(level) <= 9:
+        raise ArtifactError(f"artifact {art.get('name')!r}: archive.tar.compressionLevel {level} is not -1 to 9")
+    return int(level)
+
+
 class Repository:
     """The folder `root`; keys are paths relative to it."""
 
     def __init__(self, root: Path):
         self.root = root
 
-    def store(self, source: Path, name: str, archive: str = "tar") -> ArtifactRef:
-        """Copy a file or folder into the repository (a tar.gz of it, or itself with archive "none")."""
+    def store(self, source: Path, name: str, archive: str = "tar", level: int = 6) -> ArtifactRef:
+        """Copy a file or folder into the repository (a tar.gz of it, or itself with archive "none"). `level`: the
+        gzip level, Argo's default gzip.DefaultCompression (6) unless `archive.tar.compressionLevel` says
+        (workflow/executor/executor.go:582-588)."""
         if not source.exists():
             raise ArtifactError(f"artifact {name!r}: {source} does not exist")
         folder = self.root / uuid.uuid4().hex[:16]
@@ -59,7 +71,7 @@ class Repository:
                     shutil.copy2(source, target)
             else:
                 target = folder / f"{name}.tgz"
-                with tarfile.open(target, "w:gz") as tar:
+                with tarfile.open(target, "w:gz", compresslevel=level) as tar:
                     tar.add(source, arcname=source.name)
         except (OSError, shutil.Error, tarfile.TarError) as err:
             raise ArtifactError(f"artifact {name!r}: cannot save {source.name}: {err}") from err
@@ -73,7 +85,7 @@ class Repository:
             if art.get("optional"):
                 return None
             raise ArtifactError(f"artifact {name!r}: path {art.get('path')} does not exist")
-        ref = self.store(source, name, archive_of(art))
+        ref = self.store(source, name, archive_of(art), compression_level(art))
         ref.path = str(art.get("path"))
         ref.optional = bool(art.get("optional"))
         if art.get("s3"):

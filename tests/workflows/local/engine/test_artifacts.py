@@ -98,3 +98,23 @@ def test_an_output_that_cannot_be_read_is_an_artifact_error(repo: Repository, tm
     os.mkfifo(tmp_path / "pipe")  # the node is Error with the reason, the run goes on
     with pytest.raises(ArtifactError, match="cannot save"):
         repo.store(tmp_path / "pipe", "pipe", "none")
+
+
+def test_a_tar_artifact_is_gzipped_at_argo_s_default_level_unless_its_compression_level_says(
+        repo: Repository, tmp_path: Path) -> None:
+    source = tmp_path / "made" / "big.txt"
+    source.parent.mkdir(parents=True)
+    source.write_text("the same line\n" * 20000)  # 280 kB that gzip shrinks to a few kB
+    sizes = {}
+    for level in (None, 0, -1):
+        art = {"name": "big", "path": "/tmp/big.txt"} if level is None else \
+            {"name": "big", "path": "/tmp/big.txt", "archive": {"tar": {"compressionLevel": level}}}
+        ref = repo.save_output(art, source)
+        assert ref is not None
+        path = repo.root / str(ref.key)
+        with tarfile.open(path, "r:gz") as tar:
+            assert tar.extractfile("big.txt").read() == source.read_bytes()  # type: ignore[union-attr]
+        sizes[level] = path.stat().st_size
+    assert sizes[None] == sizes[-1] < 20_000 < 280_000 < sizes[0]  # compressionLevel 0: stored, not compressed
+    with pytest.raises(ArtifactError, match="compressionLevel 12 is not -1 to 9"):
+        repo.save_output({"name": "big", "path": "/tmp/big.txt", "archive": {"tar": {"compressionLevel": 12}}}, source)
