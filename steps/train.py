@@ -32,7 +32,7 @@ from steps._core.categories import key
 from steps._core.documents import BundleManifest, CompiledPredictorRecord, ContractRecord, TrainingRecord
 from steps._core.errors import UsageError, run
 from steps._core.files import replacing, write_json, write_text
-from steps._core.policy import DataPolicy, Policy, load_policy
+from steps._core.policy import DataPolicy, Feature, Policy, load_policy
 from steps._drift import ecdf as _drift
 from steps._model import bundle as _bundle
 from steps._model import profile as _profile
@@ -137,18 +137,20 @@ def train(
     encoder = pipeline[0].fit(pd.DataFrame(columns=data.feature_names))
     profile: dict[str, Any] = {"features": {}, "rows": len(rows.train)}
     ecdfs: dict[str, _drift.Ecdf] = {}
+    beside = _data.InOrder()  # each column's profile and ECDF, computed while the next column is read
 
     def describe(name: str, column: pd.Series, codes: np.ndarray) -> None:
-        # The rows the model learns from (the training split), in any order: the reference of drift.
-        feature = data.feature(name)
-        if feature.type == "categorical":
-            profile["features"][name] = _profile.feature_profile(column.take(rows.train), feature)
-            return
-        values = codes[rows.train]
-        profile["features"][name] = _profile.feature_profile(pd.Series(values, name=name), feature)
-        ecdfs[name] = _reference_ecdf(values)
+        beside.submit(_describe, name, data.feature(name), column, codes, rows.train)
 
-    parts = _data.encode(data_dir, data.feature_names, rows, encoder.encode_column, describe)
+    try:
+        parts = _data.encode(data_dir, data.feature_names, rows, encoder.encode_column, describe)
+        described = beside.results()
+    finally:
+        beside.close()
+    for name, feature_profile, reference in described:
+        profile["features"][name] = feature_profile
+        if reference is not None:
+            ecdfs[name] = reference
     y_fit, y_hold = y[rows.fit], y[rows.holdout]
     threads = _threads.count(spec.threads)
     started = time.perf_counter()
@@ -225,6 +227,16 @@ def _machine_free(model: Any) -> None:
     binner = getattr(model, "_bin_mapper", None)
     if binner is not None and hasattr(binner, "n_threads"):
         binner.n_threads = 1
+
+
+def _describe(name: str, feature: Feature, column: pd.Series, codes: np.ndarray,
+              train_rows: np.ndarray) -> tuple[str, dict[str, Any], _drift.Ecdf | None]:
+    """A feature's profile and (numbers) its ECDF over the rows the model learns from (the training split), in any
+    order: the reference of drift."""
+    if feature.type == "categorical":
+        return name, _profile.feature_profile(column.take(train_rows), feature), None
+    values = codes[train_rows]
+    return name, _profile.feature_profile(pd.Series(values, name=name), feature), _reference_ecdf(values)
 
 
 def _reference_ecdf(values: np.ndarray) -> _drift.Ecdf:

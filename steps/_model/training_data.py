@@ -8,7 +8,9 @@ the same numbers, in the same row order, as encoding a split DataFrame would.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,31 @@ def read(data_dir: Path, name: str) -> tuple[pd.Series, SourceRecord]:
     """One column of the validated rows (text as `category`) and the folder's source record."""
     frame, source = _validated.read(data_dir, columns=[name], categories=True)
     return frame[name], source
+
+
+class InOrder:
+    """Calls run on one thread beside the caller's (numpy's sorting and counting release the GIL while the caller
+    reads the next column), their results given back in the order they were submitted. At most `pending` calls
+    wait at a time, so the columns they hold stay few. `close` when done (results or not)."""
+
+    def __init__(self, pending: int = 2) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="beside")
+        self._waiting: deque[Future[Any]] = deque()
+        self._done: list[Any] = []
+        self._pending = pending
+
+    def submit(self, call: Callable[..., Any], *args: Any) -> None:
+        while len(self._waiting) >= self._pending:
+            self._done.append(self._waiting.popleft().result())
+        self._waiting.append(self._pool.submit(call, *args))
+
+    def results(self) -> list[Any]:
+        while self._waiting:
+            self._done.append(self._waiting.popleft().result())
+        return self._done
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 @dataclass
