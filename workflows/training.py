@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from hera.workflows import DAG, Artifact, ConfigMapEnv, Container, Env, Parameter, SecretEnv, WorkflowTemplate
+from hera.workflows import DAG, Artifact, ConfigMapEnv, Container, Env, Parameter, Resource, SecretEnv, WorkflowTemplate
 from hera.workflows import models as m
 
 from steps._core.policy import Policy
@@ -24,6 +24,7 @@ WORKFLOW_DEADLINE_SECONDS = 4 * 3600
 TTL_AFTER_SUCCESS_SECONDS = 86400
 TTL_AFTER_FAILURE_SECONDS = 7 * 86400
 ROLLOUT_SERVICE_ACCOUNT = "mlops-rollout"  # manifests/base: get/patch rollouts, list analysisruns
+RUN_LABELS_SERVICE_ACCOUNT = "mlops-run-labels"  # manifests/base: patch workflows (the exit handler only)
 # Report folders and files that Argo's UI shows in its artifact viewer: only an artifact stored without archiving
 # can be viewed (a .tgz cannot), so every report is stored as it is; the bundle, holdout and dataset stay archived.
 UNARCHIVED = m.ArchiveStrategy(none=m.NoneStrategy())
@@ -148,6 +149,7 @@ def build_training(policy: Policy, image: str = _common.DEFAULT_IMAGE) -> Workfl
         security_context=m.PodSecurityContext.model_validate(_common.pod_security_context()),
         workflow_metadata=run_metadata(policy, labels),
         pod_metadata=m.Metadata(labels=labels),
+        on_exit=RESULT_TEMPLATE,
         volumes=[
             m.Volume(name="policy", config_map=m.ConfigMapVolumeSource(name=_common.policy_configmap_name(model))),
             m.Volume(name="tmp", empty_dir=m.EmptyDirVolumeSource()),
@@ -307,9 +309,39 @@ def build_training(policy: Policy, image: str = _common.DEFAULT_IMAGE) -> Workfl
                     *_params("model", "policy", "rollout-target", "rollout-time-scale"),
                 ],
             )
+        label_result = result_labels_template()
     # Templates added later go last, so the existing ones (and the paths that lint messages name) keep their index.
-    template.templates = [t for t in template.templates if t is not rollout] + [rollout]
+    template.templates = [t for t in template.templates if t not in (rollout, label_result)] + [rollout, label_result]
     return template
+
+
+def result_labels_template() -> Resource:
+    """The exit handler: once the DAG has ended, however it ended, label the run with its registered version and
+    its result, so `argo list -l argo-mlops.io/result=rejected` finds it. Argo has no other way to set a label
+    from outputs: a merge patch of the Workflow itself, as its own ServiceAccount, the only one that may patch
+    Workflows (manifests/base/mlops-run-labels-role.yaml). Its inputs, shown on the exit node, are what it set."""
+    manifest = "\n".join([
+        "apiVersion: argoproj.io/v1alpha1",
+        "kind: Workflow",
+        "metadata:",
+        "  name: \"{{workflow.name}}\"",
+        "  labels:",
+        f"    {_common.VERSION_LABEL}: \"{{{{inputs.parameters.version}}}}\"",
+        f"    {_common.RESULT_LABEL}: \"{{{{inputs.parameters.result}}}}\"",
+        "",
+    ])
+    return Resource(
+        name=RESULT_TEMPLATE,
+        inputs=[
+            Parameter(name="version", value=f"{{{{={VERSION_EXPRESSION}}}}}", description="the registered version"),
+            Parameter(name="result", value=f"{{{{={RESULT_EXPRESSION}}}}}",
+                      description="promoted, rejected (by the gates or the canary), registered or failed"),
+        ],
+        action="patch",
+        merge_strategy="merge",
+        manifest=manifest,
+        service_account_name=RUN_LABELS_SERVICE_ACCOUNT,
+    )
 
 
 def run_metadata(policy: Policy, labels: dict[str, str]) -> m.WorkflowMetadata:

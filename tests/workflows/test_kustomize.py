@@ -152,6 +152,8 @@ def test_base_holds_no_secret_and_each_job_only_its_rights(rendered):
              for name, role in _by_kind(docs, "Role").items()}
     executor = {("workflowtaskresults", "create"), ("workflowtaskresults", "patch")}
     assert rules["mlops-workflow"] == executor
+    # Only the training Workflow's exit handler may patch Workflows (its own labels: argo-mlops.io/result...).
+    assert rules["mlops-run-labels"] == executor | {("workflows", "patch")}
     assert rules["mlops-drift"] == executor
     assert rules["mlops-sensor"] == {("workflows", "create"), ("workflowtemplates", "get")}
     assert {("rollouts", v) for v in ("get", "watch", "patch")} <= rules["mlops-rollout"]
@@ -162,6 +164,8 @@ def test_base_holds_no_secret_and_each_job_only_its_rights(rendered):
     assert not any(b["subjects"][0]["name"] == "mlops-server" for b in _by_kind(docs, "RoleBinding").values())
     for template in _by_kind(docs, "WorkflowTemplate").values():
         assert template["spec"]["serviceAccountName"] in accounts
+        assert all(t["serviceAccountName"] in accounts for t in template["spec"]["templates"]
+                   if "serviceAccountName" in t)
     for rollout in _by_kind(docs, "Rollout").values():
         assert rollout["spec"]["template"]["spec"]["serviceAccountName"] in accounts
 

@@ -199,7 +199,8 @@ def test_nothing_is_hard_wired_to_one_model(tmp_path, policy_file):
     assert doc["metadata"]["name"] == "churn-training"
 
 
-def run_as_argo_starts_it(workflow: dict[str, Any], parameters: dict[str, str], tmp_path: Path) -> api.Result:
+def run_as_argo_starts_it(workflow: dict[str, Any], parameters: dict[str, str], tmp_path: Path,
+                          policy_configmap: dict[str, Any] | None = None) -> api.Result:
     """Run a submitted Workflow here on the local engine as Argo's controller runs it: merged with the committed
     WorkflowTemplate, its workflowMetadata applied after global substitution, the exit handler after the DAG.
     Callers pass a dataset that does not exist, so validate stops it within seconds: the metadata is set before.
@@ -211,7 +212,7 @@ def run_as_argo_starts_it(workflow: dict[str, Any], parameters: dict[str, str], 
     config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "mlops-config"},
               "data": {"registry": str(tmp_path / "registry")}}
     prepared = api.prepare(workflow, parameters, templates=[tmp_path / "template.yaml"],
-                           configmaps=[generated / "policy-configmap.yaml", config])
+                           configmaps=[policy_configmap or generated / "policy-configmap.yaml", config])
     assert [str(r) for r in prepared.report.refusals] == []
     return api.execute(prepared, tmp_path / "run")
 
@@ -267,6 +268,9 @@ def test_a_git_push_run_says_so_in_the_argo_ui(template, tmp_path):
     assert result.annotations[DESCRIPTION].startswith("Trigger: **git push** of commit abc1234\n\n"
                                                       "Baseline: the production version · commit `abc1234`")
     assert result.labels[_common.TRIGGER_LABEL] == "git-push"
+    # The exit handler labelled it once validate had failed: no version, result failed (no global output existed).
+    assert result.labels[_common.VERSION_LABEL] == "none"
+    assert result.labels[_common.RESULT_LABEL] == "failed"
     assert_valid_labels(result.labels)
 
 
@@ -281,4 +285,45 @@ def test_a_manual_run_says_so_and_any_reason_is_a_valid_trigger_label(template, 
     assert result.annotations[TITLE] == title
     assert f"Trigger: **manual** (reason: {reason})" in result.annotations[DESCRIPTION]
     assert result.labels[_common.TRIGGER_LABEL] == "manual"
+    assert_valid_labels(result.labels)
+
+
+def test_the_exit_handler_labels_the_run_with_a_merge_patch_of_itself(template):
+    """Argo sets no label from outputs: the exit handler patches the Workflow's own labels (kubectl patch --type
+    merge)."""
+    spec = template["spec"]
+    handler = _templates(template)[spec["onExit"]]
+    assert handler["resource"]["action"] == "patch" and handler["resource"]["mergeStrategy"] == "merge"
+    patch = yaml.safe_load(handler["resource"]["manifest"])
+    assert patch == {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
+                     "metadata": {"name": "{{workflow.name}}", "labels": {
+                         _common.VERSION_LABEL: "{{inputs.parameters.version}}",
+                         _common.RESULT_LABEL: "{{inputs.parameters.result}}"}}}
+    # Its own identity: the steps' ServiceAccount (mlops-workflow) may not patch Workflows.
+    role = yaml.safe_load((GOLDEN.parents[2] / "base" / "mlops-run-labels-role.yaml").read_text(encoding="utf-8"))
+    assert {"apiGroups": ["argoproj.io"], "resources": ["workflows"], "verbs": ["patch"]} in role["rules"]
+    assert handler["serviceAccountName"] == role["metadata"]["name"] != spec["serviceAccountName"]
+
+
+def test_a_rejected_candidate_is_labelled_rejected_with_its_version(template, tmp_path, policy_file):
+    """A real run whose gate rejects the candidate (the policy caps the model at 0.001 MB): register records it and
+    exits 1, the DAG fails (so Argo gives the entrypoint no outputs), and the exit handler still labels the run
+    with the version and `rejected` from the steps' global outputs, its inputs showing the same on its node."""
+    text = policy_file.read_text(encoding="utf-8").replace("model_size_mb: {maximum: 500}",
+                                                            "model_size_mb: {maximum: 0.001}")
+    assert "0.001}" in text
+    (tmp_path / "gates").mkdir()
+    (tmp_path / "gates" / "fraud-detection.yaml").write_text(text, encoding="utf-8")
+    configmap = build_policy_configmap(load_policy(tmp_path / "gates" / "fraud-detection.yaml"))
+    workflow = submit.workflow_from(template, {}, "argo")
+    result = run_as_argo_starts_it(workflow, {"dataset": "generate:fraud-detection?rows=3000&seed=1"}, tmp_path,
+                                   policy_configmap=configmap)
+    assert result.phase == "Failed"
+    assert result.nodes["register"].phase == "Failed" and result.nodes["rollout"].phase == "Omitted"
+    assert result.labels[_common.VERSION_LABEL] == "1"
+    assert result.labels[_common.RESULT_LABEL] == "rejected"
+    assert result.labels[_common.TRIGGER_LABEL] == "manual"
+    [exit_node] = [n for name, n in result.nodes.items() if name.endswith(".onExit")]
+    assert exit_node.phase == "Succeeded"
+    assert exit_node.inputs["parameters"] == {"version": "1", "result": "rejected"}
     assert_valid_labels(result.labels)
