@@ -155,8 +155,10 @@ def _shown(event: dict[str, Any], path: str) -> str:
         return "(absent: the parameter's default value)"
 
 
-def build_workflow(trigger: dict[str, Any], event: dict[str, Any]) -> dict[str, Any]:
-    """The trigger's Workflow with each parameter's source written to its destination."""
+def build_workflow(trigger: dict[str, Any], event: dict[str, Any], sensor: str = "") -> dict[str, Any]:
+    """The trigger's Workflow with each parameter's source written to its destination, and, given the Sensor's
+    name, the labels Argo Events' argoWorkflow trigger adds before `argo submit` (the sensor, the trigger, the
+    time in milliseconds: argo-events pkg/sensors/triggers/argo-workflow/argo-workflow.go:120-150)."""
     spec = trigger["template"]["argoWorkflow"]
     if spec.get("operation", "submit") != "submit":
         raise SensorError(f"argoWorkflow operation {spec.get('operation')!r}: only submit runs locally")
@@ -177,6 +179,11 @@ def build_workflow(trigger: dict[str, Any], event: dict[str, Any]) -> dict[str, 
         else:
             raise SensorError(f"parameter for {parameter['dest']}: source {sorted(src)} is not supported locally")
         _set(workflow, parameter["dest"], value)
+    if sensor:
+        metadata = workflow.setdefault("metadata", {})
+        metadata["labels"] = {**(metadata.get("labels") or {}), "events.argoproj.io/sensor": sensor,
+                              "events.argoproj.io/trigger": str(trigger["template"]["name"]),
+                              "events.argoproj.io/action-timestamp": str(time.time_ns() // 1_000_000)}
     return workflow
 
 
@@ -298,7 +305,7 @@ class Sensors:
                 workflow: dict[str, Any] | None = None
                 error = ""
                 try:
-                    workflow = build_workflow(trigger, event)
+                    workflow = build_workflow(trigger, event, name)
                 except SensorError as err:
                     error = str(err)
                 problem = workflow_name_problem(trigger, workflow, event) if workflow is not None else None

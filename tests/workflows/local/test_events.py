@@ -151,9 +151,16 @@ def test_the_local_sensor_reads_the_committed_sensor_file_the_same_way():
     from_file = local_sensors.Sensors([committed]).handle(event)
     built = local_sensors.Sensors.from_policies([ROOT / "gates" / f"{MODEL}.yaml"]).handle(event)
     assert from_file.status == built.status == "submitted"
+    assert from_file.workflow is not None and built.workflow is not None
+    # Argo Events labels what it submits: the sensor, the trigger, the time (milliseconds, so it differs here)
+    stamps = [w["metadata"]["labels"].pop("events.argoproj.io/action-timestamp") for w in (from_file.workflow,
+                                                                                           built.workflow)]
+    assert all(stamp.isdigit() for stamp in stamps)
     assert from_file.workflow == built.workflow
     wf = built.workflow
-    assert wf is not None
+    assert wf["metadata"]["labels"]["events.argoproj.io/sensor"] == committed["metadata"]["name"]
+    trigger = committed["spec"]["triggers"][0]["template"]["name"]
+    assert wf["metadata"]["labels"]["events.argoproj.io/trigger"] == trigger
     assert wf["metadata"]["annotations"]["argo-mlops.io/drift-share"] == "0.52"
     assert wf["metadata"]["annotations"]["argo-mlops.io/drift-window"] == "1h"
 
