@@ -82,6 +82,7 @@ def check(workflow: Mapping[str, Any], resolver: Resolver, *, image_commands: Ma
     checker.config_maps = config_maps
     meta = workflow.get("metadata") or {}
     checker.workflow = str(meta.get("name") or "")
+    checker.labels = dict(meta.get("labels") or {})
     checker.namespace = str(meta.get("namespace") or "default")
     spec = workflow.get("spec") or {}
     checker.spec(spec)
@@ -147,6 +148,7 @@ class _Checker:
         self.ignored: set[str] = set()
         self.config_maps: Collection[str] | Mapping[str, Any] | None = None
         self.workflow, self.namespace = "", "default"  # what a resource template may patch: this Workflow
+        self.labels: dict[str, Any] = {}  # the submitted metadata.labels
 
     def spec(self, spec: Mapping[str, Any]) -> None:
         where = "workflow"
@@ -158,7 +160,7 @@ class _Checker:
             self.expression(where, f"spec.hooks.{name}.expression", hook.get("expression"), bare=True)
         self.parameters(where, "spec.arguments.parameters", (spec.get("arguments") or {}).get("parameters") or [])
         self.strings(where, "spec.arguments", spec.get("arguments"))
-        for at, reason in metadata.problems(spec):
+        for at, reason in metadata.problems(spec, self.labels):
             self.report.refuse(where, at, reason)
         self.whole_maps(where, "spec", {k: v for k, v in spec.items() if k != "templates"})
         for name, source in ((spec.get("workflowMetadata") or {}).get("labelsFrom") or {}).items():

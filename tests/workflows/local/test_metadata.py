@@ -193,3 +193,14 @@ def test_the_whole_label_and_annotation_maps_are_refused_their_value_depends_on_
     assert [f.split(":")[0] for f in found] == ["workflow spec", "template main"]
     assert "workflow.annotations: on Argo it holds the Workflow's annotations as they stand" in found[0]
     assert "workflow.labels.json: on Argo it holds the Workflow's labels" in found[1]
+
+
+def test_a_submitted_label_the_api_server_would_reject_is_refused():
+    found = refusals_of(wf("labelled", [{"name": "main", "container": ECHO}],
+                           {"labels": {"ok": "fine", "team": "machine learning", "-bad": "x"}}))
+    assert found == [
+        "workflow metadata.labels.team: 'machine learning': a valid label must be an empty string or consist of "
+        "alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. "
+        "'MyValue',  or 'my_value',  or '12345', regex used for validation is "
+        "'(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?') (the API server would reject the Workflow)",
+        "workflow metadata.labels.-bad: 'x': not a valid label key (the API server would reject the Workflow)"]

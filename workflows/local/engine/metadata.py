@@ -145,8 +145,9 @@ class WorkflowMeta:
         return {"labels": dict(sorted(labels.items())), "annotations": dict(sorted(annotations.items()))}
 
 
-def problems(spec: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """What in spec.workflowMetadata cannot run here, as (field, reason): a label key the API server would reject
+def problems(spec: Mapping[str, Any], submitted: Mapping[str, Any] | None = None) -> list[tuple[str, str]]:
+    """What in spec.workflowMetadata cannot run here, as (field, reason): a `submitted` label (metadata.labels) the
+    API server would reject; a label key the API server would reject
     when the controller saves the Workflow; and, in a Workflow run from a workflowTemplateRef, a
     `{{workflow.labels.K}}`/`{{workflow.annotations.K}}` elsewhere in the spec whose workflowMetadata value holds a
     `{{...}}` tag. setGlobalParameters reads workflowMetadata before it is substituted (operator.go:766-776): a
@@ -155,6 +156,12 @@ def problems(spec: Mapping[str, Any]) -> list[tuple[str, str]]:
     (:4499), so a node sees the value substituted on the first pass and as written on later ones."""
     md = spec.get("workflowMetadata") or {}
     found: list[tuple[str, str]] = []
+    for key, value in (submitted or {}).items():
+        errors = [] if label_key_valid(str(key)) else ["not a valid label key"]
+        errors += label_value_errors(str(value))  # never substituted: a `{{...}}` is rejected as written
+        if errors:
+            found.append((f"metadata.labels.{key}", f"{str(value)!r}: {';'.join(errors)} (the API server would "
+                                                    "reject the Workflow)"))
     for kind in ("labels", "labelsFrom"):
         for key in md.get(kind) or {}:
             if not label_key_valid(str(key)):
