@@ -79,6 +79,12 @@ def main(argv: list[str] | None = None) -> int:
         except (DemoError, PolicyError, StepError) as err:
             code = 1 if isinstance(err, DemoError) else 2
             print(f"mlops demo: error: {err}", file=sys.stderr, flush=True)
+            if isinstance(err, DemoError) and demo.model is not None:  # what ran so far, to look into
+                try:
+                    page = demo.write_page(f"The demo stopped: {err}", "fail")
+                    print(f"mlops demo: what ran, with its logs: {page}", file=sys.stderr, flush=True)
+                except (OSError, StepError) as page_err:
+                    print(f"mlops demo: warning: its page was not written: {page_err}", file=sys.stderr, flush=True)
         finally:
             with sigint_ignored():
                 stopped, killed = demo.stop()

@@ -29,11 +29,12 @@ _RUN_REPORTS = (
 )
 
 
-def write_index(folder: Path, model: str, registry: str, headline: str, detail: str = "") -> Path:
+def write_index(folder: Path, model: str, registry: str, headline: str, tone: str = "pass", detail: str = "") -> Path:
     """Write the registry page into DIR/reports/registry and the run pages that are missing, then DIR/index.html;
     returns its path. A page that cannot be written is left out with a warning; the demo's outcome stands."""
     try:
-        write_report(Registry.open(registry), model, folder / REGISTRY_PAGE)
+        if "://" in registry or Path(registry).exists():  # a demo that stopped before v1 has no registry yet
+            write_report(Registry.open(registry), model, folder / REGISTRY_PAGE)
     except (OSError, StepError, ValueError) as err:
         print(f"mlops demo: warning: the registry page was not written: {err}", file=sys.stderr)
     runs = sorted(p.parent for p in (folder / ".mlops" / "runs").glob("*/run.json"))
@@ -44,11 +45,11 @@ def write_index(folder: Path, model: str, registry: str, headline: str, detail: 
             except (OSError, ValueError) as err:
                 print(f"mlops demo: warning: {run_dir / RUN_HTML} was not written: {err}", file=sys.stderr)
     target = folder / INDEX
-    write_text(target, index_page(folder, model, runs, headline, detail))
+    write_text(target, index_page(folder, model, runs, headline, tone, detail))
     return target
 
 
-def index_page(folder: Path, model: str, runs: list[Path], headline: str, detail: str) -> str:
+def index_page(folder: Path, model: str, runs: list[Path], headline: str, tone: str, detail: str) -> str:
     body = [facts([("Model", f"<code>{esc(model)}</code>"), ("Folder", f"<code>{esc(folder)}</code>")])]
     body += ["<h2>Runs</h2>", _runs(folder, runs)]
     reports = _reports(folder)
@@ -59,7 +60,7 @@ def index_page(folder: Path, model: str, runs: list[Path], headline: str, detail
              for p in sorted((folder / "events").glob("*.log"))]
     if logs:
         body += ["<h2>Logs</h2>", table(["Process", "Log"], logs)]
-    return page(f"mlops demo: {model}", "".join(body), verdict_html=verdict(headline, "pass", detail))
+    return page(f"mlops demo: {model}", "".join(body), verdict_html=verdict(headline, tone, detail))
 
 
 def _runs(folder: Path, runs: list[Path]) -> str:

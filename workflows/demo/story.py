@@ -21,6 +21,7 @@ from steps._canary.local.router import DEFAULT_PORT as DEPLOY_PORT
 from steps._canary.local.servers import free_port
 from steps._canary.local.traffic import Traffic, replay_rows
 from steps._core.documents import DriftReport, VersionRecord
+from steps._core.errors import StepError
 from steps._core.policy import Policy
 from steps._storage.registry import Registry
 from workflows.demo.follow import follow_events_run, relative, tail
@@ -61,6 +62,7 @@ class Demo:
         self.say_raw = out
         self.t0 = time.monotonic()
         self.registry = str(self.dir / "registry")
+        self.model: str | None = None  # once the policy is read
         self.procs: Processes | None = None
         self.traffic: Traffic | None = None
         self.reports: list[tuple[str, Path]] = []
@@ -78,6 +80,7 @@ class Demo:
         prepare_dir(self.dir)
         source = args.policy or builtin_policy(args.task or "binary")
         policy = demo_policy(source, self.dir / "gates" / source.name)
+        self.model = policy.model_name
         if args.task and policy.model.task != args.task:
             raise DemoError(f"--task {args.task}: {source} is a {policy.model.task} model (model.task); give a "
                             f"{args.task} policy or leave --task out")
@@ -197,11 +200,19 @@ class Demo:
         for what, path in self.reports + self.run_reports():
             if path.exists():
                 self.say_raw(f"  {what}: {relative(path)}")
-        production, versions = self.production(model), self.versions(model)
-        index = write_index(self.dir, model, self.registry, f"The loop ran: v{production} of {model} is in production",
-                            ", ".join(f"v{v['version']} {v['status']}" for v in versions))
+        index = self.write_page(f"The loop ran: v{self.production(model)} of {model} is in production")
         self.say(f"done in {time.monotonic() - self.t0:.0f}s; everything is in {relative(self.dir)}")
         self.say_raw(f"the demo's page: {relative(index)}")
+
+    def write_page(self, headline: str, tone: str = "pass") -> Path:
+        """DIR/index.html: every run, report and log of the demo so far, under `headline`."""
+        assert self.model is not None  # run() read the policy
+        try:
+            versions = self.versions(self.model) if Path(self.registry).exists() else []
+        except StepError:
+            versions = []
+        return write_index(self.dir, self.model, self.registry, headline, tone,
+                           ", ".join(f"v{v['version']} {v['status']}" for v in versions))
 
     # -- helpers --
 
