@@ -341,7 +341,7 @@ def markdown(text: str) -> str:
                     and not lines[i].lstrip().startswith("```") and not re.match(r"^#{1,6}\s", lines[i]):
                 para.append(lines[i].strip())
                 i += 1
-            out.append(f"<p>{'<br>'.join(_inline(p) for p in para)}</p>")
+            out.append(f"<p>{_inline(' '.join(para))}</p>")  # a single newline is a space, as in Argo's UI
     return "".join(out)
 
 

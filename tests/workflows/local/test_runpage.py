@@ -157,7 +157,7 @@ def test_a_dag_with_a_retried_failure_and_parallel_branches(tmp_path: Path) -> N
     ("**bold** and *em* and `a<b`", "<p><strong>bold</strong> and <em>em</em> and <code>a&lt;b</code></p>"),
     ("- one\n- two **2**", "<ul><li>one</li><li>two <strong>2</strong></li></ul>"),
     ("1. first\n2. second", "<ol><li>first</li><li>second</li></ol>"),
-    ("line one\nline two\n\nnext", "<p>line one<br>line two</p><p>next</p>"),
+    ("line one\nline two\n\nnext", "<p>line one line two</p><p>next</p>"),
     ("[docs](https://example.org/a?b=1&c=2)", "<p><a href='https://example.org/a?b=1&amp;c=2'>docs</a></p>"),
     ("see https://github.com/x/y/pull/1.", "<p>see <a href='https://github.com/x/y/pull/1'>"
                                            "https://github.com/x/y/pull/1</a>.</p>"),
