@@ -61,13 +61,21 @@ def _section(title: str, result: dict[str, Any]) -> list[str]:
                       f"{summary.get('floor_holdout_roc_auc', '-')}."
                       + (f" The floor on one thread: {summary['floor_one_thread_seconds']:.1f} s."
                          if "floor_one_thread_seconds" in summary else ""), ""]
-            lines += ["| task | seconds (median) | share of the run | peak memory (largest over the runs) |",
-                      "| --- | ---: | ---: | ---: |"]
+            cpu = summary.get("task_cpu_seconds", {})
+            lines += ["| task | seconds (median) | share of the run | CPU s (median) | peak memory (largest over the "
+                      "runs) |", "| --- | ---: | ---: | ---: | ---: |"]
             for name, seconds in summary["task_seconds"].items():
                 peak = summary["task_max_rss_bytes"].get(name) or 0
                 lines.append(f"| `{name}` | {seconds:.1f} | {seconds / summary['pipeline_seconds']:.0%} | "
-                             f"{peak / GiB:.2f} GiB |")
+                             f"{_num(cpu.get(name))} | {peak / GiB:.2f} GiB |")
+            if "outside_tasks_seconds" in summary:
+                outside = summary["outside_tasks_seconds"]
+                lines.append(f"| the runner, outside the tasks | {outside:.1f} | "
+                             f"{outside / summary['pipeline_seconds']:.0%} | - | - |")
             lines.append("")
+            if summary.get("load_1min"):
+                lines += [f"Load average (1 min) at each run's start, then at the end: "
+                          f"{', '.join(f'{v:.2f}' for v in summary['load_1min'])}.", ""]
         lines += ["| run | wall s | load before -> after | peak memory (largest process) | tasks (s) |",
                   "| --- | ---: | --- | ---: | --- |"]
         for run in scale["runs"]:

@@ -199,6 +199,12 @@ def _medians(rows: int, runs: list[dict[str, Any]]) -> dict[str, Any]:
             "ratios_per_repetition": [round(p["wall_seconds"] / f["wall_seconds"], 2)
                                       for p, f in zip(pipelines, floors, strict=False)],
             "task_seconds": {n: statistics.median(r["tasks"][n]["seconds"] or 0 for r in pipelines) for n in names},
+            # CPU seconds of each task's process tree (run.json's cpuSeconds): less sensitive to a busy machine
+            "task_cpu_seconds": {n: statistics.median(r["tasks"][n]["cpu_seconds"] or 0 for r in pipelines)
+                                 for n in names},
+            # the runner's own time between and around the tasks (starting them, moving artifacts)
+            "outside_tasks_seconds": statistics.median(r["outside_tasks_seconds"] for r in pipelines),
+            "load_1min": [r["load_before"][0] for r in runs] + [runs[-1]["load_after"][0]],
             "task_max_rss_bytes": {n: max((r["tasks"][n]["max_rss_bytes"] or r["tasks"][n]["peak_bytes_polled"] or 0)
                                           for r in pipelines) for n in names},
             "floor_fit_seconds": statistics.median(r["phases"]["fit_seconds"] for r in floors),
