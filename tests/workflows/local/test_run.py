@@ -142,12 +142,20 @@ def test_run_training_generates_data_runs_the_rendered_yaml_and_summarises(proje
     state = _state(project)
     assert state["phase"] == "Succeeded"
     assert {n: t["phase"] for n, t in state["tasks"].items()} == dict.fromkeys(
-        ["validate", "train", "gate", "register", "rollout"], "Succeeded")
+        ["validate", "train", "gate", "register", "rollout", f"{state['name']}.onExit"], "Succeeded")
     # Locally the rollout task deploys to the local deployment, with the canary's waits shortened.
     assert json.loads((project / "rolled-out.json").read_text()) == {
         "model": "fraud-detection", "version": "7", "target": "local", "time_scale": run.LOCAL_ROLLOUT_TIME_SCALE}
     assert state["tasks"]["train"]["outputs"]["parameters"] == {"fingerprint": "f1ngerprint"}
     assert state["tasks"]["gate"]["outputs"]["parameters"] == {"passed": "true"}
+    # The Workflow as Argo would hold it: labelled by its exit handler's patch, titled, with the DAG's outputs
+    assert {k: state["labels"][k] for k in ("argo-mlops.io/version", "argo-mlops.io/result",
+                                            "argo-mlops.io/trigger", "workflows.argoproj.io/phase")} == {
+        "argo-mlops.io/version": "7", "argo-mlops.io/result": "promoted", "argo-mlops.io/trigger": "manual",
+        "workflows.argoproj.io/phase": "Succeeded"}
+    assert state["outputs"]["parameters"]["version"] == "7"
+    title = state["annotations"]["workflows.argoproj.io/title"]
+    assert re.search(rf"^Title: +{re.escape(title)}$", out, flags=re.MULTILINE), out
     run_dir = Path(state["tasks"]["register"]["log"]).parents[2]  # <run>/pods/<pod>/log
     # The YAML that ran is the rendered template; no -p dataset: the policy's data.source, generated data.
     docs = yaml.safe_load_all((run_dir / "workflow.yaml").read_text())
@@ -194,6 +202,7 @@ def test_a_rejected_candidate_is_registered_and_the_run_fails(project, capsys, t
     assert json.loads((project / "registered.json").read_text())["env_registry"] == str(tmp_path / "reg")
     assert "Gate: REJECTED (failed: pr_auc)" in out
     assert re.search(r"^  FAIL +pr_auc: ", out, flags=re.MULTILINE), out
+    assert (state["labels"]["argo-mlops.io/result"], state["labels"]["argo-mlops.io/version"]) == ("rejected", "7")
 
 
 def test_editing_the_rendered_yaml_changes_what_runs(project, dataset_csv, capsys):
