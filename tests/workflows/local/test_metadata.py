@@ -174,7 +174,8 @@ def test_what_argo_would_give_differently_from_pass_to_pass_or_reject_is_refused
 def test_a_cron_workflow_submitted_by_hand_carries_its_labels(tmp_path, monkeypatch, capsys):
     cron = {"apiVersion": "argoproj.io/v1alpha1", "kind": "CronWorkflow", "metadata": {"name": "nightly"},
             "spec": {"schedule": "0 3 * * *", "workflowMetadata": {"labels": {"example.com/trigger": "schedule"}},
-                     "workflowSpec": {"entrypoint": "main", "templates": [{"name": "main", "container": ECHO}]}}}
+                     "workflowSpec": {"entrypoint": "main", "templates": [{"name": "main", "inputs": {"parameters": [
+                         {"name": "at", "value": "{{workflow.scheduledTime}}"}]}, "container": ECHO}]}}}
     monkeypatch.chdir(tmp_path)
     (tmp_path / "cron.yaml").write_text(yaml.safe_dump(cron))
     assert run.main(["--from", "cron.yaml"]) == 0
@@ -183,6 +184,8 @@ def test_a_cron_workflow_submitted_by_hand_carries_its_labels(tmp_path, monkeypa
     assert saved["labels"]["example.com/trigger"] == "schedule"
     scheduled = saved["annotations"]["workflows.argoproj.io/scheduled-time"]
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", scheduled), scheduled
+    [node] = saved["nodes"].values()
+    assert node["inputs"]["parameters"] == {"at": scheduled}  # workflow.scheduledTime: the annotation's value
 
 
 def test_the_whole_label_and_annotation_maps_are_refused_their_value_depends_on_the_pass():

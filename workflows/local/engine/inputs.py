@@ -97,6 +97,9 @@ def global_parameters(meta: Mapping[str, Any], spec: Mapping[str, Any], config_m
         "workflow.serviceAccountName": spec.get("serviceAccountName", ""), "workflow.uid": uid,
         "workflow.creationTimestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(created)),
     }
+    scheduled = (meta.get("annotations") or {}).get("workflows.argoproj.io/scheduled-time")
+    if scheduled is not None:  # a CronWorkflow's run (operator.go:684-689)
+        g["workflow.scheduledTime"] = str(scheduled)
     if spec.get("priority") is not None:
         g["workflow.priority"] = str(spec["priority"])
     for char in _STRFTIME:
