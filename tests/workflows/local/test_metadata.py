@@ -39,7 +39,8 @@ APPROVAL = wf("approval", [
         {"name": "answer", "valueFrom": {"supplied": {}, "default": "no"}}]}},
     {"name": "act", "container": ECHO},
     {"name": "label-result", "resource": {"action": "patch", "mergeStrategy": "merge", "manifest": (
-        "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata:\n  name: {{workflow.name}}\n  labels:\n"
+        "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata:\n  name: {{workflow.name}}\n"
+        "  namespace: {{workflow.namespace}}\n  labels:\n"
         "    example.com/result: \"{{workflow.status}}\"\n")}},
 ], {"annotations": {"workflows.argoproj.io/title": "Approve **fraud** v3",
                     "workflows.argoproj.io/description": "\nWaits for a *person*.\nThen acts."}},

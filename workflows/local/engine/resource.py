@@ -90,14 +90,14 @@ def problems(template: Mapping[str, Any], workflow: str, namespace: str) -> list
 def plan(resource: Mapping[str, Any], workflow: str, namespace: str,
          placeholders: bool = False) -> list[tuple[str, str, str, str | None]]:
     """The patch as operations (op, "labels"|"annotations", key, value); `placeholders`: before substitution, each
-    `{{...}}` read as a value (`{{workflow.name}}` as the name). Raises PatchError."""
+    `{{...}}` read as a value (`{{workflow.name}}` and `{{workflow.namespace}}` as themselves). Raises PatchError."""
     strategy = str(resource.get("mergeStrategy") or "strategic")
     flags = [str(f) for f in resource.get("flags") or []]
     text = str(resource.get("manifest") or "")
     if placeholders:
-        text = _TAG.sub(lambda m: workflow if re.fullmatch(r"\{\{\s*workflow\.name\s*\}\}", m.group()) else "x",
-                        text)
-        flags = [workflow if re.fullmatch(r"\{\{\s*workflow\.name\s*\}\}", f) else f for f in flags]
+        known = {"workflow.name": workflow, "workflow.namespace": namespace}
+        text = _TAG.sub(lambda m: known.get(m.group()[2:-2].strip(), "x"), text)
+        flags = [known.get(f[2:-2].strip(), f) if _TAG.fullmatch(f) else f for f in flags]
     try:
         manifest = yaml.safe_load(text)
     except yaml.YAMLError as err:
