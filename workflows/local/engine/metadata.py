@@ -79,7 +79,7 @@ class WorkflowMeta:
     @classmethod
     def submitted(cls, workflow: Mapping[str, Any]) -> WorkflowMeta:
         """The submitted Workflow's metadata; with a workflowTemplateRef, the label setWfTemplateLabel adds
-        (operator.go:4749-4760)."""
+        (operator.go:4748-4760)."""
         meta = workflow.get("metadata") or {}
         labels = {str(k): _text(v) for k, v in (meta.get("labels") or {}).items()}
         annotations = {str(k): _text(v) for k, v in (meta.get("annotations") or {}).items()}

@@ -3,7 +3,7 @@ metadata.labels and metadata.annotations (docs/local-runner.md, "Resource: patch
 
 On Argo the resource pod's `argoexec resource` runs `kubectl patch --type <mergeStrategy> --patch-file <manifest>
 {<flags> | -f <manifest>} -o json` (workflow/executor/resource.go:113-168), then reads each output parameter with
-`kubectl get <object> -o jsonpath=<jsonPath>` (:309-355). Here the patch is applied to the run's own record of
+`kubectl get <object> -o jsonpath=<jsonPath>` (:308-356). Here the patch is applied to the run's own record of
 the Workflow's labels and annotations (metadata.WorkflowMeta: run.json, later `workflow.labels.*`), and output
 parameters read from it.
 
