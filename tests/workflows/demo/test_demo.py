@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from steps._storage.registry import Registry
+from tests.support.browser import check_report
 from workflows.demo import workspace
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -133,7 +134,46 @@ def test_the_demo_runs_the_whole_loop_and_ends_with_the_registry_table(folder: P
     # Every report it names exists.
     reports = re.findall(r"^  [^:\n]+: (\S+)$", out[out.index("reports:"):], re.MULTILINE)
     assert len(reports) >= 8 and all((folder / r).exists() for r in reports), reports
-    assert any(r.endswith("drift.html") for r in reports) and any(r.endswith("gate.html") for r in reports)
+    assert any(r.endswith("drift/index.html") for r in reports)
+    assert any(r.endswith("gate-report/index.html") for r in reports)
+
+
+def test_the_demo_ends_with_the_path_of_its_page_linking_every_run_and_report(folder: Path, full: Finished) -> None:
+    assert full.code == 0
+    last = full.out.rstrip().splitlines()[-1]
+    assert last.startswith("the demo's page: "), full.out[-2000:]
+    index = folder / last.removeprefix("the demo's page: ")
+    assert index == folder / workspace.DEFAULT_DIR / "index.html"
+    checks = check_report(index.parent, index.name)
+    for check in checks:  # nothing blocked, no overflow, no link to a missing file, at 1000 and 1920 px
+        assert check.problems() == [], (check.width, check.problems())
+    text = checks[0].text
+    assert text.split("\n", 1)[1].lstrip().startswith("The loop ran: v2 of fraud-detection is in production")
+    assert "v1 archived, v2 production, v3 rejected" in text
+    html = index.read_text()
+    runs = re.findall(r"href='(\.mlops/runs/[^']+/run\.html)'", html)
+    assert len(runs) == 3, runs  # v1 by hand, v2 by the Sensor, v3 by hand
+    assert "href='reports/registry/index.html'" in html and "href='reports/drift/index.html'" in html
+    assert len(re.findall(r"href='[^']+/gate-report/index\.html'", html)) == 3
+    # Each run's page opens as cleanly, its phase first: the rejected v3 failed, the other two succeeded.
+    phases = []
+    for run in runs:
+        narrow, wide = check_report(index.parent, run)
+        assert narrow.problems() == [] and wide.problems() == [], (run, narrow.problems(), wide.problems())
+        phases.append(narrow.text.split("\n", 1)[1].lstrip().split()[0])
+    assert sorted(phases) == ["Failed", "Succeeded", "Succeeded"], phases
+
+
+def test_the_readme_screenshots_are_shot_from_a_finished_demo(folder: Path, full: Finished, tmp_path: Path) -> None:
+    """docs/screenshots.py, as the README runs it, on this demo: four pages, none with a problem, each light."""
+    assert full.code == 0
+    script = Path(__file__).resolve().parents[3] / "docs" / "screenshots.py"
+    shot = subprocess.run([sys.executable, str(script), str(folder / workspace.DEFAULT_DIR), "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert shot.returncode == 0, shot.stdout + shot.stderr
+    pngs = {p.name: p.stat().st_size for p in tmp_path.glob("*.png")}
+    assert set(pngs) == {"gate.png", "drift.png", "registry.png", "run.png"}, shot.stdout + shot.stderr
+    assert all(size < 400 * 1024 for size in pngs.values()), pngs
 
 
 def test_a_second_run_started_afresh_in_the_same_folder(folder: Path, full: Finished) -> None:
@@ -148,3 +188,25 @@ def test_a_folder_that_is_not_a_demo_folder_is_refused(tmp_path: Path) -> None:
                           capture_output=True, text=True, check=False)
     assert code.returncode != 0 and "not empty and not a demo folder" in code.stderr
     assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_a_demo_that_stops_leaves_its_page_with_what_ran(tmp_path: Path) -> None:
+    """v1 trained on shuffled labels is rejected, so the loop cannot go on: the demo says why and where its page is,
+    and that page (a failed verdict first) links the run that failed, with its logs."""
+    from steps._core.data import generate, write_frame
+
+    frame = generate(5000, seed=3)
+    write_frame(frame, tmp_path / "current.csv")
+    frame["is_fraud"] = frame["is_fraud"].sample(frac=1.0, random_state=3).to_numpy()
+    write_frame(frame, tmp_path / "reference.csv")
+    done = subprocess.run([sys.executable, "-m", "workflows", "demo", "--reference", "reference.csv",
+                           "--current", "current.csv"], cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                          check=False)
+    assert done.returncode == 1 and "v1 was not promoted" in done.stderr, done.stderr[-3000:]
+    index = tmp_path / workspace.DEFAULT_DIR / "index.html"
+    assert f"what ran, with its logs: {index}" in done.stderr
+    narrow, wide = check_report(index.parent, index.name)
+    assert narrow.problems() == [] and wide.problems() == [], (narrow.problems(), wide.problems())
+    assert narrow.text.split("\n", 1)[1].lstrip().startswith("The demo stopped: v1 was not promoted")
+    assert len(re.findall(r"href='\.mlops/runs/[^']+/run\.html'", index.read_text())) == 1
+    assert "logs/run-v1.log" in narrow.text
