@@ -155,8 +155,8 @@ def build_cron_workflow(policy: Policy, image: str = _common.DEFAULT_IMAGE) -> d
                 "podGC": {"strategy": "OnPodSuccess"},
                 "ttlStrategy": {"secondsAfterSuccess": 86400, "secondsAfterFailure": 7 * 86400},
                 "securityContext": _common.pod_security_context(),
-                # Each run's title, description and trigger in the Argo UI and `argo list -l` (the CronWorkflow
-                # controller copies these labels onto the Workflow; Argo applies the annotations when it starts).
+                # Each run's title, description and trigger in the Argo UI and `argo list -l`: the controller
+                # applies workflowMetadata when the run starts (updateWorkflowMetadata), as for a training run.
                 "workflowMetadata": {
                     "labels": {**labels, _common.TRIGGER_LABEL: SCHEDULE_TRIGGER},
                     "annotations": {_common.TITLE_ANNOTATION: title,

@@ -51,6 +51,8 @@ _TRIGGER_TEXT = (f"{_REASON} == '{_common.DRIFT_REASON}' ? 'retrain on drift in 
 _TRIGGER_LINE = (f"{_REASON} == '{_common.DRIFT_REASON}' ? 'Trigger: **drift**, the features ' + {_DRIFTED} + "
                  f"' drifted' : {_REASON} == '{_common.GIT_PUSH_REASON}' ? 'Trigger: **git push** of commit ' + "
                  f"{_COMMIT} : 'Trigger: **manual** (reason: ' + {_REASON} + ')'")
+_BASELINE = (f"{_PARAM}['baseline-version'] == '' ? 'the production version' : "
+             f"'version ' + {_PARAM}['baseline-version']")
 # The exit handler reads the steps' global outputs (`globalName`): one a step never wrote is missing from
 # `workflow.outputs.parameters` (all of them when validate failed), and a simple tag to it would stay as the literal
 # `{{...}}` (an invalid label value). In an expression a missing key is nil, `?.` stops at a nil and `??` replaces
@@ -63,8 +65,6 @@ RESULT_EXPRESSION = (
     f"({_OUTPUTS}.version ?? '{NO_VERSION}') != '{NO_VERSION}' ? 'registered' : 'failed'"
 )
 RESULT_TEMPLATE = "label-result"
-_BASELINE = (f"{_PARAM}['baseline-version'] == '' ? 'the production version' : "
-             f"'version ' + {_PARAM}['baseline-version']")
 
 
 @dataclass(frozen=True)
