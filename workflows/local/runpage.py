@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
@@ -28,6 +29,7 @@ _COLOURS = {"Succeeded": "#1a7f37", "Failed": "#cf222e", "Error": "#cf222e", "Ru
             "Pending": "#9a6700"}
 _GREY = "#6e7781"
 _BOX_W, _BOX_H, _GAP_X, _GAP_Y = 196, 46, 22, 34
+_MAX_ROW = 12  # nodes side by side in the graph: more (a wide fan-out) would be too small to read at 1000 px
 
 
 def write_run_page(run_dir: Path) -> Path:
@@ -54,8 +56,11 @@ def run_page(run_dir: Path, document: dict[str, Any], workflow: dict[str, Any] |
         order = _order(nodes)
         caption = ("Each node's phase and duration; edges lead from a task to the tasks that depend on it. "
                    "Click a node for its row.")
-        body += ["<h2>Graph</h2>", figure(_graph_svg(nodes, order, document), caption),
-                 "<h2>Nodes</h2>", _node_table(run_dir, document, nodes, order)]
+        widest = max(Counter(_layers(nodes).values()).values())
+        graph = figure(_graph_svg(nodes, order, document), caption) if widest <= _MAX_ROW else (
+            f"<p class='muted'>Not drawn: {widest} nodes side by side would not be readable; the table has them "
+            "all, in the same order.</p>")
+        body += ["<h2>Graph</h2>", graph, "<h2>Nodes</h2>", _node_table(run_dir, document, nodes, order)]
     body.append(_parameters(document.get("parameters") or {}))
     return page(title, "".join(body), verdict_html=_verdict(document, nodes))
 

@@ -174,3 +174,16 @@ def test_markdown_renders_a_safe_subset(text: str, html: str) -> None:
 
 def test_the_title_loses_its_markdown_marks() -> None:
     assert plain("**Build** and `test` [it](x)") == "Build and test it"
+
+
+@pytest.mark.skipif(bwrap() is None, reason="bubblewrap is not installed")
+def test_a_wide_fan_out_is_listed_not_drawn(tmp_path: Path) -> None:
+    """Fifteen tasks side by side would be specks at 1000 px: the page says so and the table lists every one."""
+    ok = container("ok", "print('fine')")
+    doc = workflow([{"name": "each", "template": "ok", "withItems": list(range(15))}], [ok])
+    path = tmp_path / "fan.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    narrow, _ = checked(run_file(path, tmp_path).result.run_dir)
+    assert after_title(narrow).startswith("Succeeded in ")
+    assert narrow.svgs == 0 and "Not drawn: 15 nodes side by side" in narrow.text
+    assert len(re.findall(r"^each\(\d+:\d+\)\s*$", narrow.text, re.MULTILINE)) == 15
