@@ -280,7 +280,7 @@ def _graph_svg(nodes: dict[str, dict[str, Any]], order: list[str], document: dic
         node, (x, y) = nodes[ident], at[ident]
         phase = str(node.get("phase") or "")
         colour = _COLOURS.get(phase, _GREY)
-        label = _short(str(node["displayName"]), 24)
+        label = _short(_label(node), 24)
         line = _short(" · ".join(p for p in (phase, _duration(node, _record(node, document)), _kind(node)) if p), 30)
         parts.append(f"<a href='#{esc(_anchor(ident))}'><title>{esc(node['displayName'])}: {esc(phase)}</title>"
                      f"<rect x='{x:.0f}' y='{y:.0f}' width='{_BOX_W}' height='{_BOX_H}' rx='6' fill='#ffffff' "
@@ -291,6 +291,14 @@ def _graph_svg(nodes: dict[str, dict[str, Any]], order: list[str], document: dic
                      f"<text x='{x + 14:.0f}' y='{y + 36:.0f}' font-size='12' fill='{colour}'>{esc(line)}</text></a>")
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _label(node: dict[str, Any]) -> str:
+    """A box's name: its display name; an exit handler by what it runs (its display name repeats the workflow's)."""
+    name = str(node["displayName"])
+    if name.endswith(".onExit"):
+        return f"onExit: {node.get('templateName') or ''}".rstrip(": ")
+    return name
 
 
 def _kind(node: dict[str, Any]) -> str:

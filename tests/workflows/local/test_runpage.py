@@ -132,13 +132,13 @@ def test_the_title_description_labels_and_outputs_come_from_run_json(runs: dict[
 @pytest.mark.skipif(bwrap() is None, reason="bubblewrap is not installed")
 def test_a_dag_with_a_retried_failure_and_parallel_branches(tmp_path: Path) -> None:
     """Branches side by side after their common parent, a failure's attempts listed under it, the task that needed
-    it omitted; with no title annotation the workflow's name is the title."""
+    it omitted, the exit handler last; with no title annotation the workflow's name is the title."""
     ok = container("ok", "print('fine')")
     bad = container("bad", "import sys; print('broken'); sys.exit(3)", retryStrategy={"limit": 1})
     doc = workflow([{"name": "first", "template": "ok"},
                     {"name": "left", "template": "bad", "dependencies": ["first"]},
                     {"name": "right", "template": "ok", "dependencies": ["first"]},
-                    {"name": "last", "template": "ok", "dependencies": ["left", "right"]}], [ok, bad])
+                    {"name": "last", "template": "ok", "dependencies": ["left", "right"]}], [ok, bad], onExit="ok")
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(doc))
     ran = run_file(path, tmp_path)
@@ -149,7 +149,11 @@ def test_a_dag_with_a_retried_failure_and_parallel_branches(tmp_path: Path) -> N
                                             narrow.text[narrow.text.index("\nNodes\n"):], re.MULTILINE)]
     assert rows == ["first", "left", "left(0)", "left(1)", "right", "last"]
     html = (ran.result.run_dir / RUN_HTML).read_text()
-    assert len(re.findall(r">log</a>", html)) == 5  # first, left (its last attempt), its two attempts, right
+    assert len(re.findall(r">log</a>", html)) == 6  # first, left (its last attempt), its two attempts, right, exit
+    # The exit handler comes last, its box named by what it runs.
+    assert ">onExit: ok</text>" in html
+    table = narrow.text[narrow.text.index("\nNodes\n"):]
+    assert table.rindex("tiny.onExit") > table.index("last")
     assert re.search(r"last\s+Skipped", narrow.text) or re.search(r"last\s+\S+\s+Omitted", narrow.text)
 
 
