@@ -77,6 +77,22 @@ def test_openmp_threads_sleep_at_barriers_unless_the_environment_chooses_or_open
         assert out.stdout.split() == expected.split(), first
 
 
+@pytest.mark.parametrize(("load", "given", "expected"), [
+    (-0.5, None, threads.SPIN_COUNT),  # a core to spare (load below the CPUs less one): spin briefly, then sleep
+    (7.5, None, None),  # a busy machine: sleep at once
+    (-0.5, "0", "0"),  # the environment chose
+], ids=["idle-core", "busy", "chosen"])
+def test_threads_spin_briefly_before_sleeping_only_when_the_machine_has_a_core_to_spare(load, given, expected):
+    script = ("from steps._core import threads; env = {given}; "
+              "threads.wait_passively(env, load={load}); print(env.get('OMP_WAIT_POLICY'), env.get('GOMP_SPINCOUNT'))")
+    load += threads.available() - 1  # relative to the CPUs here: -0.5 leaves one idle
+    given_env = {} if given is None else {"GOMP_SPINCOUNT": given}
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    out = subprocess.run([sys.executable, "-c", script.replace("{given}", repr(given_env)).replace(
+        "{load}", repr(load))], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.split() == ["PASSIVE", str(expected)]
+
+
 def test_limit_sets_openmp_threads_within_the_block():
     from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
 
