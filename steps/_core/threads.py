@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -82,8 +83,8 @@ def passive(environ: Mapping[str, str] | None = None) -> bool:
     return env.get("OMP_WAIT_POLICY", "").strip().upper() == "PASSIVE"
 
 
-# libgomp's spin before a waiting thread sleeps (GOMP_SPINCOUNT: iterations, ~0.1-0.2 ms here), when the machine
-# has a core to spare. 800k rows, 2 cores, interleaved: at load ~1.3 the fit took 10.3-11.6 s passive, 8.0-8.6 s
+# libgomp's spin before a waiting thread sleeps (GOMP_SPINCOUNT: iterations, ~0.1-0.2 ms here), when no other
+# process is running. 800k rows, 2 cores, interleaved: at load ~1.3 the fit took 10.3-11.6 s passive, 8.0-8.6 s
 # with this spin (8.3-9.0 s spinning libgomp's default 3 ms); with two busy processes beside it 16.4 s passive,
 # 24.6 s with it, 40.4 s with the default; with four, 32 s passive, 58 s with it.
 SPIN_COUNT = "10000"
@@ -97,9 +98,9 @@ def wait_passively(environ: MutableMapping[str, str] | None = None, load: float 
     Spinning threads collapse on CPUs that other work shares (a node's neighbours, a busy laptop or CI runner):
     at 1M rows and load 8 on 2 cores, two spinning threads took 262 s to fit what one thread fits in 45 s, and
     two passive ones 51.5 s. Sleeping at once costs a quiet machine a quarter of the fit, though (HistGradient-
-    Boosting meets a barrier at every split): when the 1-minute load average (`load`, default os.getloadavg's)
-    leaves a core idle, the threads first spin briefly (GOMP_SPINCOUNT=SPIN_COUNT, scikit-learn's libgomp) unless
-    GOMP_SPINCOUNT is set. The model is the same either way; only the waiting differs.
+    Boosting meets a barrier at every split): when no other process is running (`_idle_core`; `load` stands for
+    the count of others), the threads first spin briefly (GOMP_SPINCOUNT=SPIN_COUNT, scikit-learn's libgomp)
+    unless GOMP_SPINCOUNT is set. The model is the same either way; only the waiting differs.
     """
     env = os.environ if environ is None else environ
     if "OMP_WAIT_POLICY" not in env and not _openmp_loaded():
@@ -110,13 +111,29 @@ def wait_passively(environ: MutableMapping[str, str] | None = None, load: float 
 
 
 def _idle_core(load: float | None) -> bool:
-    """Whether the machine's recent load leaves at least one of this process's CPUs idle."""
+    """Whether the machine leaves this process's threads its CPUs: no other process runs or waits to (`load`, by
+    default a few looks at /proc/stat's procs_running less this process; the 1-minute load average less one where
+    /proc cannot be read). Right now, not the last minute's: a previous step's load is gone when this one starts."""
     if load is None:
+        load = _others_running()
+    return load < 0.5
+
+
+def _others_running(looks: int = 5, interval: float = 0.01) -> float:
+    counts = []
+    for look in range(looks):
+        if look:
+            time.sleep(interval)
         try:
-            load = os.getloadavg()[0]
-        except OSError:
-            return False
-    return load <= available() - 1
+            stat = Path("/proc/stat").read_text()
+            running = next(int(line.split()[1]) for line in stat.splitlines() if line.startswith("procs_running "))
+        except (OSError, StopIteration, IndexError, ValueError):
+            try:
+                return max(0.0, os.getloadavg()[0] - 1)
+            except OSError:
+                return math.inf
+        counts.append(running - 1)  # this process is running: it is reading the file
+    return sum(counts) / len(counts)
 
 
 def _openmp_loaded() -> bool:

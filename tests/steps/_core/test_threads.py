@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -77,20 +78,36 @@ def test_openmp_threads_sleep_at_barriers_unless_the_environment_chooses_or_open
         assert out.stdout.split() == expected.split(), first
 
 
-@pytest.mark.parametrize(("load", "given", "expected"), [
-    (-0.5, None, threads.SPIN_COUNT),  # a core to spare (load below the CPUs less one): spin briefly, then sleep
-    (7.5, None, None),  # a busy machine: sleep at once
-    (-0.5, "0", "0"),  # the environment chose
-], ids=["idle-core", "busy", "chosen"])
-def test_threads_spin_briefly_before_sleeping_only_when_the_machine_has_a_core_to_spare(load, given, expected):
-    script = ("from steps._core import threads; env = {given}; "
-              "threads.wait_passively(env, load={load}); print(env.get('OMP_WAIT_POLICY'), env.get('GOMP_SPINCOUNT'))")
-    load += threads.available() - 1  # relative to the CPUs here: -0.5 leaves one idle
+@pytest.mark.parametrize(("others", "given", "expected"), [
+    (0.0, None, threads.SPIN_COUNT),  # nothing else runs: spin briefly, then sleep
+    (3.0, None, None),  # a busy machine: sleep at once
+    (0.0, "0", "0"),  # the environment chose
+], ids=["idle", "busy", "chosen"])
+def test_threads_spin_briefly_before_sleeping_only_when_nothing_else_runs(others, given, expected):
+    assert _waiting(others, given) == ["PASSIVE", str(expected)]
+
+
+def test_other_running_processes_are_counted_and_keep_the_threads_passive():
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        time.sleep(0.3)
+        assert threads._others_running() >= 1  # both hogs (or at least one of them) were running or ready to
+        assert _waiting(None, None) == ["PASSIVE", "None"]
+    finally:
+        for process in busy:
+            process.kill()
+            process.wait()
+
+
+def _waiting(others: float | None, given: str | None) -> list[str]:
+    """OMP_WAIT_POLICY and GOMP_SPINCOUNT as wait_passively leaves them in a fresh interpreter (OpenMP unloaded)."""
+    script = ("from steps._core import threads; env = {given}; threads.wait_passively(env, load={others}); "
+              "print(env.get('OMP_WAIT_POLICY'), env.get('GOMP_SPINCOUNT'))")
     given_env = {} if given is None else {"GOMP_SPINCOUNT": given}
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
     out = subprocess.run([sys.executable, "-c", script.replace("{given}", repr(given_env)).replace(
-        "{load}", repr(load))], capture_output=True, text=True, env=env, check=True)
-    assert out.stdout.split() == ["PASSIVE", str(expected)]
+        "{others}", repr(others))], capture_output=True, text=True, env=env, check=True)
+    return out.stdout.split()
 
 
 def test_limit_sets_openmp_threads_within_the_block():
