@@ -137,14 +137,14 @@ def train(
     encoder = pipeline[0].fit(pd.DataFrame(columns=data.feature_names))
     profile: dict[str, Any] = {"features": {}, "rows": len(rows.train)}
     ecdfs: dict[str, _drift.Ecdf] = {}
-    beside = _data.InOrder()  # each column's profile and ECDF, computed while the next column is read
+    beside = _data.InOrder()  # each column's matrix copy, profile and ECDF, done while the next column is read
 
     def describe(name: str, column: pd.Series, codes: np.ndarray) -> None:
         beside.submit(_describe, name, data.feature(name), column, codes, rows.train)
 
     try:
-        parts = _data.encode(data_dir, data.feature_names, rows, encoder.encode_column, describe)
-        described = beside.results()
+        parts = _data.encode(data_dir, data.feature_names, rows, encoder.encode_column, describe, beside)
+        described = [d for d in beside.results() if d is not None]  # None: a column copied into the matrices
     finally:
         beside.close()
     for name, feature_profile, reference in described:

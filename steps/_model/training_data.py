@@ -43,9 +43,10 @@ def read(data_dir: Path, name: str) -> tuple[pd.Series, SourceRecord]:
 class InOrder:
     """Calls run on one thread beside the caller's (numpy's sorting and counting release the GIL while the caller
     reads the next column), their results given back in the order they were submitted. At most `pending` calls
-    wait at a time, so the columns they hold stay few. `close` when done (results or not)."""
+    wait at a time (train submits two a column), so the columns they hold stay few. `close` when done (results or
+    not)."""
 
-    def __init__(self, pending: int = 2) -> None:
+    def __init__(self, pending: int = 4) -> None:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="beside")
         self._waiting: deque[Future[Any]] = deque()
         self._done: list[Any] = []
@@ -121,10 +122,12 @@ class Parts:
 
 
 def encode(data_dir: Path, names: Sequence[str], split_: Split, encode_column: Callable[[int, pd.Series], np.ndarray],
-           on_train: Callable[[str, pd.Series, np.ndarray], None]) -> Parts:
+           on_train: Callable[[str, pd.Series, np.ndarray], None], beside: InOrder | None = None) -> Parts:
     """Read each feature once: its codes (`encode_column(j, column)`) go into the fit (and validation) matrices, its
     holdout rows are kept, and `on_train(name, column, codes)` sees the whole column and its codes (for the profile
-    and the ECDFs of the training rows, `split_.train`).
+    and the ECDFs of the training rows, `split_.train`). With `beside`, the codes are copied into the matrices on
+    its thread while the next column is read (numpy's gathering releases the GIL): the matrices are complete once
+    `beside.results()` returns (its results then hold a None for each column).
     A feature with no value at all is a UsageError naming every such feature."""
     parts = Parts(fit=_matrix(len(split_.fit), len(names)),
                   validation=None if split_.validation is None else _matrix(len(split_.validation), len(names)))
@@ -137,9 +140,10 @@ def encode(data_dir: Path, names: Sequence[str], split_: Split, encode_column: C
             empty.append(name)
             continue
         codes = encode_column(j, column)
-        parts.fit[:, j] = codes[split_.fit]
-        if parts.validation is not None and split_.validation is not None:
-            parts.validation[:, j] = codes[split_.validation]
+        if beside is None:
+            _place(parts, split_, j, codes)
+        else:
+            beside.submit(_place, parts, split_, j, codes)
         parts.holdout_rows[name] = column.take(split_.holdout).reset_index(drop=True)
         on_train(name, column, codes)
     if empty:
@@ -151,6 +155,13 @@ def encode(data_dir: Path, names: Sequence[str], split_: Split, encode_column: C
             + (f" (also empty: {', '.join(empty[1:])})" if len(empty) > 1 else "")
         )
     return parts
+
+
+def _place(parts: Parts, split_: Split, j: int, codes: np.ndarray) -> None:
+    """A feature's codes into column j of the fit (and validation) matrices."""
+    parts.fit[:, j] = codes[split_.fit]
+    if parts.validation is not None and split_.validation is not None:
+        parts.validation[:, j] = codes[split_.validation]
 
 
 def holdout_codes(parts: Parts, names: Sequence[str], encode_column: Callable[[int, pd.Series], np.ndarray]

@@ -1,5 +1,6 @@
-"""train's profile and ECDFs are computed on a thread beside the column reading (steps._model.training_data.InOrder):
-results come back in the columns' order, an error reaches the caller, and only a few columns wait at a time."""
+"""train copies each column into its matrices and computes its profile and ECDF on a thread beside the column
+reading (steps._model.training_data.InOrder): results come back in the columns' order, an error reaches the caller,
+only a few columns wait at a time, and the matrices are the ones reading without the thread gives."""
 
 from __future__ import annotations
 
@@ -57,3 +58,35 @@ def test_the_caller_waits_once_two_calls_are_pending() -> None:
     finally:
         release.set()
         beside.close()
+
+
+def test_columns_copied_beside_the_reading_give_the_same_matrices(tmp_path_factory: pytest.TempPathFactory) -> None:
+    import numpy as np
+    import pandas as pd
+
+    from steps._core.policy import load_policy
+    from steps._model import features as _features
+    from steps._model import task as _task
+    from steps._model import training_data as _data
+    from steps._model.contract import feature_to_dict
+    from tests.support.tasks import task_frame, task_policy, validated_folder
+
+    root = tmp_path_factory.mktemp("beside")
+    policy = load_policy(task_policy("multiclass", root / "gates"))
+    folder = validated_folder(task_frame("multiclass", rows=3000, seed=4), root / "validated")
+    target, _ = _data.read(folder, policy.data.target)
+    contract = {"task": "multiclass", "classes": list(policy.data.classes or []), "target": policy.data.target}
+    rows = _data.split(_task.encode_target(target, contract), policy.model, stratified=True, threshold_rows=False)
+    encoder = _features.ContractEncoder([feature_to_dict(f) for f in policy.data.features]).fit(
+        pd.DataFrame(columns=policy.data.feature_names))
+    seen: list[str] = []
+    alone = _data.encode(folder, policy.data.feature_names, rows, encoder.encode_column, lambda n, c, k: None)
+    beside = InOrder()
+    try:
+        together = _data.encode(folder, policy.data.feature_names, rows, encoder.encode_column,
+                                lambda n, c, k: seen.append(n), beside)
+        assert beside.results() == [None] * len(policy.data.feature_names)
+    finally:
+        beside.close()
+    assert np.array_equal(together.fit, alone.fit, equal_nan=True)
+    assert seen == policy.data.feature_names
