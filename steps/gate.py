@@ -1,7 +1,7 @@
 """Gate step: evaluate a candidate bundle (and the baseline, on the same holdout) against the policy.
 
     python -m steps.gate --bundle DIR --holdout FILE --policy FILE --report-dir DIR --passed-out FILE
-                         [--registry LOC] [--baseline-version V] [--baseline-bundle DIR]
+                         [--failed-out FILE] [--registry LOC] [--baseline-version V] [--baseline-bundle DIR]
 
 Writes gate.json and its page, index.html (the verdict, every gate, the pictures as inline SVG: it renders in
 Argo's artifact viewer, which opens a folder artifact at its index.html), to --report-dir and `true`/`false` to
@@ -73,11 +73,13 @@ class GateResult:
                            "if_skipped: block"))
         return verdict
 
-    def write(self, report_dir: Path, passed_out: Path) -> None:
+    def write(self, report_dir: Path, passed_out: Path, failed_out: Path | None = None) -> None:
         report_dir = Path(report_dir)
         write_json(report_dir / "gate.json", self.report)
         write_text(report_dir / _report.PAGE, _report.render(self.report, self.evidence))
         write_text(Path(passed_out), "true" if self.passed else "false")
+        if failed_out is not None:  # the training Workflow's `failed-gates` output (the Argo UI's outputs panel)
+            write_text(Path(failed_out), ", ".join(self.report["failed"]) or "none")
 
 
 def load_bundle(path: Path) -> Bundle:
@@ -265,6 +267,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--policy", required=True, type=Path, help="the model's policy file (gates/<model>.yaml)")
     p.add_argument("--report-dir", required=True, type=Path, help="folder for gate.json and its page, index.html")
     p.add_argument("--passed-out", required=True, type=Path, help="file to write true or false to")
+    p.add_argument("--failed-out", type=Path, default=None,
+                   help="file to write the failed gates to, comma-separated, policy order (none when it passed)")
     p.add_argument(
         "--registry", default="", help="registry location (default $MLOPS_REGISTRY or .mlops/registry)"
     )
@@ -288,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="gate-baseline-") as workdir:
             baseline = _baseline(args, policy.model_name, Path(workdir))
             result = gate(candidate, holdout, y, policy, baseline)
-        result.write(args.report_dir, args.passed_out)
+        result.write(args.report_dir, args.passed_out, args.failed_out)
         for line in result.failure_lines():
             print(line, file=sys.stderr)
         for line in result.gate_lines(baseline.label if baseline is not None else None):

@@ -553,3 +553,17 @@ def test_a_second_policy_trains_and_gates_with_its_own_features(churn: tuple[Mod
     ]
     assert "contract: recall" in entry(gated.report, "recall_gap")["note"]
     assert entry(gated.report, "roc_auc")["baseline_value"] == gated.report["candidate"]["roc_auc"]
+
+
+def test_failed_out_names_the_failed_gates_for_the_workflows_outputs(
+    shuffled: Model, good: Model, quick_policy: Path, tmp_path: Path
+) -> None:
+    # The training Workflow shows this file as its `failed-gates` output in the Argo UI.
+    rejected = run_gate(Model(shuffled.bundle, good.holdout, quick_policy), tmp_path / "rejected", None, good.bundle,
+                        "--failed-out", str(tmp_path / "rejected-failed"))
+    assert rejected.code == 0 and "pr_auc" in rejected.report["failed"], rejected.stderr
+    assert (tmp_path / "rejected-failed").read_text() == ", ".join(rejected.report["failed"])
+    passing = run_gate(Model(good.bundle, good.holdout, quick_policy), tmp_path / "passing", None, good.bundle,
+                       "--failed-out", str(tmp_path / "passing-failed"))
+    assert passing.report["passed"] is True, passing.stderr
+    assert (tmp_path / "passing-failed").read_text() == "none"
