@@ -36,6 +36,8 @@ EXERCISED_BY: dict[str, str] = {
     r"^\.venv/bin/mlops init --data \S+ --target \S+( --segment \S+)?$": "tests/test_new_model.py::credit",
     r"^\.venv/bin/mlops run training --model \S+$": "tests/test_new_model.py::credit",
     r"^\.venv/bin/mlops registry list --model \S+$": "tests/test_readme.py::test_the_cheap_readme_commands_run",
+    r"^\.venv/bin/mlops registry report --model \S+ --out \S+$":
+        "tests/steps/test_registry_report.py::test_writing_again_replaces_the_page_whole",
     r"^\.venv/bin/mlops data generate .*": "tests/test_readme.py::test_the_cheap_readme_commands_run",
     r"^\.venv/bin/mlops compile( --check)?$": "tests/test_readme.py::test_the_cheap_readme_commands_run",
     r"^\.venv/bin/mlops lint$": "tests/test_readme.py::test_the_cheap_readme_commands_run",
