@@ -109,6 +109,9 @@ def outputs_document(outputs: Outputs | None) -> dict[str, Any]:
     }
     if outputs.result is not None:
         document["result"] = outputs.result
+    located = {a.name: {"s3": {"key": a.s3_key}} for a in outputs.artifacts if a.s3_key is not None}
+    if located:  # where Argo's status.nodes records a key-only artifact: its s3.key
+        document["artifactLocations"] = located
     return document
 
 

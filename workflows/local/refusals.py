@@ -18,6 +18,7 @@ from functools import partial
 from typing import Any
 
 from workflows.local.engine import metadata, resource
+from workflows.local.engine.artifacts import key_only
 from workflows.local.lang.errors import LangError, Unsupported
 from workflows.local.lang.exprlang import compile_expr
 from workflows.local.lang.govaluate import parse as parse_when
@@ -294,7 +295,7 @@ class _Checker:
                     secrets = [k for k in SECRET_KEYS if (art[remote] or {}).get(k) is not None]
                     why = f" (credentials from Secrets: {', '.join(secrets)})" if secrets else ""
                     self.report.refuse(where, place, f"{remote} artifact: not fetched on this machine{why}")
-            if art.get("s3") is not None:
+            if art.get("s3") is not None and key_only(art["s3"]) is None:  # key-only: the run's repository
                 if any((art["s3"] or {}).get(k) is not None for k in SECRET_KEYS):
                     self.report.refuse(where, place, "s3 artifact with credentials from a Secret")
                 elif not self.object_store:

@@ -15,7 +15,7 @@ import shutil
 import tarfile
 import tempfile
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,24 @@ def archive_of(art: dict[str, Any]) -> str:
     if set(archive) - {"tar"}:
         raise ArtifactError(f"artifact {art.get('name')!r}: archive {sorted(archive)} is not supported locally")
     return "tar"
+
+
+def key_only(location: Any) -> str | None:
+    """The key of a key-only `s3` location (only `key`: no bucket, endpoint or credentials), else None. Argo keeps
+    such an artifact in the default artifact repository under that key (docs/key-only-artifacts.md; the executor's
+    newDriverArt relocates it, executor.go:877-881); locally that is the run's own repository."""
+    if not isinstance(location, Mapping) or set(location) != {"key"} or not location.get("key"):
+        return None
+    return str(location["key"])
+
+
+def check_key(name: str, key: str) -> str:
+    """A key-only artifact's key as a place in the run's repository: relative, no `.` or `..` segment."""
+    parts = key.rstrip("/").split("/")
+    if key.startswith("/") or "{{" in key or any(part in ("", ".", "..") for part in parts):
+        raise ArtifactError(f"artifact {name!r}: s3.key {key!r} is not a key this run's artifact repository can hold "
+                            "(relative, no empty, '.' or '..' segment, every variable substituted)")
+    return key
 
 
 def compression_level(art: dict[str, Any]) -> int:
@@ -77,6 +95,29 @@ class Repository:
             raise ArtifactError(f"artifact {name!r}: cannot save {source.name}: {err}") from err
         return ArtifactRef(name=name, key=str(target.relative_to(self.root)), archive=archive)
 
+    def store_at(self, source: Path, name: str, key: str, archive: str = "tar", level: int = 6) -> ArtifactRef:
+        """A key-only artifact: stored at `key` in the repository as the S3 driver stores it: a file or a tar.gz at
+        the key, or with archive "none" a folder's files under it (a key ending in `/` names that folder). What was
+        at the key is overwritten, as S3 overwrites."""
+        target = self.root / key
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            merge = archive == "none" and source.is_dir()  # S3 puts a folder's files under the key, one by one
+            if target.is_dir() and not target.is_symlink() and not merge:
+                shutil.rmtree(target)
+            elif merge and (target.is_file() or target.is_symlink()):
+                target.unlink()
+            if archive == "none":
+                _copy(source, target)
+            else:
+                with tempfile.NamedTemporaryFile(dir=target.parent, prefix=".store-", delete=False) as tmp, \
+                        tarfile.open(fileobj=tmp, mode="w:gz", compresslevel=level) as tar:
+                    tar.add(source, arcname=source.name)
+                os.replace(tmp.name, target)
+        except (OSError, shutil.Error, tarfile.TarError) as err:
+            raise ArtifactError(f"artifact {name!r}: cannot save {source.name} at s3.key {key!r}: {err}") from err
+        return ArtifactRef(name=name, key=key, archive=archive, s3_key=key)
+
     def save_output(self, art: dict[str, Any], source: Path) -> ArtifactRef | None:
         """An output artifact once the main command exited: stored, and uploaded to S3 when it names a bucket
         location. Missing: None when optional, else ArtifactError (the wait container's failure)."""
@@ -85,10 +126,14 @@ class Repository:
             if art.get("optional"):
                 return None
             raise ArtifactError(f"artifact {name!r}: path {art.get('path')} does not exist")
-        ref = self.store(source, name, archive_of(art), compression_level(art))
+        key = key_only(art.get("s3"))
+        if key is not None:
+            ref = self.store_at(source, name, check_key(name, key), archive_of(art), compression_level(art))
+        else:
+            ref = self.store(source, name, archive_of(art), compression_level(art))
         ref.path = str(art.get("path"))
         ref.optional = bool(art.get("optional"))
-        if art.get("s3"):
+        if key is None and art.get("s3"):
             self._upload(art["s3"], name, self.root / str(ref.key))
         return ref
 
@@ -116,7 +161,7 @@ class Repository:
             if not source.exists():
                 raise ArtifactError(f"input artifact {art.name!r}: {art.key}"
                                     f"{'/' + art.sub_path if art.sub_path else ''} does not exist")
-            if art.archive == "none":
+            if art.archive == "none" or (art.archive == "auto" and (source.is_dir() or not _is_tarfile(source))):
                 _copy(source, target)
             else:
                 unpack(source, target)
@@ -186,6 +231,15 @@ def _is_tarball(data: bytes) -> bool:
     """isTarball (executor.go:1094-1120): a gzip stream whose content starts with a tar header."""
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+            return tar.next() is not None
+    except (tarfile.TarError, OSError, EOFError):
+        return False
+
+
+def _is_tarfile(path: Path) -> bool:
+    """_is_tarball for a file in the repository."""
+    try:
+        with tarfile.open(path, "r:gz") as tar:
             return tar.next() is not None
     except (tarfile.TarError, OSError, EOFError):
         return False

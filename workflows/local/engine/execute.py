@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workflows.local.engine import dag, retry, steps
+from workflows.local.engine.artifacts import ArtifactError, check_key, key_only
 from workflows.local.engine.inputs import process_args, substitute_params
 from workflows.local.engine.locks import LockError, Locks
 from workflows.local.engine.nodes import (
@@ -443,13 +444,22 @@ def input_artifacts(tmpl: dict[str, Any]) -> list[InputArtifact]:
     for art in (tmpl.get("inputs") or {}).get("artifacts") or []:
         raw = (art.get("raw") or {}).get("data")
         s3 = art.get("s3") or {}
-        s3_uri = f"s3://{s3.get('bucket', '')}/{s3['key']}" if s3.get("key") else None
-        if art.get("_key") is None and raw is None and s3_uri is None:
+        key, archive = art.get("_key"), art.get("_archive", "tar")
+        local = key_only(s3) if key is None and raw is None else None
+        if local is not None:  # key-only: the run's own repository is the default artifact repository
+            try:
+                key = check_key(f"inputs.artifacts.{art.get('name')}", local)
+            except ArtifactError as err:
+                raise PodRefused(str(err)) from err
+            declared = art.get("archive") or {}  # unarchiveArtifact: as declared, else a tar.gz is detected
+            archive = "none" if "none" in declared else "tar" if "tar" in declared else "auto"
+        s3_uri = f"s3://{s3.get('bucket', '')}/{s3['key']}" if s3.get("key") and local is None else None
+        if key is None and raw is None and s3_uri is None:
             if art.get("optional"):
                 continue
             raise PodRefused(f"input artifact {art.get('name')!r} has no source this machine can read")
         mode = art.get("mode")
-        out.append(InputArtifact(name=art["name"], path=str(art.get("path", "")), key=art.get("_key"),
-                                 archive=art.get("_archive", "tar"), sub_path=art.get("subPath"), raw=raw,
-                                 s3_uri=s3_uri, mode=int(mode) if mode is not None else None))
+        out.append(InputArtifact(name=art["name"], path=str(art.get("path", "")), key=key, archive=archive,
+                                 sub_path=art.get("subPath"), raw=raw, s3_uri=s3_uri,
+                                 mode=int(mode) if mode is not None else None))
     return out

@@ -67,7 +67,9 @@ class LocalExecutor:
             raise PodRefused(f"{spec.node_name}: {err}") from err
         return Pod(spec, containers, pod_dir, self.repository, self.grace).start()
 
-    def store_artifact(self, source: Path, name: str, archive: str) -> ArtifactRef:
+    def store_artifact(self, source: Path, name: str, archive: str, key: str | None = None) -> ArtifactRef:
+        if key is not None:
+            return self.repository.store_at(source, name, key, archive)
         return self.repository.store(source, name, archive)
 
     def _pod_dir(self, pod_name: str) -> Path:

@@ -232,7 +232,7 @@ class Locks:
             else:
                 shutil.copy2(source, target)
             kept.append({"name": art.name, "path": art.path, "archive": art.archive, "optional": art.optional,
-                         "file": str(target.relative_to(folder))})
+                         "file": str(target.relative_to(folder)), "s3Key": art.s3_key})
         return kept
 
     def _restore(self, op: Operation, entry: Path, kept: list[dict[str, Any]]) -> list[ArtifactRef]:
@@ -241,12 +241,12 @@ class Locks:
         for art in kept:
             cached = folder / art["file"]
             if art["archive"] == "none":
-                ref = op.executor.store_artifact(cached, art["name"], "none")
+                ref = op.executor.store_artifact(cached, art["name"], "none", art.get("s3Key"))
             else:
                 with tempfile.TemporaryDirectory() as tmp, tarfile.open(cached) as tar:
                     tar.extractall(tmp, filter="data")
                     [member] = list(Path(tmp).iterdir())
-                    ref = op.executor.store_artifact(member, art["name"], "tar")
+                    ref = op.executor.store_artifact(member, art["name"], "tar", art.get("s3Key"))
             ref.path, ref.optional = art.get("path"), bool(art.get("optional"))
             restored.append(ref)
         return restored

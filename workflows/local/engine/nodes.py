@@ -54,6 +54,7 @@ class ArtifactRef:
     key: str | None = None
     archive: str = "tar"  # "tar" (gzip, Argo's default) or "none"
     optional: bool = False
+    s3_key: str | None = None  # a key-only s3 artifact's key, as Argo records it (s3.key); `key` is the same
 
 
 @dataclass

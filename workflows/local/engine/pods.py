@@ -28,7 +28,8 @@ class InputArtifact:
     name: str
     path: str
     key: str | None = None
-    archive: str = "tar"  # how the repository keeps it: "tar" (unpacked when placed) or "none"
+    archive: str = "tar"  # how the repository keeps it: "tar" (unpacked), "none", or "auto" (a key-only s3 input:
+    # a tar.gz is unpacked, anything else placed as is, as Argo's unarchiveArtifact detects it)
     sub_path: str | None = None
     raw: str | None = None
     s3_uri: str | None = None
@@ -104,8 +105,9 @@ class Executor(Protocol):
         """Start the pod's processes and return at once. Raises PodRefused for what cannot run here (found at
         start, e.g. a command missing on the host): the controller makes the node Error with its message."""
 
-    def store_artifact(self, source: Path, name: str, archive: str) -> ArtifactRef:
-        """Put a file or folder into the run's artifact repository (workflow arguments, raw inputs)."""
+    def store_artifact(self, source: Path, name: str, archive: str, key: str | None = None) -> ArtifactRef:
+        """Put a file or folder into the run's artifact repository (workflow arguments, raw inputs, memoized
+        outputs); `key`: at that key (a key-only s3 artifact's)."""
 
 
 class PodRefused(Exception):
