@@ -256,6 +256,7 @@ def _graph_svg(nodes: dict[str, dict[str, Any]], order: list[str], document: dic
     rows: dict[int, list[str]] = {}
     for ident in order:
         rows.setdefault(depth[ident], []).append(ident)
+    _under_parents(rows, _edges(nodes))
     widest = max(len(r) for r in rows.values())
     width = widest * (_BOX_W + _GAP_X) + _GAP_X
     height = len(rows) * (_BOX_H + _GAP_Y) + _GAP_Y - 10
@@ -291,6 +292,24 @@ def _graph_svg(nodes: dict[str, dict[str, Any]], order: list[str], document: dic
                      f"<text x='{x + 14:.0f}' y='{y + 36:.0f}' font-size='12' fill='{colour}'>{esc(line)}</text></a>")
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _under_parents(rows: dict[int, list[str]], edges: dict[str, list[str]]) -> None:
+    """Order each row by where its parents stand in the rows above (their mean position), keeping the dependency
+    order among equals, so a step's children sit under it and edges do not cross between siblings' fan-outs."""
+    parents: dict[str, list[str]] = {}
+    for ident, children in edges.items():
+        for child in children:
+            parents.setdefault(child, []).append(ident)
+    position: dict[str, float] = {}
+    for level in sorted(rows):
+        idents = rows[level]
+        if level > min(rows):
+            def place(i: str) -> float:
+                above = [position[p] for p in parents.get(i, []) if p in position]
+                return sum(above) / len(above) if above else float("inf")
+            idents.sort(key=place)  # stable: equals keep their order
+        position.update({ident: float(i) for i, ident in enumerate(idents)})
 
 
 def _label(node: dict[str, Any]) -> str:
