@@ -191,3 +191,12 @@ def test_a_wide_fan_out_is_listed_not_drawn(tmp_path: Path) -> None:
     assert after_title(narrow).startswith("Succeeded in ")
     assert narrow.svgs == 0 and "Not drawn: 15 nodes side by side" in narrow.text
     assert len(re.findall(r"^each\(\d+:\d+\)\s*$", narrow.text, re.MULTILINE)) == 15
+
+
+def test_the_children_of_two_sibling_steps_are_drawn_under_their_own_parent() -> None:
+    from workflows.local.runpage import _under_parents
+
+    # Argo's dag-diamond-steps: B and C each fan out to echo(0:1), echo(1:2); by start time they interleave.
+    rows = {0: ["B", "C"], 1: ["b0", "c0", "b1", "c1"]}
+    _under_parents(rows, {"B": ["b0", "b1"], "C": ["c0", "c1"], "b0": [], "b1": [], "c0": [], "c1": []})
+    assert rows == {0: ["B", "C"], 1: ["b0", "b1", "c0", "c1"]}
