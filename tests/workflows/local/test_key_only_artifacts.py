@@ -20,6 +20,7 @@ from workflows.local.engine.operator import run_workflow
 from workflows.local.engine.sandbox import bwrap
 from workflows.local.record import pod_name
 from workflows.local.refusals import check
+from workflows.local.runpage import write_run_page
 from workflows.local.templates import Resolver, TemplateStore
 
 needs_bwrap = pytest.mark.skipif(bwrap() is None, reason="bubblewrap is not installed")
@@ -70,6 +71,8 @@ def test_a_folder_report_with_a_trailing_slash_key_is_stored_as_is_and_passed_to
     assert (stored / "index.html").read_text() == "<h1>Gate: passed</h1><img src=pictures/auc.svg>"
     assert (stored / "pictures" / "auc.svg").read_text() == "<svg/>"
     assert Path(ran.task("gate")["outputs"]["artifacts"]["gate-report"]) == stored
+    # the run page opens the report at its index.html, as Argo's UI does for a folder key
+    assert f"href='artifacts/{key}index.html'" in write_run_page(ran.result.run_dir).read_text()
     # the next task got the same folder at its input path
     assert ran.task("show")["outputs"]["parameters"]["seen"] == (
         "index.html pictures/auc.svg | <h1>Gate: passed</h1><img src=pictures/auc.svg>")
