@@ -26,6 +26,9 @@ CONFIG_MAP = "mlops-config"
 S3_SECRET = "mlops-s3"
 ARTIFACT_REPOSITORIES = "artifact-repositories"
 ARTIFACT_REPOSITORY_KEY = "mlops"
+# The artifact repository's keyFormat (manifests/base/artifact-repositories-configmap.yaml), for the report folders
+# whose key we give ourselves (a key ending in `/`, so the Argo UI opens the folder's index.html).
+REPORT_KEY_PREFIX = "{{workflow.namespace}}/{{workflow.name}}/{{pod.name}}"
 SERVICE_ACCOUNT = "mlops-workflow"
 POLICY_MOUNT = "/etc/mlops/policy"
 # What a Workflow says about itself in the Argo UI's list and in `argo list -l` (issue 17): Argo renders the title and

@@ -107,7 +107,9 @@ def build_cron_workflow(policy: Policy, image: str = _common.DEFAULT_IMAGE) -> d
         "name": "drift-check",
         "container": container,
         # Stored as it is (not a .tgz), so the Argo UI's artifact viewer opens the report's index.html.
-        "outputs": {"artifacts": [{"name": "drift-report", "path": "/tmp/drift-report", "archive": {"none": {}}}]},
+        "outputs": {"artifacts": [{"name": "drift-report", "path": "/tmp/drift-report", "archive": {"none": {}},
+                                   # a key ending in `/`: the UI opens a folder only then (training.report_folder)
+                                   "s3": {"key": f"{_common.REPORT_KEY_PREFIX}/drift-report/"}}]},
         "activeDeadlineSeconds": 900,
         "retryStrategy": {
             "limit": "3",

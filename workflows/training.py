@@ -10,7 +10,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from hera.workflows import DAG, Artifact, ConfigMapEnv, Container, Env, Parameter, Resource, SecretEnv, WorkflowTemplate
+from hera.workflows import (
+    DAG,
+    Artifact,
+    ConfigMapEnv,
+    Container,
+    Env,
+    Parameter,
+    Resource,
+    S3Artifact,
+    SecretEnv,
+    WorkflowTemplate,
+)
 from hera.workflows import models as m
 
 from steps._core.policy import Policy
@@ -206,9 +217,11 @@ def build_training(policy: Policy, image: str = _common.DEFAULT_IMAGE) -> Workfl
                 Parameter(name="baseline-version"),
             ],
             outputs=[
-                Artifact(name="gate-report", path="/tmp/gate-report", archive=UNARCHIVED),
+                report_folder("gate-report", "/tmp/gate-report"),
                 Parameter(name="passed", value_from=m.ValueFrom(path="/tmp/passed", default=UNKNOWN),
                           global_name="passed"),
+                Parameter(name="failed-gates", value_from=m.ValueFrom(path="/tmp/failed-gates", default=UNKNOWN),
+                          global_name="failed-gates"),
             ],
             args=[
                 "--bundle", "{{inputs.artifacts.bundle.path}}",
@@ -216,6 +229,7 @@ def build_training(policy: Policy, image: str = _common.DEFAULT_IMAGE) -> Workfl
                 "--policy", "{{inputs.parameters.policy}}",
                 "--report-dir", "{{outputs.artifacts.gate-report.path}}",
                 "--passed-out", "{{outputs.parameters.passed.path}}",
+                "--failed-out", "{{outputs.parameters.failed-gates.path}}",
                 "--baseline-version", "{{inputs.parameters.baseline-version}}",
             ],
         )
@@ -234,7 +248,7 @@ def build_training(policy: Policy, image: str = _common.DEFAULT_IMAGE) -> Workfl
                 Parameter(name="version", value_from=m.ValueFrom(path="/tmp/version", default=NO_VERSION),
                           global_name="version"),
                 # The registry page as it stands after this registration; best effort, so optional.
-                Artifact(name="registry-report", path="/tmp/registry-report", archive=UNARCHIVED, optional=True),
+                report_folder("registry-report", "/tmp/registry-report", optional=True),
             ],
             args=[
                 "--bundle", "{{inputs.artifacts.bundle.path}}",
@@ -344,6 +358,16 @@ def result_labels_template() -> Resource:
     )
 
 
+def report_folder(name: str, path: str, optional: bool = False) -> S3Artifact:
+    """A report folder as the Argo UI shows it: stored as it is, under a key that ends in `/`. Through the artifact
+    repository's keyFormat a folder's key is `<keyFormat>/<folder>` (no slash: the UI then neither draws nor opens
+    it), so the key is given here, key-only: the bucket and credentials still come from the artifact repository
+    (Argo's docs/key-only-artifacts.md), the key follows its keyFormat
+    (manifests/base/artifact-repositories-configmap.yaml)."""
+    return S3Artifact(name=name, path=path, archive=UNARCHIVED, optional=optional or None,
+                      key=f"{_common.REPORT_KEY_PREFIX}/{name}/")
+
+
 def run_metadata(policy: Policy, labels: dict[str, str]) -> m.WorkflowMetadata:
     """The labels and annotations every run of the template gets: its title and description (markdown) from its
     parameters, and the `argo-mlops.io/trigger` label (manual, drift or git-push) from its `reason`."""
@@ -373,6 +397,7 @@ def dag_outputs() -> list[Parameter]:
     return [
         output("version", "register", NO_VERSION, "the registered version"),
         output("passed", "gate", UNKNOWN, "the gate verdict: true or false"),
+        output("failed-gates", "gate", UNKNOWN, "the gates the candidate failed, or none"),
         output("outcome", "rollout", UNKNOWN, "the rollout's outcome: promoted, aborted or timed-out"),
     ]
 

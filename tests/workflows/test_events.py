@@ -124,5 +124,7 @@ def test_drift_checks_have_a_title_a_schedule_trigger_and_an_unarchived_report(o
     assert cron["metadata"]["annotations"][_common.TITLE_ANNOTATION] == "**churn** · drift check"  # the cron list
     assert_valid_labels(metadata["labels"])
     [check] = cron["spec"]["workflowSpec"]["templates"]
-    assert check["outputs"]["artifacts"] == [{"name": "drift-report", "path": "/tmp/drift-report",
-                                              "archive": {"none": {}}}]
+    # Stored as it is under a key ending in `/`: the Argo UI previews a folder (its index.html) only then.
+    assert check["outputs"]["artifacts"] == [{
+        "name": "drift-report", "path": "/tmp/drift-report", "archive": {"none": {}},
+        "s3": {"key": "{{workflow.namespace}}/{{workflow.name}}/{{pod.name}}/drift-report/"}}]

@@ -111,7 +111,8 @@ def test_artifacts_pass_between_tasks_through_the_artifact_repository(template):
     }
     outputs = {n: [p["name"] for p in t.get("outputs", {}).get("parameters", [])]
                for n, t in _templates(template).items()}
-    assert outputs["train"] == ["fingerprint"] and outputs["gate"] == ["passed"] and outputs["register"] == ["version"]
+    assert outputs["train"] == ["fingerprint"] and outputs["register"] == ["version"]
+    assert outputs["gate"] == ["passed", "failed-gates"]
 
 
 def test_only_the_transient_exit_code_is_retried(template):
@@ -231,6 +232,12 @@ def test_report_artifacts_are_stored_unarchived_so_the_argo_ui_can_show_them(tem
     assert reports <= set(outputs)
     for key in reports:
         assert outputs[key]["archive"] == {"none": {}}, key
+    # A folder is previewed (and drawn in the DAG) only when its key ends in `/` (ui artifact-panel.tsx); through the
+    # repository's keyFormat it would be `<keyFormat>/gate-report`, so the folders give their key, key-only.
+    for step, name in reports - {("validate", "validation-report")}:
+        assert outputs[(step, name)]["s3"] == {
+            "key": f"{{{{workflow.namespace}}}}/{{{{workflow.name}}}}/{{{{pod.name}}}}/{name}/"}, name
+    assert "s3" not in outputs[("validate", "validation-report")]  # a file: its key ends in .json already
     for key in set(outputs) - reports:  # the bundle, holdout and validated data stay compressed
         assert "archive" not in outputs[key], key
     # The registry page is best effort: a missing folder must not fail the register step.
@@ -246,12 +253,15 @@ def test_the_run_s_outputs_are_the_version_the_verdict_and_the_rollout_outcome(t
     assert dag_outputs == {
         "version": {"parameter": "{{tasks.register.outputs.parameters.version}}", "default": "none"},
         "passed": {"parameter": "{{tasks.gate.outputs.parameters.passed}}", "default": "unknown"},
+        "failed-gates": {"parameter": "{{tasks.gate.outputs.parameters.failed-gates}}", "default": "unknown"},
         "outcome": {"parameter": "{{tasks.rollout.outputs.parameters.outcome}}", "default": "unknown"},
     }
     steps = {(name, p["name"]): p for name, t in _templates(template).items()
              for p in (t.get("outputs") or {}).get("parameters") or []}
     assert steps[("register", "version")]["globalName"] == "version"
     assert steps[("gate", "passed")]["globalName"] == "passed"
+    gate = _templates(template)["gate"]["container"]["args"]
+    assert gate[gate.index("--failed-out") + 1] == "{{outputs.parameters.failed-gates.path}}"
     assert steps[("rollout", "outcome")] == {"name": "outcome", "globalName": "outcome",
                                              "valueFrom": {"path": "/tmp/outcome", "default": "unknown"}}
     rollout = _templates(template)["rollout"]["container"]["args"]
@@ -326,4 +336,5 @@ def test_a_rejected_candidate_is_labelled_rejected_with_its_version(template, tm
     [exit_node] = [n for name, n in result.nodes.items() if name.endswith(".onExit")]
     assert exit_node.phase == "Succeeded"
     assert exit_node.inputs["parameters"] == {"version": "1", "result": "rejected"}
+    assert result.nodes["gate"].outputs["parameters"]["failed-gates"] == "model_size_mb"
     assert_valid_labels(result.labels)
