@@ -147,7 +147,7 @@ def test_run_training_generates_data_runs_the_rendered_yaml_and_summarises(proje
     assert json.loads((project / "rolled-out.json").read_text()) == {
         "model": "fraud-detection", "version": "7", "target": "local", "time_scale": run.LOCAL_ROLLOUT_TIME_SCALE}
     assert state["tasks"]["train"]["outputs"]["parameters"] == {"fingerprint": "f1ngerprint"}
-    assert state["tasks"]["gate"]["outputs"]["parameters"] == {"passed": "true"}
+    assert state["tasks"]["gate"]["outputs"]["parameters"] == {"passed": "true", "failed-gates": "none"}
     # The Workflow as Argo would hold it: labelled by its exit handler's patch, titled, with the DAG's outputs
     assert {k: state["labels"][k] for k in ("argo-mlops.io/version", "argo-mlops.io/result",
                                             "argo-mlops.io/trigger", "workflows.argoproj.io/phase")} == {
