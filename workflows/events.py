@@ -119,9 +119,10 @@ def build_cron_workflow(policy: Policy, image: str = _common.DEFAULT_IMAGE) -> d
     }
     drift = policy.drift
     title = f"**{model}** · drift check"
-    description = (f"Scheduled drift check of {model} ({drift.method}, window {drift.window}, schedule "
-                   f"`{drift.schedule}`): calls the retrain webhook when the policy's rule fires. "
-                   "The drift-report artifact is the report.")
+    # Lines, not one long string: YAML keeps a multi-line string as a block and never folds it by the name's length.
+    description = (f"Scheduled drift check of {model}: {drift.method}, window {drift.window}, schedule "
+                   f"`{drift.schedule}`.\n\nCalls the retrain webhook when the policy's rule fires; "
+                   "the drift-report artifact is the report.")
     return {
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "CronWorkflow",
