@@ -24,7 +24,7 @@ WIDTH, HEIGHT = 1280, 1500  # one tall screen: the verdict and what follows it
 def pages(demo: Path) -> dict[str, tuple[Path, str]]:
     """Each screenshot's folder (served as Argo serves an artifact folder) and page in it."""
     retrain = _retrain_run(demo)
-    gate = sorted(retrain.glob("artifacts/*/gate-report/index.html")) or sorted(
+    gate = sorted(retrain.glob("artifacts/**/gate-report/index.html")) or sorted(
         retrain.glob("pods/*-gate-*/volumes/emptyDir/tmp/gate-report/index.html"))
     found = {"drift": (demo / "reports" / "drift", "index.html"),
              "registry": (demo / "reports" / "registry", "index.html"),

@@ -22,10 +22,10 @@ REGISTRY_PAGE = Path("reports") / "registry"
 _TONES = {"Succeeded": "pass", "Failed": "fail", "Error": "fail"}
 # A run's reports: the artifact as stored (`archive: none`), else the pod's own copy (an archived artifact is a .tgz).
 _RUN_REPORTS = (
-    ("gate report", ("artifacts/*/gate-report/index.html",
+    ("gate report", ("artifacts/**/gate-report/index.html",
                      "pods/*-gate-*/volumes/emptyDir/tmp/gate-report/index.html")),
-    ("validation report", ("artifacts/*/validation.json", "pods/*-validate-*/volumes/emptyDir/tmp/validation.json")),
-    ("registry after this run", ("artifacts/*/registry-report/index.html",)),
+    ("validation report", ("artifacts/**/validation.json", "pods/*-validate-*/volumes/emptyDir/tmp/validation.json")),
+    ("registry after this run", ("artifacts/**/registry-report/index.html",)),
 )
 
 
