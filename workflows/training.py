@@ -36,8 +36,9 @@ TTL_AFTER_SUCCESS_SECONDS = 86400
 TTL_AFTER_FAILURE_SECONDS = 7 * 86400
 ROLLOUT_SERVICE_ACCOUNT = "mlops-rollout"  # manifests/base: get/patch rollouts, list analysisruns
 RUN_LABELS_SERVICE_ACCOUNT = "mlops-run-labels"  # manifests/base: patch workflows (the exit handler only)
-# Report folders and files that Argo's UI shows in its artifact viewer: only an artifact stored without archiving
-# can be viewed (a .tgz cannot), so every report is stored as it is; the bundle, holdout and dataset stay archived.
+# Every artifact is stored as it is, not as a .tgz: Argo's UI can show a report only when it is stored so, and the
+# validated data, the holdout (Parquet) and the bundle (a zipped skops file, JSON) do not compress: gzip saved ~5% of
+# their bytes for ~1.4 s of CPU inside the tasks at 1M rows. Argo's S3 driver stores a folder file by file.
 UNARCHIVED = m.ArchiveStrategy(none=m.NoneStrategy())
 # The value an output shows when its step did not write it (or did not run).
 NO_VERSION = "none"
@@ -171,7 +172,7 @@ def build_training(policy: Policy, image: str = _common.DEFAULT_IMAGE) -> Workfl
             image,
             inputs=[Parameter(name="dataset"), Parameter(name="policy")],
             outputs=[
-                Artifact(name="validated", path="/tmp/validated"),
+                Artifact(name="validated", path="/tmp/validated", archive=UNARCHIVED),
                 Artifact(name="validation-report", path="/tmp/validation.json", archive=UNARCHIVED),
             ],
             args=[
@@ -192,8 +193,8 @@ def build_training(policy: Policy, image: str = _common.DEFAULT_IMAGE) -> Workfl
                 Parameter(name="drifted-features"),
             ],
             outputs=[
-                Artifact(name="bundle", path="/tmp/bundle"),
-                Artifact(name="holdout", path="/tmp/holdout.parquet"),
+                Artifact(name="bundle", path="/tmp/bundle", archive=UNARCHIVED),
+                Artifact(name="holdout", path="/tmp/holdout.parquet", archive=UNARCHIVED),
                 Parameter(name="fingerprint", value_from=m.ValueFrom(path="/tmp/fingerprint")),
             ],
             args=[
