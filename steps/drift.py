@@ -3,7 +3,8 @@ when it fires, one webhook call per drift episode (the cooldown is a compare-and
 
     python -m steps.drift --model M [--registry LOC] [--policy FILE]
                           [--current DATASET | --prometheus URL | --metrics-url URL [--metrics-url URL ...]]
-                          [--report-dir DIR] [--webhook URL] [--token-file F] [--pushgateway URL]
+                          [--report-dir DIR] [--verdict-out FILE] [--webhook URL] [--token-file F]
+                          [--pushgateway URL]
 
 The current distribution comes from exactly one source: a dataset; Prometheus (the increase of the servers'
 model_feature_bin_total over the policy's window, through prometheus-api-client); or the servers' own /metrics
@@ -26,12 +27,13 @@ import sys
 from pathlib import Path
 
 from steps._core.errors import UsageError, run
+from steps._core.files import write_text
 from steps._core.policy import DriftPolicy, load_policy, policy_path
 from steps._drift import binned, outputs, rule, sources, webhook
 from steps._drift.methods import RAW_METHODS, DriftMethodError
 from steps._drift.pushgateway import push_metrics
 from steps._drift.reference import reference_profile, stored_ecdfs
-from steps._drift.report import drift_report, write_reports
+from steps._drift.report import drift_report, headline, write_reports
 from steps._drift.rule import DriftResult
 from steps._drift.trigger import Trigger, trigger
 from steps._storage.registry import Registry
@@ -92,6 +94,8 @@ def _parser() -> argparse.ArgumentParser:
                         "and /metrics/canary), read directly; repeatable: the counters are summed")
     p.add_argument("--report-dir", type=Path, default=Path("drift-report"),
                    help="where drift.json and its page, index.html, go")
+    p.add_argument("--verdict-out", type=Path, default=None,
+                   help="write the page's verdict line here (the drift CronWorkflow's `verdict` output)")
     p.add_argument("--webhook", default=None, help="the retrain webhook URL (default: $MLOPS_WEBHOOK_URL)")
     p.add_argument("--token-file", help=f"file holding the webhook's bearer token (else ${webhook.TOKEN_ENV})")
     p.add_argument("--pushgateway", default=None, help="push drift metrics here (default: $MLOPS_PUSHGATEWAY_URL)")
@@ -128,8 +132,10 @@ def main(argv: list[str] | None = None) -> int:
                               backoff=args.webhook_backoff, attempts=args.webhook_attempts)
         finally:
             # The report is written whatever the webhook did: a failed POST is in it (trigger "error").
-            write_reports(args.report_dir, drift_report(args.model, version, source, result, outcome,
-                                                        policy.drift.window), result)
+            doc = drift_report(args.model, version, source, result, outcome, policy.drift.window)
+            write_reports(args.report_dir, doc, result)
+            if args.verdict_out is not None:  # the Workflow's output: what the check found and did, in one line
+                write_text(args.verdict_out, headline(doc)[0])
             if pushgateway:
                 push_metrics(pushgateway, args.model, version, result)
         print(f"drift: {args.model} v{version}: {result.reason}; decision {result.decision}; "

@@ -91,6 +91,7 @@ def build_cron_workflow(policy: Policy, image: str = _common.DEFAULT_IMAGE) -> d
             "--policy", f"{_common.POLICY_MOUNT}/{model}.yaml",
             "--prometheus", "{{workflow.parameters.prometheus-url}}",
             "--report-dir", "/tmp/drift-report",
+            "--verdict-out", "/tmp/drift-verdict",
             "--webhook", "{{workflow.parameters.webhook-url}}",
             "--token-file", f"{TOKEN_MOUNT}/{WEBHOOK_SECRET_KEY}",
         ],
@@ -107,9 +108,14 @@ def build_cron_workflow(policy: Policy, image: str = _common.DEFAULT_IMAGE) -> d
         "name": "drift-check",
         "container": container,
         # Stored as it is (not a .tgz), so the Argo UI's artifact viewer opens the report's index.html.
-        "outputs": {"artifacts": [{"name": "drift-report", "path": "/tmp/drift-report", "archive": {"none": {}},
-                                   # a key ending in `/`: the UI opens a folder only then (training.report_folder)
-                                   "s3": {"key": f"{_common.REPORT_KEY_PREFIX}/drift-report/"}}]},
+        "outputs": {
+            "artifacts": [{"name": "drift-report", "path": "/tmp/drift-report", "archive": {"none": {}},
+                           # a key ending in `/`: the UI opens a folder only then (training.report_folder)
+                           "s3": {"key": f"{_common.REPORT_KEY_PREFIX}/drift-report/"}}],
+            # The run's outputs panel: what the check found and did, the report's verdict line.
+            "parameters": [{"name": "verdict", "valueFrom": {"path": "/tmp/drift-verdict", "default": "unknown"},
+                            "description": "what the check found and did (the drift report's verdict)"}],
+        },
         "activeDeadlineSeconds": 900,
         "retryStrategy": {
             "limit": "3",

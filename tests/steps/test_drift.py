@@ -4,6 +4,7 @@ servers' /metrics pages read directly."""
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import subprocess
@@ -100,7 +101,8 @@ def args(registry_dir: Path, policy: Path, current: Path, hook: Hook, token_file
 def test_drifted_dataset_triggers_one_retrain_naming_the_drifted_features(
         registry_dir: Path, small_policy: Path, data: dict[str, Path], hook: Hook, token_file: Path,
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = drift.main(args(registry_dir, small_policy, data["drifted"], hook, token_file, tmp_path / "r"))
+    code = drift.main(args(registry_dir, small_policy, data["drifted"], hook, token_file, tmp_path / "r",
+                           "--verdict-out", str(tmp_path / "verdict")))
     assert code == 0
     assert len(hook.requests) == 1
     request = hook.requests[0]
@@ -121,6 +123,10 @@ def test_drifted_dataset_triggers_one_retrain_naming_the_drifted_features(
     assert "<svg role='img'" in page and "data:" not in page and "amount" in page
     assert "Drifted: " in page and "webhook called, retraining requested (HTTP 200" in page
     assert "trigger sent" in capsys.readouterr().out
+    # The CronWorkflow's `verdict` output: the page's verdict line, naming what was done.
+    verdict = (tmp_path / "verdict").read_text()
+    assert verdict.startswith("Drifted: ") and "webhook called, retraining requested (HTTP 200" in verdict
+    assert verdict in html.unescape(page) and "\n" not in verdict
 
 
 def test_undrifted_data_posts_nothing(registry_dir: Path, small_policy: Path, data: dict[str, Path], hook: Hook,

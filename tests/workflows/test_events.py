@@ -128,3 +128,8 @@ def test_drift_checks_have_a_title_a_schedule_trigger_and_an_unarchived_report(o
     assert check["outputs"]["artifacts"] == [{
         "name": "drift-report", "path": "/tmp/drift-report", "archive": {"none": {}},
         "s3": {"key": "{{workflow.namespace}}/{{workflow.name}}/{{pod.name}}/drift-report/"}}]
+    # The run's outputs panel says what the check found and did: the report's verdict line, from the step's file.
+    [verdict] = check["outputs"]["parameters"]
+    assert verdict["name"] == "verdict" and verdict["valueFrom"] == {"path": "/tmp/drift-verdict", "default": "unknown"}
+    args = check["container"]["args"]
+    assert args[args.index("--verdict-out") + 1] == verdict["valueFrom"]["path"]
