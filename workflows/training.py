@@ -76,6 +76,8 @@ RESULT_EXPRESSION = (
     f"({_OUTPUTS}.passed ?? '') == 'false' || ({_OUTPUTS}.outcome ?? '') == 'aborted' ? 'rejected' : "
     f"({_OUTPUTS}.version ?? '{NO_VERSION}') != '{NO_VERSION}' ? 'registered' : 'failed'"
 )
+# Shown on the exit node, where a rejected run (Failed: Argo gives its DAG no outputs) still names its failed gates.
+FAILED_GATES_EXPRESSION = f"{_OUTPUTS}.['failed-gates'] ?? '{UNKNOWN}'"
 RESULT_TEMPLATE = "label-result"
 
 
@@ -351,6 +353,8 @@ def result_labels_template() -> Resource:
             Parameter(name="version", value=f"{{{{={VERSION_EXPRESSION}}}}}", description="the registered version"),
             Parameter(name="result", value=f"{{{{={RESULT_EXPRESSION}}}}}",
                       description="promoted, rejected (by the gates or the canary), registered or failed"),
+            Parameter(name="failed-gates", value=f"{{{{={FAILED_GATES_EXPRESSION}}}}}",
+                      description="the gates the candidate failed (none when it passed; unknown when not gated)"),
         ],
         action="patch",
         merge_strategy="merge",

@@ -336,6 +336,6 @@ def test_a_rejected_candidate_is_labelled_rejected_with_its_version(template, tm
     assert result.labels[_common.TRIGGER_LABEL] == "manual"
     [exit_node] = [n for name, n in result.nodes.items() if name.endswith(".onExit")]
     assert exit_node.phase == "Succeeded"
-    assert exit_node.inputs["parameters"] == {"version": "1", "result": "rejected"}
+    assert exit_node.inputs["parameters"] == {"version": "1", "result": "rejected", "failed-gates": "model_size_mb"}
     assert result.nodes["gate"].outputs["parameters"]["failed-gates"] == "model_size_mb"
     assert_valid_labels(result.labels)
