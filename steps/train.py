@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -31,7 +30,7 @@ from steps._core import threads as _threads
 from steps._core.categories import key
 from steps._core.documents import BundleManifest, CompiledPredictorRecord, ContractRecord, TrainingRecord
 from steps._core.errors import UsageError, run
-from steps._core.files import replacing, write_json, write_text
+from steps._core.files import publish_folder, replacing, write_json, write_text
 from steps._core.policy import DataPolicy, Feature, Policy, load_policy
 from steps._drift import ecdf as _drift
 from steps._model import bundle as _bundle
@@ -84,7 +83,7 @@ class TrainResult:
             # Always Parquet, whatever the name: Argo picks artifact paths.
             with replacing(Path(holdout_path)) as tmp_holdout:
                 self.holdout.to_parquet(tmp_holdout, index=False)
-            _publish(tmp, bundle_dir)
+            publish_folder(tmp, bundle_dir, _bundle.MANIFEST)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -355,29 +354,6 @@ def _compiled_predictor(pipeline: Any, estimator: str,
         return None, {"file": None, "reason": str(err)}
     return trees, {"file": _predictor.TREES_FILE, "format": _predictor.FORMAT, "trees": len(trees["trees"]),
                    "nodes": sum(len(t["leaf"]) for t in trees["trees"])}
-
-
-def _publish(new: Path, target: Path) -> None:
-    """Rename the finished folder `new` to `target`; a previous bundle there (a re-run) is replaced whole."""
-    if not target.exists():
-        new.rename(target)
-        return
-    aside = target.with_name(f".{target.name}.old-{new.name.rsplit('-', 1)[-1]}")
-    try:
-        target.rename(aside)
-    except OSError:
-        # A mount point (a volume mounted at the output path) cannot be renamed: fill it in, manifest last.
-        for old in target.iterdir():
-            if old.is_dir():
-                shutil.rmtree(old)
-            else:
-                old.unlink()
-        for path in sorted(new.iterdir(), key=lambda p: p.name == _bundle.MANIFEST):
-            os.replace(path, target / path.name)
-        new.rmdir()
-        return
-    new.rename(target)
-    shutil.rmtree(aside, ignore_errors=True)
 
 
 def _git_commit() -> str:

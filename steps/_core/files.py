@@ -48,3 +48,26 @@ def write_text(path: Path, text: str) -> None:
 def write_json(path: Path, obj: Any) -> None:
     """Indented, keys sorted (stable diffs), anything JSON lacks (a datetime, a Path) as its string."""
     write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def publish_folder(new: Path, target: Path, last: str) -> None:
+    """Rename the finished folder `new` to `target`, replacing a previous one there whole (a re-run). A mount point
+    (a volume at an artifact's path) cannot be renamed: it is emptied and filled, the file named `last` (the one
+    readers look for first: a bundle's manifest, a page's index.html) moved in last."""
+    import shutil
+
+    if not target.exists():
+        new.rename(target)
+        return
+    aside = target.with_name(f".{target.name}.old-{new.name.rsplit('-', 1)[-1]}")
+    try:
+        target.rename(aside)
+    except OSError:
+        for old in target.iterdir():
+            shutil.rmtree(old) if old.is_dir() and not old.is_symlink() else old.unlink()
+        for path in sorted(new.iterdir(), key=lambda p: p.name == last):
+            os.replace(path, target / path.name)
+        new.rmdir()
+        return
+    new.rename(target)
+    shutil.rmtree(aside, ignore_errors=True)

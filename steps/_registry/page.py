@@ -5,12 +5,12 @@ them. Written into a temporary folder and renamed into place, so a reader never 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 from pathlib import Path
 
 from steps._core.errors import UsageError
+from steps._core.files import publish_folder
 from steps._core.html import esc, facts, figure, page, table, tag, verdict
 from steps._registry.plots import metric_svg
 from steps._registry.views import RegistryView, VersionView, read
@@ -38,31 +38,11 @@ def write_report(reg: Registry, model: str, out: Path, flag: str = "--out") -> P
             indent=2, sort_keys=True) + "\n")
         (staging / "index.html").write_text(index_page(view))
         staging.chmod(0o755)  # mkdtemp's 0700 would hide the page from a server running as another user
-        _publish(staging, out)
+        publish_folder(staging, out, "index.html")
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return out / "index.html"
-
-
-def _publish(new: Path, target: Path) -> None:
-    """Rename the finished folder over `target`; an earlier page there is replaced whole."""
-    if not target.exists():
-        new.rename(target)
-        return
-    aside = target.with_name(f".{target.name}.old-{new.name.rsplit('-', 1)[-1]}")
-    try:
-        target.rename(aside)
-    except OSError:
-        # A mount point (a volume at an artifact's path) cannot be renamed: empty it and fill it, index.html last.
-        for old in target.iterdir():
-            shutil.rmtree(old) if old.is_dir() and not old.is_symlink() else old.unlink()
-        for path in sorted(new.iterdir(), key=lambda p: p.name == "index.html"):
-            os.replace(path, target / path.name)
-        new.rmdir()
-        return
-    new.rename(target)
-    shutil.rmtree(aside, ignore_errors=True)
 
 
 # ---- index.html ---------------------------------------------------------------------------------------------
