@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from workflows.local.engine.nodes import Outputs
-from workflows.local.engine.pods import PodRefused, PodResult, PodSpec
+from workflows.local.engine.pods import AgentTask, PodRefused, PodResult, PodSpec
 from workflows.local.lang.errors import LangError
 from workflows.local.lang.exprlang import compile_expr
 from workflows.local.lang.gotypes import StrList
@@ -49,7 +49,7 @@ def start(spec: PodSpec, pod_dir: Path) -> Request:
     return Request(spec, pod_dir).start()
 
 
-class Request:
+class Request(AgentTask):
     """A PodHandle for one HTTP request, made on a thread."""
 
     def __init__(self, spec: PodSpec, pod_dir: Path):
@@ -63,14 +63,6 @@ class Request:
     def start(self) -> Request:
         self._thread.start()
         return self
-
-    @property
-    def ready(self) -> bool:
-        return False
-
-    @property
-    def pod_ip(self) -> str:
-        return "127.0.0.1"
 
     def poll(self) -> PodResult | None:
         if self._stopped is not None:

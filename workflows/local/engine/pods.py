@@ -100,6 +100,19 @@ class PodHandle(Protocol):
         `message` (a daemon stopped by its scope: Succeeded), outputs collected as far as they exist."""
 
 
+class AgentTask:
+    """The base of a PodHandle for what Argo runs in its agent or executor rather than in a pod of its own (an HTTP
+    request, a resource patch of the Workflow): never a daemon, nothing listening."""
+
+    @property
+    def ready(self) -> bool:
+        return False
+
+    @property
+    def pod_ip(self) -> str:
+        return "127.0.0.1"
+
+
 class Executor(Protocol):
     def start(self, spec: PodSpec) -> PodHandle:
         """Start the pod's processes and return at once. Raises PodRefused for what cannot run here (found at

@@ -41,7 +41,7 @@ import yaml
 
 from workflows.local.engine.metadata import LABEL_COMPLETED, LABEL_PHASE, label_key_valid, label_value_errors
 from workflows.local.engine.nodes import FAILED, SUCCEEDED, Outputs, Parameter
-from workflows.local.engine.pods import PodResult, PodSpec
+from workflows.local.engine.pods import AgentTask, PodResult, PodSpec
 from workflows.local.engine.state import Operation
 
 API_VERSION = "argoproj.io/v1alpha1"
@@ -213,7 +213,7 @@ def read_json_path(path: str, workflow: str, namespace: str, labels: Mapping[str
     return (labels if kind == "labels" else annotations).get(key, "")
 
 
-class ResourcePatch:
+class ResourcePatch(AgentTask):
     """A PodHandle for a resource template that patches this Workflow: the patch is applied when first polled
     (the pass after the node was created, as a pod runs after it is created)."""
 
@@ -221,14 +221,6 @@ class ResourcePatch:
         self.op, self.spec, self.namespace = op, spec, namespace
         self.result: PodResult | None = None
         self.started = time.time()
-
-    @property
-    def ready(self) -> bool:
-        return False
-
-    @property
-    def pod_ip(self) -> str:
-        return "127.0.0.1"
 
     def poll(self) -> PodResult | None:
         if self.result is None:
